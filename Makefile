@@ -1,0 +1,34 @@
+# Two commands do all set-up on a fresh machine:
+#   make run    create .venv, install stagectl, run the demo stage
+#   make test   create .venv, install stagectl with its test extras, run the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAGE  ?= stages/demo.yaml
+ARGS   ?=
+
+.PHONY: run test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
+	$(BIN)/stagectl run $(STAGE) $(ARGS)
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(ARGS)
+
+bench: $(VENV)/.installed-run
+	$(BIN)/python -m bench all
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,58 @@
+"""The ``stagectl`` command line.
+
+Each subcommand lives in ``stagectl/commands/<name>.py`` with ``add_arguments(parser)`` and ``main(args)``;
+arguments are parsed before any heavy import (Numba, OpenGL, OpenCV). User errors print one clear message and
+exit with their code (2 for bad files and arguments), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from stagectl import __version__
+from stagectl.errors import StageError
+
+# name -> one-line help; the module stagectl.commands.<name> implements it
+COMMANDS = {
+    "check": "validate a stage file and print a summary of walls, cabinets, processors, outputs and cameras",
+    "run": "run a stage (today: the per-frame frustum maths for each camera, on simulated tracking)",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stagectl",
+        description="Virtual-production stage controller and LED-wall render bridge.",
+    )
+    parser.add_argument("--version", action="version", version=f"stagectl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        module = importlib.import_module(f"stagectl.commands.{name}")
+        p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(f"stagectl.commands.{args.command}")
+    try:
+        return int(module.main(args) or 0)
+    except StageError as exc:
+        print(f"stagectl {args.command}: error:\n{exc}" if "\n" in str(exc) else f"stagectl {args.command}: error: {exc}",
+              file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("stagectl: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``stagectl`` subcommand (see stagectl.cli)."""
