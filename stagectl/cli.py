@@ -17,7 +17,7 @@ from stagectl.errors import StageError
 # name -> one-line help; the module stagectl.commands.<name> implements it
 COMMANDS = {
     "check": "validate a stage file and print a summary of walls, cabinets, processors, outputs and cameras",
-    "run": "run a stage (today: the per-frame frustum maths for each camera, on simulated tracking)",
+    "run": "run a stage (today: the per-frame frustum maths of each camera on simulated tracking)",
 }
 
 

@@ -7,13 +7,19 @@ subclass whose message is complete on its own; the CLI prints it without a trace
 
 from __future__ import annotations
 
-__all__ = ["StageError", "ConfigError", "ConfigErrors"]
+__all__ = ["StageError", "UsageError", "ConfigError", "ConfigErrors"]
 
 
 class StageError(Exception):
     """Base of every error stagectl reports to a user."""
 
     exit_code = 1
+
+
+class UsageError(StageError):
+    """A bad command-line value."""
+
+    exit_code = 2
 
 
 class ConfigError(StageError):

@@ -23,8 +23,9 @@ DEMO = STAGES / "demo.yaml"
 
 
 def _write(tmp_path: Path, text: str, name: str = "stage.yaml") -> Path:
+    """Write a stage into tmp_path; its lens path still points at the shipped lens files (same line count)."""
     p = tmp_path / name
-    p.write_text(text)
+    p.write_text(text.replace("lens: lenses/", f"lens: {STAGES / 'lenses'}/"))
     return p
 
 
@@ -272,3 +273,35 @@ def test_frame_rate_forms(tmp_path: Path) -> None:
         r = load_stage(p).frame_rate
         assert (r.num, r.den) == exact
         assert math.isclose(r.fps, exact[0] / exact[1])
+
+
+def test_missing_lens_file(tmp_path: Path) -> None:
+    text = _demo_with("lens: lenses/zoom_24-70.yaml", "lens: nowhere/lens.yaml")
+    p = tmp_path / "stage.yaml"
+    p.write_text(text)
+    (err,) = _errors(p)
+    assert err.startswith(f"{p}:{_line_of(text, 'nowhere/lens.yaml')}: cameras[0].lens: file not found: nowhere/lens.yaml")
+
+
+def test_a_broken_lens_file_is_reported_at_its_own_line(tmp_path: Path) -> None:
+    lens_text = (STAGES / "lenses" / "zoom_24-70.yaml").read_text()
+    bad = lens_text.replace("focal_length_mm: 24.000", "focal_length_mm: -24.000", 1)
+    assert bad != lens_text
+    (tmp_path / "lenses").mkdir()
+    lens = tmp_path / "lenses" / "zoom_24-70.yaml"
+    lens.write_text(bad)
+    p = tmp_path / "stage.yaml"
+    p.write_text(DEMO.read_text())
+    errs = _errors(p)
+    assert len(errs) == 1
+    assert f"zoom_24-70.yaml:{_line_of(bad, 'focal_length_mm: -24.000')}:" in errs[0]
+    assert "focal_length_mm" in errs[0]
+
+
+def test_demo_camera_has_its_lens() -> None:
+    cam = load_stage(DEMO).cameras[0]
+    assert cam.lens_file is not None
+    ev = cam.lens_file.evaluate(0.0, 0.0)
+    raw = yaml.safe_load((STAGES / "lenses" / "zoom_24-70.yaml").read_text())
+    first = next(pt for pt in raw["points"] if pt["zoom"] == 0.0 and pt["focus"] == 0.0)
+    assert ev.focal_length_mm == pytest.approx(first["focal_length_mm"])

@@ -25,6 +25,7 @@ __all__ = [
     "MapReader",
     "load_document",
     "describe",
+    "display_path",
     "string",
     "boolean",
     "integer",
@@ -92,6 +93,14 @@ def describe(node: Node) -> str:
     if isinstance(node, MappingNode):
         return "a mapping"
     return "an unreadable value"
+
+
+def display_path(p: str | Path) -> str:
+    """A path as a user would type it here: relative to the working directory when below it."""
+    try:
+        return str(Path(p).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)
 
 
 def line_of(node: Node | None) -> int | None:

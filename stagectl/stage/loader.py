@@ -17,6 +17,7 @@ from stagectl.config.reader import (
     Invalid,
     MapReader,
     describe,
+    display_path,
     integer,
     load_document,
     number,
@@ -26,6 +27,8 @@ from stagectl.config.reader import (
     string,
     vector,
 )
+from stagectl.errors import ConfigErrors
+from stagectl.lens.lensfile import load_lens_file
 from stagectl.stage import geometry as geo
 from stagectl.stage.model import (
     SCHEMA_VERSION,
@@ -255,7 +258,15 @@ def _camera(ctx: Context, node: Node, path: str) -> tuple[Camera | None, Node | 
     r.done()
     if _bad(name, tracking, t, rot, sensor, lens) or not r.ok:
         return None, None
-    return Camera(name, tracking, t, rot, sensor, lens), r.node_of("tracking")
+    lens_file = None
+    if lens is not None:
+        try:
+            lens_file = load_lens_file(lens, display=display_path(lens))
+        except ConfigErrors as exc:  # the lens file's own file:line errors join the stage's
+            ctx.errors.extend(exc.errors)
+            return None, None
+    return Camera(name, tracking, t, rot, sensor, lens, lens_file), r.node_of("tracking")
+
 
 
 def _render(ctx: Context, r: MapReader | None) -> RenderSettings | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stagectl.lens.lensfile import LensFile
 from stagectl.stage.geometry import WallGeometry
 from stagectl.sync.timebase import FrameRate
 from stagectl.transforms import transform_from_pose
@@ -125,6 +126,7 @@ class Camera:
     tracker_offset_rotation: tuple[float, float, float]  # pan, tilt, roll degrees
     sensor_mm: tuple[float, float]
     lens: Path | None
+    lens_file: LensFile | None = None  # the loaded, validated lens file at ``lens``
 
     @property
     def T_body_camera(self) -> np.ndarray:

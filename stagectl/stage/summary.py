@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stagectl.config.reader import display_path
 from stagectl.stage.model import Stage
 
 __all__ = ["stage_summary", "format_summary"]
@@ -61,7 +62,8 @@ def stage_summary(stage: Stage) -> dict[str, Any]:
                     "simulate": src.simulate,
                 },
                 "sensor_mm": list(c.sensor_mm),
-                "lens": str(c.lens) if c.lens else None,
+                "lens": display_path(c.lens) if c.lens else None,
+                "lens_name": c.lens_file.name if c.lens_file else None,
             }
         )
     return {
@@ -115,7 +117,7 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append(
             f'  {c["name"]}  tracking {t["source"]} ({t["protocol"]} on {t["bind"]}, camera id {t["camera_id"]}, '
             f'profile {t["encoder_profile"]}, delay {t["delay_frames"]:g} frames{sim})  sensor '
-            f'{c["sensor_mm"][0]:g} x {c["sensor_mm"][1]:g} mm  lens {c["lens"] or "(none)"}'
+            f'{c["sensor_mm"][0]:g} x {c["sensor_mm"][1]:g} mm  lens {c["lens_name"] + " (" + c["lens"] + ")" if c["lens"] else "(none)"}'
         )
     r = s["render"]
     lines += [

@@ -1,0 +1,1 @@
+"""Plain-numpy reference twins of the production kernels, for tests and benches (clarity over speed)."""
