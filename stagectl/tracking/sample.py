@@ -1,0 +1,386 @@
+"""Typed tracking sample shared by every tracking protocol (FreeD, OpenTrackIO, ...).
+
+Everything here is a frozen dataclass built by a codec in ``stagectl.tracking.codecs``. Frames and units
+follow ``docs/conventions.md``:
+
+* a :class:`Pose` is ``T_parent_child`` in the ``tracking`` frame (right-handed, Z up, Y forward at zero
+  rotation): ``x, y, z`` in **metres**, ``pan, tilt, roll`` in **degrees** with
+  ``R = Rz(pan) @ Rx(tilt) @ Ry(roll)`` (pan > 0 turns the view left, tilt > 0 looks up, roll > 0 is clockwise
+  seen from behind the camera). FreeD's pan sign is already flipped by its codec.
+* :attr:`TrackingSample.pose_frame` says which child frame the pose places: ``"body"`` (the tracked head,
+  FreeD: ``T_tracking_body``) or ``"camera"`` (OpenTrackIO's composed transform chain: ``T_tracking_camera``).
+* times are integer nanoseconds of the source's PTP clock (``seconds * 10**9 + nanoseconds``); rates are exact
+  ``(num, den)`` tuples, never floats.
+* lens values keep the units OpenTrackIO uses: focal length and sensor offsets in **mm**, distances in **m**.
+
+Optional fields are ``None`` when the source did not send them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+
+from stagectl.transforms import ptr_deg_from_rotation, transform_from_pose
+
+__all__ = [
+    "DEFAULT_DISTORTION_MODEL",
+    "FRAME_BODY",
+    "FRAME_CAMERA",
+    "PROTOCOL_FREED",
+    "PROTOCOL_OPENTRACKIO",
+    "Distortion",
+    "ExposureFalloff",
+    "GlobalStage",
+    "LensEncoders",
+    "LensState",
+    "Pose",
+    "PtpSync",
+    "Rational",
+    "RawEncoders",
+    "SensorDimensions",
+    "SensorResolution",
+    "StaticCamera",
+    "StaticInfo",
+    "StaticLens",
+    "StaticTracker",
+    "SyncOffsets",
+    "Synchronization",
+    "Timecode",
+    "Timing",
+    "TrackerStatus",
+    "TrackingSample",
+    "Transform",
+]
+
+Rational = tuple[int, int]
+"""An exact rate or duration ``(numerator, denominator)``, e.g. ``(24000, 1001)`` for 23.976 Hz."""
+
+PROTOCOL_FREED: Final = "FreeD"
+PROTOCOL_OPENTRACKIO: Final = "OpenTrackIO"
+FRAME_BODY: Final = "body"
+FRAME_CAMERA: Final = "camera"
+DEFAULT_DISTORTION_MODEL: Final = "Brown-Conrady D-U"
+"""Model of a ``lens.distortion[]`` entry that names none (OpenTrackIO: maps distorted -> undistorted)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pose:
+    """A rigid pose ``T_parent_child`` in the stage conventions.
+
+    ``x, y, z``: metres, position of the child origin in the parent frame (``tracking`` for a tracker sample).
+    ``pan, tilt, roll``: degrees, ``R = Rz(pan) @ Rx(tilt) @ Ry(roll)`` (see ``docs/conventions.md``).
+    """
+
+    x: float = 0.0
+    y: float = 0.0
+    z: float = 0.0
+    pan: float = 0.0
+    tilt: float = 0.0
+    roll: float = 0.0
+
+    def matrix(self) -> np.ndarray:
+        """The 4x4 homogeneous ``T_parent_child`` (float64, acts on column vectors, metres)."""
+        return transform_from_pose(self.x, self.y, self.z, self.pan, self.tilt, self.roll)
+
+    @classmethod
+    def from_matrix(cls, T: np.ndarray) -> Pose:
+        """Pose of a rigid 4x4 ``T_parent_child`` (tilt in [-90, 90]; at |tilt| = 90 roll folds into pan)."""
+        T = np.asarray(T, dtype=np.float64)
+        pan, tilt, roll = ptr_deg_from_rotation(T[:3, :3])
+        return cls(float(T[0, 3]), float(T[1, 3]), float(T[2, 3]), pan, tilt, roll)
+
+
+@dataclass(frozen=True, slots=True)
+class Transform:
+    """One entry of OpenTrackIO's ``transforms[]``: a pose of a child frame in its parent, plus optional
+    scale.
+
+    ``pose`` is in metres / degrees, OpenTrackIO's pan sign (= stagectl's). ``scale`` is the unitless per-axis
+    scale ``(x, y, z)`` that applies to the frames below this one (``None``: not sent, i.e. 1). ``id`` is the
+    sender's name for the frame, e.g. ``"Camera"``.
+    """
+
+    pose: Pose
+    scale: tuple[float, float, float] | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LensEncoders:
+    """Normalised lens encoder positions in 0..1, OpenTrackIO directions.
+
+    ``focus``: 0 = infinity, 1 = closest; ``iris``: 0 = open, 1 = closed; ``zoom``: 0 = wide, 1 = tele.
+    """
+
+    focus: float | None = None
+    iris: float | None = None
+    zoom: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RawEncoders:
+    """Raw integer encoder counts before homing / ranging (OpenTrackIO ``rawEncoders``, FreeD zoom/focus)."""
+
+    focus: int | None = None
+    iris: int | None = None
+    zoom: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Distortion:
+    """One OpenTrackIO ``lens.distortion[]`` entry.
+
+    Coefficients apply to the image radius in **mm on the sensor** (OpenLensIO convention, not OpenCV's
+    normalised coordinates). ``overscan`` is a unitless factor >= 1.
+    """
+
+    radial: tuple[float, ...]
+    tangential: tuple[float, ...] | None = None
+    overscan: float | None = None
+    model: str = DEFAULT_DISTORTION_MODEL
+
+
+@dataclass(frozen=True, slots=True)
+class ExposureFalloff:
+    """Vignetting coefficients ``a1`` (required), ``a2``, ``a3`` (OpenTrackIO ``lens.exposureFalloff``)."""
+
+    a1: float
+    a2: float | None = None
+    a3: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LensState:
+    """The lens at the sample instant. Every field is optional.
+
+    * ``focal_length_mm``: pinhole focal length, mm (> 0).
+    * ``focus_distance_m``: focus distance, m (> 0).
+    * ``f_stop``, ``t_stop``: f-number and t-number (> 0).
+    * ``entrance_pupil_offset_m``: entrance pupil from the nominal image plane, m, positive toward the subject
+      (``T_camera_pupil = translate(0, e, 0)``).
+    * ``encoders`` / ``raw_encoders``: normalised / raw encoder positions.
+    * ``distortion``: distortion models, in the sender's order.
+    * ``distortion_offset_mm``, ``projection_offset_mm``: ``(x, y)`` on the sensor in mm, **as the protocol
+      sends them** (OpenTrackIO does not state the y direction; see the OpenTrackIO codec docstring).
+    * ``exposure_falloff``: vignetting coefficients; ``custom``: OpenTrackIO ``lens.custom`` numbers.
+    """
+
+    focal_length_mm: float | None = None
+    focus_distance_m: float | None = None
+    f_stop: float | None = None
+    t_stop: float | None = None
+    entrance_pupil_offset_m: float | None = None
+    encoders: LensEncoders | None = None
+    raw_encoders: RawEncoders | None = None
+    distortion: tuple[Distortion, ...] | None = None
+    distortion_offset_mm: tuple[float, float] | None = None
+    projection_offset_mm: tuple[float, float] | None = None
+    exposure_falloff: ExposureFalloff | None = None
+    custom: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Timecode:
+    """SMPTE timecode of the sample: ``hours:minutes:seconds:frames`` at ``rate`` (exact ``(num, den)`` Hz).
+
+    ``sub_frame`` is the zero-based division of the frame (0 when not sent); ``drop_frame`` is the drop-frame
+    flag (False when not sent; OpenTrackIO >= 1.0.1 only).
+    """
+
+    hours: int
+    minutes: int
+    seconds: int
+    frames: int
+    rate: Rational
+    sub_frame: int = 0
+    drop_frame: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOffsets:
+    """Offsets in **seconds** between the synchronisation signal and the sample, per data kind."""
+
+    translation_s: float | None = None
+    rotation_s: float | None = None
+    lens_encoders_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PtpSync:
+    """PTP details of a synchronisation source (OpenTrackIO ``timing.synchronization.ptp``).
+
+    ``leader_priorities`` is ``(priority1, priority2)``; ``leader_accuracy_s`` and ``mean_path_delay_s`` are
+    seconds; ``leader_identity`` is the leader's MAC address as sent.
+    """
+
+    profile: str
+    domain: int
+    leader_identity: str
+    leader_priorities: tuple[int, int]
+    leader_accuracy_s: float
+    mean_path_delay_s: float
+    leader_time_source: str | None = None
+    vlan: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Synchronization:
+    """How the tracker is synchronised for this sample.
+
+    ``source`` is one of ``genlock``, ``videoIn``, ``ptp``, ``ntp``; ``frequency`` the sync signal rate
+    ``(num, den)`` Hz.
+    """
+
+    locked: bool
+    source: str
+    frequency: Rational | None = None
+    present: bool | None = None
+    offsets: SyncOffsets | None = None
+    ptp: PtpSync | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Timing of a sample.
+
+    * ``mode``: ``"internal"`` (the sample carries its own PTP time) or ``"external"`` (the transport does).
+    * ``sample_timestamp_ns``: capture instant, integer ns on the source's PTP clock (clock ``ptp``).
+    * ``recorded_timestamp_ns``: recording instant, integer ns, same clock.
+    * ``sample_rate``: ``(num, den)`` Hz; ``sequence_number``: uint32 incremented per sample.
+    """
+
+    mode: str | None = None
+    sample_timestamp_ns: int | None = None
+    recorded_timestamp_ns: int | None = None
+    sample_rate: Rational | None = None
+    sequence_number: int | None = None
+    timecode: Timecode | None = None
+    synchronization: Synchronization | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerStatus:
+    """Free-text tracker state (OpenTrackIO ``tracker``)."""
+
+    notes: str | None = None
+    recording: bool | None = None
+    slate: str | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalStage:
+    """Stage origin in global ENU (``e, n, u`` m) and geodetic (``lat0, lon0`` degrees, ``h0`` m) terms."""
+
+    e: float
+    n: float
+    u: float
+    lat0: float
+    lon0: float
+    h0: float
+
+
+@dataclass(frozen=True, slots=True)
+class SensorDimensions:
+    """Active sensor area in millimetres."""
+
+    width_mm: float
+    height_mm: float
+
+
+@dataclass(frozen=True, slots=True)
+class SensorResolution:
+    """Active sensor area in photosites (pixels)."""
+
+    width_px: int
+    height_px: int
+
+
+@dataclass(frozen=True, slots=True)
+class StaticCamera:
+    """Camera part of the OpenTrackIO ``static`` block. ``shutter_angle_deg`` in (0, 360]."""
+
+    capture_frame_rate: Rational | None = None
+    active_sensor_physical_dimensions: SensorDimensions | None = None
+    active_sensor_resolution: SensorResolution | None = None
+    make: str | None = None
+    model: str | None = None
+    serial_number: str | None = None
+    firmware_version: str | None = None
+    label: str | None = None
+    anamorphic_squeeze: Rational | None = None
+    iso_speed: int | None = None
+    fdl_link: str | None = None
+    shutter_angle_deg: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StaticLens:
+    """Lens part of the OpenTrackIO ``static`` block. Overscan maxima are factors >= 1; focal length in mm."""
+
+    distortion_overscan_max: float | None = None
+    undistortion_overscan_max: float | None = None
+    make: str | None = None
+    model: str | None = None
+    serial_number: str | None = None
+    firmware_version: str | None = None
+    nominal_focal_length_mm: float | None = None
+    calibration_history: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StaticTracker:
+    """Tracker part of the OpenTrackIO ``static`` block."""
+
+    make: str | None = None
+    model: str | None = None
+    serial_number: str | None = None
+    firmware_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StaticInfo:
+    """OpenTrackIO ``static`` block (sent every couple of seconds). ``duration`` is ``(num, den)`` seconds."""
+
+    duration: Rational | None = None
+    camera: StaticCamera | None = None
+    lens: StaticLens | None = None
+    tracker: StaticTracker | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingSample:
+    """One tracking sample from any protocol, in stagectl units and frames.
+
+    * ``protocol``: ``"FreeD"`` or ``"OpenTrackIO"``; ``protocol_version``: ``(major, minor, patch)`` when
+      sent.
+    * ``pose``: ``T_tracking_<pose_frame>`` (metres, degrees, stage conventions); ``pose_frame`` is
+      ``"body"`` for FreeD (the stage's tracker offset applies) and ``"camera"`` for OpenTrackIO.
+    * ``transforms``: OpenTrackIO's individual transforms in list order (``pose`` is their composition).
+    * ``camera_id``: FreeD camera ID (0xFF = all); ``source_number``, ``source_id``, ``sample_id``,
+      ``related_sample_ids``: OpenTrackIO identifiers (``urn:uuid:`` strings).
+    * ``raw``: protocol-specific values with no typed home -- for OpenTrackIO the unknown top-level keys (e.g.
+      ``custom``), for FreeD ``{"spare": int}`` plus what an encoder profile derived from it. Treat as
+      read-only.
+    """
+
+    protocol: str
+    protocol_version: tuple[int, int, int] | None = None
+    pose: Pose | None = None
+    pose_frame: str = FRAME_CAMERA
+    transforms: tuple[Transform, ...] | None = None
+    lens: LensState | None = None
+    timing: Timing | None = None
+    tracker: TrackerStatus | None = None
+    static: StaticInfo | None = None
+    global_stage: GlobalStage | None = None
+    camera_id: int | None = None
+    source_number: int | None = None
+    source_id: str | None = None
+    sample_id: str | None = None
+    related_sample_ids: tuple[str, ...] | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, hash=False)
