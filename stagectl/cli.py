@@ -1,6 +1,7 @@
 """The ``stagectl`` command line.
 
-Each subcommand lives in ``stagectl/commands/<name>.py`` with ``add_arguments(parser)`` and ``main(args)``;
+Each subcommand lives in ``stagectl/commands/<name>.py`` with ``HELP`` (one line), ``add_arguments(parser)``
+and ``main(args)``; the module docstring is its ``--help`` text. Modules import nothing heavy at top level;
 arguments are parsed before any heavy import (Numba, OpenGL, OpenCV). User errors print one clear message and
 exit with their code (2 for bad files and arguments), never a traceback.
 """
@@ -14,11 +15,14 @@ import sys
 from stagectl import __version__
 from stagectl.errors import StageError
 
-# name -> one-line help; the module stagectl.commands.<name> implements it
-COMMANDS = {
-    "check": "validate a stage file and print a summary of walls, cabinets, processors, outputs and cameras",
-    "run": "run a stage (today: the per-frame frustum maths of each camera on simulated tracking)",
-}
+
+def _command_names() -> list[str]:
+    """Every module in stagectl/commands is a subcommand: it defines HELP, add_arguments(parser) and main(args)."""
+    import pkgutil
+
+    import stagectl.commands
+
+    return sorted(m.name for m in pkgutil.iter_modules(stagectl.commands.__path__) if not m.name.startswith("_"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,9 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"stagectl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, help_text in COMMANDS.items():
+    for name in _command_names():
         module = importlib.import_module(f"stagectl.commands.{name}")
-        p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip(),
+        p = sub.add_parser(name, help=module.HELP, description=(module.__doc__ or module.HELP).strip(),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)
     return parser

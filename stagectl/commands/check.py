@@ -7,6 +7,8 @@ and sync settings (or the same as JSON with --json).
 
 from __future__ import annotations
 
+HELP = "validate a stage file and print a summary of walls, cabinets, processors, outputs and cameras"
+
 import argparse
 import json
 

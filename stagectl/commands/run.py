@@ -13,6 +13,8 @@ command says so when it starts and when it stops. Ctrl-C or SIGTERM stops it wit
 
 from __future__ import annotations
 
+HELP = "run a stage (today: the per-frame frustum maths of each camera on simulated tracking)"
+
 import argparse
 import signal
 import sys
