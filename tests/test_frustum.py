@@ -1,4 +1,4 @@
-"""Numba frustum core (stagectl.render.frustum) against plain-numpy twins, OpenCV, Kooima's article and samplers."""
+"""Numba frustum core (stagectl.render.frustum) vs plain-numpy twins, OpenCV, Kooima's article, samplers."""
 
 from __future__ import annotations
 
@@ -13,13 +13,15 @@ import pytest
 
 from stagectl.render import frustum as F
 from stagectl.stage.geometry import (
+    WallGeometry,
     ceiling_geometry,
     curved_wall_geometry,
     flat_wall_geometry,
 )
 from stagectl.transforms import T_CV_CAMERA, invert_transform, transform_from_pose
 
-try:  # pytest puts tests/ on sys.path (no tests/__init__.py); python -m from the repo root sees tests.reference
+# pytest puts tests/ on sys.path (no tests/__init__.py); from the repo root, tests.reference works too
+try:
     from reference import frustum_ref as ref
 except ImportError:  # pragma: no cover
     from tests.reference import frustum_ref as ref
@@ -28,7 +30,7 @@ TOL = 1e-9
 
 
 def assert_close(actual, expected, tol=TOL, what=""):
-    """|a - b| <= tol * max(1, |b|): absolute on normalised quantities, relative where magnitudes are large."""
+    """|a - b| <= tol * max(1, |b|): absolute on normalised quantities, relative on large magnitudes."""
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
     assert actual.shape == expected.shape, (what, actual.shape, expected.shape)
@@ -66,8 +68,8 @@ def random_wall(rng, kind):
         )
     if kind == "curved":
         return curved_wall_geometry(
-            rng.uniform(-1.0, 1.0, 2), rng.uniform(3.0, 10.0), rng.uniform(-60.0, 120.0), rng.uniform(0.0, 0.5),
-            int(rng.integers(2, 22)), int(rng.integers(1, 8)), cab_mm, cab_px,
+            rng.uniform(-1.0, 1.0, 2), rng.uniform(3.0, 10.0), rng.uniform(-60.0, 120.0),
+            rng.uniform(0.0, 0.5), int(rng.integers(2, 22)), int(rng.integers(1, 8)), cab_mm, cab_px,
         )
     raise ValueError(kind)
 
@@ -195,7 +197,8 @@ def test_overscan_unscanned_corners():
             px, py = rng.uniform(-1, 1, 2)
             P = F.compute_camera_projection(f, sw, sh, px, py, overscan, 0.1, 100.0)
             D = rng.uniform(1, 50)
-            for sx, sy, ex, ey in ((-1, -1, ex_l, ex_b), (1, -1, ex_r, ex_b), (-1, 1, ex_l, ex_t), (1, 1, ex_r, ex_t)):
+            corners = ((-1, -1, ex_l, ex_b), (1, -1, ex_r, ex_b), (-1, 1, ex_l, ex_t), (1, 1, ex_r, ex_t))
+            for sx, sy, ex, ey in corners:
                 # GL-eye point on the ray through the unscanned sensor corner (sensor coords from the axis)
                 p = np.array([(sx * sw / 2 - px) / f * D, (sy * sh / 2 - py) / f * D, -D, 1.0])
                 clip = P @ p
@@ -303,7 +306,8 @@ def test_kooima_vs_ref_random():
 
 
 def yawed_screen_doc_example():
-    """Reference doc 8.1 invariant 4: 4 x 2.25 m centred at (0, 1.5, -4), yawed 30 deg about +Y; eye (0.5, 1.6, 0)."""
+    """Reference doc 8.1 invariant 4: 4 x 2.25 m centred at (0, 1.5, -4), yawed 30 deg about +Y,
+    eye (0.5, 1.6, 0)."""
     yaw = math.radians(30.0)
     c = np.array([0.0, 1.5, -4.0])
     right = np.array([math.cos(yaw), 0.0, -math.sin(yaw)])  # +X rotated about +Y
@@ -361,7 +365,9 @@ def test_kooima_on_plane_point_maps_to_normalised_position():
 def kooima_ndc_to_raster(ndc_xy, geometry, f=0):
     """Facet f's Kooima image is the facet's raster: NDC (-1, +1) is raster (x0, 0)."""
     x0, x1 = geometry.x0[f], geometry.x1[f]
-    return np.stack([x0 + (ndc_xy[:, 0] + 1) / 2 * (x1 - x0), (1 - ndc_xy[:, 1]) / 2 * geometry.height_px], axis=1)
+    x = x0 + (ndc_xy[:, 0] + 1) / 2 * (x1 - x0)
+    y = (1 - ndc_xy[:, 1]) / 2 * geometry.height_px
+    return np.stack([x, y], axis=1)
 
 
 def test_kooima_equals_camera_path_on_flat_wall():
@@ -470,7 +476,9 @@ def test_stage_to_raster_round_trip(kind):
         # facet wins, its raster coordinates are kept, the distance is the offset along the facet normal
         f = rng.integers(g.facet_count, size=300)
         span = (g.x1 - g.x0)[f]
-        xy_in = np.column_stack([g.x0[f] + rng.uniform(0.1, 0.9, 300) * span, rng.uniform(0, g.height_px, 300)])
+        xy_in = np.column_stack([
+            g.x0[f] + rng.uniform(0.1, 0.9, 300) * span, rng.uniform(0, g.height_px, 300)
+        ])
         delta = rng.uniform(-0.02, 0.02, 300)
         off = g.raster_to_stage(xy_in) + delta[:, None] * g.facet_normals()[f]
         back_off, dist_off = F.stage_to_raster(g, off)
@@ -479,6 +487,21 @@ def test_stage_to_raster_round_trip(kind):
         assert_close(back_off, back_ref, tol=1e-8, what="off-surface vs twin")
         assert np.array_equal(f_ref, f)
         assert_close(dist_off, np.abs(delta), what="off-surface distance")
+
+
+def test_stage_to_raster_skewed_facets():
+    """The inverse does not assume right ⟂ down (a sheared facet set, built by hand)."""
+    base = curved_wall_geometry((0.0, 0.0), 6.0, 60.0, 0.2, 5, 3, (500.0, 500.0), (64, 64))
+    skewed = WallGeometry(
+        width_px=base.width_px, height_px=base.height_px, cabinet_px=base.cabinet_px,
+        cabinet_m=base.cabinet_m,
+        cols=base.cols, rows=base.rows, x0=base.x0, x1=base.x1, origin=base.origin, right=base.right,
+        down=base.down + 0.4 * base.right,
+    )
+    rng = np.random.default_rng(25)
+    xy = np.column_stack([rng.uniform(0, skewed.width_px, 200), rng.uniform(0, skewed.height_px, 200)])
+    back, dist = F.stage_to_raster(skewed, skewed.raster_to_stage(xy))
+    assert np.abs(back - xy).max() < 1e-8 and dist.max() < 1e-9
 
 
 def test_stage_to_raster_distance_off_flat_wall():
@@ -515,12 +538,12 @@ def sampled_coverage(VP, corners, rows, cols, k, margin=0.0, w_eps=F.W_EPS):
 
 
 def near_frustum_by_dense_cells(VP, quad, k, margin, w_eps):
-    """True when a dense cell grid proves the cabinet comes within one cell of the frustum: some cell wholly in
-    front has a projected corner within the cell's projected diameter of the square."""
+    """True when a dense cell grid proves the cabinet comes within one cell of the frustum: some cell wholly
+    in front has a projected corner within the cell's projected diameter of the square."""
     s_, t_ = np.meshgrid(np.linspace(0, 1, k), np.linspace(0, 1, k))
     tl, tr, br, bl = quad
-    pts = ((1 - s_) * (1 - t_))[..., None] * tl + (s_ * (1 - t_))[..., None] * tr + (s_ * t_)[..., None] * br \
-        + ((1 - s_) * t_)[..., None] * bl
+    s_, t_ = s_[..., None], t_[..., None]
+    pts = (1 - s_) * (1 - t_) * tl + s_ * (1 - t_) * tr + s_ * t_ * br + (1 - s_) * t_ * bl
     clip = ref.clip_ref(VP, pts.reshape(-1, 3)).reshape(k, k, 4)
     w = clip[..., 3]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -640,7 +663,8 @@ def test_coverage_random_vs_sampler_and_ref():
         if i % 2:
             T = F.compute_pose(*random_pose(rng))
         else:
-            p = corners[rng.integers(corners.shape[0])] + rng.normal(scale=float(rng.choice([0.05, 0.4])), size=3)
+            spread = float(rng.choice([0.05, 0.4]))
+            p = corners[rng.integers(corners.shape[0])] + rng.normal(scale=spread, size=3)
             d = centre - p + rng.normal(scale=2.0, size=3)
             pan = math.degrees(math.atan2(-d[0], d[1]))
             tilt = math.degrees(math.atan2(d[2], math.hypot(d[0], d[1])))
@@ -697,7 +721,8 @@ def test_frame_math_matches_reference():
     near, far, margin = 0.07, 300.0, 0.02
     ws = F.FrustumWorkspace(walls, near=near, far=far, margin_ndc=margin)
     fr = ref.FrameRef(walls, near=near, far=far, margin_ndc=margin)
-    buffers = [(a, a.ctypes.data) for a in (ws.mats, ws.uv, ws.w, ws.valid, ws.code, ws.covered, ws.facet_proj)]
+    arrays = (ws.mats, ws.uv, ws.w, ws.valid, ws.code, ws.covered, ws.facet_proj, ws.facet_d)
+    buffers = [(a, a.ctypes.data) for a in arrays]
     total = 0
     for _ in range(40):
         T = F.compute_pose(*random_pose(rng))
@@ -746,8 +771,8 @@ def test_workspace_accepts_stage_walls_and_foreign_matrices():
 
 
 def test_warmup_compiles_every_kernel():
-    """In a fresh interpreter (this one has compiled everything already), warmup() alone must leave every public
-    kernel compiled or loaded from the cache."""
+    """In a fresh interpreter (this one has compiled everything already), warmup() alone must leave every
+    public kernel compiled or loaded from the cache."""
     code = (
         "from stagectl.render import frustum as F\n"
         "F.warmup()\n"

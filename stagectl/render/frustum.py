@@ -3,14 +3,15 @@
 Everything here is a pure function of its inputs. The kernels are ``@numba.njit(cache=True)``, take float64
 inputs, write into preallocated float64 (or uint8) outputs and return nothing or a count; they never allocate
 on the per-frame path. Plain-Python wrappers (``compute_*``, :func:`project`, :func:`raster_to_stage`,
-:func:`stage_to_raster`, :func:`coverage`) allocate their outputs and call the kernels; they are for load time,
-tools and tests. :class:`FrustumWorkspace` holds every per-frame buffer for one camera over all walls, and its
-:meth:`FrustumWorkspace.update` runs :func:`frame_math`, one kernel call per frame.
+:func:`stage_to_raster`, :func:`coverage`) allocate their outputs and call the kernels; they are for load
+time, tools and tests. :class:`FrustumWorkspace` holds every per-frame buffer for one camera over all walls,
+and its :meth:`FrustumWorkspace.update` runs :func:`frame_math`, one kernel call per frame.
 
 Frames and units (conventions.md): stage metres, Z up; ``T_a_b`` maps frame b into frame a; the camera looks
 along its +Y; the GL eye looks down -Z with +Y up; clip space and NDC are OpenGL's, ``w_clip = -z_gl`` (metres
-in front of the eye for every projection built here); image UV is ``u = (x_ndc + 1) / 2``, ``v = (1 - y_ndc) / 2``
-(origin top-left, v down). Lens values are millimetres, overscan percent per side, angles degrees (``*_deg``).
+in front of the eye for every projection built here); image UV is ``u = (x_ndc + 1) / 2``,
+``v = (1 - y_ndc) / 2`` (origin top-left, v down). Lens values are millimetres, overscan percent per side,
+angles degrees (``*_deg``).
 
 Compilation: kernels are compiled lazily for the argument types they first see; production calls pass
 C-contiguous, writeable float64 arrays (uint8 for flags, int64 for facet columns). Call :func:`warmup` at
@@ -76,9 +77,9 @@ OUT_BEHIND = 16  #: w_clip <= w_eps (not in front of the eye)
 _njit = numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # 4x4 helpers
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 @_njit
@@ -118,7 +119,10 @@ def pose_matrix(x, y, z, pan_deg, tilt_deg, roll_deg, out):
 
 @_njit
 def rigid_inverse(T, out):
-    """``out = inv(T)`` for a rigid 4x4 (rotation + translation): ``[R^T, -R^T t]``. ``out`` must not be ``T``."""
+    """``out = inv(T)`` for a rigid 4x4 (rotation + translation): ``[R^T, -R^T t]``.
+
+    ``out`` must not be ``T``.
+    """
     for i in range(3):
         for j in range(3):
             out[i, j] = T[j, i]
@@ -301,9 +305,9 @@ def kooima_projection(pa, pb, pc, pe, near, far, out):
     )
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # points
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 @_njit
@@ -355,9 +359,9 @@ def _facet_of_column(x1, x):
 def facet_raster_to_stage(x0, x1, origin, right, down, xy, out):
     """Wall raster -> stage: ``out[i] = origin_f + (x - x0_f) * right_f + y * down_f`` (conventions.md).
 
-    ``xy`` (N, 2) continuous raster pixels (top-left origin, y down); ``out`` (N, 3) stage metres. The facet is
-    the one whose columns ``[x0, x1)`` hold ``x``; outside the wall the first/last facet extrapolates (same as
-    ``WallGeometry.raster_to_stage``).
+    ``xy`` (N, 2) continuous raster pixels (top-left origin, y down); ``out`` (N, 3) stage metres. The facet
+    is the one whose columns ``[x0, x1)`` hold ``x``; outside the wall the first/last facet extrapolates (same
+    as ``WallGeometry.raster_to_stage``).
     """
     for i in range(xy.shape[0]):
         x = xy[i, 0]
@@ -422,9 +426,9 @@ def stage_to_facet_raster(x0, x1, origin, right, down, points, out_xy, out_dist)
         out_dist[i] = math.sqrt(best)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # cabinet coverage
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 @_njit
@@ -580,15 +584,16 @@ def cabinet_coverage(VP, corners, codes, uv, rows, cols, margin_ndc, w_eps, scra
 
     ``corners`` (3, (rows+1)*(cols+1)): the wall's cabinet corner grid, row-major from the top-left
     (``WallGeometry.cabinet_corner_grid().T``); ``codes`` and ``uv`` (2, Nc) from :func:`project_corners` with
-    the same ``VP``, ``margin_ndc`` and ``w_eps``. ``out_covered`` (rows*cols,) uint8, cabinets row-major; ``scratch``
-    float64 (>= 5, 2). Returns the number of covered cabinets.
+    the same ``VP``, ``margin_ndc`` and ``w_eps``. ``out_covered`` (rows*cols,) uint8, cabinets row-major;
+    ``scratch`` float64 (>= 5, 2). Returns the number of covered cabinets.
 
     "Covered" means some point of the cabinet is in front of the eye (``w > w_eps``) and projects into
-    ``[-s, s]^2``, ``s = 1 + margin_ndc`` (near and far planes are ignored, as in the wall composite). Cabinets
-    must be planar (facet edges on cabinet edges, true of every wall type). Per cabinet: reject when all four
-    corners are outside the same plane (outcodes); accept when a corner is inside; otherwise a separating-axis
-    test of the projected quad against the square, after clipping it to ``w >= w_eps`` in homogeneous
-    coordinates when it crosses the eye plane. Correct when the frustum lies inside one cabinet.
+    ``[-s, s]^2``, ``s = 1 + margin_ndc`` (near and far planes are ignored, as in the wall composite).
+    Cabinets must be planar (facet edges on cabinet edges, true of every wall type). A first, vectorised pass
+    rejects a cabinet whose four corners are outside one plane (outcodes) and accepts one with a corner in
+    front and inside; a second pass settles the few left by a separating-axis test of the projected quad
+    against the square, after clipping the quad to ``w >= w_eps`` in homogeneous coordinates when it crosses
+    the eye plane. Correct when the frustum lies inside one cabinet and when cabinets reach behind the eye.
     """
     s = 1.0 + margin_ndc
     stride = cols + 1
@@ -633,9 +638,9 @@ def cabinet_coverage(VP, corners, codes, uv, rows, cols, margin_ndc, w_eps, scra
     return count
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # everything for one frame
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 @_njit
@@ -674,17 +679,18 @@ def frame_math(
     (W, 4) int64 rows ``(corner_start, cabinet_start, rows, cols)``; ``facets`` (F, 6, 3) every facet's Kooima
     corners and screen basis ``(pa, pb, pc, vr, vu, vn)`` (:func:`screen_basis`), all walls. Outputs:
     ``out_mats`` (3, 4, 4) = ``V, P, VP`` (``P`` with overscan); ``out_uv`` (2, Nc), ``out_w``, ``out_valid``,
-    ``out_code`` per corner (:func:`project_corners`); ``out_covered`` (Ncab,) uint8 (:func:`cabinet_coverage`,
-    walls concatenated); ``out_facet_proj`` (F, 4, 4) each facet's Kooima ``P'`` with the entrance pupil as eye
-    (outer frustum); ``out_facet_d`` (F,) the pupil's signed distance in front of each facet (``P'`` is
-    meaningful only where ``d > 0``); ``scratch`` (>= 5, 2). No allocation.
+    ``out_code`` per corner (:func:`project_corners`); ``out_covered`` (Ncab,) uint8
+    (:func:`cabinet_coverage`, walls concatenated); ``out_facet_proj`` (F, 4, 4) each facet's Kooima ``P'``
+    with the entrance pupil as eye (outer frustum); ``out_facet_d`` (F,) the pupil's signed distance in front
+    of each facet (``P'`` is meaningful only where ``d > 0``); ``scratch`` (>= 5, 2). No allocation.
     """
     V = out_mats[0]
     P = out_mats[1]
     VP = out_mats[2]
     view_matrix(T_stage_camera, pupil_offset_m, V)
     camera_projection(
-        focal_mm, sensor_w_mm, sensor_h_mm, pp_x_mm, pp_y_mm, ov_left, ov_right, ov_bottom, ov_top, near, far, P
+        focal_mm, sensor_w_mm, sensor_h_mm, pp_x_mm, pp_y_mm, ov_left, ov_right, ov_bottom, ov_top, near, far,
+        P,
     )
     matmul4(P, V, VP)
     project_corners(VP, corners, margin_ndc, w_eps, out_uv, out_w, out_valid, out_code)
@@ -723,10 +729,9 @@ def frame_math(
     return count
 
 
-
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Python wrappers (allocate, then call a kernel)
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def _f64(a, shape_tail: tuple[int, ...] | None = None) -> np.ndarray:
@@ -757,7 +762,7 @@ def compute_camera_projection(
     focal_mm, sensor_w_mm, sensor_h_mm, pp_x_mm=0.0, pp_y_mm=0.0, overscan_pct=(0.0, 0.0, 0.0, 0.0),
     near=0.05, far=1000.0,
 ) -> np.ndarray:
-    """4x4 ``P`` of a camera; ``overscan_pct`` = (left, right, bottom, top) percent. See :func:`camera_projection`."""
+    """4x4 ``P`` of a camera (:func:`camera_projection`); ``overscan_pct`` = (left, right, bottom, top) %."""
     out = np.empty((4, 4))
     ol, orr, ob, ot = (float(v) for v in overscan_pct)
     camera_projection(
@@ -843,8 +848,8 @@ class FrustumWorkspace:
       uint8: every cabinet corner of every wall, walls concatenated in order (:meth:`wall_corner_slice`,
       :meth:`wall_uv`); ``corners`` (3, Nc) holds their stage positions;
     * ``covered`` (Ncab,) uint8, walls concatenated (:meth:`wall_cabinet_slice`, :meth:`wall_covered`);
-    * ``facet_proj`` (F, 4, 4), ``facet_d`` (F,): per-facet Kooima ``P'`` with the entrance pupil as eye and the
-      pupil's distance in front of the facet (:meth:`wall_facet_slice`);
+    * ``facet_proj`` (F, 4, 4), ``facet_d`` (F,): per-facet Kooima ``P'`` with the entrance pupil as eye and
+      the pupil's distance in front of the facet (:meth:`wall_facet_slice`);
     * ``covered_count``: covered cabinets over all walls.
     """
 

@@ -1,9 +1,9 @@
-"""Plain-numpy reference twins of ``stagectl.render.frustum`` (written from docs/conventions.md, not from the kernels).
+"""Plain-numpy reference twins of ``stagectl.render.frustum``, written from docs/conventions.md.
 
-Clarity first: general matrix inverses where the kernels use rigid inverses, least squares where they solve 2x2
-systems by hand, homogeneous polygon clipping against all five frustum planes where the kernels use outcodes
-and a separating-axis test. The vectorised paths are only there so that the benchmark can run the twin over a
-10,000-cabinet stage in reasonable time.
+Clarity first: general matrix inverses where the kernels use rigid inverses, least squares where they solve
+2x2 systems by hand, homogeneous polygon clipping against all five frustum planes where the kernels use
+outcodes and a separating-axis test. The vectorised paths are only there so that the benchmark can run the
+twin over a 10,000-cabinet stage in reasonable time.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from stagectl.transforms import T_GL_CAMERA, transform_from_pose
 W_EPS = 1e-6
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # matrices
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def translate(v) -> np.ndarray:
@@ -136,9 +136,9 @@ def kooima_batch_ref(pa, pb, pc, pe, near, far):
     return P @ MT @ translate(-pe), d
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # points
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def clip_ref(VP, points) -> np.ndarray:
@@ -184,9 +184,9 @@ def stage_to_raster_ref(geometry, points):
     return xy, facet
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # coverage
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def cabinet_quads_ref(rows, cols) -> np.ndarray:
@@ -197,8 +197,8 @@ def cabinet_quads_ref(rows, cols) -> np.ndarray:
 
 
 def polygon_meets_frustum_ref(clip_xyw, s, w_eps) -> bool:
-    """Clip a planar polygon given in homogeneous (x, y, w) against the five planes
-    ``w >= w_eps``, ``-s w <= x <= s w``, ``-s w <= y <= s w`` (Sutherland-Hodgman); True when anything is left."""
+    """Clip a planar polygon given in homogeneous (x, y, w) against the five planes ``w >= w_eps``,
+    ``-s w <= x <= s w``, ``-s w <= y <= s w`` (Sutherland-Hodgman); True when anything is left."""
     planes = [
         np.array([0.0, 0.0, 1.0, -w_eps]),
         np.array([-1.0, 0.0, s, 0.0]),
@@ -271,9 +271,9 @@ def coverage_ref(VP, corners, rows, cols, margin_ndc=0.0, w_eps=W_EPS, method="s
     return covered, uv, valid
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # one frame
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 class FrameRef:
