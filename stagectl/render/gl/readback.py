@@ -1,0 +1,281 @@
+"""Reading framebuffer colour back into numpy images, synchronously or through pixel buffer objects.
+
+This module is one of the two places where GL's row order (row 0 = bottom) is converted to stagectl's
+(row 0 = top; docs/conventions.md): every array returned here is ``(H, W, 4)`` with **row 0 = top**.
+Regions are given in GL window coordinates, ``gl_rect = (x, y, w, h)`` with ``(x, y)`` the bottom-left pixel,
+the same coordinates as ``glViewport``.
+
+* :func:`read_pixels` blocks until the GPU has finished drawing the framebuffer, then copies it.
+* :class:`AsyncReadback` keeps a ring of ``depth`` pixel buffer objects: :meth:`~AsyncReadback.start` queues a
+  ``glReadPixels`` into the next free PBO plus a fence and returns at once; :meth:`~AsyncReadback.poll` hands
+  back the oldest finished frame (or None), :meth:`~AsyncReadback.finish` waits for it. Frames come back in
+  the order they were started, each tagged with the ``frame_id`` given to ``start``.
+
+Both run on the render thread with the owning context current.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from stagectl.render.gl.errors import ReadbackBusy, RenderError, ResourceError
+from stagectl.render.gl.platform import GL
+from stagectl.render.gl.resources import Buffer, Framebuffer, ResourceRegistry, check_gl, gl_pass
+
+__all__ = ["read_pixels", "AsyncReadback", "PIXEL_TYPES"]
+
+# numpy dtype -> GL pixel type name
+PIXEL_TYPES = {np.dtype(np.uint8): "GL_UNSIGNED_BYTE", np.dtype(np.float32): "GL_FLOAT"}
+
+_GL_ALREADY_SIGNALED = 0x911A
+_GL_TIMEOUT_EXPIRED = 0x911B
+_GL_CONDITION_SATISFIED = 0x911C
+_GL_WAIT_FAILED = 0x911D
+
+
+def _gl_type(dtype: np.dtype) -> int:
+    name = PIXEL_TYPES.get(np.dtype(dtype))
+    if name is None:
+        raise ResourceError(f"readback dtype {np.dtype(dtype)} not supported; expected uint8 or float32")
+    return getattr(GL, name)
+
+
+def _resolve_rect(fb: Framebuffer, gl_rect: tuple[int, int, int, int] | None) -> tuple[int, int, int, int]:
+    if gl_rect is None:
+        return 0, 0, fb.width, fb.height
+    x, y, w, h = (int(v) for v in gl_rect)
+    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > fb.width or y + h > fb.height:
+        raise ResourceError(
+            f"readback rect {gl_rect} outside framebuffer {fb.label!r} ({fb.width}x{fb.height})"
+        )
+    return x, y, w, h
+
+
+def _bind_for_read(fb: Framebuffer, attachment: int) -> None:
+    fb._require_live()
+    if not 0 <= attachment < len(fb.colors):
+        raise ResourceError(f"framebuffer {fb.label!r} has no colour attachment {attachment}")
+    GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, fb.glo)
+    GL.glReadBuffer(GL.GL_COLOR_ATTACHMENT0 + attachment)
+    GL.glPixelStorei(GL.GL_PACK_ALIGNMENT, 1)
+    GL.glPixelStorei(GL.GL_PACK_ROW_LENGTH, 0)
+
+
+def _check_out(out: np.ndarray | None, shape: tuple[int, int, int], dtype: np.dtype) -> np.ndarray:
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ResourceError(
+            f"readback out array must be C-contiguous {shape} {dtype}, got {out.shape} {out.dtype}"
+        )
+    return out
+
+
+def read_pixels(
+    fb: Framebuffer,
+    *,
+    gl_rect: tuple[int, int, int, int] | None = None,
+    attachment: int = 0,
+    dtype: Any = np.uint8,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Copy colour ``attachment`` of ``fb`` into an ``(h, w, 4)`` array, **row 0 = top** (flipped here).
+
+    ``dtype`` uint8 (RGBA8 values, floats clamped and quantised by GL) or float32. ``gl_rect`` in GL window
+    coordinates (bottom-left origin), default the whole framebuffer. ``out`` is filled and returned when
+    given. Blocks until rendering into ``fb`` has finished.
+    """
+    dtype = np.dtype(dtype)
+    gl_type = _gl_type(dtype)
+    x, y, w, h = _resolve_rect(fb, gl_rect)
+    result = _check_out(out, (h, w, 4), dtype)
+    scratch = np.empty((h, w, 4), dtype=dtype)  # GL order, row 0 = bottom
+    with gl_pass("readback", fb.label):
+        GL.glBindBuffer(GL.GL_PIXEL_PACK_BUFFER, 0)
+        _bind_for_read(fb, attachment)
+        GL.glReadPixels(x, y, w, h, GL.GL_RGBA, gl_type, scratch.ctypes.data)
+        GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, 0)
+    np.copyto(result, scratch[::-1])  # GL row 0 = bottom -> image row 0 = top
+    return result
+
+
+@dataclass
+class _Slot:
+    buffer: Buffer
+    frame_id: Any = None
+    fence: Any = None
+    shape: tuple[int, int, int] = (0, 0, 4)
+
+
+class AsyncReadback:
+    """Asynchronous readback of one framebuffer size through a ring of ``depth`` pixel buffer objects.
+
+    Typical frame loop (render thread)::
+
+        rb = AsyncReadback(ctx.resources, 1920, 1080, depth=3, label="canvas0.readback")
+        ...
+        rb.start(frame_id, fbo)          # after drawing frame `frame_id` into fbo; returns at once
+        for fid, image in rb.drain():    # every frame whose copy has finished, oldest first
+            send(fid, image)
+        ...
+        rb.release()
+
+    ``start`` raises :class:`ReadbackBusy` when all ``depth`` slots are still waiting to be collected; call
+    ``finish()`` (blocking) or ``poll()`` first. Arrays are ``(H, W, 4)`` ``uint8`` (or float32), row 0 = top,
+    freshly allocated unless ``out`` is given.
+    """
+
+    def __init__(
+        self,
+        registry: ResourceRegistry,
+        width: int,
+        height: int,
+        *,
+        depth: int = 3,
+        dtype: Any = np.uint8,
+        label: str = "readback",
+    ) -> None:
+        if depth < 1:
+            raise ResourceError(f"readback ring {label!r}: depth must be >= 1, got {depth}")
+        self.registry = registry
+        self.width = int(width)
+        self.height = int(height)
+        self.dtype = np.dtype(dtype)
+        self._gl_type = _gl_type(self.dtype)
+        self.label = label
+        self.frame_bytes = self.width * self.height * 4 * self.dtype.itemsize
+        self._free: deque[_Slot] = deque()
+        self._busy: deque[_Slot] = deque()  # started, oldest first
+        for i in range(depth):
+            buf = registry.buffer(
+                f"{label}.pbo{i}", GL.GL_PIXEL_PACK_BUFFER, size=self.frame_bytes, usage=GL.GL_STREAM_READ
+            )
+            self._free.append(_Slot(buf))
+        self.depth = depth
+        self.released = False
+
+    @property
+    def pending(self) -> int:
+        """Frames started and not yet handed back."""
+        return len(self._busy)
+
+    def start(
+        self,
+        frame_id: Any,
+        fb: Framebuffer,
+        *,
+        gl_rect: tuple[int, int, int, int] | None = None,
+        attachment: int = 0,
+    ) -> None:
+        """Queue the copy of ``fb``'s colour ``attachment`` (``gl_rect``, GL coordinates; the ring's size)
+        into the next PBO and fence it. Does not wait for the GPU."""
+        self._require_live()
+        if not self._free:
+            raise ReadbackBusy(
+                f"readback ring {self.label!r}: all {self.depth} slots in flight (frames "
+                f"{[s.frame_id for s in self._busy]}); collect with poll()/finish() "
+                f"before start({frame_id!r})"
+            )
+        x, y, w, h = _resolve_rect(fb, gl_rect)
+        if (w, h) != (self.width, self.height):
+            raise ResourceError(
+                f"readback ring {self.label!r} is {self.width}x{self.height}, "
+                f"asked to read {w}x{h} from {fb.label!r}"
+            )
+        slot = self._free[0]
+        with gl_pass("readback", slot.buffer.label):
+            _bind_for_read(fb, attachment)
+            GL.glBindBuffer(GL.GL_PIXEL_PACK_BUFFER, slot.buffer.glo)
+            GL.glReadPixels(x, y, w, h, GL.GL_RGBA, self._gl_type, 0)  # 0: offset into the bound PBO
+            GL.glBindBuffer(GL.GL_PIXEL_PACK_BUFFER, 0)
+            GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, 0)
+            fence = GL.glFenceSync(GL.GL_SYNC_GPU_COMMANDS_COMPLETE, 0)
+            GL.glFlush()  # submit the fence, so that a later non-blocking poll can see it signal
+        self._free.popleft()
+        slot.frame_id, slot.fence, slot.shape = frame_id, fence, (h, w, 4)
+        self._busy.append(slot)
+
+    def _wait(self, slot: _Slot, timeout_ns: int) -> bool:
+        status = int(GL.glClientWaitSync(slot.fence, GL.GL_SYNC_FLUSH_COMMANDS_BIT, int(timeout_ns)))
+        if status == _GL_WAIT_FAILED:
+            check_gl("readback", slot.buffer.label)
+            raise RenderError("readback", slot.buffer.label, "GL_WAIT_FAILED")
+        return status in (_GL_ALREADY_SIGNALED, _GL_CONDITION_SATISFIED)
+
+    def _collect(self, slot: _Slot, out: np.ndarray | None) -> tuple[Any, np.ndarray]:
+        result = _check_out(out, slot.shape, self.dtype)
+        with gl_pass("readback", slot.buffer.label):
+            GL.glBindBuffer(GL.GL_PIXEL_PACK_BUFFER, slot.buffer.glo)
+            ptr = GL.glMapBufferRange(GL.GL_PIXEL_PACK_BUFFER, 0, self.frame_bytes, GL.GL_MAP_READ_BIT)
+            address = ctypes.cast(ptr, ctypes.c_void_p).value if ptr is not None else None
+            try:
+                if not address:
+                    raise RenderError("readback", slot.buffer.label, "glMapBufferRange returned NULL")
+                raw = (ctypes.c_ubyte * self.frame_bytes).from_address(address)
+                mapped = np.frombuffer(raw, dtype=self.dtype).reshape(slot.shape)
+                np.copyto(result, mapped[::-1])  # GL row 0 = bottom -> image row 0 = top
+            finally:
+                if address:
+                    GL.glUnmapBuffer(GL.GL_PIXEL_PACK_BUFFER)
+                GL.glBindBuffer(GL.GL_PIXEL_PACK_BUFFER, 0)
+        GL.glDeleteSync(slot.fence)
+        frame_id = slot.frame_id
+        slot.frame_id, slot.fence = None, None
+        self._busy.popleft()
+        self._free.append(slot)
+        return frame_id, result
+
+    def poll(self, out: np.ndarray | None = None) -> tuple[Any, np.ndarray] | None:
+        """The oldest started frame as ``(frame_id, array)`` if its copy has finished, else None; never
+        waits."""
+        self._require_live()
+        if not self._busy:
+            return None
+        slot = self._busy[0]
+        if not self._wait(slot, 0):
+            return None
+        return self._collect(slot, out)
+
+    def finish(
+        self, out: np.ndarray | None = None, *, timeout_ns: int = 1_000_000_000
+    ) -> tuple[Any, np.ndarray] | None:
+        """The oldest started frame as ``(frame_id, array)``, waiting up to ``timeout_ns`` for it; None when
+        nothing is pending. Raises :class:`RenderError` (``GL_TIMEOUT_EXPIRED``) if the wait runs out."""
+        self._require_live()
+        if not self._busy:
+            return None
+        slot = self._busy[0]
+        if not self._wait(slot, timeout_ns):
+            raise RenderError(
+                "readback", slot.buffer.label, "GL_TIMEOUT_EXPIRED", detail=f"frame {slot.frame_id!r}"
+            )
+        return self._collect(slot, out)
+
+    def drain(self) -> list[tuple[Any, np.ndarray]]:
+        """Every frame whose copy has already finished, oldest first, without waiting."""
+        done = []
+        while (item := self.poll()) is not None:
+            done.append(item)
+        return done
+
+    def release(self) -> None:
+        """Drop pending frames and free the PBOs and fences (render thread); idempotent."""
+        if self.released:
+            return
+        for slot in list(self._busy):
+            GL.glDeleteSync(slot.fence)
+            slot.fence = None
+        for slot in (*self._busy, *self._free):
+            slot.buffer.release()
+        self._busy.clear()
+        self._free.clear()
+        self.released = True
+
+    def _require_live(self) -> None:
+        if self.released:
+            raise ResourceError(f"readback ring {self.label!r} used after release")
