@@ -24,7 +24,17 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/stagectl run $(STAGE) $(ARGS)
 
-test: $(VENV)/.installed-test
+# GLFW window tests run under Xvfb: install it where it is missing (Debian's package, as root); elsewhere
+# those tests say why they skip.
+$(VENV)/.xvfb: | $(BIN)/python
+	@command -v xvfb-run >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing xvfb (for the GLFW window tests)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb xauth >/dev/null; \
+	  else echo "note: xvfb-run is missing: the GLFW window tests will skip (apt-get install xvfb)"; fi; }
+	touch $@
+
+test: $(VENV)/.installed-test $(VENV)/.xvfb
 	$(BIN)/python -m pytest $(ARGS)
 
 bench: $(VENV)/.installed-run
