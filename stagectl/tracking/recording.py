@@ -1,0 +1,608 @@
+"""Take files: append-only recordings of raw tracking datagrams with their arrival stamps, and their replay.
+
+A take keeps exactly what came off the wire (no decoding), so a recording can be replayed into any receiver,
+or decoded later by a newer codec.
+
+File layout (all integers little-endian)
+----------------------------------------
+Header::
+
+    magic      8 bytes   b"STGTAKE\\x00"
+    version    uint16    1
+    flags      uint16    0
+    json_len   uint32    length of the JSON text
+    json       json_len bytes, UTF-8: {"created_ns": time.time_ns() at creation (clock "system"),
+               "created_utc": ISO 8601, "clock": "monotonic", "stage": str | null,
+               "sources": [{"id", "name", "protocol"}...], "meta": {...}}
+    crc32      uint32    CRC-32 (zlib) of every header byte before it
+
+Records, one per datagram (or source declaration)::
+
+    length     uint32    bytes of the body
+    crc32      uint32    CRC-32 of the body
+    body:
+      kind        uint8   1 = datagram, 2 = source declaration
+      protocol    uint8   0 unknown, 1 FreeD, 2 OpenTrackIO, 3 OSC
+      source_id   uint16
+      arrival_ns  int64   receiver's time.monotonic_ns() at arrival (clock "monotonic")
+      payload     the raw datagram bytes (kind 1) or UTF-8 JSON {"id", "name", "protocol"} (kind 2)
+
+A record is written with one ``write(2)`` of its complete bytes. A reader walks records and stops, without
+raising, at the first one that is incomplete or whose CRC does not match: a torn tail left by a crash, a
+``kill -9`` or a full disk. :attr:`TakeReader.ignored_bytes` says how many bytes it left unread. A file whose
+first bytes are not a take header raises :class:`TakeFormatError`; a header cut short reads as an empty take.
+
+Durability (``Recorder`` flush and fsync policy)
+------------------------------------------------
+* ``flush_interval_ms=0`` (default): every record is handed to the kernel (``os.write``) as it is appended.
+  A crash or ``SIGKILL`` of the recording process then loses nothing that was appended: the page cache
+  belongs to the kernel.
+* ``flush_interval_ms=N``: records are collected in memory and written together once the oldest is ``N`` ms
+  old (checked on each append) and on :meth:`Recorder.flush` / :meth:`Recorder.close`; a process crash can
+  lose up to ``N`` ms of data.
+* ``fsync="close"`` (default): ``os.fsync`` once, on close. An OS crash or power loss can lose what the kernel
+  had not yet written back (the reader then stops at the resulting torn tail).
+  ``fsync="interval"``: also at most every ``fsync_interval_ms`` (on append; fsync can stall for milliseconds,
+  so keep it off a latency-critical thread). ``fsync="record"``: after every write (slow; tests, paranoia).
+  ``fsync="never"``: leave it to the OS.
+
+Replay
+------
+:func:`replay` sends each datagram at ``start + (arrival_i - arrival_0) / speed``: absolute deadlines from one
+start instant, so lateness never accumulates (no drift), through any ``send(bytes)`` callable -- e.g.
+:func:`udp_sender`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import socket
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Final
+
+__all__ = [
+    "MAGIC",
+    "VERSION",
+    "PROTOCOLS",
+    "KIND_DATAGRAM",
+    "KIND_SOURCE",
+    "MAX_PAYLOAD",
+    "Recorder",
+    "ReplayStats",
+    "Take",
+    "TakeFormatError",
+    "TakeHeader",
+    "TakeReader",
+    "TakeRecord",
+    "UdpSender",
+    "load_take",
+    "open_udp_receiver",
+    "read_take",
+    "replay",
+    "udp_sender",
+]
+
+MAGIC: Final = b"STGTAKE\x00"
+VERSION: Final = 1
+KIND_DATAGRAM: Final = 1
+KIND_SOURCE: Final = 2
+#: protocol name <-> code in a record
+PROTOCOLS: Final = {"unknown": 0, "freed": 1, "opentrackio": 2, "osc": 3}
+_PROTOCOL_NAMES: Final = {v: k for k, v in PROTOCOLS.items()}
+#: largest payload a record may carry (a UDP datagram is at most 65,507 bytes on IPv4); longer lengths mean a
+#: corrupt length field.
+MAX_PAYLOAD: Final = 65_535
+
+_HEAD_FIXED: Final = struct.Struct("<8sHHI")  # magic, version, flags, json_len
+_CRC: Final = struct.Struct("<I")
+_REC_HEAD: Final = struct.Struct("<II")  # length, crc32
+_BODY_HEAD: Final = struct.Struct("<BBHq")  # kind, protocol, source_id, arrival_ns
+_MAX_JSON: Final = 1 << 20
+
+
+class TakeFormatError(ValueError):
+    """The file is not a take (wrong magic, unsupported version, corrupt header)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TakeHeader:
+    """A take's header. ``created_ns``: ``time.time_ns()`` at creation (clock ``system``); ``sources`` maps
+    source id -> ``(name, protocol)`` as declared in the header; ``meta``: free-form JSON values."""
+
+    version: int
+    created_ns: int
+    stage: str | None
+    sources: dict[int, tuple[str, str]]
+    meta: dict[str, Any]
+    size: int  # bytes of the header in the file
+
+
+@dataclass(frozen=True, slots=True)
+class TakeRecord:
+    """One recorded datagram: ``arrival_ns`` (clock ``monotonic`` of the recording machine), ``source_id`` and
+    its ``source`` name, ``protocol`` (``"freed"``, ``"opentrackio"``, ``"osc"``, ``"unknown"``), the raw bytes,
+    and ``offset``: where the record starts in the file."""
+
+    arrival_ns: int
+    source_id: int
+    source: str
+    protocol: str
+    data: bytes
+    offset: int = field(default=-1, compare=False)
+
+
+def _protocol_code(protocol: str) -> int:
+    try:
+        return PROTOCOLS[protocol.lower()]
+    except (KeyError, AttributeError):
+        raise ValueError(f"protocol: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}") from None
+
+
+# ================================================================================================ writing
+class Recorder:
+    """Append-only take writer (module docstring for the file layout and the durability policy).
+
+    :param path: the take file; created, or truncated when ``overwrite`` (else an existing file is an error).
+    :param stage: stage name stored in the header.
+    :param sources: source names declared up front, ``{name: protocol}`` or ``[(name, protocol), ...]``; ids are
+        assigned in order from 0. More can be declared later with :meth:`add_source`.
+    :param meta: extra JSON-serialisable header values.
+    :param flush_interval_ms: 0 writes every record at once; N collects records for up to N ms.
+    :param fsync: ``"close"``, ``"interval"``, ``"record"`` or ``"never"``.
+    :param fsync_interval_ms: period of ``fsync="interval"``.
+
+    Thread-safe: appends from several threads are serialised by a short lock.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        stage: str | None = None,
+        sources: dict[str, str] | Iterable[tuple[str, str]] | None = None,
+        meta: dict[str, Any] | None = None,
+        flush_interval_ms: float = 0.0,
+        fsync: str = "close",
+        fsync_interval_ms: float = 1000.0,
+        overwrite: bool = False,
+    ) -> None:
+        if fsync not in ("close", "interval", "record", "never"):
+            raise ValueError(f"fsync: expected close, interval, record or never, got {fsync!r}")
+        if flush_interval_ms < 0:
+            raise ValueError(f"flush_interval_ms: expected >= 0, got {flush_interval_ms}")
+        self.path = Path(path)
+        self._flush_ns = int(flush_interval_ms * 1e6)
+        self._fsync = fsync
+        self._fsync_ns = int(fsync_interval_ms * 1e6)
+        self._lock = threading.Lock()
+        self._buf = bytearray()
+        self._buf_since = 0
+        self._last_sync = time.monotonic_ns()
+        self._sources: dict[str, int] = {}
+        self._source_protocols: dict[int, str] = {}
+        self.records = 0
+        self.bytes_written = 0
+        items = list(sources.items()) if isinstance(sources, dict) else list(sources or [])
+        declared = []
+        for name, protocol in items:
+            _protocol_code(protocol)
+            sid = len(self._sources)
+            self._sources[name] = sid
+            self._source_protocols[sid] = protocol.lower()
+            declared.append({"id": sid, "name": name, "protocol": protocol.lower()})
+        created = time.time_ns()
+        doc = {
+            "created_ns": created,
+            "created_utc": _dt.datetime.fromtimestamp(created / 1e9, _dt.timezone.utc).isoformat(),
+            "clock": "monotonic",
+            "stage": stage,
+            "sources": declared,
+            "meta": dict(meta or {}),
+        }
+        text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        head = _HEAD_FIXED.pack(MAGIC, VERSION, 0, len(text)) + text
+        head += _CRC.pack(zlib.crc32(head))
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+        try:
+            self._fd: int | None = os.open(self.path, flags | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except FileExistsError:
+            raise FileExistsError(f"{self.path}: already exists (pass overwrite=True to replace it)") from None
+        self._write(head)
+        self.bytes_written = len(head)
+        if fsync == "record":
+            os.fsync(self._fd)
+
+    # ----------------------------------------------------------------------------------------- internals
+    def _write(self, data: bytes | bytearray) -> None:
+        assert self._fd is not None
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+
+    def _maybe_sync(self, now: int) -> None:
+        if self._fsync == "record" or (self._fsync == "interval" and now - self._last_sync >= self._fsync_ns):
+            assert self._fd is not None
+            os.fsync(self._fd)
+            self._last_sync = now
+
+    def _append_record(self, kind: int, protocol: int, source_id: int, arrival_ns: int, payload: bytes) -> None:
+        if len(payload) > MAX_PAYLOAD:
+            raise ValueError(f"a record holds at most {MAX_PAYLOAD} bytes, got {len(payload)}")
+        body = _BODY_HEAD.pack(kind, protocol, source_id, arrival_ns) + payload
+        rec = _REC_HEAD.pack(len(body), zlib.crc32(body)) + body
+        with self._lock:
+            if self._fd is None:
+                raise ValueError(f"{self.path}: the recorder is closed")
+            now = time.monotonic_ns()
+            if self._flush_ns <= 0:
+                self._write(rec)
+                self._maybe_sync(now)
+            else:
+                if not self._buf:
+                    self._buf_since = now
+                self._buf += rec
+                if now - self._buf_since >= self._flush_ns:
+                    self._write(self._buf)
+                    self._buf.clear()
+                    self._maybe_sync(now)
+            self.bytes_written += len(rec)
+            if kind == KIND_DATAGRAM:
+                self.records += 1
+
+    # ----------------------------------------------------------------------------------------- public
+    def add_source(self, name: str, protocol: str) -> int:
+        """Id of source ``name``, declaring it (a source record) the first time it is seen."""
+        sid = self._sources.get(name)
+        if sid is not None:
+            return sid
+        code = _protocol_code(protocol)
+        sid = len(self._sources)
+        if sid > 0xFFFF:
+            raise ValueError("a take holds at most 65536 sources")
+        self._sources[name] = sid
+        self._source_protocols[sid] = protocol.lower()
+        doc = json.dumps({"id": sid, "name": name, "protocol": protocol.lower()}).encode("utf-8")
+        self._append_record(KIND_SOURCE, code, sid, time.monotonic_ns(), doc)
+        return sid
+
+    def append(self, arrival_ns: int, source: str | int, data: bytes | bytearray | memoryview,
+               protocol: str | None = None) -> None:
+        """Append one datagram received at ``arrival_ns`` (``time.monotonic_ns()``) from ``source`` (a name --
+        declared on first use with ``protocol`` -- or an id already declared)."""
+        if isinstance(source, str):
+            sid = self._sources.get(source)
+            if sid is None:
+                if protocol is None:
+                    raise ValueError(f"source {source!r} is new: give its protocol")
+                sid = self.add_source(source, protocol)
+        else:
+            sid = int(source)
+            if sid not in self._source_protocols:
+                raise ValueError(f"source id {sid} was never declared")
+        proto = self._source_protocols[sid] if protocol is None else protocol.lower()
+        self._append_record(KIND_DATAGRAM, _protocol_code(proto), sid, int(arrival_ns), bytes(data))
+
+    def flush(self) -> None:
+        """Write buffered records to the kernel now (and fsync under ``fsync="interval"``/``"record"``)."""
+        with self._lock:
+            if self._fd is not None and self._buf:
+                self._write(self._buf)
+                self._buf.clear()
+                self._maybe_sync(time.monotonic_ns())
+
+    def close(self) -> None:
+        """Flush, fsync (unless ``fsync="never"``) and close. Idempotent."""
+        with self._lock:
+            if self._fd is None:
+                return
+            try:
+                if self._buf:
+                    self._write(self._buf)
+                    self._buf.clear()
+                if self._fsync != "never":
+                    os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ================================================================================================ reading
+def _parse_header(f: BinaryIO, file_size: int) -> TakeHeader | None:
+    """The header, or None when the file ends inside it (a torn header). Raises TakeFormatError otherwise."""
+    fixed = f.read(_HEAD_FIXED.size)
+    if len(fixed) < _HEAD_FIXED.size:
+        if MAGIC.startswith(fixed[: len(MAGIC)]):
+            return None
+        raise TakeFormatError(f"not a take file (magic {fixed[:8]!r}, expected {MAGIC!r})")
+    magic, version, _flags, json_len = _HEAD_FIXED.unpack(fixed)
+    if magic != MAGIC:
+        raise TakeFormatError(f"not a take file (magic {magic!r}, expected {MAGIC!r})")
+    if version != VERSION:
+        raise TakeFormatError(f"unsupported take version {version} (this stagectl reads version {VERSION})")
+    if json_len > _MAX_JSON:
+        raise TakeFormatError(f"corrupt take header: {json_len}-byte JSON")
+    text = f.read(json_len)
+    crc = f.read(_CRC.size)
+    if len(text) < json_len or len(crc) < _CRC.size:
+        return None
+    if _CRC.unpack(crc)[0] != zlib.crc32(fixed + text):
+        raise TakeFormatError("corrupt take header (CRC mismatch)")
+    try:
+        doc = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TakeFormatError(f"corrupt take header JSON: {exc}") from None
+    sources = {int(s["id"]): (str(s["name"]), str(s["protocol"])) for s in doc.get("sources", [])}
+    return TakeHeader(VERSION, int(doc.get("created_ns", 0)), doc.get("stage"), sources,
+                      dict(doc.get("meta") or {}), _HEAD_FIXED.size + json_len + _CRC.size)
+
+
+class TakeReader:
+    """Iterator over a take's datagram records (:class:`TakeRecord`), oldest first.
+
+    ``header`` is None for a file cut inside its header. After iteration, ``ignored_bytes`` is the number of
+    bytes after the last complete record (0 for a cleanly closed take), ``records`` the number of datagram
+    records read, and ``torn`` whether anything was ignored. Source declarations are applied, not yielded.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._f: BinaryIO = open(self.path, "rb")
+        try:
+            self.file_size = os.fstat(self._f.fileno()).st_size
+            self.header = _parse_header(self._f, self.file_size)
+        except BaseException:
+            self._f.close()
+            raise
+        self.sources: dict[int, tuple[str, str]] = dict(self.header.sources) if self.header else {}
+        self.records = 0
+        self.good_bytes = self.header.size if self.header else 0
+        self.ignored_bytes = self.file_size - self.good_bytes
+        self._done = self.header is None
+        if self._done:
+            self._f.close()
+
+    @property
+    def torn(self) -> bool:
+        """True when bytes after the last complete record were ignored."""
+        return self.ignored_bytes > 0
+
+    def __iter__(self) -> Iterator[TakeRecord]:
+        return self
+
+    def __next__(self) -> TakeRecord:
+        f = self._f
+        while not self._done:
+            offset = self.good_bytes
+            head = f.read(_REC_HEAD.size)
+            if len(head) < _REC_HEAD.size:
+                break
+            length, crc = _REC_HEAD.unpack(head)
+            if (length < _BODY_HEAD.size or length > _BODY_HEAD.size + MAX_PAYLOAD
+                    or offset + _REC_HEAD.size + length > self.file_size):  # the file may grow while read
+                break
+            body = f.read(length)
+            if len(body) < length or zlib.crc32(body) != crc:
+                break
+            kind, proto, sid, arrival = _BODY_HEAD.unpack_from(body, 0)
+            self.good_bytes = offset + _REC_HEAD.size + length
+            self.ignored_bytes = self.file_size - self.good_bytes
+            payload = body[_BODY_HEAD.size:]
+            if kind == KIND_SOURCE:
+                try:
+                    doc = json.loads(payload.decode("utf-8"))
+                    self.sources[int(doc["id"])] = (str(doc["name"]), str(doc["protocol"]))
+                except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+                    pass  # a CRC-valid but unreadable declaration: the datagrams still read, unnamed
+                continue
+            if kind != KIND_DATAGRAM:
+                continue  # a record kind from a newer writer: skip it
+            self.records += 1
+            name = self.sources.get(sid, (f"source{sid}", ""))[0]
+            return TakeRecord(arrival, sid, name, _PROTOCOL_NAMES.get(proto, f"unknown:{proto}"), payload, offset)
+        self.close()
+        raise StopIteration
+
+    def close(self) -> None:
+        """Stop reading and close the file (``ignored_bytes`` then counts everything not read)."""
+        if not self._done:
+            self._done = True
+        self._f.close()
+
+    def __enter__(self) -> TakeReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_take(path: str | os.PathLike[str]) -> TakeReader:
+    """Open a take for reading: iterate the result for its records; it stops at a torn tail without raising
+    and then reports ``ignored_bytes``. Raises :class:`TakeFormatError` for a file that is not a take."""
+    return TakeReader(path)
+
+
+@dataclass(frozen=True, slots=True)
+class Take:
+    """A whole take in memory: ``header`` (None when the file was cut inside it), ``records`` in file order,
+    ``ignored_bytes`` of torn tail, and the final ``sources`` map (id -> (name, protocol))."""
+
+    path: Path
+    header: TakeHeader | None
+    records: tuple[TakeRecord, ...]
+    ignored_bytes: int
+    sources: dict[int, tuple[str, str]]
+
+    @property
+    def duration_ns(self) -> int:
+        """Arrival of the last record minus the first (0 for fewer than two)."""
+        return self.records[-1].arrival_ns - self.records[0].arrival_ns if len(self.records) > 1 else 0
+
+
+def load_take(path: str | os.PathLike[str]) -> Take:
+    """Read a whole take (see :func:`read_take`)."""
+    with read_take(path) as reader:
+        records = tuple(reader)
+        return Take(reader.path, reader.header, records, reader.ignored_bytes, dict(reader.sources))
+
+
+# ================================================================================================ replay
+@dataclass(frozen=True, slots=True)
+class ReplayStats:
+    """What :func:`replay` did: datagrams ``sent``, ``send_errors`` (``OSError`` from ``send``, counted and
+    skipped), wall ``duration_ns``, and lateness after each deadline (``late_mean_ns``, ``late_max_ns``)."""
+
+    sent: int
+    send_errors: int
+    duration_ns: int
+    late_mean_ns: float
+    late_max_ns: int
+
+
+def replay(
+    take: Take | Iterable[TakeRecord] | str | os.PathLike[str],
+    send: Callable[[bytes], object],
+    speed: float = 1.0,
+    *,
+    spin_ns: int = 200_000,
+    stop: threading.Event | None = None,
+    lead_ns: int = 2_000_000,
+) -> ReplayStats:
+    """Send every datagram of ``take`` through ``send(data)`` with its original inter-arrival timing.
+
+    Record ``i`` goes out at ``start + (arrival_i - arrival_0) / speed`` (``start`` = now + ``lead_ns``), an
+    absolute deadline on ``time.monotonic_ns``, so a late send never delays the ones after it. Waiting sleeps
+    until ``spin_ns`` before the deadline and spins the rest with ``time.sleep(0)``, which releases the GIL
+    every turn (sub-0.1 ms accuracy at the cost of a little CPU; ``spin_ns=0`` only sleeps). ``stop`` ends the replay early. Returns :class:`ReplayStats`.
+    """
+    if not speed > 0:
+        raise ValueError(f"speed must be > 0, got {speed}")
+    if isinstance(take, (str, os.PathLike)):
+        take = load_take(take)
+    records = take.records if isinstance(take, Take) else take
+    clock = time.monotonic_ns
+    sent = errors = 0
+    late_sum = 0
+    late_max = 0
+    start = first = None
+    t_begin = clock()
+    for rec in records:
+        if stop is not None and stop.is_set():
+            break
+        if first is None:
+            first = rec.arrival_ns
+            start = clock() + lead_ns
+        deadline = start + round((rec.arrival_ns - first) / speed)
+        while True:
+            now = clock()
+            remaining = deadline - now
+            if remaining <= 0:
+                break
+            if remaining > spin_ns:
+                wait_s = (remaining - spin_ns) / 1e9
+                if stop is None:
+                    time.sleep(wait_s)
+                elif stop.wait(min(wait_s, 0.1)):
+                    break
+            else:
+                time.sleep(0)  # spin, but release the GIL each turn so other threads are not starved
+        if stop is not None and stop.is_set():
+            break
+        try:
+            send(rec.data)
+            sent += 1
+        except OSError:
+            errors += 1
+        late = now - deadline
+        late_sum += late
+        late_max = max(late_max, late)
+    n = sent + errors
+    return ReplayStats(sent, errors, clock() - t_begin, late_sum / n if n else 0.0, late_max)
+
+
+# ================================================================================================ UDP
+class UdpSender:
+    """A callable that sends each ``bytes`` as one UDP datagram to ``(host, port)``. Multicast destinations
+    get ``IP_MULTICAST_TTL = ttl`` and loopback on. Close it (or use ``with``) when done."""
+
+    def __init__(self, host: str, port: int, *, ttl: int = 1) -> None:
+        try:
+            infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)
+        except socket.gaierror as exc:
+            raise ValueError(f"cannot resolve {host!r}: {exc}") from None
+        self.address = infos[0][4]
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        first_octet = int(self.address[0].split(".")[0])
+        if 224 <= first_octet <= 239:
+            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
+            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+        self._sendto = self.sock.sendto
+
+    def __call__(self, data: bytes) -> int:
+        return self._sendto(data, self.address)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> UdpSender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def udp_sender(host: str, port: int, *, ttl: int = 1) -> UdpSender:
+    """A ``send(data)`` callable for :func:`replay` that sends UDP datagrams to ``host:port``."""
+    return UdpSender(host, port, ttl=ttl)
+
+
+def open_udp_receiver(
+    port: int,
+    bind: str = "0.0.0.0",
+    *,
+    group: str | None = None,
+    rcvbuf: int = 4 << 20,
+    timeout_s: float | None = 0.2,
+) -> socket.socket:
+    """A bound UDP socket for receiving tracking datagrams (plain socket code, no receiver machinery).
+
+    ``group`` joins that IPv4 multicast group on the interface of ``bind`` (``0.0.0.0``: the default one).
+    ``SO_REUSEADDR`` is set so several listeners can share a multicast port. ``rcvbuf`` asks for a large
+    receive buffer (the kernel caps it at ``net.core.rmem_max``). ``timeout_s`` makes ``recv`` calls return
+    periodically so a caller can check its stop conditions. Raises ``OSError`` when the bind fails.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        except OSError:
+            pass
+        if group is not None:
+            # bound to the group address, Linux delivers only that group's datagrams; ``bind`` picks the
+            # interface that joins it
+            sock.bind((group, port))
+            iface = socket.inet_aton("0.0.0.0" if bind == "" else bind)
+            mreq = socket.inet_aton(group) + iface
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+        else:
+            sock.bind((bind, port))
+        sock.settimeout(timeout_s)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
