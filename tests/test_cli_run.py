@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,9 +15,25 @@ from conftest import STAGES
 EXE = str(Path(sys.executable).parent / "stagectl")
 
 
-def test_run_for_a_duration_paces_frames_and_says_what_it_did() -> None:
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stage_on_free_port(tmp_path: Path, name: str) -> Path:
+    """A copy of a shipped stage whose tracker listens on a free loopback port (lens paths kept absolute)."""
+    text = (STAGES / name).read_text().replace("port: 40000", f"port: {_free_udp_port()}")
+    text = text.replace("lens: lenses/", f"lens: {STAGES / 'lenses'}/")
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_run_for_a_duration_paces_frames_and_says_what_it_did(tmp_path: Path) -> None:
+    stage = _stage_on_free_port(tmp_path, "demo.yaml")
     t0 = time.monotonic()
-    proc = subprocess.run([EXE, "run", str(STAGES / "demo.yaml"), "--duration", "1.5"],
+    proc = subprocess.run([EXE, "run", str(stage), "--duration", "1.5"],
                           capture_output=True, text=True, timeout=120)
     wall = time.monotonic() - t0
     assert proc.returncode == 0, proc.stderr
@@ -27,12 +44,16 @@ def test_run_for_a_duration_paces_frames_and_says_what_it_did() -> None:
     # 1.5 s at 24000/1001 fps is 35.96 frames: edges 0..35 fall inside the duration
     assert int(m.group(1)) == 36
     assert wall >= 1.4
+    # the simulator fed the camera over real UDP, and the status line shows it live
+    assert "the simulator plays the 'orbit' move as freed packets" in out
     status = [line for line in out.splitlines() if line.startswith("[00:00:01:00] frame 24:")]
-    assert status and "inner frustum covers main" in status[0]
+    assert status and "cam-a: tracking live" in status[0] and "inner frustum covers main" in status[0]
+    m = re.search(r"tracking live ([\d.]+) Hz", status[0])
+    assert m and 20.0 <= float(m.group(1)) <= 26.0  # ~24 packets a second
 
 
-def test_sigterm_stops_within_a_second() -> None:
-    proc = subprocess.Popen([EXE, "run", str(STAGES / "flat_wall.yaml")], stdout=subprocess.PIPE,
+def test_sigterm_stops_within_a_second(tmp_path: Path) -> None:
+    proc = subprocess.Popen([EXE, "run", str(_stage_on_free_port(tmp_path, "flat_wall.yaml"))], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -57,3 +78,22 @@ def test_run_rejects_bad_duration() -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "--duration: expected a positive number" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_real_tracker_keeps_the_simulator_off(tmp_path: Path) -> None:
+    stage = _stage_on_free_port(tmp_path, "flat_wall.yaml")
+    port = re.search(r"port: (\d+)", stage.read_text()).group(1)
+    sender = subprocess.Popen([EXE, "simulate", "--protocol", "freed", "--to", f"127.0.0.1:{port}", "--move", "pan",
+                               "--rate", "25", "--duration", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        proc = subprocess.run([EXE, "run", str(stage), "--duration", "1.5", "--wait-tracker", "3"],
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        sender.kill()
+        sender.communicate()
+    assert proc.returncode == 0, proc.stderr
+    assert "tracker tracker is sending: the simulator stays off" in proc.stdout
+    assert "the simulator plays" not in proc.stdout
+    status = [line for line in proc.stdout.splitlines() if line.startswith("[00:00:01:00]")]
+    # the 'pan' move stands at (0, 0.5, 1.6): the pose came from the external sender
+    assert status and "at (+0.00, +0.50, +1.60) m" in status[0], status
