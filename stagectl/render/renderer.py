@@ -1,0 +1,445 @@
+"""StageRenderer: every GL object of one stage, and a frame loop step that never takes the process down.
+
+``StageRenderer(stage, context)`` builds, with ``context`` current on the calling (render) thread, the scene
+renderer, the inner-frustum targets, the outer cube atlas and the canvas compositor
+(:mod:`stagectl.render.compositor`). ``render_frame(plan)`` executes a
+:class:`~stagectl.render.plan.FramePlan`:
+
+1. inner passes (scene from each camera's pupil with overscan), 2. the outer atlas (when the plan's static
+content needs it), 3. every output canvas composited into its *back* canvas framebuffer, 4. read back (sync:
+``read_pixels`` into preallocated arrays; async: pixel buffer objects, arrays arrive a frame or two later;
+none: on demand), 5. swap: the back canvases become the *front* (the last good frame).
+
+**Robustness.** Any exception (a GL error reported by a pass, a non-finite matrix, a failing hook) inside
+steps 1-4 is caught: the GL error queue is drained, GL state reset, the failure counted and described in the
+returned :class:`FrameResult`, and the front canvases stay what they were — the last good frame (policy
+``"hold"``, the default) or, with policy ``"safe"``, the configured safe image (opaque black unless given).
+Before the first good frame the front canvases hold the safe image. The next ``render_frame`` starts afresh.
+``KeyboardInterrupt``/``SystemExit`` are not caught.
+
+A test hook, :attr:`StageRenderer.fault_hook`, is called with the name of each pass as it starts
+(``"begin"``, ``"inner:<camera>"``, ``"outer"``, ``"composite:<output key>"``, ``"readback"``); raising from
+it, or making a bad GL call in it, injects a failure in that pass.
+
+Canvases (:meth:`canvases`) are ``(H, W, 4)`` uint8 arrays, row 0 = top, RGB sRGB-encoded, alpha 255,
+keyed ``"processor/output"``; they are the renderer's own buffers (valid until the next frame: copy to keep).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stagectl.errors import StageError
+from stagectl.render.canvas import canvas_layouts
+from stagectl.render.compositor import (
+    BLACK,
+    CanvasCompositor,
+    InnerTargets,
+    OuterAtlas,
+    clear_framebuffer,
+    to_srgb8,
+)
+from stagectl.render.gl.errors import RenderError
+from stagectl.render.gl.platform import GL
+from stagectl.render.gl.readback import AsyncReadback, read_pixels
+from stagectl.render.gl.resources import drain_gl_errors, gl_pass
+from stagectl.render.plan import TILE_PX, FramePlan, build_outer_pass, canvas_tiles
+from stagectl.render.scene import Column, SceneRenderer
+from stagectl.stage.model import Stage
+
+__all__ = ["FrameResult", "RenderStats", "StageRenderer", "READBACK_MODES", "FAILURE_POLICIES"]
+
+READBACK_MODES = ("sync", "async", "none")
+FAILURE_POLICIES = ("hold", "safe")
+
+
+@dataclass
+class FrameResult:
+    """What happened to one frame.
+
+    ``ok`` False: ``error`` is the message, ``failed_pass`` the pass that raised, and the outputs show
+    ``showing`` (``"last good frame N"``, ``"safe image"``). ``failures`` counts failed frames so far.
+    ``timings_ns``: per pass (with ``finish_passes=True``: each pass waited for with ``glFinish``) and
+    ``"frame"`` for the whole call, nanoseconds.
+    """
+
+    frame: int
+    ok: bool
+    error: str | None = None
+    failed_pass: str | None = None
+    failures: int = 0
+    showing: str = "this frame"
+    timings_ns: dict[str, int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+@dataclass
+class RenderStats:
+    """Counters of a renderer: frames asked for, good, failed; the last error and last good frame."""
+
+    frames: int = 0
+    good: int = 0
+    failed: int = 0
+    last_error: str | None = None
+    last_good_frame: int | None = None
+    failures_by_pass: dict[str, int] = field(default_factory=dict)
+
+
+class StageRenderer:
+    """All GL objects of one stage in one context, and :meth:`render_frame`.
+
+    ``context``: a :class:`~stagectl.render.gl.context.GLContext`, current on this thread (the render thread)
+    for the renderer's whole life. ``readback``: ``"sync"`` (default), ``"async"`` or ``"none"``.
+    ``failure_policy``: ``"hold"`` (keep the last good canvases) or ``"safe"`` (show the safe image after a
+    failure). ``safe_images``: per output key an ``(H, W, 4)`` uint8 image (row 0 = top); default opaque
+    black.
+    ``outer_face_size`` and ``tile_px`` must match the planner's (defaults: derived from the stage's outer
+    resolution; :data:`~stagectl.render.plan.TILE_PX`). ``columns``: the test world's columns (default
+    :data:`~stagectl.render.scene.DEFAULT_COLUMNS`). ``async_depth``: PBOs per output for async readback.
+    """
+
+    def __init__(
+        self,
+        stage: Stage,
+        context,
+        *,
+        readback: str = "sync",
+        failure_policy: str = "hold",
+        safe_images: dict[str, np.ndarray] | None = None,
+        outer_face_size: int | None = None,
+        tile_px: int = TILE_PX,
+        async_depth: int = 2,
+        columns: tuple[Column, ...] | None = None,
+    ) -> None:
+        if readback not in READBACK_MODES:
+            raise StageError(f"readback must be one of {', '.join(READBACK_MODES)}, got {readback!r}")
+        if failure_policy not in FAILURE_POLICIES:
+            raise StageError(
+                f"failure_policy must be one of {', '.join(FAILURE_POLICIES)}, got {failure_policy!r}"
+            )
+        self.stage = stage
+        self.context = context
+        self.resources = context.resources
+        self.readback_mode = readback
+        self.failure_policy = failure_policy
+        self.stats = RenderStats()
+        self.fault_hook: Callable[[str], None] | None = None
+        self.notes: list[str] = []
+        if stage.render.outer.content != "procedural":
+            self.notes.append(
+                f"outer content {stage.render.outer.content!r}: only the procedural test world is rendered "
+                "so far; it is used instead"
+            )
+        self.layouts = tuple(canvas_layouts(stage))
+        self._closed = False
+        self.scene: SceneRenderer | None = None
+        self.inner: InnerTargets | None = None
+        self.outer: OuterAtlas | None = None
+        self.compositor: CanvasCompositor | None = None
+        self._async: dict[str, AsyncReadback] = {}
+        try:
+            scene_kw = {} if columns is None else {"columns": tuple(columns)}
+            self.scene = SceneRenderer(self.resources, label="scene", **scene_kw)
+            self.inner = InnerTargets(self.resources)
+            self.outer = OuterAtlas(self.resources, build_outer_pass(stage, face_size=outer_face_size))
+            self.tiles = tuple(canvas_tiles(L, tile_px) for L in self.layouts)
+            self.compositor = CanvasCompositor(self.resources, self.tiles)
+            self.keys = [L.key for L in self.layouts]
+            self._front = {k: 0 for k in self.keys}  # index of the front (last good) canvas framebuffer
+            self._safe: dict[str, np.ndarray] = {}
+            for L in self.layouts:
+                w, h = L.canvas
+                img = None if safe_images is None else safe_images.get(L.key)
+                if img is None:
+                    img = np.zeros((h, w, 4), dtype=np.uint8)
+                    img[..., 3] = 255
+                img = np.ascontiguousarray(img, dtype=np.uint8)
+                if img.shape != (h, w, 4):
+                    raise StageError(f"safe image for {L.key}: shape {img.shape} != ({h}, {w}, 4)")
+                self._safe[L.key] = img
+            # canvas arrays: front = last good frame (what canvases() returns), back = being read this frame
+            self._arrays = {k: self._safe[k].copy() for k in self.keys}
+            self._back_arrays = {k: self._safe[k].copy() for k in self.keys}
+            self._arrays_frame: int | None = None
+            self._arrays_stale = False  # readback "none": front arrays not read since the last swap
+            for k in self.keys:
+                self._show_safe_gl(k, both=True)
+            if readback == "async":
+                for i, L in enumerate(self.layouts):
+                    w, h = L.canvas
+                    self._async[L.key] = AsyncReadback(
+                        self.resources, w, h, depth=async_depth, label=f"canvas{i}.readback"
+                    )
+        except BaseException:
+            self.release()
+            raise
+
+    # ------------------------------------------------------------------ queries
+
+    def canvases(self) -> dict[str, np.ndarray]:
+        """Output key -> ``(H, W, 4)`` uint8 canvas of the last good frame (row 0 = top; the safe image before
+        the first). With async readback: the newest frame whose copy has arrived (call :meth:`flush` to wait
+        for all). The arrays are the renderer's: copy what you keep."""
+        if self.readback_mode == "none" and self._arrays_stale:
+            for k in self.keys:
+                fb = self.compositor.outputs[k].framebuffers[self._front[k]]
+                read_pixels(fb, out=self._arrays[k])
+            self._arrays_stale = False
+        return dict(self._arrays)
+
+    @property
+    def canvases_frame(self) -> int | None:
+        """The frame number the arrays of :meth:`canvases` show (None: the safe image)."""
+        return self._arrays_frame
+
+    def front_framebuffer(self, key: str):
+        """The canvas framebuffer holding the last good frame of output ``key`` (for presentation)."""
+        return self.compositor.outputs[key].framebuffers[self._front[key]]
+
+    def inner_image(self, camera: str, *, linear: bool = False) -> np.ndarray:
+        """The camera's current inner-frustum image, row 0 = top: ``(H, W, 4)`` uint8 sRGB-encoded (default)
+        or float32 linear light (``linear=True``). Raises KeyError for a camera never rendered."""
+        t = self.inner.targets[camera]
+        img = t.read(dtype=np.float32)
+        return img if linear else to_srgb8(img)
+
+    # ------------------------------------------------------------------ the frame
+
+    def _hook(self, name: str) -> None:
+        if self.fault_hook is not None:
+            self.fault_hook(name)
+
+    def _reset_gl_state(self) -> list[str]:
+        errors = drain_gl_errors()
+        GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, 0)
+        GL.glUseProgram(0)
+        GL.glBindVertexArray(0)
+        GL.glBindBuffer(GL.GL_PIXEL_PACK_BUFFER, 0)
+        GL.glDisable(GL.GL_SCISSOR_TEST)
+        GL.glDisable(GL.GL_DEPTH_TEST)
+        GL.glDisable(GL.GL_BLEND)
+        GL.glDisable(GL.GL_CULL_FACE)
+        GL.glColorMask(GL.GL_TRUE, GL.GL_TRUE, GL.GL_TRUE, GL.GL_TRUE)
+        GL.glActiveTexture(GL.GL_TEXTURE0)
+        return errors + drain_gl_errors()
+
+    def render_frame(self, plan: FramePlan, *, finish_passes: bool = False) -> FrameResult:
+        """Render ``plan``; never raises for a failure inside the frame (see the module docstring).
+
+        ``plan`` comes from a :class:`~stagectl.render.plan.FramePlanner` of the same stage (same tile size and
+        outer face size as this renderer); it lists every output.
+
+        ``finish_passes``: wait for each pass with ``glFinish`` and time it (``FrameResult.timings_ns``); off,
+        only ``"frame"`` (the whole call) is timed and GL may still be working when this returns (except for
+        sync readback, which waits for the canvases).
+        """
+        if self._closed:
+            raise StageError("StageRenderer used after release()")
+        clock = time.perf_counter_ns
+        t_frame = clock()
+        timings: dict[str, int] = {}
+        self.stats.frames += 1
+        current = "begin"
+
+        def timed(name: str, t0: int) -> int:
+            if finish_passes:
+                GL.glFinish()
+                t1 = clock()
+                timings[name] = timings.get(name, 0) + (t1 - t0)
+                return t1
+            return t0
+
+        try:
+            self._reset_gl_state()
+            self._hook(current)
+            self._check_plan(plan)
+            t0 = clock()
+            blackout = plan.flags.blackout
+            if not blackout:
+                for p in plan.inner:
+                    current = f"inner:{p.camera}"
+                    self._hook(current)
+                    if self.inner.render(p, self.scene):
+                        t0 = timed(current, t0)
+                    else:
+                        t0 = clock()
+                current = "outer"
+                self._hook(current)
+                if self.outer.render(plan.outer, self.scene):
+                    t0 = timed(current, t0)
+                else:
+                    t0 = clock()
+                if plan.outer.static:
+                    current = "outer:canvases"
+                    if self.compositor.update_cache(self.outer.key, plan.uniforms, self.outer.texture):
+                        t0 = timed(current, t0)
+                    else:
+                        t0 = clock()
+                else:
+                    self.compositor.invalidate_cache()
+            if blackout:
+                for out in plan.outputs:
+                    current = f"composite:{out.key}"
+                    self._hook(current)
+                    with gl_pass("composite", out.key):
+                        clear_framebuffer(self._back(out.key), BLACK)
+                    self.compositor.mark_dirty(out.key, 1 - self._front[out.key])
+                    t0 = timed(current, t0)
+            elif plan.outputs:
+                current = "composite"
+                layers = plan.outputs[0].layers
+                textures = [self.inner.targets[plan.inner[i].camera].color for i in layers]
+                try:
+                    self.compositor.begin(plan.uniforms, textures, self.outer.texture,
+                                          static_outer=plan.outer.static)
+                    for out in plan.outputs:
+                        current = f"composite:{out.key}"
+                        self._hook(current)
+                        self.compositor.draw(out, 1 - self._front[out.key])
+                        t0 = timed(current, t0)
+                finally:
+                    self.compositor.end()
+            current = "readback"
+            self._hook(current)
+            self._readback_back(plan.frame)
+            t0 = timed(current, t0)
+            # everything succeeded: the back canvases become the front (the last good frame)
+            for k in self.keys:
+                self._front[k] = 1 - self._front[k]
+            if self.readback_mode == "sync":
+                self._arrays, self._back_arrays = self._back_arrays, self._arrays
+                self._arrays_frame = plan.frame
+            elif self.readback_mode == "none":
+                self._arrays_stale = True
+                self._arrays_frame = plan.frame
+        except Exception as exc:  # noqa: BLE001 - a frame's failure must never stop the process
+            return self._failed(plan, current, exc, timings, clock() - t_frame)
+        self.stats.good += 1
+        self.stats.last_good_frame = plan.frame
+        timings["frame"] = clock() - t_frame
+        return FrameResult(plan.frame, True, failures=self.stats.failed, timings_ns=timings)
+
+    def _back(self, key: str):
+        return self.compositor.outputs[key].framebuffers[1 - self._front[key]]
+
+    def _check_plan(self, plan: FramePlan) -> None:
+        for p in plan.inner:
+            if not p.finite():
+                raise RenderError(f"inner:{p.camera}", p.camera, "non-finite view-projection matrix")
+        if not np.all(np.isfinite(plan.uniforms.inner_vp)):
+            raise RenderError("composite", "uniforms", "non-finite view-projection matrix")
+        keys = [o.key for o in plan.outputs]
+        if sorted(keys) != sorted(self.keys):
+            raise RenderError("composite", ",".join(keys), "the plan's outputs are not the renderer's",
+                              detail=f"expected {', '.join(self.keys)}")
+        if plan.outer.atlas_size != self.outer.target.size:
+            raise RenderError("outer", self.outer.target.label, "the plan's atlas size is not the renderer's")
+
+    def _readback_back(self, frame: int) -> None:
+        """Copy the back canvases to numpy (sync) or queue their copy (async)."""
+        if self.readback_mode == "sync":
+            for k in self.keys:
+                fb = self.compositor.outputs[k].framebuffers[1 - self._front[k]]
+                read_pixels(fb, out=self._back_arrays[k])
+        elif self.readback_mode == "async":
+            for k in self.keys:
+                rb = self._async[k]
+                self._collect_async(k, wait=False)
+                if rb.pending >= rb.depth:
+                    self._collect_async(k, wait=True)
+                rb.start(frame, self.compositor.outputs[k].framebuffers[1 - self._front[k]])
+
+    def _collect_async(self, key: str, *, wait: bool) -> None:
+        rb = self._async[key]
+        while rb.pending:
+            got = rb.finish(out=self._back_arrays[key]) if wait else rb.poll(out=self._back_arrays[key])
+            if got is None:
+                return
+            frame_id, _ = got
+            self._arrays[key], self._back_arrays[key] = self._back_arrays[key], self._arrays[key]
+            self._arrays_frame = frame_id
+            if wait:
+                return
+
+    def flush(self) -> None:
+        """Async readback: wait for every queued canvas copy (canvases() then shows the newest good frame)."""
+        for k, rb in self._async.items():
+            while rb.pending:
+                self._collect_async(k, wait=True)
+
+    def _failed(
+        self, plan: FramePlan, where: str, exc: Exception, timings: dict, elapsed_ns: int
+    ) -> FrameResult:
+        pass_name = where.split(":", 1)[0]
+        message = f"{type(exc).__name__}: {exc}"
+        try:
+            self._reset_gl_state()
+        except Exception as again:  # noqa: BLE001 - a lost context: report, keep going
+            message += f" (and resetting GL state failed: {again})"
+        for k in self.keys:  # whatever the failing pass left in a back canvas is cleared before reuse
+            self.compositor.mark_dirty(k, 1 - self._front[k])
+        if pass_name == "outer":
+            self.outer.invalidate()
+            self.compositor.invalidate_cache()
+        if pass_name == "inner":
+            self.inner.invalidate(where.split(":", 1)[1] if ":" in where else None)
+        showing = (
+            f"last good frame {self.stats.last_good_frame}" if self.stats.last_good_frame is not None
+            else "safe image"
+        )
+        if self.failure_policy == "safe":
+            showing = "safe image"
+            try:
+                for k in self.keys:
+                    self._show_safe_gl(k)
+                    self._arrays[k][...] = self._safe[k]
+                self._arrays_frame = None
+                self._arrays_stale = False
+            except Exception as again:  # noqa: BLE001
+                message += f" (and showing the safe image failed: {again})"
+                self._reset_gl_state()
+        self.stats.failed += 1
+        self.stats.last_error = message
+        self.stats.failures_by_pass[pass_name] = self.stats.failures_by_pass.get(pass_name, 0) + 1
+        timings["frame"] = elapsed_ns
+        return FrameResult(plan.frame, False, message, where, self.stats.failed, showing, timings)
+
+    def _show_safe_gl(self, key: str, *, both: bool = False) -> None:
+        """Put the safe image into the front canvas framebuffer (``both``: into both)."""
+        o = self.compositor.outputs[key]
+        img = self._safe[key]
+        black = bool(np.all(img[..., :3] == 0) and np.all(img[..., 3] == 255))
+        fbs = o.framebuffers if both else [o.framebuffers[self._front[key]]]
+        with gl_pass("safe", key):
+            for fb in fbs:
+                if black:
+                    clear_framebuffer(fb, BLACK)
+                else:
+                    fb.color.upload(img)
+                    # unmapped pixels must be black again when this canvas is drawn into
+                    self.compositor.mark_dirty(key, o.framebuffers.index(fb))
+
+    # ------------------------------------------------------------------ teardown
+
+    def release(self) -> None:
+        """Free every GL object of this renderer (render thread, context current); idempotent."""
+        for rb in self._async.values():
+            rb.release()
+        self._async.clear()
+        for part in (self.compositor, self.outer, self.inner, self.scene):
+            if part is not None:
+                part.release()
+        self.compositor = self.outer = self.inner = self.scene = None
+        self._closed = True
+
+    def __enter__(self) -> StageRenderer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
