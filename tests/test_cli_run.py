@@ -30,30 +30,51 @@ def _stage_on_free_port(tmp_path: Path, name: str) -> Path:
     return p
 
 
-def test_run_for_a_duration_paces_frames_and_says_what_it_did(tmp_path: Path) -> None:
+def test_run_for_a_duration_tracks_renders_and_says_what_it_did(tmp_path: Path) -> None:
     stage = _stage_on_free_port(tmp_path, "demo.yaml")
+    run_dir = tmp_path / "run"
     t0 = time.monotonic()
-    proc = subprocess.run([EXE, "run", str(stage), "--duration", "1.5"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([EXE, "run", str(stage), "--duration", "2.5", "--run-dir", str(run_dir),
+                           "--preview-every", "0.5"], capture_output=True, text=True, timeout=180)
     wall = time.monotonic() - t0
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "Nothing is sent to any output" in out
-    m = re.search(r"duration reached after (\d+) frames", out)
+    assert wall >= 2.4
+    m = re.search(r"duration reached after (\d+) frames \((\d+) late, (\d+) dropped", out)
     assert m, out
-    # 1.5 s at 24000/1001 fps is 35.96 frames: edges 0..35 fall inside the duration
-    assert int(m.group(1)) == 36
-    assert wall >= 1.4
+    # every one of the 60 edges inside 2.5 s at 24000/1001 fps was either rendered or counted as dropped
+    frames, dropped = int(m.group(1)), int(m.group(3))
+    assert frames + dropped == 60, out
+    r = re.search(r"rendered (\d+) frames of 3 canvases headless \((\d+) failed", out)
+    assert r and int(r.group(1)) == frames and int(r.group(2)) == 0, out
     # the simulator fed the camera over real UDP, and the status line shows it live
     assert "the simulator plays the 'orbit' move as freed packets" in out
-    status = [line for line in out.splitlines() if line.startswith("[00:00:01:00] frame 24:")]
-    assert status and "cam-a: tracking live" in status[0] and "inner frustum covers main" in status[0]
-    m = re.search(r"tracking live ([\d.]+) Hz", status[0])
+    status = [line for line in out.splitlines() if line.startswith("[00:00:")]
+    assert status and "cam-a: tracking live" in status[0] and "inner frustum covers main" in status[0], out
+    m = re.search(r"tracking live ([\d.]+) Hz", status[-1])
     assert m and 20.0 <= float(m.group(1)) <= 26.0  # ~24 packets a second
+    # previews: one PNG per output at the canvas size, showing something (not black)
+    import cv2
+
+    previews = sorted(run_dir.glob("preview_*.png"))
+    assert [p.name for p in previews] == ["preview_tessera-a_out1.png", "preview_tessera-a_out2.png",
+                                          "preview_tessera-b_out3.png"]
+    img = cv2.imread(str(previews[0]))
+    assert img.shape == (1080, 1920, 3) and img[:1056, :1760].mean() > 40
+
+
+def test_no_render_runs_the_maths_only(tmp_path: Path) -> None:
+    proc = subprocess.run([EXE, "run", str(_stage_on_free_port(tmp_path, "flat_wall.yaml")), "--duration", "1.2",
+                           "--no-render"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "rendered nothing (--no-render)" in proc.stdout
+    m = re.search(r"after (\d+) frames \((\d+) late, (\d+) dropped", proc.stdout)
+    assert m and int(m.group(1)) == 30 and int(m.group(3)) == 0  # 25 fps, nothing to fall behind on
 
 
 def test_sigterm_stops_within_a_second(tmp_path: Path) -> None:
-    proc = subprocess.Popen([EXE, "run", str(_stage_on_free_port(tmp_path, "flat_wall.yaml"))], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([EXE, "run", str(_stage_on_free_port(tmp_path, "flat_wall.yaml")),
+                             "--run-dir", str(tmp_path / "run")], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -86,7 +107,7 @@ def test_a_real_tracker_keeps_the_simulator_off(tmp_path: Path) -> None:
     sender = subprocess.Popen([EXE, "simulate", "--protocol", "freed", "--to", f"127.0.0.1:{port}", "--move", "pan",
                                "--rate", "25", "--duration", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        proc = subprocess.run([EXE, "run", str(stage), "--duration", "1.5", "--wait-tracker", "3"],
+        proc = subprocess.run([EXE, "run", str(stage), "--duration", "1.5", "--wait-tracker", "3", "--no-render"],
                               capture_output=True, text=True, timeout=120)
     finally:
         sender.kill()

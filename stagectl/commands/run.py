@@ -7,13 +7,17 @@ What runs today:
     is fed by the built-in simulator over real loopback UDP instead (say --no-simulator to forbid it);
   * every frame, paced on the stage's frame rate, each camera's pose is read from its timeline at the frame
     edge (with the source's tracking delay), the lens file turns the zoom/focus encoders into focal length,
-    principal point and entrance pupil, and the per-frame frustum maths runs: view and projection with
-    overscan, every cabinet corner projected, which cabinets the inner frustum covers;
+    principal point and entrance pupil, the frame plan runs the frustum maths (which cabinets the inner
+    frustum covers), and the renderer draws the inner frustum, the outer environment and every output canvas
+    headless (EGL; Mesa llvmpipe without a GPU). A frame that fails to render keeps the last good canvases
+    and is counted;
+  * every --preview-every seconds the canvases are written as PNG previews into --run-dir (one file per
+    output, overwritten), so an operator without a display can look at what the wall shows;
   * a status line per second shows the frame, timecode, each camera's tracking state, packet rate, sample age,
-    pose and lens, the covered cabinets, the maths' cost and late frames.
+    pose and lens, the covered cabinets, render time, failed and late frames.
 
-Not yet: rendering and LED outputs (nothing is sent to any output; the command says so when it starts and
-when it stops), genlock sources other than the internal clock. Ctrl-C or SIGTERM stops it within one frame.
+Not yet: presenting canvases on GPU outputs (GLFW windows), genlock sources other than the internal clock.
+With --no-render only the tracking and the maths run. Ctrl-C or SIGTERM stops it within one frame.
 """
 
 from __future__ import annotations
@@ -23,10 +27,10 @@ import math
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-HELP = "run a stage: tracking input, timelines and per-frame frustum maths (rendering comes later)"
+HELP = "run a stage: tracking input, timelines, frustum maths and headless rendering of every output canvas"
 
 DEFAULT_FOCAL_MM = 35.0  # used while a camera has neither a lens file nor a focal length from its tracker
 
@@ -41,6 +45,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how long a source with a simulated move waits for a real tracker (default 0.5 s)")
     p.add_argument("--no-simulator", action="store_true",
                    help="never start the built-in simulator, even for sources that name a move")
+    p.add_argument("--no-render", action="store_true",
+                   help="run tracking and the frustum maths only; draw nothing")
+    p.add_argument("--preview-every", type=float, default=2.0, metavar="S",
+                   help="write PNG previews of every canvas every S seconds (default 2; 0 = never)")
+    p.add_argument("--run-dir", default=None, metavar="DIR",
+                   help="where previews go (default runs/<UTC date-time> next to the working directory)")
 
 
 @dataclass
@@ -51,12 +61,10 @@ class _Rig:
     source: Any
     timeline: Any
     lens_table: Any
-    workspace: Any
     T_body_camera: Any
-    state: Any = None
+    state: Any = None  # the timeline's answer this frame
     focal_mm: float = DEFAULT_FOCAL_MM
     frames_without_pose: int = 0
-    flags: list[str] = field(default_factory=list)
 
 
 def _simulator_target(source, port: int) -> tuple[str, int]:
@@ -68,31 +76,27 @@ def _simulator_target(source, port: int) -> tuple[str, int]:
 
 
 def main(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from stagectl.errors import StageError, UsageError
     from stagectl.stage import load_stage
-    from stagectl.sync.timebase import Timecode
 
-    for name in ("duration", "status_interval", "wait_tracker"):
+    for name in ("duration", "status_interval", "wait_tracker", "preview_every"):
         value = getattr(args, name)
-        if value is not None and (value < 0 or (name != "wait_tracker" and value == 0)):
+        if value is not None and (value < 0 or (name in ("duration", "status_interval") and value == 0)):
             raise UsageError(f"--{name.replace('_', '-')}: expected a positive number of seconds, got {value:g}")
     stage = load_stage(args.stage)
     rate = stage.frame_rate
     say = lambda text: print(text, flush=True)  # noqa: E731
     say(f'stagectl run: stage "{stage.name}" ({args.stage}) is valid: {len(stage.walls)} walls, '
         f"{sum(w.cabinet_count for w in stage.walls)} cabinets, {len(stage.outputs())} outputs, {rate.label} fps")
-    say("stagectl run: not implemented yet: rendering and LED outputs. Nothing is sent to any output.")
     if not stage.cameras:
         say("stagectl run: the stage has no cameras; nothing to compute.")
         return 0
 
-    from stagectl.render.frustum import FrustumWorkspace, compute_pose
+    import numpy as np
+
     from stagectl.render.frustum import warmup as warm_frustum
+    from stagectl.render.plan import FramePlanner
     from stagectl.tracking.receiver import ReceiverGroup, TransportError
-    from stagectl.tracking.sender import Sender
-    from stagectl.tracking.simulator import Simulator
     from stagectl.tracking.timeline import Timeline
     from stagectl.tracking.timeline import warmup as warm_timeline
 
@@ -109,15 +113,20 @@ def main(args: argparse.Namespace) -> int:
             source=src,
             timeline=Timeline(rate, delay_frames=src.delay_frames, name=cam.name),
             lens_table=cam.lens_file.table() if cam.lens_file else None,
-            workspace=FrustumWorkspace(stage.walls),
             T_body_camera=np.ascontiguousarray(cam.T_body_camera),
         )
+    planner = FramePlanner(stage)
+    output = _Output.open(stage, args, say) if not args.no_render else None
+    if output is None:
+        say("stagectl run: --no-render: tracking and frustum maths only; nothing is drawn or sent to any output")
     receivers = ReceiverGroup.from_stage(stage, lambda name: rigs[name].timeline.push)
     try:
         receivers.start()
     except (TransportError, OSError) as exc:
+        if output is not None:
+            output.close()
         raise StageError(f"cannot listen for tracking: {exc}") from None
-    simulators: list[Simulator] = []
+    simulators: list[Any] = []
     stop = {"flag": False}
 
     def _stop(signum, frame) -> None:  # noqa: ARG001
@@ -128,57 +137,136 @@ def main(args: argparse.Namespace) -> int:
     try:
         for r in receivers:
             say(f"stagectl run: listening: {r.describe()}")
-        simulated = [s for s in stage.tracking if s.simulate and any(r.source is s for r in rigs.values())]
-        if simulated and not args.no_simulator:
-            deadline = time.monotonic() + args.wait_tracker
-            while time.monotonic() < deadline and not stop["flag"]:
-                if all(receivers[s.name].state(time.monotonic_ns()) == "live" for s in simulated):
-                    break
-                time.sleep(0.02)
-            for s in simulated:
-                if receivers[s.name].state(time.monotonic_ns()) == "live":
-                    say(f"stagectl run: tracker {s.name} is sending: the simulator stays off")
-                    continue
-                host, port = _simulator_target(s, receivers[s.name].port)
-                cams = [r.camera.name for r in rigs.values() if r.source is s]
-                sim = Simulator(s.simulate, s.protocol, rate, sender=Sender(s.protocol, host, port, osc_camera=cams[0]),
-                                camera_id=s.camera_id if s.camera_id is not None and s.protocol == "freed" else 1,
-                                source_number=s.camera_id if s.protocol == "opentrackio" and s.camera_id else 1,
-                                osc_camera=cams[0], profile=s.encoder_profile, keep=16)
-                simulators.append(sim.start())
-                say(f"stagectl run: no tracker on {s.name} after {args.wait_tracker:g} s: the simulator plays the "
-                    f"'{s.simulate}' move as {s.protocol} packets to {host}:{port} (real UDP)")
+        if not args.no_simulator:
+            simulators = _start_simulators(stage, rigs, receivers, args.wait_tracker, stop, say)
         for rig in rigs.values():
             lens = (f"lens {rig.camera.lens_file.name} (zoom/focus encoders from tracking)" if rig.lens_table
                     else f"no lens file: the tracker's focal length, else {DEFAULT_FOCAL_MM:g} mm")
             say(f"stagectl run: camera {rig.camera.name} <- {rig.source.name} ({rig.source.protocol}), delay "
                 f"{rig.source.delay_frames:g} frames; {lens}; sensor {rig.camera.sensor_mm[0]:g} x "
                 f"{rig.camera.sensor_mm[1]:g} mm")
-        frames, late = _loop(args, stage, rigs, receivers, stop, say, np, compute_pose, Timecode)
+        counts = _loop(args, stage, rigs, planner, output, receivers, stop, say)
     finally:
         for sim in simulators:
             sim.stop()
         receivers.close()
+        if output is not None:
+            output.close()
         signal.signal(signal.SIGTERM, old_term)
         signal.signal(signal.SIGINT, old_int)
     why = "stopped by signal" if stop["flag"] else "duration reached"
     no_pose = ", ".join(f"{n} had no pose for {r.frames_without_pose}" for n, r in rigs.items() if r.frames_without_pose)
-    say(f"stagectl run: {why} after {frames} frames ({late} late{'; ' + no_pose if no_pose else ''}); tracked "
-        f"{len(rigs)} camera(s) and computed their frustum maths every frame; rendered nothing and sent nothing "
-        "to any output (not implemented yet).")
+    drawn = (f"rendered {counts['rendered']} frames of {len(stage.outputs())} canvases headless "
+             f"({counts['failed']} failed, last good canvases kept){'; previews in ' + str(output.run_dir) if output and output.run_dir else ''}"
+             if output else "rendered nothing (--no-render)")
+    say(f"stagectl run: {why} after {counts['frames']} frames ({counts['late']} late, {counts['dropped']} dropped"
+        f"{'; ' + no_pose if no_pose else ''}); {drawn}; no canvas was presented on a GPU output "
+        "(windows are not implemented yet).")
     return 0
 
 
-def _loop(args, stage, rigs, receivers, stop, say, np, compute_pose, Timecode) -> tuple[int, int]:
-    """The paced frame loop; returns (frames, late frames)."""
+def _start_simulators(stage, rigs, receivers, wait_s, stop, say) -> list[Any]:
+    """Start the simulator for every source that names a move and stays silent for ``wait_s``."""
+    from stagectl.tracking.sender import Sender
+    from stagectl.tracking.simulator import Simulator
+
+    simulated = [s for s in stage.tracking if s.simulate and any(r.source is s for r in rigs.values())]
+    deadline = time.monotonic() + wait_s
+    while simulated and time.monotonic() < deadline and not stop["flag"]:
+        if all(receivers[s.name].state(time.monotonic_ns()) == "live" for s in simulated):
+            break
+        time.sleep(0.02)
+    started = []
+    for s in simulated:
+        if receivers[s.name].state(time.monotonic_ns()) == "live":
+            say(f"stagectl run: tracker {s.name} is sending: the simulator stays off")
+            continue
+        host, port = _simulator_target(s, receivers[s.name].port)
+        cams = [r.camera.name for r in rigs.values() if r.source is s]
+        sim = Simulator(s.simulate, s.protocol, stage.frame_rate,
+                        sender=Sender(s.protocol, host, port, osc_camera=cams[0]),
+                        camera_id=s.camera_id if s.camera_id is not None and s.protocol == "freed" else 1,
+                        source_number=s.camera_id if s.protocol == "opentrackio" and s.camera_id else 1,
+                        osc_camera=cams[0], profile=s.encoder_profile, keep=16)
+        started.append(sim.start())
+        say(f"stagectl run: no tracker on {s.name} after {wait_s:g} s: the simulator plays the "
+            f"'{s.simulate}' move as {s.protocol} packets to {host}:{port} (real UDP)")
+    return started
+
+
+class _Output:
+    """Headless rendering of every canvas, and the PNG previews."""
+
+    def __init__(self, stage, ctx, renderer, run_dir, preview_every_s) -> None:
+        self.stage = stage
+        self.ctx = ctx
+        self.renderer = renderer
+        self.run_dir = run_dir
+        self.preview_every_ns = int(preview_every_s * 1e9) if preview_every_s else 0
+        self.next_preview_ns = 0
+
+    @classmethod
+    def open(cls, stage, args, say) -> _Output:
+        from pathlib import Path
+
+        from stagectl.errors import StageError
+        from stagectl.render.gl.context import create_context
+        from stagectl.render.renderer import StageRenderer
+
+        run_dir = None
+        if args.preview_every:
+            run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            try:
+                run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StageError(f"--run-dir: cannot create {run_dir}: {exc}") from None
+        ctx = create_context("egl")
+        try:
+            renderer = StageRenderer(stage, ctx)
+        except BaseException:
+            ctx.release()
+            raise
+        say(f"stagectl run: rendering headless on {ctx.info.summary()}; "
+            + (f"previews every {args.preview_every:g} s in {run_dir}" if run_dir else "no previews"))
+        return cls(stage, ctx, renderer, run_dir, args.preview_every)
+
+    def render(self, plan, now_ns: int):
+        result = self.renderer.render_frame(plan)
+        if self.run_dir is not None and now_ns >= self.next_preview_ns:
+            self._write_previews()
+            self.next_preview_ns = now_ns + self.preview_every_ns
+        return result
+
+    def _write_previews(self) -> None:
+        import cv2
+
+        for key, img in self.renderer.canvases().items():
+            path = self.run_dir / ("preview_" + key.replace("/", "_") + ".png")
+            cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGBA2BGR))
+
+    def close(self) -> None:
+        try:
+            self.renderer.release()
+        finally:
+            self.ctx.release()
+
+
+def _loop(args, stage, rigs, planner, output, receivers, stop, say) -> dict[str, int]:
+    """The paced frame loop; returns frame counters."""
+    import numpy as np
+
+    from stagectl.render.plan import CameraState, LensValues, PlanError
+    from stagectl.sync.timebase import Timecode
+
     rate = stage.frame_rate
-    overscan = stage.render.inner.overscan_percent
     interval_ns = int(args.status_interval * 1e9)
     epoch = time.monotonic_ns()
     end_ns = None if args.duration is None else epoch + int(args.duration * 1e9)
     next_status = epoch + interval_ns
-    costs_us: list[float] = []
-    k = late = frames = 0
+    frame_us: list[float] = []
+    counts = {"frames": 0, "late": 0, "dropped": 0, "rendered": 0, "failed": 0}
+    plan = None
+    k = 0
     while not stop["flag"]:
         edge = rate.frame_edge_ns(k, epoch)
         if end_ns is not None and edge >= end_ns:
@@ -186,60 +274,85 @@ def _loop(args, stage, rigs, receivers, stop, say, np, compute_pose, Timecode) -
         now = time.monotonic_ns()
         if now < edge:
             time.sleep((edge - now) / 1e9)
-        elif now - edge > rate.period_ns:
-            late += 1
+        elif now - edge >= rate.period_ns:
+            # the previous frame overran this edge: skip to the frame whose period we are in (never render a
+            # backlog of stale frames), and count the edges that passed without a frame
+            current = rate.frame_at_ns(now, epoch)
+            counts["dropped"] += current - k
+            k = current
+            edge = rate.frame_edge_ns(k, epoch)
+            if end_ns is not None and edge >= end_ns:
+                break
+        if time.monotonic_ns() - edge > rate.period_ns // 4:
+            counts["late"] += 1  # started more than a quarter period after its edge
         c0 = time.perf_counter_ns()
-        for rig in rigs.values():
-            _frame_for_camera(rig, edge, overscan, np)
-        costs_us.append((time.perf_counter_ns() - c0) / 1e3)
-        frames += 1
+        states = [s for rig in rigs.values() if (s := _camera_state(rig, edge, CameraState, LensValues)) is not None]
+        try:
+            plan = planner.plan(states, frame=k)
+        except PlanError as exc:
+            counts["failed"] += 1
+            say(f"stagectl run: frame {k}: no plan: {exc}")
+            plan = None
+        if output is not None and plan is not None:
+            result = output.render(plan, time.monotonic_ns())
+            counts["rendered" if result.ok else "failed"] += 1
+            if not result.ok:
+                say(f"stagectl run: frame {k}: render failed in {result.failed_pass}: {result.error} "
+                    "(the outputs keep the last good frame)")
+        frame_us.append((time.perf_counter_ns() - c0) / 1e3)
+        counts["frames"] += 1
         now = time.monotonic_ns()
         if now >= next_status:
-            parts = [_status(name, rig, receivers[rig.source.name], now) for name, rig in rigs.items()]
-            c = np.array(costs_us)
+            parts = [_status(name, rig, receivers[rig.source.name], plan, stage, now) for name, rig in rigs.items()]
+            c = np.array(frame_us)
+            what = "maths + render" if output is not None else "maths"
             say(f"[{Timecode.from_frame(k, rate)}] frame {k}: " + " | ".join(parts)
-                + f" | per-frame maths median {np.median(c):.0f} us, max {c.max():.0f} us | late frames {late}")
-            costs_us.clear()
+                + f" | {what} median {np.median(c) / 1e3:.1f} ms, max {c.max() / 1e3:.1f} ms"
+                + f" | failed {counts['failed']}, late {counts['late']}, dropped {counts['dropped']}")
+            frame_us.clear()
             next_status += interval_ns
         k += 1
-    return frames, late
+    return counts
 
 
-def _frame_for_camera(rig: _Rig, edge_ns: int, overscan, np) -> None:
+def _camera_state(rig: _Rig, edge_ns: int, CameraState, LensValues):
+    """The camera's state at the frame edge from its timeline and lens file, or None without a pose."""
     st = rig.timeline.pose_at(edge_ns)
     rig.state = st
     if not st.ok:
         rig.frames_without_pose += 1
-        return
+        return None
     T = st.matrix()
     T_stage_camera = T @ rig.T_body_camera if st.pose_frame == "body" else T
     zoom = st.zoom if math.isfinite(st.zoom) else 0.0
     focus = st.focus if math.isfinite(st.focus) else 0.0
     if rig.lens_table is not None:
         f_mm, px, py, _, _, _, _, _, pupil, _ = rig.lens_table.values(zoom, focus).tolist()
+        source = "lens file"
     else:
         f_mm = st.focal_length_mm if math.isfinite(st.focal_length_mm) else DEFAULT_FOCAL_MM
         px = py = 0.0
         pupil = st.entrance_pupil_offset_m if math.isfinite(st.entrance_pupil_offset_m) else 0.0
+        source = "tracker" if math.isfinite(st.focal_length_mm) else "default"
     rig.focal_mm = f_mm
     cam = rig.camera
-    rig.workspace.update(T_stage_camera, f_mm, cam.sensor_mm[0], cam.sensor_mm[1], px, py,
-                         overscan_pct=overscan, pupil_offset_m=pupil)
+    return CameraState(cam.name, T_stage_camera, LensValues(f_mm, (px, py), pupil, source, zoom, focus),
+                       (float(cam.sensor_mm[0]), float(cam.sensor_mm[1])))
 
 
-def _status(name: str, rig: _Rig, receiver, now_ns: int) -> str:
+def _status(name: str, rig: _Rig, receiver, plan, stage, now_ns: int) -> str:
     stats = receiver.stats(now_ns)
     state = receiver.state(now_ns)
     st = rig.state
     if st is None or not st.ok:
         return f"{name}: tracking {state}, no pose yet"
     x, y, z = st.position
-    ws = rig.workspace
-    covered = " ".join(f"{n} {int(ws.wall_covered(j).sum())}" for j, n in enumerate(ws.names))
+    inner = next((p for p in plan.inner if p.camera == name), None) if plan is not None else None
+    covered = ("inner frustum covers " + " ".join(f"{w.name} {int(c.sum())}" for w, c in zip(stage.walls, inner.covered))
+               + " cabinets") if inner is not None else "no inner frustum"
     age = f"{st.age_ns / 1e6:+.1f} ms" if st.age_ns is not None else "n/a"
     return (f"{name}: tracking {state} {stats.packet_rate_hz:.1f} Hz, sample age {age} ({st.status}); at "
-            f"({x:+.2f}, {y:+.2f}, {z:+.2f}) m pan {st.pan:+.1f} tilt {st.tilt:+.1f}, {rig.focal_mm:.1f} mm; "
-            f"inner frustum covers {covered} cabinets")
+            f"({x:+.2f}, {y:+.2f}, {z:+.2f}) m pan {st.pan:+.1f} tilt {st.tilt:+.1f}, {rig.focal_mm:.1f} mm; {covered}")
 
 
 if __name__ == "__main__":
