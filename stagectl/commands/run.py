@@ -230,12 +230,11 @@ class _Output:
             + (f"previews every {args.preview_every:g} s in {run_dir}" if run_dir else "no previews"))
         return cls(stage, ctx, renderer, run_dir, args.preview_every)
 
-    def render(self, plan, now_ns: int):
-        result = self.renderer.render_frame(plan)
+    def present(self, now_ns: int) -> None:
+        """At the frame edge: headless, presenting means publishing the canvases (previews, when due)."""
         if self.run_dir is not None and now_ns >= self.next_preview_ns:
             self._write_previews()
             self.next_preview_ns = now_ns + self.preview_every_ns
-        return result
 
     def _write_previews(self) -> None:
         import cv2
@@ -252,67 +251,74 @@ class _Output:
 
 
 def _loop(args, stage, rigs, planner, output, receivers, stop, say) -> dict[str, int]:
-    """The paced frame loop; returns frame counters."""
+    """The genlock-aligned, late-latching frame loop (stagectl.sync.frameloop); returns frame counters."""
+    import threading
+
     import numpy as np
 
     from stagectl.render.plan import CameraState, LensValues, PlanError
-    from stagectl.sync.timebase import Timecode
+    from stagectl.sync.frameloop import FrameLoop
+    from stagectl.sync.timebase import Clock, Timecode
 
     rate = stage.frame_rate
+    clock = Clock.SYSTEM if stage.sync.clock == "system" else Clock.MONOTONIC
+    loop = FrameLoop(rate, clock=clock, phase_offset_ns=stage.sync.phase_offset_ns)
     interval_ns = int(args.status_interval * 1e9)
-    epoch = time.monotonic_ns()
-    end_ns = None if args.duration is None else epoch + int(args.duration * 1e9)
-    next_status = epoch + interval_ns
-    frame_us: list[float] = []
-    counts = {"frames": 0, "late": 0, "dropped": 0, "rendered": 0, "failed": 0}
-    plan = None
-    k = 0
-    while not stop["flag"]:
-        edge = rate.frame_edge_ns(k, epoch)
-        if end_ns is not None and edge >= end_ns:
-            break
-        now = time.monotonic_ns()
-        if now < edge:
-            time.sleep((edge - now) / 1e9)
-        elif now - edge >= rate.period_ns:
-            # the previous frame overran this edge: skip to the frame whose period we are in (never render a
-            # backlog of stale frames), and count the edges that passed without a frame
-            current = rate.frame_at_ns(now, epoch)
-            counts["dropped"] += current - k
-            k = current
-            edge = rate.frame_edge_ns(k, epoch)
-            if end_ns is not None and edge >= end_ns:
-                break
-        if time.monotonic_ns() - edge > rate.period_ns // 4:
-            counts["late"] += 1  # started more than a quarter period after its edge
-        c0 = time.perf_counter_ns()
-        states = [s for rig in rigs.values() if (s := _camera_state(rig, edge, CameraState, LensValues)) is not None]
+    counts = {"rendered": 0, "failed": 0}
+    last = {"plan": None, "status_at": time.monotonic_ns() + interval_ns}
+    stop_event = threading.Event()
+
+    def latch(k: int, edge_ns: int) -> None:
+        # the timelines run on the monotonic clock (arrival stamps): evaluate at this edge's instant there
+        t_query = edge_ns if clock is Clock.MONOTONIC else time.monotonic_ns() + (edge_ns - clock.now_ns())
+        states = [s for rig in rigs.values() if (s := _camera_state(rig, t_query, CameraState, LensValues)) is not None]
         try:
             plan = planner.plan(states, frame=k)
         except PlanError as exc:
             counts["failed"] += 1
             say(f"stagectl run: frame {k}: no plan: {exc}")
-            plan = None
-        if output is not None and plan is not None:
-            result = output.render(plan, time.monotonic_ns())
+            return
+        last["plan"] = plan
+        if output is not None:
+            result = output.renderer.render_frame(plan)
             counts["rendered" if result.ok else "failed"] += 1
             if not result.ok:
                 say(f"stagectl run: frame {k}: render failed in {result.failed_pass}: {result.error} "
                     "(the outputs keep the last good frame)")
-        frame_us.append((time.perf_counter_ns() - c0) / 1e3)
-        counts["frames"] += 1
+
+    def present(k: int, edge_ns: int) -> None:
         now = time.monotonic_ns()
-        if now >= next_status:
-            parts = [_status(name, rig, receivers[rig.source.name], plan, stage, now) for name, rig in rigs.items()]
-            c = np.array(frame_us)
-            what = "maths + render" if output is not None else "maths"
+        if output is not None:
+            output.present(now)
+        if stop["flag"]:
+            stop_event.set()
+        if now >= last["status_at"]:
+            last["status_at"] += interval_ns
+            t = loop.telemetry(last=max(1, int(args.status_interval * rate.fps)))
+            parts = [_status(name, rig, receivers[rig.source.name], last["plan"], stage, now) for name, rig in rigs.items()]
+            c = loop.counters
             say(f"[{Timecode.from_frame(k, rate)}] frame {k}: " + " | ".join(parts)
-                + f" | {what} median {np.median(c) / 1e3:.1f} ms, max {c.max() / 1e3:.1f} ms"
-                + f" | failed {counts['failed']}, late {counts['late']}, dropped {counts['dropped']}")
-            frame_us.clear()
-            next_status += interval_ns
-        k += 1
-    return counts
+                + f" | {'render' if output is not None else 'maths'} median {np.median(t['render_ns']) / 1e6:.1f} ms"
+                + f", latch lead {loop.lead_ns / 1e6:.1f} ms, phase error median {np.median(t['phase_error_ns']) / 1e3:.0f} us"
+                + f" | failed {counts['failed']}, late {c.late}, dropped {c.dropped}")
+
+    # SIGINT/SIGTERM set stop["flag"]; a watcher turns it into the loop's stop event within a few ms
+    def watch() -> None:
+        while not stop_event.is_set():
+            if stop["flag"]:
+                stop_event.set()
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    duration_ns = None if args.duration is None else int(args.duration * 1e9)
+    c = loop.run(latch, present, stop=stop_event, duration_ns=duration_ns)
+    stop_event.set()
+    watcher.join(1.0)
+    if loop.last_error is not None:
+        say(f"stagectl run: {c.latch_errors} frame(s) raised; last error: {loop.last_error!r}")
+    return {"frames": c.frames, "late": c.late, "dropped": c.dropped, "rendered": counts["rendered"],
+            "failed": counts["failed"] + c.latch_errors}
 
 
 def _camera_state(rig: _Rig, edge_ns: int, CameraState, LensValues):
