@@ -16,6 +16,10 @@ What runs today:
   * a status line per second shows the frame, timecode, each camera's tracking state, packet rate, sample age,
     pose and lens, the covered cabinets, render time, failed and late frames.
 
+With --cluster this process is the cluster primary: it publishes every frame's state (frame, timecode, camera
+states) over ZeroMQ to `stagectl node` processes and meets them at a swap barrier before presenting; a node
+that misses it by --cluster-timeout frames is dropped and rejoins by itself.
+
 Not yet: presenting canvases on GPU outputs (GLFW windows), genlock sources other than the internal clock.
 With --no-render only the tracking and the maths run. Ctrl-C or SIGTERM stops it within one frame.
 """
@@ -51,6 +55,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="write PNG previews of every canvas every S seconds (default 2; 0 = never)")
     p.add_argument("--run-dir", default=None, metavar="DIR",
                    help="where previews go (default runs/<UTC date-time> next to the working directory)")
+    p.add_argument("--cluster", nargs="?", const="127.0.0.1", default=None, metavar="BIND[:PORT[,SYNC_PORT]]",
+                   help="be the cluster primary: publish every frame's state to `stagectl node` processes and "
+                        "run the swap barrier (default 127.0.0.1:41310,41311; '*' binds every interface)")
+    p.add_argument("--cluster-timeout", type=float, default=2.0, metavar="FRAMES",
+                   help="drop a node from the swap barrier when it is this many frames late (default 2)")
 
 
 @dataclass
@@ -134,7 +143,9 @@ def main(args: argparse.Namespace) -> int:
 
     old_term = signal.signal(signal.SIGTERM, _stop)
     old_int = signal.signal(signal.SIGINT, _stop)
+    primary = None
     try:
+        primary = _start_primary(args, stage, say)
         for r in receivers:
             say(f"stagectl run: listening: {r.describe()}")
         if not args.no_simulator:
@@ -145,8 +156,10 @@ def main(args: argparse.Namespace) -> int:
             say(f"stagectl run: camera {rig.camera.name} <- {rig.source.name} ({rig.source.protocol}), delay "
                 f"{rig.source.delay_frames:g} frames; {lens}; sensor {rig.camera.sensor_mm[0]:g} x "
                 f"{rig.camera.sensor_mm[1]:g} mm")
-        counts = _loop(args, stage, rigs, planner, output, receivers, stop, say)
+        counts = _loop(args, stage, rigs, planner, output, receivers, stop, say, primary)
     finally:
+        if primary is not None:
+            primary.close()
         for sim in simulators:
             sim.stop()
         receivers.close()
@@ -163,6 +176,28 @@ def main(args: argparse.Namespace) -> int:
         f"{'; ' + no_pose if no_pose else ''}); {drawn}; no canvas was presented on a GPU output "
         "(windows are not implemented yet).")
     return 0
+
+
+def _start_primary(args, stage, say):
+    """The cluster primary for --cluster (None without it): binds, starts its service thread, says where."""
+    if args.cluster is None:
+        return None
+    from stagectl.errors import UsageError
+    from stagectl.sync.cluster import Primary, parse_primary_address
+
+    if not args.cluster_timeout > 0:
+        raise UsageError(f"--cluster-timeout: expected a positive number of frames, got {args.cluster_timeout:g}")
+    try:
+        host, state_port, sync_port = parse_primary_address(args.cluster)
+    except ValueError as exc:
+        raise UsageError(f"--cluster: {exc}") from None
+    rate = stage.frame_rate
+    primary = Primary(rate, bind=host, state_port=state_port, sync_port=sync_port,
+                      timeout_ns=rate.frames_to_ns(args.cluster_timeout)).start()
+    say(f"stagectl run: cluster primary: frame states on {host}:{primary.state_port}, sync on "
+        f"{host}:{primary.sync_port}, swap barrier timeout {primary.timeout_ns / 1e6:.1f} ms; render nodes: "
+        f"stagectl node {args.stage} --name N --primary {primary.address}")
+    return primary
 
 
 def _start_simulators(stage, rigs, receivers, wait_s, stop, say) -> list[Any]:
@@ -250,13 +285,14 @@ class _Output:
             self.ctx.release()
 
 
-def _loop(args, stage, rigs, planner, output, receivers, stop, say) -> dict[str, int]:
+def _loop(args, stage, rigs, planner, output, receivers, stop, say, primary=None) -> dict[str, int]:
     """The genlock-aligned, late-latching frame loop (stagectl.sync.frameloop); returns frame counters."""
     import threading
 
     import numpy as np
 
     from stagectl.render.plan import CameraState, LensValues, PlanError
+    from stagectl.sync.cluster import FrameState
     from stagectl.sync.frameloop import FrameLoop
     from stagectl.sync.timebase import Clock, Timecode
 
@@ -272,11 +308,15 @@ def _loop(args, stage, rigs, planner, output, receivers, stop, say) -> dict[str,
         # the timelines run on the monotonic clock (arrival stamps): evaluate at this edge's instant there
         t_query = edge_ns if clock is Clock.MONOTONIC else time.monotonic_ns() + (edge_ns - clock.now_ns())
         states = [s for rig in rigs.values() if (s := _camera_state(rig, t_query, CameraState, LensValues)) is not None]
+        if primary is not None:  # the nodes render frame k while we do
+            primary.publish(FrameState.make(k, rate, edge_ns, clock=clock, epoch_ns=loop.epoch_ns, cameras=states))
         try:
             plan = planner.plan(states, frame=k)
         except PlanError as exc:
             counts["failed"] += 1
             say(f"stagectl run: frame {k}: no plan: {exc}")
+            if primary is not None:
+                primary.barrier(k)
             return
         last["plan"] = plan
         if output is not None:
@@ -285,6 +325,8 @@ def _loop(args, stage, rigs, planner, output, receivers, stop, say) -> dict[str,
             if not result.ok:
                 say(f"stagectl run: frame {k}: render failed in {result.failed_pass}: {result.error} "
                     "(the outputs keep the last good frame)")
+        if primary is not None:  # swap barrier: every node has frame k before anyone presents it
+            primary.barrier(k)
 
     def present(k: int, edge_ns: int) -> None:
         now = time.monotonic_ns()
@@ -300,7 +342,8 @@ def _loop(args, stage, rigs, planner, output, receivers, stop, say) -> dict[str,
             say(f"[{Timecode.from_frame(k, rate)}] frame {k}: " + " | ".join(parts)
                 + f" | {'render' if output is not None else 'maths'} median {np.median(t['render_ns']) / 1e6:.1f} ms"
                 + f", latch lead {loop.lead_ns / 1e6:.1f} ms, phase error median {np.median(t['phase_error_ns']) / 1e3:.0f} us"
-                + f" | failed {counts['failed']}, late {c.late}, dropped {c.dropped}")
+                + f" | failed {counts['failed']}, late {c.late}, dropped {c.dropped}"
+                + (f" | {primary.status().summary()}" if primary is not None else ""))
 
     # SIGINT/SIGTERM set stop["flag"]; a watcher turns it into the loop's stop event within a few ms
     def watch() -> None:

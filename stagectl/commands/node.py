@@ -1,0 +1,257 @@
+"""Run a cluster render node: follow the primary's frame states, render this node's outputs, meet the barrier.
+
+`stagectl node STAGE.yaml --name N --primary HOST[:PORT[,SYNC_PORT]]` connects to the primary (`stagectl run`
+publishing frame states; default ports 41310 for the states and 41311 for sync, SYNC_PORT = PORT + 1 when only
+PORT is given), takes a snapshot of the latest frame state and then follows the sequenced updates. For the
+newest state it renders the outputs the stage assigns to this node (`outputs[].node: N`) headless (EGL; Mesa
+llvmpipe without a GPU), builds the frame plan from the primary's camera states, reports ready to the
+primary's swap barrier and presents when released (at the frame's edge when the primary's clock is the
+PTP-disciplined system clock, `sync.clock: system`). A node that misses the barrier for the primary's timeout
+(two frames by default) is dropped so the others keep running, and rejoins by itself once it keeps up.
+With --no-render it only follows the states and meets the barrier.
+
+A status line per second: frame and timecode, states received (skipped, sequence gaps, bad messages), barrier
+waits (released, timed out, out of the barrier), the wait p50/p99, the members, and render time.
+Ctrl-C or SIGTERM stops it within one second.
+
+Not yet: presenting canvases on GPU outputs (windows). The inner frusta and the outer atlas are rendered in
+full on every node; only the canvas composition is limited to this node's outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import time
+
+HELP = ("run a cluster render node: follow the primary's frame states, render this node's outputs, "
+        "meet the swap barrier")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("stage", help="stage file, the same the primary runs, e.g. stages/demo.yaml")
+    p.add_argument("--name", required=True, metavar="N", help="this node's name (the stage's outputs[].node)")
+    p.add_argument("--primary", default="127.0.0.1", metavar="HOST[:PORT[,SYNC_PORT]]",
+                   help="the primary (default 127.0.0.1 on ports 41310,41311)")
+    p.add_argument("--no-render", action="store_true",
+                   help="follow the frame states and meet the barrier only; draw nothing")
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="stop after S seconds (default: run until Ctrl-C or SIGTERM)")
+    p.add_argument("--status-interval", type=float, default=1.0, metavar="S",
+                   help="seconds between status lines (default 1)")
+
+
+def node_stage(stage, name: str):
+    """``stage`` reduced to the outputs assigned to node ``name`` (processors without one are left out)."""
+    from dataclasses import replace
+
+    procs = []
+    for p in stage.processors:
+        outs = tuple(o for o in p.outputs if o.node == name)
+        if outs:
+            procs.append(replace(p, outputs=outs))
+    return replace(stage, processors=tuple(procs))
+
+
+def main(args: argparse.Namespace) -> int:
+    from stagectl.errors import UsageError
+    from stagectl.stage import load_stage
+
+    for opt in ("duration", "status_interval"):
+        value = getattr(args, opt)
+        if value is not None and value <= 0:
+            raise UsageError(f"--{opt.replace('_', '-')}: expected a positive number of seconds, "
+                             f"got {value:g}")
+    if not args.name.strip() or len(args.name.encode()) > 64 or any(ord(c) < 32 for c in args.name):
+        raise UsageError(f"--name: expected a node name of 1..64 printable characters, got {args.name!r}")
+    if args.name == "primary":
+        raise UsageError('--name: "primary" is the primary\'s own name in the swap barrier; pick another')
+    from stagectl.sync.cluster import parse_primary_address
+
+    try:
+        host, state_port, sync_port = parse_primary_address(args.primary)
+    except ValueError as exc:
+        raise UsageError(f"--primary: {exc}") from None
+    stage = load_stage(args.stage)
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    mine = [f"{p.name}/{o.name}" for p, o in stage.outputs() if o.node == args.name]
+    named = sorted({o.node for _, o in stage.outputs() if o.node})
+    if not mine and not args.no_render:
+        known = ", ".join(named) if named else "none (no output has a `node:`)"
+        raise UsageError(
+            f"stage {stage.name!r} assigns no outputs to node {args.name!r} "
+            f"(outputs with `node: {args.name}`); nodes named in the stage: {known}. "
+            "Use --no-render to join the barrier without rendering."
+        )
+    say(f'stagectl node {args.name}: stage "{stage.name}" ({args.stage}), {stage.frame_rate.label} fps; '
+        + (f"outputs {' '.join(mine)}" if mine else "no outputs assigned to this node"))
+
+    output = None
+    if not args.no_render:
+        output = _Render.open(stage, args.name, say)
+    else:
+        say(f"stagectl node {args.name}: --no-render: following the frame states and the barrier only")
+
+    from stagectl.sync.cluster import ClusterError, Node
+
+    try:
+        node = Node(args.name, f"{host}:{state_port},{sync_port}", rate=stage.frame_rate).start()
+    except ClusterError:
+        if output is not None:
+            output.close()
+        raise
+    say(f"stagectl node {args.name}: following the primary at {host} "
+        f"(states :{state_port}, sync :{sync_port})")
+    stop = {"flag": False}
+
+    def _stop(signum, frame) -> None:
+        stop["flag"] = True
+
+    old_term = signal.signal(signal.SIGTERM, _stop)
+    old_int = signal.signal(signal.SIGINT, _stop)
+    try:
+        counts = _loop(args, stage, node, output, stop, say, f"{host}:{state_port},{sync_port}")
+    finally:
+        node.close()
+        if output is not None:
+            output.close()
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
+    st = node.status()
+    why = "stopped by signal" if stop["flag"] else "duration reached"
+    drawn = (f"rendered {counts['rendered']} frames of {len(mine)} canvases headless "
+             f"({counts['failed']} failed)" if output is not None else "rendered nothing (--no-render)")
+    say(f"stagectl node {args.name}: {why} after {counts['frames']} frames ({st.skipped} states skipped, "
+        f"{st.gaps} sequence gaps, {st.decode_errors} bad messages); barrier: {st.waits} waits, "
+        f"{st.released} released, {st.wait_timeouts} timed out, {st.out_of_barrier} out of the barrier; "
+        f"{drawn}; no canvas was presented on a GPU output (windows are not implemented yet).")
+    return 0
+
+
+class _Render:
+    """Headless rendering of this node's canvases from the primary's camera states."""
+
+    def __init__(self, stage, ctx, renderer, planner) -> None:
+        self.stage = stage
+        self.ctx = ctx
+        self.renderer = renderer
+        self.planner = planner
+
+    @classmethod
+    def open(cls, stage, name: str, say) -> _Render:
+        from stagectl.render.frustum import warmup
+        from stagectl.render.gl.context import create_context
+        from stagectl.render.plan import FramePlanner
+        from stagectl.render.renderer import StageRenderer
+
+        sub = node_stage(stage, name)
+        t0 = time.perf_counter()
+        warmup()
+        planner = FramePlanner(sub)
+        ctx = create_context("egl")
+        try:
+            renderer = StageRenderer(sub, ctx)
+        except BaseException:
+            ctx.release()
+            raise
+        say(f"stagectl node {name}: rendering {len(sub.outputs())} canvases headless on {ctx.info.summary()} "
+            f"(ready in {time.perf_counter() - t0:.2f} s)")
+        return cls(sub, ctx, renderer, planner)
+
+    def render(self, state):
+        """Plan and render ``state``; returns (ok, message)."""
+        from stagectl.render.plan import PlanError
+
+        try:
+            plan = self.planner.plan(list(state.cameras), state.flags, state.frame)
+        except PlanError as exc:
+            return False, f"no plan: {exc}"
+        result = self.renderer.render_frame(plan)
+        if not result.ok:
+            return False, f"render failed in {result.failed_pass}: {result.error}"
+        return True, ""
+
+    def close(self) -> None:
+        try:
+            self.renderer.release()
+        finally:
+            self.ctx.release()
+
+
+def _loop(args, stage, node, output, stop, say, where: str) -> dict[str, int]:
+    import numpy as np
+
+    from stagectl.sync.timebase import Clock
+
+    interval_ns = int(args.status_interval * 1e9)
+    start = time.monotonic_ns()
+    end = None if args.duration is None else start + int(args.duration * 1e9)
+    next_status = start + interval_ns
+    counts = {"frames": 0, "rendered": 0, "failed": 0, "at_edge": 0}
+    render_ms: list[float] = []
+    last = node.status()
+    last_state = None
+    warned_rate = False
+    while not stop["flag"]:
+        now = time.monotonic_ns()
+        if end is not None and now >= end:
+            break
+        wait = min(100_000_000, max(0, next_status - now))
+        if end is not None:
+            wait = min(wait, max(0, end - now))
+        st = node.latest_state(wait)
+        if st is not None and not stop["flag"]:
+            last_state = st
+            if st.rate != stage.frame_rate and not warned_rate:
+                warned_rate = True
+                say(f"stagectl node {args.name}: the primary runs at {st.rate.label} fps, this stage file "
+                    f"says {stage.frame_rate.label} fps: are both running the same stage?")
+            if output is not None:
+                t0 = time.perf_counter()
+                ok, why = output.render(st)
+                render_ms.append((time.perf_counter() - t0) * 1e3)
+                counts["rendered" if ok else "failed"] += 1
+                if not ok:
+                    say(f"stagectl node {args.name}: frame {st.frame}: {why} "
+                        "(the outputs keep the last good frame)")
+            node.wait_barrier(st.frame)
+            if st.clock is not Clock.MONOTONIC:
+                # a PTP-disciplined clock is shared with the primary: present at the frame's edge, as it does
+                # (a monotonic clock is machine-local: present on release)
+                delay = st.edge_ns - st.clock.now_ns()
+                if 0 < delay <= st.rate.period_ns:
+                    time.sleep(delay / 1e9)
+                    counts["at_edge"] += 1
+            counts["frames"] += 1  # presented (headless: nothing to show yet)
+        now = time.monotonic_ns()
+        if now >= next_status:
+            cur = node.status()
+            if last_state is None:
+                say(f"stagectl node {args.name}: waiting for the primary at {where} "
+                    f"({'connected, no frame yet' if cur.connected else 'no snapshot yet'})")
+            else:
+                dt = max(1e-9, (now - next_status + interval_ns) / 1e9)
+                rate = (cur.states - last.states) / dt
+                waits = cur.waits - last.waits
+                p50 = "n/a" if cur.wait_p50_us is None else f"{cur.wait_p50_us / 1e3:.2f}"
+                p99 = "n/a" if cur.wait_p99_us is None else f"{cur.wait_p99_us / 1e3:.2f}"
+                rend = ""
+                if output is not None:
+                    med = f"{np.median(render_ms):.1f} ms" if render_ms else "n/a"
+                    rend = (f" | rendered {counts['rendered']} ({counts['failed']} failed), "
+                            f"render median {med}")
+                say(f"[{last_state.timecode}] node {args.name}: frame {last_state.frame} | "
+                    f"{rate:.1f} states/s ({cur.skipped} skipped, {cur.gaps} gaps, "
+                    f"{cur.decode_errors} bad) | "
+                    f"barrier {waits} waits: {cur.released - last.released} released, "
+                    f"{cur.wait_timeouts - last.wait_timeouts} timed out, "
+                    f"{cur.out_of_barrier - last.out_of_barrier} out of barrier; "
+                    f"wait p50 {p50} ms p99 {p99} ms | members {' '.join(cur.members) or '-'}{rend}")
+            last = cur
+            render_ms.clear()
+            next_status += interval_ns
+            if next_status <= now:
+                next_status = now + interval_ns
+    return counts

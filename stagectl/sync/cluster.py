@@ -1,0 +1,1337 @@
+"""Cluster: the primary publishes every frame's state over ZeroMQ; render nodes follow it and meet at a swap
+barrier.
+
+Topology (zguide *Clone* pattern plus a barrier service, ``shared/reference/STYLE.md`` practice 10)::
+
+    primary (stagectl run)                               node (stagectl node --name N)
+    XPUB   state port ── FrameState, sequenced ────────▶ SUB    (subscribes before the snapshot)
+    ROUTER sync port  ◀─ HELLO / HB / SNAP / READY / BYE ─ DEALER
+                      ── SNAP (latest state + seq) / GO ─▶
+    inproc PAIR       ◀─ PUB / ARRIVE / STOP (from the primary's frame loop; shutdown goes through it)
+
+* **States.** :class:`FrameState` is the whole per-frame state a node needs: frame number, timecode, the
+  frame edge (and epoch) in integer ns on the primary's named clock, every camera's ``T_stage_camera`` and
+  lens values, the operator flags, and a sequence number plus the primary's random *session* id. The wire
+  codec (:func:`encode_frame_state` / :func:`decode_frame_state`) is pure, versioned and compact (56 bytes +
+  193 bytes and the name per camera; ``struct`` little-endian); any malformed input raises
+  :class:`FrameStateError` (a :class:`~stagectl.errors.StageError`), which a node counts and drops.
+* **Late joiners** (Clone): a node subscribes first, then asks the ROUTER for a snapshot; the answer is the
+  latest state and its sequence number. Updates with a sequence at or below the snapshot's are discarded; a
+  jump in the sequence is a *gap*: counted, and the node asks for a snapshot again (every update is a full
+  state, so the newer update is used at once and nothing is stuck behind the gap). A new session id (the
+  primary restarted) makes the node start over from a snapshot.
+* **Swap barrier.** Before presenting frame ``k`` every participant reports ``READY k`` (the primary itself
+  through :meth:`Primary.barrier` when it is a member). The primary releases the waiters of the lowest pending
+  frame when every *live barrier member* has reported that frame or a later one. A member that has not
+  reported ``timeout_ns`` (default two frame periods) after the round opened (its first report, but not before
+  the previous release) is **dropped** from the barrier and the others are released. A node enters the barrier
+  by reporting a frame not yet released, or the frame just released before that round's deadline (it would
+  have made that barrier), so a joining, dropped or restarted node **rejoins by itself** as soon as it
+  keeps up, a node still starting up never holds anybody, and a node slower than the timeout stays out
+  instead of costing everyone a timeout every other frame. A report for a frame already released is answered
+  at once (the node is behind: it presents immediately).
+* **Membership** by heartbeats: a node sends ``HB`` when it has sent nothing for ``heartbeat_ns`` (100 ms); a
+  node silent for ``liveness_ns`` (1 s) is marked not alive and out of the barrier. The XPUB socket tells the
+  primary when each node's SUB subscription has arrived (a per-node topic), so a caller can wait for
+  subscribers instead of sleeping.
+* **Threads.** Every socket of the primary lives in one service thread; the frame loop talks to it through an
+  inproc PAIR pipe (``publish``, ``barrier``, ``close``: a ``STOP`` message, then join, all bounded). A
+  :class:`Node` is single-threaded: its sockets belong to the thread that calls it, and heartbeats go out from
+  inside its calls (``poll``, ``recv_state``, ``latest_state``, ``wait_barrier``).
+
+Time: integer nanoseconds on ``time.monotonic_ns()`` (clock ``monotonic``) for every timeout and measurement;
+the edge and epoch inside a state are on the primary's clock, named in the state (``docs/conventions.md``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Self
+
+import numpy as np
+import zmq
+
+from stagectl.errors import StageError
+from stagectl.render.plan import CameraState, LensValues, OperatorFlags
+from stagectl.sync.timebase import Clock, FrameRate, Timecode
+
+__all__ = [
+    "DEFAULT_STATE_PORT",
+    "DEFAULT_SYNC_PORT",
+    "DEFAULT_TIMEOUT_FRAMES",
+    "HEARTBEAT_NS",
+    "LIVENESS_NS",
+    "NO_FLAGS",
+    "WIRE_MAGIC",
+    "WIRE_VERSION",
+    "BarrierResult",
+    "ClusterError",
+    "ClusterStatus",
+    "FrameState",
+    "FrameStateError",
+    "Node",
+    "NodeStatus",
+    "PeerStatus",
+    "Primary",
+    "decode_frame_state",
+    "encode_frame_state",
+    "parse_primary_address",
+]
+
+#: First bytes of every encoded frame state (also the SUB topic).
+WIRE_MAGIC = b"SCFS"
+#: Version of the frame-state wire format this module writes and reads.
+WIRE_VERSION = 1
+#: Default ports of the primary: frame states (XPUB) and sync (ROUTER: snapshots, barrier, heartbeats).
+DEFAULT_STATE_PORT = 41310
+DEFAULT_SYNC_PORT = 41311
+#: A barrier member that has not reported this many frame periods after a round opened is dropped.
+DEFAULT_TIMEOUT_FRAMES = 2
+#: A node sends a heartbeat when it has sent nothing for this long (ns).
+HEARTBEAT_NS = 100_000_000
+#: A node the primary has not heard from for this long is not alive (ns).
+LIVENESS_NS = 1_000_000_000
+#: A node repeats an unanswered snapshot request after this long (ns).
+SNAPSHOT_RETRY_NS = 500_000_000
+#: Longest node or camera name on the wire (UTF-8 bytes).
+MAX_NAME_BYTES = 64
+#: Most cameras one encoded state carries.
+MAX_WIRE_CAMERAS = 16
+#: Topic prefix a node subscribes to so that the primary's XPUB learns that this node's SUB is connected.
+_NODE_TOPIC = WIRE_MAGIC + b"\x00node:"
+
+_now = time.monotonic_ns
+
+
+def _readable(sock: zmq.Socket) -> bool:
+    """A message is waiting (cheaper than ending every drain loop with a ``zmq.Again`` exception)."""
+    return bool(sock.getsockopt(zmq.EVENTS) & zmq.POLLIN)
+
+
+class ClusterError(StageError):
+    """A cluster problem a user can fix (an address that cannot be bound, a bad ``--primary``, a bad name)."""
+
+
+class FrameStateError(ClusterError):
+    """Bytes that are not a valid frame state of a version this stagectl reads (or a state that cannot be
+    encoded). Nodes count these and drop the message; they never stop a node."""
+
+
+# ======================================================================================= wire codec
+
+# magic, version, flags, clock, n_cameras, session, seq, frame, edge_ns, epoch_ns, rate num, rate den,
+# hh mm ss ff
+_HEADER = struct.Struct("<4sBBBBIQqqqIIBBBB")
+# T_stage_camera (16, row-major), focal mm, principal point x y mm, pupil m, zoom, focus, sensor w h mm
+_CAMERA = struct.Struct("<24d")
+_CAMERA_DOUBLES = 24
+
+_FLAG_BLACKOUT = 0x01
+_FLAG_INNER = 0x02
+_FLAG_FREEZE = 0x04
+_FLAG_DROP_FRAME = 0x08
+_FLAGS_KNOWN = _FLAG_BLACKOUT | _FLAG_INNER | _FLAG_FREEZE | _FLAG_DROP_FRAME
+
+_CLOCK_CODES = {Clock.MONOTONIC: 0, Clock.SYSTEM: 1, Clock.PTP: 2}
+_CLOCKS = {v: k for k, v in _CLOCK_CODES.items()}
+
+#: The operator flags of a frame nobody switched anything in.
+NO_FLAGS = OperatorFlags()
+
+
+@dataclass(frozen=True, eq=False)
+class FrameState:
+    """Everything a render node needs to render frame ``frame`` as the primary does.
+
+    :param frame: frame number ``k`` (the primary's frame loop count).
+    :param timecode: the frame's SMPTE label; its ``rate`` is the stage frame rate.
+    :param edge_ns: start of the frame, integer ns on ``clock`` (the primary's clock).
+    :param clock: the clock of ``edge_ns`` and ``epoch_ns``.
+    :param epoch_ns: edge of frame 0 on ``clock`` (with a PTP-disciplined SYSTEM clock, nodes can present at
+        ``edge_ns`` on their own clock).
+    :param cameras: camera states in composition order (``T_stage_camera`` 4x4 float64, lens values,
+        sensor mm).
+    :param flags: the operator flags of the frame.
+    :param seq: sequence number given by :meth:`Primary.publish` (1, 2, ...; 0 before publishing).
+    :param session: random id of the publishing primary (0 before publishing); changes when it restarts.
+    """
+
+    frame: int
+    timecode: Timecode
+    edge_ns: int
+    clock: Clock = Clock.MONOTONIC
+    epoch_ns: int = 0
+    cameras: tuple[CameraState, ...] = ()
+    flags: OperatorFlags = NO_FLAGS
+    seq: int = 0
+    session: int = 0
+
+    @property
+    def rate(self) -> FrameRate:
+        return self.timecode.rate
+
+    @classmethod
+    def make(
+        cls,
+        frame: int,
+        rate: FrameRate,
+        edge_ns: int,
+        *,
+        clock: Clock = Clock.MONOTONIC,
+        epoch_ns: int = 0,
+        cameras: Sequence[CameraState] = (),
+        flags: OperatorFlags = NO_FLAGS,
+        drop_frame: bool = False,
+        timecode_offset_frames: int = 0,
+    ) -> FrameState:
+        """The state of frame ``frame``, labelled ``Timecode.from_frame(frame + offset, rate, drop_frame)``.
+        """
+        tc = Timecode.from_frame(int(frame) + int(timecode_offset_frames), rate, drop_frame)
+        return cls(int(frame), tc, int(edge_ns), clock, int(epoch_ns), tuple(cameras), flags)
+
+
+def _name_bytes(name: str, what: str) -> bytes:
+    if not isinstance(name, str):
+        raise FrameStateError(f"{what} must be a string, got {type(name).__name__}")
+    raw = name.encode("utf-8")
+    if not 1 <= len(raw) <= MAX_NAME_BYTES:
+        raise FrameStateError(f"{what} {name!r} must be 1..{MAX_NAME_BYTES} UTF-8 bytes, got {len(raw)}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise FrameStateError(f"{what} {name!r} must not contain control characters")
+    return raw
+
+
+def _opt(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def encode_frame_state(state: FrameState, *, seq: int | None = None, session: int | None = None) -> bytes:
+    """The wire bytes of ``state`` (``seq`` / ``session`` override the state's own). Pure; raises
+    :class:`FrameStateError` for a state that cannot be written (too many cameras, a name too long, a number
+    out of range)."""
+    seq = state.seq if seq is None else int(seq)
+    session = state.session if session is None else int(session)
+    tc = state.timecode
+    flags = state.flags
+    bits = (
+        (_FLAG_BLACKOUT if flags.blackout else 0)
+        | (_FLAG_INNER if flags.inner_enabled else 0)
+        | (_FLAG_FREEZE if flags.freeze_inner else 0)
+        | (_FLAG_DROP_FRAME if tc.drop_frame else 0)
+    )
+    cams = tuple(state.cameras)
+    if len(cams) > MAX_WIRE_CAMERAS:
+        raise FrameStateError(f"a frame state carries at most {MAX_WIRE_CAMERAS} cameras, got {len(cams)}")
+    rate = tc.rate
+    try:
+        head = _HEADER.pack(
+            WIRE_MAGIC, WIRE_VERSION, bits, _CLOCK_CODES[state.clock], len(cams), session, seq,
+            int(state.frame), int(state.edge_ns), int(state.epoch_ns), rate.num, rate.den,
+            tc.hours, tc.minutes, tc.seconds, tc.frames,
+        )
+    except (struct.error, KeyError, TypeError) as exc:
+        raise FrameStateError(f"cannot encode frame state of frame {state.frame}: {exc}") from None
+    parts = [head]
+    for cam in cams:
+        raw = _name_bytes(cam.name, "camera name")
+        try:
+            T = np.asarray(cam.T_stage_camera, dtype=np.float64)
+            if T.shape != (4, 4):
+                raise ValueError(f"T_stage_camera must be 4x4, got shape {T.shape}")
+            lens = cam.lens
+            px, py = lens.principal_point_mm
+            sw, sh = cam.sensor_mm
+            body = _CAMERA.pack(
+                *T.ravel().tolist(), float(lens.focal_mm), float(px), float(py), float(lens.pupil_offset_m),
+                _opt(lens.zoom), _opt(lens.focus), float(sw), float(sh),
+            )
+        except (struct.error, TypeError, ValueError, AttributeError) as exc:
+            raise FrameStateError(f"cannot encode camera {cam.name!r}: {exc}") from None
+        parts.append(bytes((len(raw),)) + raw)
+        parts.append(body)
+    return b"".join(parts)
+
+
+def decode_frame_state(data: bytes | bytearray | memoryview) -> FrameState:
+    """The :class:`FrameState` in ``data``. Pure; anything malformed (wrong magic or version, truncated or
+    trailing bytes, unknown flag bits or clock, an impossible rate or timecode label, a bad name) raises
+    :class:`FrameStateError` and nothing else."""
+    try:
+        return _decode(memoryview(data).cast("B"))
+    except FrameStateError:
+        raise
+    except (struct.error, ValueError, TypeError, UnicodeDecodeError, IndexError, OverflowError) as exc:
+        raise FrameStateError(f"malformed frame state: {exc}") from None
+
+
+def _decode(buf: memoryview) -> FrameState:
+    n = len(buf)
+    if n < _HEADER.size:
+        raise FrameStateError(f"frame state truncated: {n} bytes, the header alone is {_HEADER.size}")
+    (magic, version, bits, clock, ncam, session, seq, frame, edge, epoch, num, den,
+     hh, mm, ss, ff) = _HEADER.unpack_from(buf, 0)
+    if magic != WIRE_MAGIC:
+        raise FrameStateError(f"not a frame state (magic {bytes(magic)!r}, expected {WIRE_MAGIC!r})")
+    if version != WIRE_VERSION:
+        raise FrameStateError(f"frame state version {version}; this stagectl reads version {WIRE_VERSION}")
+    if bits & ~_FLAGS_KNOWN:
+        raise FrameStateError(f"frame state has unknown flag bits 0x{bits & ~_FLAGS_KNOWN:02x}")
+    if clock not in _CLOCKS:
+        raise FrameStateError(f"frame state names unknown clock code {clock}")
+    if ncam > MAX_WIRE_CAMERAS:
+        raise FrameStateError(f"frame state claims {ncam} cameras (at most {MAX_WIRE_CAMERAS})")
+    if num == 0 or den == 0:
+        raise FrameStateError(f"frame state has an impossible frame rate {num}/{den}")
+    rate = FrameRate(num, den)
+    tc = Timecode(hh, mm, ss, ff, rate, bool(bits & _FLAG_DROP_FRAME))
+    off = _HEADER.size
+    cams = []
+    for i in range(ncam):
+        if off >= n:
+            raise FrameStateError(f"frame state truncated in camera {i}")
+        ln = buf[off]
+        off += 1
+        if not 1 <= ln <= MAX_NAME_BYTES:
+            raise FrameStateError(f"camera {i}: name length {ln} out of 1..{MAX_NAME_BYTES}")
+        if off + ln + _CAMERA.size > n:
+            raise FrameStateError(f"frame state truncated in camera {i}")
+        name = bytes(buf[off:off + ln]).decode("utf-8")
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise FrameStateError(f"camera {i}: name {name!r} has control characters")
+        off += ln
+        v = np.frombuffer(buf, dtype="<f8", count=_CAMERA_DOUBLES, offset=off).astype(np.float64)
+        off += _CAMERA.size
+        T = v[:16].reshape(4, 4).copy()
+        focal, px, py, pupil, zoom, focus, sw, sh = v[16:].tolist()
+        lens = LensValues(
+            focal, (px, py), pupil, "cluster",
+            None if math.isnan(zoom) else zoom, None if math.isnan(focus) else focus,
+        )
+        cams.append(CameraState(name, T, lens, (sw, sh)))
+    if off != n:
+        raise FrameStateError(f"frame state has {n - off} trailing bytes")
+    names = [c.name for c in cams]
+    if len(set(names)) != len(names):
+        raise FrameStateError(f"frame state repeats a camera name: {names}")
+    flags = OperatorFlags(
+        blackout=bool(bits & _FLAG_BLACKOUT), inner_enabled=bool(bits & _FLAG_INNER),
+        freeze_inner=bool(bits & _FLAG_FREEZE),
+    )
+    return FrameState(frame, tc, edge, _CLOCKS[clock], epoch, tuple(cams), flags, seq, session)
+
+
+# ======================================================================================= addresses
+
+
+def parse_primary_address(text: str) -> tuple[str, int, int]:
+    """``HOST``, ``HOST:PORT`` (sync port = PORT + 1) or ``HOST:PORT,SYNC_PORT`` -> ``(host, state, sync)``.
+
+    An empty host means ``127.0.0.1``; without ports the defaults (:data:`DEFAULT_STATE_PORT`,
+    :data:`DEFAULT_SYNC_PORT`) apply. IPv4 addresses and host names only. Raises ``ValueError`` with a message
+    that says what was expected.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"expected HOST[:PORT[,SYNC_PORT]], e.g. 10.0.0.5:{DEFAULT_STATE_PORT}, "
+                         f"got {text!r}")
+    host, sep, ports = text.strip().partition(":")
+    host = host or "127.0.0.1"
+    if any(c in host for c in "/ [],") or ":" in ports:
+        raise ValueError(f"expected HOST[:PORT[,SYNC_PORT]] (IPv4 or a host name), got {text!r}")
+    if not sep:
+        return host, DEFAULT_STATE_PORT, DEFAULT_SYNC_PORT
+    parts = ports.split(",")
+    if len(parts) > 2 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError(f"expected HOST:PORT or HOST:PORT,SYNC_PORT with port numbers, got {text!r}")
+    nums = [int(p) for p in parts]
+    if len(nums) == 1:
+        nums.append(nums[0] + 1)
+    if not all(1 <= p <= 65535 for p in nums) or nums[0] == nums[1]:
+        raise ValueError(f"ports must be two different numbers in 1..65535, got {text!r}")
+    return host, nums[0], nums[1]
+
+
+def _bind_endpoint(host: str, port: int) -> str:
+    return f"tcp://{host}:{'*' if int(port) == 0 else int(port)}"
+
+
+def _port_of(endpoint: str) -> int:
+    return int(endpoint.rsplit(":", 1)[1])
+
+
+# ===================================================================================== results, status
+
+
+class BarrierResult(NamedTuple):
+    """The answer to one barrier wait.
+
+    ``released``: the primary released this wait (every live member was ready, or the ones that were not were
+    dropped); False when no answer came within the caller's timeout (primary gone or stalled: present anyway).
+    ``elapsed_ns``: from the report to the answer (monotonic ns). ``members``: the barrier members after this
+    release (names, sorted); a caller not among them is out of the barrier (behind, or dropped) and rejoins by
+    reporting a frame that is not released yet.
+    """
+
+    released: bool
+    elapsed_ns: int
+    members: tuple[str, ...]
+
+
+def _percentiles_us(values: Iterable[int]) -> tuple[float | None, float | None, float | None]:
+    a = np.fromiter(values, dtype=np.int64)
+    if a.size == 0:
+        return None, None, None
+    us = a / 1000.0
+    return float(np.percentile(us, 50)), float(np.percentile(us, 99)), float(us.max())
+
+
+def _fmt_ms(us: float | None) -> str:
+    return "n/a" if us is None else f"{us / 1000.0:.2f}"
+
+
+@dataclass(frozen=True)
+class PeerStatus:
+    """One participant as the primary sees it. ``state``: ``joining`` (known, never ready yet), ``member``
+    (in the barrier) or ``dropped`` (missed a barrier or went silent; rejoins by itself). ``alive``: heard
+    from within the liveness time. ``subscribed``: its SUB subscription reached the primary. ``last_frame``:
+    the last frame it reported ready. ``wait_*_us``: its own barrier round trips (as it reports them)."""
+
+    name: str
+    state: str
+    alive: bool
+    subscribed: bool
+    is_primary: bool
+    last_frame: int | None
+    last_seen_ms: float | None
+    drops: int
+    rejoins: int
+    reconnects: int
+    last_drop: str | None
+    wait_p50_us: float | None
+    wait_p99_us: float | None
+    wait_max_us: float | None
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    """The primary's view: who is in the barrier, who was dropped, per-node last frame, and barrier stats.
+
+    ``rounds``: barrier releases; ``timed_out_rounds``: releases that dropped someone; ``hold_*_us``: how long
+    rounds held (release minus open) over the last 1024 rounds; ``published``: the last sequence number.
+    """
+
+    session: int
+    published: int
+    members: tuple[str, ...]
+    dropped: tuple[str, ...]
+    joining: tuple[str, ...]
+    nodes: dict[str, PeerStatus]
+    rounds: int
+    timed_out_rounds: int
+    hold_p50_us: float | None
+    hold_p99_us: float | None
+    hold_max_us: float | None
+    bad_messages: int
+    errors: int
+    last_error: str | None
+
+    def summary(self) -> str:
+        """One line for a status display."""
+        nodes = " ".join(
+            f"{n}:{p.state}{'' if p.alive else '(silent)'}@{'-' if p.last_frame is None else p.last_frame}"
+            for n, p in sorted(self.nodes.items())
+        ) or "no nodes"
+        return (f"cluster: {len(self.members)} in barrier, dropped [{' '.join(self.dropped)}] | {nodes} | "
+                f"{self.rounds} rounds, {self.timed_out_rounds} timed out, "
+                f"hold p50 {_fmt_ms(self.hold_p50_us)} ms "
+                f"p99 {_fmt_ms(self.hold_p99_us)} ms max {_fmt_ms(self.hold_max_us)} ms")
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "nodes"}
+        d["nodes"] = {n: dict(p.__dict__) for n, p in self.nodes.items()}
+        d["members"], d["dropped"], d["joining"] = list(self.members), list(self.dropped), list(self.joining)
+        return d
+
+
+@dataclass
+class _Peer:
+    name: str
+    rid: bytes | None = None
+    is_self: bool = False
+    state: str = "joining"
+    alive: bool = True
+    subscribed: bool = False
+    last_seen_ns: int = 0
+    last_frame: int | None = None
+    drops: int = 0
+    rejoins: int = 0
+    reconnects: int = 0
+    last_drop: str | None = None
+    waits: deque = field(default_factory=lambda: deque(maxlen=1024))
+
+
+class _Waiter(NamedTuple):
+    frame: int
+    t_ns: int
+    rid: bytes | None
+
+
+# ======================================================================================= primary
+
+_U64 = struct.Struct("<Q")
+_Q = struct.Struct("<q")
+_READY = struct.Struct("<qIq")  # frame, session, previous wait ns
+_GO = struct.Struct("<qBq")  # frame, flags (1 released, 2 in barrier), hold ns
+_SNAP = struct.Struct("<QIq")  # seq, session, barrier timeout ns
+
+
+class Primary:
+    """The primary's side: publishes frame states, answers snapshots, runs the swap barrier.
+
+    :param rate: the stage frame rate (sets the default barrier timeout).
+    :param bind: interface to bind (``"127.0.0.1"``, ``"*"`` for all, or an address of this machine).
+    :param state_port: port of the XPUB socket of frame states (0: a free port, read :attr:`state_port`).
+    :param sync_port: port of the ROUTER socket (snapshots, barrier, heartbeats; 0: a free port).
+    :param timeout_ns: a barrier member that has not reported this long after a round opened is dropped
+        (default ``DEFAULT_TIMEOUT_FRAMES`` frame periods, exact).
+    :param member: the primary's own name in the barrier (it reports through :meth:`barrier`), or ``None``:
+        the primary only coordinates the nodes.
+    :param liveness_ns: a node not heard from this long is not alive (and out of the barrier).
+    :param context: a ``zmq.Context`` to use (default: a new one, terminated by :meth:`close`).
+
+    ``start()`` binds (raising :class:`ClusterError` when it cannot) and starts the service thread;
+    ``close()`` stops it through the inproc pipe and closes every socket within ``timeout_s``.
+    """
+
+    def __init__(
+        self,
+        rate: FrameRate,
+        *,
+        bind: str = "127.0.0.1",
+        state_port: int = DEFAULT_STATE_PORT,
+        sync_port: int = DEFAULT_SYNC_PORT,
+        timeout_ns: int | None = None,
+        member: str | None = "primary",
+        liveness_ns: int = LIVENESS_NS,
+        context: zmq.Context | None = None,
+    ) -> None:
+        self.rate = rate if isinstance(rate, FrameRate) else FrameRate.parse(rate)
+        self.bind = str(bind)
+        self._want_ports = (int(state_port), int(sync_port))
+        if timeout_ns is None:
+            timeout_ns = self.rate.frames_to_ns(DEFAULT_TIMEOUT_FRAMES)
+        self.timeout_ns = int(timeout_ns)
+        if self.timeout_ns <= 0:
+            raise ClusterError(f"barrier timeout must be positive, got {self.timeout_ns} ns")
+        self.member = None if member is None else _name_bytes(member, "primary member name").decode()
+        self.liveness_ns = int(liveness_ns)
+        self.session = int.from_bytes(os.urandom(4), "little") or 1
+        self._own_ctx = context is None
+        self._ctx = context
+        self._pipe: zmq.Socket | None = None
+        self._pipe_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._seq = 0
+        self.state_port = 0
+        self.sync_port = 0
+        # service-thread state (guarded by _lock for status readers)
+        self._lock = threading.Lock()
+        self._peers: dict[str, _Peer] = {}
+        self._waiters: dict[str, _Waiter] = {}
+        self._snapshot: tuple[int, bytes] = (0, b"")
+        self._last_released: int | None = None
+        self._last_release_ns: int | None = None
+        self._last_deadline_ns: int | None = None  # open + timeout of the last released round
+        self._deadline: int | None = None
+        self._holds: deque = deque(maxlen=1024)
+        self._rounds = 0
+        self._timed_out = 0
+        self._bad = 0
+        self._errors = 0
+        self._last_error: str | None = None
+        # the primary's own barrier wait
+        self._cv = threading.Condition()
+        self._self_frame: int | None = None
+        self._self_answer: tuple[int, tuple[str, ...]] | None = None
+        self._self_prev_wait = 0
+        if self.member is not None:
+            self._peers[self.member] = _Peer(self.member, is_self=True, subscribed=True)
+        self._closed = False
+
+    # ------------------------------------------------------------------ life cycle
+    def start(self) -> Primary:
+        """Bind the sockets and start the service thread; :class:`ClusterError` when a port is taken."""
+        if self._thread is not None:
+            return self
+        if self._ctx is None:
+            self._ctx = zmq.Context()
+        ctx = self._ctx
+        made: list[zmq.Socket] = []
+
+        def sock(kind: int) -> zmq.Socket:
+            s = ctx.socket(kind)
+            s.setsockopt(zmq.LINGER, 0)
+            made.append(s)
+            return s
+
+        try:
+            xpub = sock(zmq.XPUB)
+            router = sock(zmq.ROUTER)
+            svc_pipe = sock(zmq.PAIR)
+            pipe = sock(zmq.PAIR)
+            binds = ((xpub, self._want_ports[0], "state"), (router, self._want_ports[1], "sync"))
+            for s, port, what in binds:
+                ep = _bind_endpoint(self.bind, port)
+                try:
+                    s.bind(ep)
+                except zmq.ZMQError as exc:
+                    raise ClusterError(f"cannot bind the cluster {what} socket to {ep}: {exc}") from None
+            self.state_port = _port_of(xpub.last_endpoint.decode())
+            self.sync_port = _port_of(router.last_endpoint.decode())
+            addr = f"inproc://stagectl-cluster-{id(self):x}-{self.session:x}"
+            svc_pipe.bind(addr)
+            pipe.connect(addr)
+        except BaseException:
+            for s in made:
+                s.close(linger=0)
+            if self._own_ctx:
+                ctx.term()
+                self._ctx = None
+            raise
+        self._pipe = pipe
+        self._thread = threading.Thread(
+            target=self._serve, args=(xpub, router, svc_pipe), name="stagectl-cluster-primary", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    @property
+    def address(self) -> str:
+        """``HOST:STATE_PORT,SYNC_PORT`` as ``stagectl node --primary`` takes it (127.0.0.1 for ``*``)."""
+        host = "127.0.0.1" if self.bind in ("*", "0.0.0.0", "") else self.bind
+        return f"{host}:{self.state_port},{self.sync_port}"
+
+    def close(self, timeout_s: float = 1.0) -> bool:
+        """Stop the service thread through the pipe, close every socket (linger 0) and terminate the context
+        (when it is ours). Returns True when everything stopped within ``timeout_s``. Idempotent."""
+        if self._closed:
+            return True
+        self._closed = True
+        ok = True
+        if self._thread is not None and self._pipe is not None:
+            with self._pipe_lock:
+                try:
+                    self._pipe.send(b"STOP", zmq.NOBLOCK)
+                except zmq.ZMQError:
+                    pass
+            self._thread.join(timeout_s)
+            ok = not self._thread.is_alive()
+        if self._pipe is not None:
+            self._pipe.close(linger=0)
+            self._pipe = None
+        with self._cv:
+            self._cv.notify_all()
+        if self._own_ctx and self._ctx is not None:
+            if ok:
+                self._ctx.term()
+            else:  # the service thread is stuck: do not block here; its sockets go with the process
+                self._ctx.destroy(linger=0)
+            self._ctx = None
+        return ok
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ frame loop side
+    def _send_pipe(self, frames: list[bytes]) -> None:
+        if self._pipe is None or self._closed:
+            raise ClusterError("the cluster primary is not running (start() it first, or it was closed)")
+        with self._pipe_lock:
+            self._pipe.send_multipart(frames)
+
+    def publish(self, state: FrameState) -> int:
+        """Publish ``state`` to every node with the next sequence number; returns that number. The state is
+        encoded here (a state that cannot be encoded raises :class:`FrameStateError`); sending never
+        blocks."""
+        with self._pipe_lock:
+            seq = self._seq + 1
+            payload = encode_frame_state(state, seq=seq, session=self.session)
+            if self._pipe is None or self._closed:
+                raise ClusterError("the cluster primary is not running (start() it first, or it was closed)")
+            self._pipe.send_multipart([b"PUB", _U64.pack(seq), payload])
+            self._seq = seq
+        return seq
+
+    def barrier(self, frame: int, timeout_ns: int | None = None) -> BarrierResult:
+        """The primary's own swap barrier for frame ``frame``: report ready and wait for the release.
+
+        Returns within ``timeout_ns`` (default the barrier timeout plus a frame period): the service drops
+        late nodes at the barrier timeout, so a wait only runs out when the service thread itself is stalled.
+        Requires ``member`` to be set.
+        """
+        if self.member is None:
+            raise ClusterError("this primary coordinates the barrier without being a member (member=None)")
+        t0 = _now()
+        limit = int(timeout_ns) if timeout_ns is not None else self.timeout_ns + self.rate.period_ns
+        frame = int(frame)
+        with self._cv:
+            self._self_frame = frame
+            self._self_answer = None
+        self._send_pipe([b"ARRIVE", _READY.pack(frame, self.session, self._self_prev_wait)])
+        deadline = t0 + limit
+        with self._cv:
+            while self._self_answer is None and not self._closed:
+                remaining = deadline - _now()
+                if remaining <= 0:
+                    break
+                self._cv.wait(remaining / 1e9)
+            answer = self._self_answer
+            self._self_frame = None
+        elapsed = _now() - t0
+        self._self_prev_wait = elapsed
+        if answer is None:
+            return BarrierResult(False, elapsed, ())
+        return BarrierResult(True, elapsed, answer[1])
+
+    def status(self) -> ClusterStatus:
+        """A consistent snapshot of the cluster (copied under the service lock)."""
+        now = _now()
+        with self._lock:
+            peers = {}
+            for p in self._peers.values():
+                p50, p99, pmax = _percentiles_us(p.waits)
+                peers[p.name] = PeerStatus(
+                    p.name, p.state, p.alive, p.subscribed, p.is_self, p.last_frame,
+                    None if p.is_self or not p.last_seen_ns else (now - p.last_seen_ns) / 1e6,
+                    p.drops, p.rejoins, p.reconnects, p.last_drop, p50, p99, pmax,
+                )
+            h50, h99, hmax = _percentiles_us(self._holds)
+            return ClusterStatus(
+                session=self.session,
+                published=self._seq,
+                members=tuple(sorted(n for n, p in peers.items() if p.state == "member")),
+                dropped=tuple(sorted(n for n, p in peers.items() if p.state == "dropped")),
+                joining=tuple(sorted(n for n, p in peers.items() if p.state == "joining")),
+                nodes=peers,
+                rounds=self._rounds,
+                timed_out_rounds=self._timed_out,
+                hold_p50_us=h50,
+                hold_p99_us=h99,
+                hold_max_us=hmax,
+                bad_messages=self._bad,
+                errors=self._errors,
+                last_error=self._last_error,
+            )
+
+    # ------------------------------------------------------------------ service thread
+    def _serve(self, xpub: zmq.Socket, router: zmq.Socket, pipe: zmq.Socket) -> None:
+        poller = zmq.Poller()
+        for s in (pipe, router, xpub):
+            poller.register(s, zmq.POLLIN)
+        sweep_ns = max(10_000_000, min(50_000_000, self.liveness_ns // 4))
+        next_sweep = _now() + sweep_ns
+        try:
+            while True:
+                now = _now()
+                wake = next_sweep if self._deadline is None else min(next_sweep, self._deadline)
+                timeout_ms = max(0, -(-(wake - now) // 1_000_000))
+                try:
+                    events = dict(poller.poll(timeout_ms))
+                except zmq.ZMQError:
+                    return  # context terminated under us
+                with self._lock:
+                    if pipe in events and self._drain_pipe(pipe, xpub, router):
+                        return
+                    try:
+                        if router in events:
+                            self._drain_router(router)
+                        if xpub in events:
+                            self._drain_xpub(xpub)
+                        now = _now()
+                        if now >= next_sweep:
+                            self._sweep(now)
+                            next_sweep = now + sweep_ns
+                        self._try_release(router, _now())
+                    except Exception as exc:  # noqa: BLE001 - counted; the service keeps running
+                        self._fail(exc)
+        finally:
+            for s in (xpub, router, pipe):
+                s.close(linger=0)
+
+    def _fail(self, exc: BaseException) -> None:
+        self._errors += 1
+        self._last_error = f"{type(exc).__name__}: {exc}"
+
+    def _drain_pipe(self, pipe: zmq.Socket, xpub: zmq.Socket, router: zmq.Socket) -> bool:
+        while _readable(pipe):
+            msg = pipe.recv_multipart(zmq.NOBLOCK)
+            kind = msg[0]
+            if kind == b"STOP":
+                return True
+            try:
+                if kind == b"PUB":
+                    seq = _U64.unpack(msg[1])[0]
+                    self._snapshot = (seq, msg[2])
+                    xpub.send(msg[2], zmq.NOBLOCK)
+                elif kind == b"ARRIVE" and self.member is not None:
+                    frame, _, prev = _READY.unpack(msg[1])
+                    p = self._peers[self.member]
+                    if prev:
+                        p.waits.append(prev)
+                    self._arrive(router, p, frame, _now(), None)
+            except Exception as exc:  # noqa: BLE001 - the service thread never dies of one message
+                self._fail(exc)
+        return False
+
+    def _drain_router(self, router: zmq.Socket) -> None:
+        for _ in range(1024):
+            if not _readable(router):
+                return
+            msg = router.recv_multipart(zmq.NOBLOCK)
+            now = _now()
+            try:
+                self._on_node_message(router, msg, now)
+            except Exception as exc:  # noqa: BLE001
+                self._fail(exc)
+
+    def _on_node_message(self, router: zmq.Socket, msg: list[bytes], now: int) -> None:
+        if len(msg) < 3:
+            self._bad += 1
+            return
+        rid, kind, raw_name = msg[0], msg[1], msg[2]
+        try:
+            name = raw_name.decode("utf-8")
+        except UnicodeDecodeError:
+            self._bad += 1
+            return
+        if not 1 <= len(raw_name) <= MAX_NAME_BYTES or name == self.member:
+            self._bad += 1
+            return
+        if kind == b"BYE":
+            p = self._peers.pop(name, None)
+            self._waiters.pop(name, None)
+            return
+        p = self._peers.get(name)
+        if p is None:
+            p = self._peers[name] = _Peer(name, rid)
+        elif p.rid != rid:
+            if p.rid is not None:
+                p.reconnects += 1
+            p.rid = rid
+        p.last_seen_ns = now
+        p.alive = True
+        if kind == b"READY" and len(msg) == 4 and len(msg[3]) == _READY.size:
+            frame, session, prev = _READY.unpack(msg[3])
+            if prev > 0:
+                p.waits.append(prev)
+            if session not in (0, self.session):
+                # a node still following a previous primary: let it go at once, it will re-snapshot
+                router.send_multipart([rid, b"GO", _GO.pack(frame, 0, 0), b""], zmq.NOBLOCK)
+                return
+            self._arrive(router, p, frame, now, rid)
+        elif kind == b"SNAP":
+            seq, payload = self._snapshot
+            router.send_multipart([rid, b"SNAP", _SNAP.pack(seq, self.session, self.timeout_ns), payload],
+                                  zmq.NOBLOCK)
+        elif kind == b"HB" and len(msg) == 4 and len(msg[3]) == _Q.size:
+            pass  # liveness already noted
+        elif kind == b"HELLO":
+            pass
+        else:
+            self._bad += 1
+
+    def _drain_xpub(self, xpub: zmq.Socket) -> None:
+        for _ in range(1024):
+            if not _readable(xpub):
+                return
+            m = xpub.recv(zmq.NOBLOCK)
+            if len(m) > 1 and m[1:].startswith(_NODE_TOPIC):
+                try:
+                    name = m[1 + len(_NODE_TOPIC):].decode("utf-8")
+                except UnicodeDecodeError:
+                    continue
+                if not name or name == self.member:
+                    continue
+                p = self._peers.get(name)
+                if p is None:
+                    if m[0] != 1:
+                        continue  # the unsubscription of a node that said goodbye
+                    p = self._peers[name] = _Peer(name, None, last_seen_ns=_now())
+                p.subscribed = m[0] == 1
+
+    def _arrive(self, router: zmq.Socket, p: _Peer, frame: int, now: int, rid: bytes | None) -> None:
+        p.last_frame = frame
+        lr = self._last_released
+        if lr is not None and frame <= lr:
+            # a frame already released: present at once. A non-member that reports the frame just released
+            # before that round's deadline would have made that barrier: it is in for the next frames. One
+            # that reports after the deadline is slower than the timeout and stays out (it would only cost
+            # everybody a timeout every frame).
+            if p.state != "member" and frame == lr and now <= self._last_deadline_ns:
+                self._admit(p)
+            self._answer(router, p.name, rid, frame, released=True, in_barrier=p.state == "member", hold=0,
+                         members=self._member_names())
+            return
+        if p.state != "member":
+            self._admit(p)
+        old = self._waiters.get(p.name)
+        if old is None or old.frame != frame:
+            self._waiters[p.name] = _Waiter(frame, now, rid)
+
+    def _admit(self, p: _Peer) -> None:
+        if p.state == "dropped":
+            p.rejoins += 1
+        p.state = "member"
+
+    def _member_names(self) -> tuple[str, ...]:
+        return tuple(sorted(n for n, q in self._peers.items() if q.state == "member"))
+
+    def _answer(self, router, name, rid, frame, *, released, in_barrier, hold, members) -> None:
+        if rid is None:  # the primary itself
+            with self._cv:
+                if self._self_frame == frame:
+                    self._self_answer = (frame, members)
+                    self._cv.notify_all()
+            return
+        flags = (1 if released else 0) | (2 if in_barrier else 0)
+        router.send_multipart([rid, b"GO", _GO.pack(frame, flags, hold), "\n".join(members).encode()],
+                              zmq.NOBLOCK)
+
+    def _drop(self, p: _Peer, why: str) -> None:
+        p.state = "dropped"
+        p.drops += 1
+        p.last_drop = why
+
+    def _sweep(self, now: int) -> None:
+        for p in self._peers.values():
+            if p.is_self or not p.alive:
+                continue
+            if now - p.last_seen_ns > self.liveness_ns:
+                p.alive = False
+                self._waiters.pop(p.name, None)
+                if p.state == "member":
+                    self._drop(p, f"silent for more than {self.liveness_ns / 1e6:.0f} ms")
+
+    def _try_release(self, router: zmq.Socket, now: int) -> None:
+        self._deadline = None
+        while self._waiters:
+            kmin = min(w.frame for w in self._waiters.values())
+            group = [(n, w) for n, w in self._waiters.items() if w.frame == kmin]
+            missing = [p for n, p in self._peers.items() if p.state == "member" and n not in self._waiters]
+            opened = min(w.t_ns for _, w in group)
+            if self._last_release_ns is not None:
+                opened = max(opened, self._last_release_ns)
+            timed_out = False
+            if missing:
+                deadline = opened + self.timeout_ns
+                if now < deadline:
+                    self._deadline = deadline
+                    return
+                for p in missing:
+                    self._drop(p, f"not ready for frame {kmin} within {self.timeout_ns / 1e6:.1f} ms")
+                timed_out = True
+            for n, _ in group:
+                del self._waiters[n]
+            members = self._member_names()
+            hold = now - opened
+            # remote nodes first: waking the primary's own frame loop makes it compete for the GIL
+            for n, w in sorted(group, key=lambda nw: nw[1].rid is None):
+                self._answer(router, n, w.rid, kmin, released=True, in_barrier=n in members, hold=hold,
+                             members=members)
+            self._rounds += 1
+            self._timed_out += timed_out
+            self._holds.append(hold)
+            if self._last_released is None or kmin >= self._last_released:
+                self._last_released = kmin
+                self._last_deadline_ns = opened + self.timeout_ns
+            self._last_release_ns = now
+
+
+# ======================================================================================= node
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """A node's own counters. ``states``: states accepted (snapshot included); ``skipped``: accepted states
+    :meth:`Node.latest_state` passed over; ``gaps``/``missed``: sequence jumps and the states lost in them;
+    ``decode_errors``: malformed messages dropped; ``waits``/``released``/``wait_timeouts``: barrier waits,
+    the ones released, the ones that ran out locally; ``out_of_barrier``: releases where this node was not a
+    member; ``wait_*_us``: barrier round trips (report -> release) of the last 1024 waits."""
+
+    name: str
+    connected: bool
+    session: int | None
+    seq: int
+    last_frame: int | None
+    states: int
+    skipped: int
+    snapshots: int
+    gaps: int
+    missed: int
+    stale: int
+    decode_errors: int
+    bad_messages: int
+    waits: int
+    released: int
+    wait_timeouts: int
+    out_of_barrier: int
+    members: tuple[str, ...]
+    wait_p50_us: float | None
+    wait_p99_us: float | None
+    wait_max_us: float | None
+
+    def summary(self) -> str:
+        return (f"frame {self.last_frame if self.last_frame is not None else '-'}: {self.states} states "
+                f"({self.skipped} skipped, {self.gaps} gaps, {self.decode_errors} bad) | "
+                f"barrier {self.waits} waits, {self.released} released, {self.wait_timeouts} timed out, "
+                f"{self.out_of_barrier} out of barrier, "
+                f"wait p50 {_fmt_ms(self.wait_p50_us)} ms p99 {_fmt_ms(self.wait_p99_us)} ms | "
+                f"members [{' '.join(self.members)}]")
+
+
+class Node:
+    """A render node's side: follows the primary's frame states and meets the swap barrier.
+
+    :param name: this node's name (the stage's ``outputs[].node``), 1..64 UTF-8 bytes.
+    :param primary: ``HOST[:PORT[,SYNC_PORT]]`` of the primary (:func:`parse_primary_address`).
+    :param rate: the stage frame rate, for the default wait before the first snapshot says the primary's
+        barrier timeout (then: that timeout plus one frame period).
+    :param heartbeat_ns: send a heartbeat when nothing was sent for this long.
+    :param context: a ``zmq.Context`` (default: a new one, terminated by :meth:`close`).
+
+    Single-threaded: call every method from one thread. ``start()`` connects, subscribes and asks for a
+    snapshot; the first state :meth:`recv_state` returns is the snapshot, then the updates in sequence order.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        primary: str = "127.0.0.1",
+        *,
+        rate: FrameRate | None = None,
+        heartbeat_ns: int = HEARTBEAT_NS,
+        queue_limit: int = 256,
+        context: zmq.Context | None = None,
+    ) -> None:
+        self.name = _name_bytes(name, "node name").decode()
+        self._raw_name = self.name.encode()
+        try:
+            self.host, self.state_port, self.sync_port = parse_primary_address(primary)
+        except ValueError as exc:
+            raise ClusterError(f"primary address: {exc}") from None
+        self.rate = rate
+        self.heartbeat_ns = int(heartbeat_ns)
+        self._own_ctx = context is None
+        self._ctx = context
+        self._sub: zmq.Socket | None = None
+        self._dealer: zmq.Socket | None = None
+        self._queue: deque[FrameState] = deque()
+        self._queue_limit = int(queue_limit)
+        self._session: int | None = None
+        self._old_sessions: set[int] = set()
+        self._seq = -1
+        self._snap_pending = True
+        self._snap_sent_ns = 0
+        self._last_sent_ns = 0
+        self._primary_timeout_ns: int | None = None
+        self._prev_wait = 0
+        self._last_frame: int | None = None
+        self._members: tuple[str, ...] = ()
+        self._waits_ring: deque = deque(maxlen=1024)
+        self._connected = False
+        self.counters = {k: 0 for k in ("states", "skipped", "snapshots", "gaps", "missed", "stale",
+                                        "decode_errors", "bad_messages", "waits", "released", "wait_timeouts",
+                                        "out_of_barrier", "overflow")}
+        self._closed = False
+
+    # ------------------------------------------------------------------ life cycle
+    def start(self) -> Node:
+        if self._sub is not None:
+            return self
+        if self._ctx is None:
+            self._ctx = zmq.Context()
+        sub = self._ctx.socket(zmq.SUB)
+        dealer = self._ctx.socket(zmq.DEALER)
+        for s in (sub, dealer):
+            s.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, WIRE_MAGIC)
+        sub.setsockopt(zmq.SUBSCRIBE, _NODE_TOPIC + self._raw_name)  # tells the primary we are subscribed
+        try:
+            sub.connect(f"tcp://{self.host}:{self.state_port}")
+            dealer.connect(f"tcp://{self.host}:{self.sync_port}")
+        except zmq.ZMQError as exc:
+            sub.close(linger=0)
+            dealer.close(linger=0)
+            where = f"{self.host}:{self.state_port},{self.sync_port}"
+            raise ClusterError(f"cannot connect to the primary at {where}: {exc}") from None
+        self._sub, self._dealer = sub, dealer
+        self._poll_both = zmq.Poller()
+        self._poll_both.register(sub, zmq.POLLIN)
+        self._poll_both.register(dealer, zmq.POLLIN)
+        self._send([b"HELLO", self._raw_name, _U64.pack(WIRE_VERSION)])
+        self._request_snapshot(_now())
+        return self
+
+    def close(self, timeout_s: float = 1.0) -> None:
+        """Say goodbye to the primary (so it does not wait for this node), close the sockets and terminate the
+        context (when ours). Bounded by ``timeout_s``. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._dealer is not None:
+            self._send([b"BYE", self._raw_name])
+            self._dealer.close(linger=int(min(100, timeout_s * 500)))
+        if self._sub is not None:
+            self._sub.close(linger=0)
+        self._sub = self._dealer = None
+        if self._own_ctx and self._ctx is not None:
+            done = threading.Event()
+            ctx = self._ctx
+
+            def term() -> None:
+                ctx.term()
+                done.set()
+
+            threading.Thread(target=term, daemon=True, name="stagectl-node-term").start()
+            done.wait(timeout_s)
+            self._ctx = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ sending
+    def _send(self, frames: list[bytes]) -> None:
+        try:
+            self._dealer.send_multipart(frames, zmq.NOBLOCK)
+            self._last_sent_ns = _now()
+        except zmq.Again:  # queue to the primary full (it is gone): lost, as a datagram would be
+            pass
+
+    def _request_snapshot(self, now: int) -> None:
+        self._send([b"SNAP", self._raw_name])
+        self._snap_sent_ns = now
+
+    def _heartbeat(self, now: int) -> None:
+        if now - self._last_sent_ns >= self.heartbeat_ns:
+            self._send([b"HB", self._raw_name, _Q.pack(-1 if self._last_frame is None else self._last_frame)])
+        if self._snap_pending and now - self._snap_sent_ns >= SNAPSHOT_RETRY_NS:
+            self._request_snapshot(now)
+
+    # ------------------------------------------------------------------ receiving
+    def _accept(self, st: FrameState) -> None:
+        if len(self._queue) >= self._queue_limit:
+            self._queue.popleft()
+            self.counters["overflow"] += 1
+        self._queue.append(st)
+        self._seq = st.seq
+        self.counters["states"] += 1
+
+    def _on_snapshot(self, msg: list[bytes]) -> None:
+        if len(msg) != 3 or len(msg[1]) != _SNAP.size:
+            self.counters["bad_messages"] += 1
+            return
+        seq, session, timeout_ns = _SNAP.unpack(msg[1])
+        self._connected = True
+        self._primary_timeout_ns = timeout_ns if timeout_ns > 0 else None
+        new_session = session != self._session
+        if not new_session and seq <= self._seq:
+            self._snap_pending = False  # we are already as new as the snapshot
+            return
+        st = None
+        if msg[2]:
+            try:
+                st = decode_frame_state(msg[2])
+            except FrameStateError:
+                self.counters["decode_errors"] += 1
+                return
+        if new_session:
+            if self._session is not None:
+                self._old_sessions.add(self._session)
+            self._session = session
+            self._queue.clear()
+        self._snap_pending = False
+        self.counters["snapshots"] += 1
+        if st is None:
+            self._seq = seq
+        else:
+            self._accept(st)
+
+    def _on_update(self, payload: bytes) -> None:
+        try:
+            st = decode_frame_state(payload)
+        except FrameStateError:
+            self.counters["decode_errors"] += 1
+            return
+        if st.session != self._session:
+            if st.session in self._old_sessions:
+                self.counters["stale"] += 1
+            elif not self._snap_pending:  # a new primary: start over from its snapshot
+                self._snap_pending = True
+                self._request_snapshot(_now())
+            return
+        if st.seq <= self._seq:
+            self.counters["stale"] += 1
+            return
+        if st.seq != self._seq + 1:
+            self.counters["gaps"] += 1
+            self.counters["missed"] += st.seq - self._seq - 1
+            self._request_snapshot(_now())  # Clone: re-snapshot (the update itself is a full state: use it)
+        self._accept(st)
+
+    def _on_dealer(self, msg: list[bytes], want_frame: int | None) -> tuple[int, int, tuple[str, ...]] | None:
+        kind = msg[0] if msg else b""
+        if kind == b"SNAP":
+            self._on_snapshot(msg)
+        elif kind == b"GO" and len(msg) == 3 and len(msg[1]) == _GO.size:
+            frame, flags, _ = _GO.unpack(msg[1])
+            if want_frame is not None and frame == want_frame:
+                members = tuple(msg[2].decode("utf-8", "replace").split("\n")) if msg[2] else ()
+                return frame, flags, members
+        else:
+            self.counters["bad_messages"] += 1
+        return None
+
+    def _pump(self, timeout_ns: int) -> None:
+        """Wait up to ``timeout_ns`` for messages, handle all that are there, send a heartbeat when due."""
+        now = _now()
+        self._heartbeat(now)
+        timeout_ms = max(0, -(-int(timeout_ns) // 1_000_000))
+        timeout_ms = min(timeout_ms, max(1, self.heartbeat_ns // 1_000_000))
+        if self._snap_pending:
+            ready = bool(self._dealer.poll(timeout_ms))
+        else:
+            ready = bool(self._poll_both.poll(timeout_ms))
+        if not ready:
+            return
+        self._drain_dealer()
+        if not self._snap_pending:
+            for _ in range(4096):
+                if not _readable(self._sub):
+                    break
+                self._on_update(self._sub.recv(zmq.NOBLOCK))
+                if self._snap_pending:
+                    break
+
+    def _drain_dealer(self) -> None:
+        for _ in range(1024):
+            if not _readable(self._dealer):
+                return
+            self._on_dealer(self._dealer.recv_multipart(zmq.NOBLOCK), None)
+
+    def _check_started(self) -> None:
+        if self._sub is None or self._closed:
+            raise ClusterError("the node is not running (start() it first, or it was closed)")
+
+    def poll(self, timeout_ns: int = 0) -> int:
+        """Handle whatever arrived (waiting up to ``timeout_ns``) and send a heartbeat when due; returns the
+        number of states waiting in the queue. Call it while idle so that the primary keeps this node
+        alive."""
+        self._check_started()
+        self._pump(timeout_ns)
+        return len(self._queue)
+
+    def recv_state(self, timeout_ns: int = 0) -> FrameState | None:
+        """The next state in sequence order (the snapshot first), waiting up to ``timeout_ns``; or None."""
+        self._check_started()
+        deadline = _now() + int(timeout_ns)
+        while not self._queue:
+            remaining = deadline - _now()
+            self._pump(max(0, remaining))
+            if remaining <= 0:
+                break
+        if not self._queue:
+            return None
+        st = self._queue.popleft()
+        self._last_frame = st.frame
+        return st
+
+    def latest_state(self, timeout_ns: int = 0) -> FrameState | None:
+        """The newest state received and not yet returned (older ones are passed over and counted as
+        ``skipped``), waiting up to ``timeout_ns`` for one; None if none."""
+        self._check_started()
+        self._pump(0)
+        if not self._queue:
+            st = self.recv_state(timeout_ns)
+            if st is None:
+                return None
+            self._queue.appendleft(st)
+            self._pump(0)
+        self.counters["skipped"] += len(self._queue) - 1
+        st = self._queue.pop()
+        self._queue.clear()
+        self._last_frame = st.frame
+        return st
+
+    @property
+    def wait_timeout_ns(self) -> int:
+        """How long :meth:`wait_barrier` waits by default: the primary's barrier timeout plus one frame period
+        (the primary answers by its timeout; this only runs out when the primary is gone or stalled)."""
+        rate = self.rate
+        if rate is None and self._queue:
+            rate = self._queue[-1].rate
+        period = rate.period_ns if rate is not None else 50_000_000
+        base = self._primary_timeout_ns if self._primary_timeout_ns else DEFAULT_TIMEOUT_FRAMES * period
+        return int(base + max(period, 10_000_000))
+
+    def wait_barrier(self, frame: int, timeout_ns: int | None = None) -> BarrierResult:
+        """Report ready to present ``frame`` and wait for the primary's release, at most ``timeout_ns``
+        (default :attr:`wait_timeout_ns`). Returns ``(released, elapsed_ns, members)``."""
+        self._check_started()
+        frame = int(frame)
+        limit = self.wait_timeout_ns if timeout_ns is None else int(timeout_ns)
+        t0 = _now()
+        self._send([b"READY", self._raw_name, _READY.pack(frame, self._session or 0, self._prev_wait)])
+        self.counters["waits"] += 1
+        deadline = t0 + limit
+        dealer = self._dealer
+        while True:
+            for _ in range(1024):
+                if not _readable(dealer):
+                    break
+                got = self._on_dealer(dealer.recv_multipart(zmq.NOBLOCK), frame)
+                if got is not None:
+                    elapsed = _now() - t0
+                    _, flags, members = got
+                    self._prev_wait = elapsed
+                    self._waits_ring.append(elapsed)
+                    self._members = members
+                    self._connected = True
+                    if flags & 1:
+                        self.counters["released"] += 1
+                    if not flags & 2:
+                        self.counters["out_of_barrier"] += 1
+                    return BarrierResult(bool(flags & 1), elapsed, members)
+            remaining = deadline - _now()
+            if remaining <= 0:
+                break
+            dealer.poll(max(1, -(-remaining // 1_000_000)))
+        elapsed = _now() - t0
+        self._prev_wait = elapsed
+        self.counters["wait_timeouts"] += 1
+        return BarrierResult(False, elapsed, ())
+
+    @property
+    def in_barrier(self) -> bool:
+        """This node was a barrier member at its last release."""
+        return self.name in self._members
+
+    def status(self) -> NodeStatus:
+        c = self.counters
+        p50, p99, pmax = _percentiles_us(self._waits_ring)
+        return NodeStatus(
+            self.name, self._connected, self._session, self._seq, self._last_frame, c["states"], c["skipped"],
+            c["snapshots"], c["gaps"], c["missed"], c["stale"], c["decode_errors"], c["bad_messages"],
+            c["waits"], c["released"], c["wait_timeouts"], c["out_of_barrier"], self._members, p50, p99, pmax,
+        )

@@ -1,0 +1,57 @@
+"""`stagectl run --cluster` and `stagectl node` as real processes on loopback: the node follows every frame and
+meets the primary at the swap barrier."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import STAGES
+
+pytestmark = pytest.mark.net
+EXE = str(Path(sys.executable).parent / "stagectl")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_primary_and_node_processes_share_frames_and_the_barrier(tmp_path: Path) -> None:
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    tracker_port = udp.getsockname()[1]
+    udp.close()
+    stage = tmp_path / "demo.yaml"
+    stage.write_text((STAGES / "demo.yaml").read_text().replace("port: 40000", f"port: {tracker_port}")
+                     .replace("lens: lenses/", f"lens: {STAGES / 'lenses'}/"))
+    p1, p2 = _free_port(), _free_port()
+    primary = subprocess.Popen([EXE, "run", str(stage), "--duration", "5", "--no-render",
+                                "--cluster", f"127.0.0.1:{p1},{p2}"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)
+        node = subprocess.run([EXE, "node", str(stage), "--name", "n1", "--primary", f"127.0.0.1:{p1},{p2}",
+                               "--no-render", "--duration", "2"], capture_output=True, text=True, timeout=60)
+        out, err = primary.communicate(timeout=60)
+    finally:
+        if primary.poll() is None:
+            primary.kill()
+    assert node.returncode == 0, node.stderr
+    assert primary.returncode == 0, err
+    m = re.search(r"after (\d+) frames \((\d+) states skipped, (\d+) sequence gaps, (\d+) bad messages\); "
+                  r"barrier: (\d+) waits, (\d+) released, (\d+) timed out", node.stdout)
+    assert m, node.stdout
+    frames, skipped, gaps, bad, waits, released, timed_out = map(int, m.groups())
+    assert frames >= 40 and gaps == 0 and bad == 0  # ~48 frames in 2 s at 23.976 fps
+    assert released == waits and timed_out == 0
+    # while the node was there, the primary's barrier had two members
+    assert re.search(r"n1:member@\d+ primary:member@\d+", out), out
+    assert "cluster primary: frame states on 127.0.0.1:" in out
