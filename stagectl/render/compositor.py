@@ -31,6 +31,18 @@ fragment's NDC ``(x, y)`` in the camera's overscanned frustum, ``d = 1 - max(|x|
 ``a = clamp(d / soft_edge, 0, 1)``, weight ``= a^2 (3 - 2a)`` in front of the eye (``w_clip > 1e-6``), 0
 behind; the inner colour is mixed over the outer one with that weight, cameras in plan order.
 
+**Stage features** (:mod:`stagectl.render.features`, uniforms from :class:`~stagectl.render.plan.FeatureUniforms`):
+light cards, per-wall and inner colour correction (a LUT atlas on :data:`LUT_TEXTURE_UNIT`), chroma key and
+markers are feature ``#define``s of the composite variants (none when every feature is off: the plain programs
+run). The cached outer-only canvases hold the outer image *with* the walls' colour correction and every light
+card (over and under: outside the inner frustum both lie over the outer image), so features never bypass
+the tile logic: a change of the walls' colour correction redraws the cached canvases, a change of the light
+cards redraws only the cached tiles the old and new cards touch and marks them for restoring on both canvas
+buffers. Test patterns (``PATTERN`` variants) replace an output's composition: the whole canvas is drawn once
+and kept while the pattern stays (its cell atlas on :data:`CELLS_TEXTURE_UNIT`); the canvas then counts as
+wholly changed, so the next composed frame restores every tile. Burn-in (``BURNIN``) is drawn over the tiles
+of its boxes (text on :data:`BURN_TEXTURE_UNIT`), which are restored the next frame.
+
 **Rows.** Inner targets and the atlas are rendered and sampled by GL only (GL texture ``t = 1 - v``, no flip).
 Canvases: the composite vertex shader maps canvas pixel ``(x, y)`` (row 0 = top) to NDC with a y flip, and
 :func:`~stagectl.render.gl.readback.read_pixels` flips GL rows back, so canvases read into numpy have row 0 =
@@ -46,7 +58,20 @@ import numpy as np
 from stagectl.render.gl.errors import RenderError
 from stagectl.render.gl.platform import GL
 from stagectl.render.gl.resources import Framebuffer, Program, ResourceRegistry, gl_pass, shader_source
-from stagectl.render.plan import MAX_CAMERAS, CanvasTiles, CompositeUniforms, InnerPass, OuterPass, OutputPass
+from stagectl.render.features import MAX_CARDS, MAX_WALLS
+from stagectl.render.plan import (
+    MAX_BURN_IN,
+    MAX_CAMERAS,
+    BurnInPass,
+    CanvasTiles,
+    CompositeUniforms,
+    FeatureUniforms,
+    InnerPass,
+    OuterPass,
+    OutputPass,
+    PatternPass,
+    tiles_in_rect,
+)
 from stagectl.render.scene import RenderTarget, SceneRenderer
 
 __all__ = [
@@ -69,6 +94,16 @@ CANVAS_FORMAT = "rgba8"  #: 8-bit sRGB codes
 OUTER_TEXTURE_UNIT = MAX_CAMERAS
 #: texture unit of an output's cached outer-only canvas (the COPY program's source)
 CACHE_TEXTURE_UNIT = MAX_CAMERAS + 1
+#: texture units of the colour-correction LUT atlas, a pattern's cell atlas and the burn-in text
+LUT_TEXTURE_UNIT = MAX_CAMERAS + 2
+CELLS_TEXTURE_UNIT = MAX_CAMERAS + 3
+BURN_TEXTURE_UNIT = MAX_CAMERAS + 4
+#: the unit made active while a texture is created or uploaded (both bind and unbind on the active unit)
+_SCRATCH_UNIT = MAX_CAMERAS + 5
+#: the PATTERN define of each pattern program
+PATTERN_IDS = {"solid": 1, "checkerboard": 2, "color_bars": 3, "aruco": 4, "cabinet_id": 5}
+#: array sizes every variant is compiled with
+_SIZES = {"MAX_WALLS": MAX_WALLS, "MAX_CARDS": MAX_CARDS, "MAX_BURN_IN": MAX_BURN_IN}
 #: opaque black, the clear colour of canvases and the default safe image
 BLACK = (0.0, 0.0, 0.0, 1.0)
 
@@ -251,6 +286,11 @@ class _OutputGL:
         self.indices = np.zeros(n * 6, dtype=np.uint32)
         self.touched = [np.ones(self.count, dtype=bool) for _ in range(2)]
         self.dirty = [True, True]
+        # per canvas: the test pattern it holds (PatternPass.key; None: the composition) and the tiles a
+        # burn-in was drawn over since
+        self.content: list[tuple | None] = [None, None]
+        self.overlaid = [np.zeros(self.count, dtype=bool) for _ in range(2)]
+        self.card_tiles: tuple | None = None  # (card entries, (count,) bool): tiles light cards may touch
 
     def _keep(self, obj):
         self._objects.append(obj)
@@ -272,6 +312,14 @@ def clear_framebuffer(fb: Framebuffer, color=BLACK) -> None:
     GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, 0)
 
 
+def _u3(p: Program, name: str, v) -> None:
+    GL.glUniform3f(p.location(name), *(float(x) for x in v))
+
+
+def _u4(p: Program, name: str, v) -> None:
+    GL.glUniform4f(p.location(name), *(float(x) for x in v))
+
+
 class CanvasCompositor:
     """Composites the inner frusta and the outer atlas onto every output canvas, tile by tile.
 
@@ -284,9 +332,17 @@ class CanvasCompositor:
     * tiles wholly inside the top camera's full-weight region: its inner image alone (``INNER_ONLY``);
     * the other touched tiles: the full composition (``CAMERAS n``).
 
-    The cached outer-only canvases are redrawn (:meth:`update_cache`) whenever the atlas changes. Programs are
-    compiled per variant on first use; samplers are bound to fixed texture units (inner ``i`` on unit ``i``,
-    the atlas on :data:`OUTER_TEXTURE_UNIT`, the cached canvas on :data:`CACHE_TEXTURE_UNIT`).
+    An output with a test pattern or the white flash is drawn with its ``PATTERN`` program instead (only when
+    the canvas does not hold that pattern already); a burn-in is drawn last, over its boxes' tiles.
+
+    The cached outer-only canvases are redrawn (:meth:`update_cache`) whenever the atlas or the walls' colour
+    correction changes, and where light cards change. Programs are compiled per variant on first use;
+    samplers are bound to fixed texture units (inner ``i`` on unit ``i``, the atlas on
+    :data:`OUTER_TEXTURE_UNIT`, the cached canvas on :data:`CACHE_TEXTURE_UNIT`, the LUT atlas on
+    :data:`LUT_TEXTURE_UNIT`, cells on :data:`CELLS_TEXTURE_UNIT`, burn-in text on :data:`BURN_TEXTURE_UNIT`).
+
+    Variants: ``("composite", n, defines)`` (``("composite", n)`` = no feature defines), ``("inner",
+    defines)``, ``("copy",)``, ``("pattern", kind)``, ``("burnin",)``.
     """
 
     PASS = "composite"
@@ -299,7 +355,17 @@ class CanvasCompositor:
         self.outputs: dict[str, _OutputGL] = {}
         self.cache_key: tuple | None = None
         self._sources = (shader_source("composite.vert"), shader_source("composite.frag"))
-        self._frame: tuple | None = None  # (uniforms, static outer) of the frame begun
+        self._frame: tuple | None = None  # (uniforms, static outer, features) of the frame begun
+        # feature state: what the cached outer canvases were drawn with, textures, uploaded uniforms
+        self._cache_fu: FeatureUniforms | None = None
+        self._cache_outer_key: tuple = ()
+        self._cache_cards: tuple = ()
+        self._fu_set: dict[tuple, FeatureUniforms | None] = {}
+        self._lut_tex = None
+        self._lut_key: tuple = ()
+        self._cells: dict[str, tuple[object, object]] = {}  # kind -> (CellAtlas, texture)
+        self._burn_tex = None
+        self._burn_lines: tuple | None = None
         try:
             for i, t in enumerate(self.tiles):
                 self.outputs[t.key] = _OutputGL(resources, t, f"{label}.out{i}")
@@ -314,22 +380,44 @@ class CanvasCompositor:
 
     # ------------------------------------------------------------------ programs
 
+    @staticmethod
+    def _normal(variant: tuple) -> tuple:
+        if variant[0] == "composite" and len(variant) == 2:
+            return (variant[0], int(variant[1]), ())
+        if variant[0] == "inner" and len(variant) == 1:
+            return ("inner", ())
+        return variant
+
     def program(self, variant: tuple) -> Program:
-        """``("composite", n)``, ``("inner",)`` or ``("copy",)``: compiled once, samplers bound to units."""
+        """A program variant (see the class docstring): compiled once, samplers bound to their units."""
+        variant = self._normal(variant)
         p = self._programs.get(variant)
         if p is not None:
             return p
         kind = variant[0]
+        defines: dict[str, object] = dict(_SIZES)
         if kind == "composite":
             n = int(variant[1])
             if not 0 <= n <= MAX_CAMERAS:
                 raise RenderError(self.PASS, self.label, f"{n} cameras", detail=f"at most {MAX_CAMERAS}")
-            defines: dict[str, object] = {"CAMERAS": n}
-            name = f"composite{n}"
+            defines["CAMERAS"] = n
+            defines.update({d: 1 for d in variant[2]})
+            name = f"composite{n}" + "".join(f".{d.lower()}" for d in variant[2])
         elif kind == "inner":
-            defines, name = {"INNER_ONLY": 1}, "inner_only"
+            defines["INNER_ONLY"] = 1
+            defines.update({d: 1 for d in variant[1]})
+            name = "inner_only" + "".join(f".{d.lower()}" for d in variant[1])
         elif kind == "copy":
-            defines, name = {"COPY": 1}, "copy"
+            defines["COPY"] = 1
+            name = "copy"
+        elif kind == "pattern":
+            if variant[1] not in PATTERN_IDS:
+                raise RenderError(self.PASS, self.label, f"unknown pattern {variant[1]!r}")
+            defines["PATTERN"] = PATTERN_IDS[variant[1]]
+            name = f"pattern.{variant[1]}"
+        elif kind == "burnin":
+            defines["BURNIN"] = 1
+            name = "burnin"
         else:
             raise RenderError(self.PASS, self.label, f"unknown program variant {variant!r}")
         vert, frag = self._sources
@@ -343,6 +431,12 @@ class CanvasCompositor:
                 p.set_int("u_outer", OUTER_TEXTURE_UNIT)
             elif kind == "copy":
                 p.set_int("u_source", CACHE_TEXTURE_UNIT)
+            elif kind == "pattern":
+                p.set_int("u_cells", CELLS_TEXTURE_UNIT)
+            elif kind == "burnin":
+                p.set_int("u_burn_text", BURN_TEXTURE_UNIT)
+            if kind in ("composite", "inner"):
+                p.set_int("u_lut", LUT_TEXTURE_UNIT)
             GL.glUseProgram(0)
         return p
 
@@ -355,8 +449,10 @@ class CanvasCompositor:
         aw, ah = u.atlas_size
         GL.glUniform2f(p.location("u_atlas_inv_size"), 1.0 / aw, 1.0 / ah)
 
-    def _set_uniforms(self, variant: tuple, u: CompositeUniforms) -> None:
-        """Upload this frame's uniforms to ``variant`` (matrices transposed: row-major numpy)."""
+    def _set_uniforms(self, variant: tuple, u: CompositeUniforms, fu: FeatureUniforms | None = None) -> None:
+        """Upload this frame's uniforms to ``variant`` (matrices transposed: row-major numpy); the feature
+        uniforms only when ``fu`` is not what the program last got."""
+        variant = self._normal(variant)
         p = self.program(variant)
         p.use()
         n = u.camera_count
@@ -366,62 +462,206 @@ class CanvasCompositor:
                 vp = np.ascontiguousarray(u.inner_vp)
                 GL.glUniformMatrix4fv(p.location("u_inner_vp"), n, GL.GL_TRUE, vp)
                 GL.glUniform1fv(p.location("u_inner_inv_soft"), n, np.ascontiguousarray(u.inv_soft_edge))
+            defs = variant[2]
         elif variant[0] == "inner":
             p.set_mat4("u_inner_top_vp", u.inner_vp[n - 1])
             p.set_int("u_inner_top", n - 1)
+            defs = variant[1]
+        else:
+            return
+        if defs and fu is not None and self._fu_set.get(variant) is not fu:
+            self._set_feature_uniforms(p, defs, fu)
+            self._fu_set[variant] = fu
+
+    def _set_feature_uniforms(self, p: Program, defs: tuple, fu: FeatureUniforms) -> None:
+        c = np.ascontiguousarray
+        if "CARDS" in defs:
+            GL.glUniform4fv(p.location("u_card_rect"), MAX_CARDS, c(fu.card_rect))
+            GL.glUniform4fv(p.location("u_card_color"), MAX_CARDS, c(fu.card_color))
+            GL.glUniform1fv(p.location("u_card_inv_feather"), MAX_CARDS, c(fu.card_inv_feather))
+            p.set_int("u_cards_under", fu.cards_under)
+            p.set_int("u_cards_total", fu.cards_total)
+        if "WALL_CC" in defs:
+            for name in ("gain", "slope", "offset", "power"):
+                GL.glUniform3fv(p.location(f"u_wall_{name}"), MAX_WALLS, c(getattr(fu, f"wall_{name}")))
+            GL.glUniform1fv(p.location("u_wall_sat"), MAX_WALLS, c(fu.wall_sat))
+            GL.glUniform1fv(p.location("u_wall_cdl"), MAX_WALLS, c(fu.wall_cdl))
+        if "WALL_LUT" in defs:
+            GL.glUniform4fv(p.location("u_wall_lut"), MAX_WALLS, c(fu.wall_lut))
+            GL.glUniform3fv(p.location("u_wall_lut_min"), MAX_WALLS, c(fu.wall_lut_min))
+            GL.glUniform3fv(p.location("u_wall_lut_inv"), MAX_WALLS, c(fu.wall_lut_inv))
+        if "INNER_CC" in defs:
+            for name in ("gain", "slope", "offset", "power"):
+                _u3(p, f"u_inner_{name}", getattr(fu, f"inner_{name}"))
+            p.set_float("u_inner_sat", fu.inner_sat)
+            p.set_float("u_inner_cdl", fu.inner_cdl)
+        if "INNER_LUT" in defs:
+            _u4(p, "u_inner_lut", fu.inner_lut)
+            _u3(p, "u_inner_lut_min", fu.inner_lut_min)
+            _u3(p, "u_inner_lut_inv", fu.inner_lut_inv)
+        if ("WALL_LUT" in defs or "INNER_LUT" in defs) and fu.lut_atlas is not None:
+            h, w = fu.lut_atlas.shape[:2]
+            p.set_vec2("u_lut_inv_size", (1.0 / w, 1.0 / h))
+        if "KEY" in defs:
+            _u3(p, "u_key_color", fu.key_color)
+        if "MARKERS" in defs:
+            _u3(p, "u_marker_color", fu.marker_color)
+            GL.glUniform4fv(p.location("u_marker_grid"), MAX_WALLS, c(fu.marker_grid))
+            GL.glUniform4fv(p.location("u_marker_size"), MAX_WALLS, c(fu.marker_size))
+
+    # ------------------------------------------------------------------ feature textures
+
+    def _bind_lut(self, fu: FeatureUniforms | None) -> None:
+        """Make and bind the LUT atlas of ``fu`` (when it has one) on :data:`LUT_TEXTURE_UNIT`."""
+        if fu is None or fu.lut_atlas is None:
+            return
+        GL.glActiveTexture(GL.GL_TEXTURE0 + _SCRATCH_UNIT)
+        if self._lut_tex is None or self._lut_key != fu.lut_key or self._lut_tex.size != (
+                fu.lut_atlas.shape[1], fu.lut_atlas.shape[0]):
+            if self._lut_tex is not None:
+                self._lut_tex.release()
+                self._lut_tex = None
+            h, w = fu.lut_atlas.shape[:2]
+            self._lut_tex = self.resources.texture2d(f"{self.label}.lut_atlas", w, h, "rgba32f",
+                                                     data=fu.lut_atlas, filter="linear")
+            self._lut_key = fu.lut_key
+        self._lut_tex.bind(LUT_TEXTURE_UNIT)
+
+    def _cells_texture(self, pp: PatternPass):
+        got = self._cells.get(pp.kind)
+        if got is not None and got[0] is pp.atlas:
+            return got[1]
+        if got is not None:
+            got[1].release()
+        GL.glActiveTexture(GL.GL_TEXTURE0 + _SCRATCH_UNIT)
+        img = np.repeat(pp.atlas.image[..., None], 4, axis=2)
+        h, w = img.shape[:2]
+        tex = self.resources.texture2d(f"{self.label}.cells.{pp.kind}", w, h, "rgba8", data=img, filter="nearest")
+        self._cells[pp.kind] = (pp.atlas, tex)
+        return tex
+
+    def _burn_texture(self, b: BurnInPass):
+        h, w = b.bitmap.shape
+        GL.glActiveTexture(GL.GL_TEXTURE0 + _SCRATCH_UNIT)
+        if self._burn_tex is not None and self._burn_tex.size != (w, h):
+            self._burn_tex.release()
+            self._burn_tex = None
+            self._burn_lines = None
+        if self._burn_tex is None:
+            self._burn_tex = self.resources.texture2d(f"{self.label}.burn_in", w, h, "rgba8", filter="nearest")
+        if self._burn_lines != b.lines:
+            self._burn_tex.upload(np.repeat((b.bitmap * 255).astype(np.uint8)[..., None], 4, axis=2))
+            self._burn_lines = b.lines
+        return self._burn_tex
 
     # ------------------------------------------------------------------ a frame
 
-    def begin(self, u: CompositeUniforms, inner_textures: list, atlas_texture, *, static_outer: bool) -> None:
+    @staticmethod
+    def _composite_variant(n: int, fu: FeatureUniforms | None, cards: bool = True) -> tuple:
+        if fu is None:
+            return ("composite", n, ())
+        defs = fu.defines_for("outer") if n == 0 else fu.defines
+        return ("composite", n, defs if cards else tuple(d for d in defs if d != "CARDS"))
+
+    @staticmethod
+    def _inner_variant(fu: FeatureUniforms | None, cards: bool = True) -> tuple:
+        defs = fu.defines_for("inner") if fu is not None else ()
+        return ("inner", defs if cards else tuple(d for d in defs if d != "CARDS"))
+
+    def _card_tiles(self, o: _OutputGL, fu: FeatureUniforms) -> np.ndarray:
+        """(count,) bool: the output's tiles some light card of ``fu`` may touch (kept per card set)."""
+        got = o.card_tiles
+        if got is not None and got[0] == fu.cards:
+            return got[1]
+        m = np.zeros(o.count, dtype=bool)
+        for e in fu.cards:
+            m |= tiles_in_rect(o.tiles, e[0], e[1])
+        o.card_tiles = (fu.cards, m)
+        return m
+
+    def begin(self, u: CompositeUniforms, inner_textures: list, atlas_texture, *, static_outer: bool,
+              features: FeatureUniforms | None = None) -> None:
         """Bind this frame's textures and upload its uniforms (once per frame, before :meth:`draw`)."""
         n = u.camera_count
         if n and not np.all(np.isfinite(u.inner_vp)):
             raise RenderError(self.PASS, self.label, "non-finite inner VP", detail="plan rejected")
         if len(inner_textures) != n:
             raise RenderError(self.PASS, self.label, "inner textures do not match the plan's layers")
+        fu = features if features is not None and features.active else None
         with gl_pass(self.PASS, self.label):
             GL.glBindVertexArray(0)
             GL.glDisable(GL.GL_DEPTH_TEST)
             GL.glDisable(GL.GL_BLEND)
             GL.glDisable(GL.GL_CULL_FACE)
             GL.glDisable(GL.GL_SCISSOR_TEST)
-            variants = [("composite", n)]
-            if n:
-                variants.append(("inner",))
-            if not static_outer and n:
-                variants.append(("composite", 0))
-            for v in variants:
-                self._set_uniforms(v, u)
+            variants = []
+            for cards in (True, False):  # tiles no light card touches run the variants without CARDS
+                variants.append(self._composite_variant(n, fu, cards))
+                if n:
+                    variants.append(self._inner_variant(fu, cards))
+                if not static_outer and n:
+                    variants.append(self._composite_variant(0, fu, cards))
+            for v in dict.fromkeys(variants):
+                self._set_uniforms(v, u, fu)
             for i, tex in enumerate(inner_textures):
                 tex.bind(i)
             atlas_texture.bind(OUTER_TEXTURE_UNIT)
+            self._bind_lut(fu)
             GL.glActiveTexture(GL.GL_TEXTURE0)
             GL.glUseProgram(0)
-        self._frame = (u, static_outer)
+        self._frame = (u, static_outer, fu)
 
-    def update_cache(self, key: tuple, u: CompositeUniforms, atlas_texture, *, force: bool = False) -> bool:
-        """Redraw every output's outer-only canvas from the atlas if ``key`` (the atlas content) changed;
-        every canvas then needs its untouched tiles restored. Returns True when drawn."""
-        if not force and key == self.cache_key:
-            return False
+    def update_cache(self, key: tuple, u: CompositeUniforms, atlas_texture, *, force: bool = False,
+                     features: FeatureUniforms | None = None) -> bool:
+        """Bring every output's outer-only canvas up to date: redraw it from the atlas if ``key`` (the atlas
+        content) or the walls' colour correction changed (or ``force``); where only light cards changed,
+        redraw the tiles the old and the new cards touch. Canvas tiles whose cached image changed are marked
+        for restoring. ``features`` None: the features of the last call. Returns True when drawn."""
+        fu = features if features is not None else self._cache_fu
+        fu = fu if fu is not None and fu.active else None
+        outer_key = fu.outer_key if fu is not None else ()
+        cards = fu.cards if fu is not None else ()
+        full = force or key != self.cache_key or outer_key != self._cache_outer_key
+        masks: dict[str, np.ndarray] = {}
+        if not full:
+            if cards == self._cache_cards:
+                self._cache_fu = fu
+                return False
+            old, new = self._cache_cards, cards
+            changed = set(old) ^ set(new)
+            common = set(old) & set(new)
+            if [e for e in old if e in common] != [e for e in new if e in common]:
+                changed = set(old) | set(new)  # the drawing order changed
+            for k, o in self.outputs.items():
+                m = np.zeros(o.count, dtype=bool)
+                for e in changed:
+                    m |= tiles_in_rect(o.tiles, e[0], e[1])
+                masks[k] = m
         self.cache_key = None
+        variant = self._composite_variant(0, fu)
         with gl_pass(self.PASS, f"{self.label}.outer_canvas"):
-            self._set_uniforms(("composite", 0), u)
-            p = self.program(("composite", 0))
+            self._set_uniforms(variant, u, fu)
+            p = self.program(variant)
             atlas_texture.bind(OUTER_TEXTURE_UNIT)
+            self._bind_lut(fu)
             GL.glActiveTexture(GL.GL_TEXTURE0)
-            for o in self.outputs.values():
+            for k, o in self.outputs.items():
+                tiles = np.arange(o.count) if full else np.flatnonzero(masks[k])
+                if not len(tiles):
+                    continue
                 o.cache.bind()
                 w, h = o.canvas
                 GL.glViewport(0, 0, w, h)
                 p.set_vec2("u_canvas_size", (w, h))
-                if o.count:
-                    self._draw_tiles(o, [np.arange(o.count)], [p])
-                o.touched[0][:] = True
-                o.touched[1][:] = True
+                self._draw_tiles(o, [tiles], [p])
+                o.touched[0][tiles] = True
+                o.touched[1][tiles] = True
             GL.glUseProgram(0)
             GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, 0)
         self.cache_key = key
+        self._cache_fu = fu
+        self._cache_outer_key = outer_key
+        self._cache_cards = cards
         return True
 
     def invalidate_cache(self) -> None:
@@ -458,7 +698,7 @@ class CanvasCompositor:
         """Draw output ``out`` into its canvas ``index`` (after :meth:`begin`; see the class docstring)."""
         if self._frame is None:
             raise RenderError(self.PASS, self.label, "draw() before begin()")
-        u, static_outer = self._frame
+        u, static_outer, fu = self._frame
         o = self.outputs[out.key]
         fb = o.framebuffers[index]
         with gl_pass(self.PASS, fb.label):
@@ -467,6 +707,8 @@ class CanvasCompositor:
                 clear_framebuffer(fb, BLACK)
                 o.touched[index][:] = True
                 o.dirty[index] = False
+                o.content[index] = None
+                o.overlaid[index][:] = False
                 if out.blackout:
                     o.dirty[index] = True  # the next frame redraws everything
                     return
@@ -474,31 +716,99 @@ class CanvasCompositor:
             GL.glViewport(0, 0, w, h)
             if not o.count:
                 return
-            touched = out.touched
-            if touched.shape != (o.count,):
-                raise RenderError(self.PASS, fb.label, "plan's tiles do not match the renderer's")
-            n = u.camera_count
-            variants = [("composite", 0) if not static_outer else ("copy",), ("inner",), ("composite", n)]
-            programs = [self.program(v) for v in variants] if n else [self.program(variants[0])]
-            if static_outer:
-                rest = np.flatnonzero(o.touched[index] & ~touched)
-                o.cache.color.bind(CACHE_TEXTURE_UNIT)
-                GL.glActiveTexture(GL.GL_TEXTURE0)
+            if out.pattern is not None:
+                self._draw_pattern(o, out.pattern, index)
             else:
-                rest = np.flatnonzero(~touched)
-            for p in programs:
+                self._draw_composition(o, out, index, u, static_outer, fu)
+            if out.burn_in is not None:
+                self._draw_burn_in(o, out.burn_in, index)
+
+    def _draw_composition(self, o: _OutputGL, out: OutputPass, index: int, u: CompositeUniforms,
+                          static_outer: bool, fu: FeatureUniforms | None) -> None:
+        w, h = o.canvas
+        touched = out.touched
+        if touched.shape != (o.count,):
+            raise RenderError(self.PASS, o.framebuffers[index].label, "plan's tiles do not match the renderer's")
+        n = u.camera_count
+        if static_outer:
+            rest = np.flatnonzero(o.touched[index] & ~touched)
+            o.cache.color.bind(CACHE_TEXTURE_UNIT)
+            GL.glActiveTexture(GL.GL_TEXTURE0)
+            pairs = [(("copy",), rest)]
+        else:
+            rest = np.flatnonzero(~touched)
+            pairs = [(self._composite_variant(0, fu), rest)]
+        if n:
+            pairs += [(self._inner_variant(fu), out.full), (self._composite_variant(n, fu), out.blend)]
+        if fu is not None and "CARDS" in fu.defines:
+            cm = self._card_tiles(o, fu)
+            split = []
+            for v, t in pairs:
+                if v[0] == "copy":
+                    split.append((v, t))
+                    continue
+                plain = (v[0], v[1], tuple(d for d in v[2] if d != "CARDS")) if v[0] == "composite" else (
+                    v[0], tuple(d for d in v[1] if d != "CARDS"))
+                split += [(plain, t[~cm[t]]), (v, t[cm[t]])]
+            pairs = split
+        programs = [self.program(v) for v, _ in pairs]
+        for p in dict.fromkeys(programs):
+            p.use()
+            p.set_vec2("u_canvas_size", (w, h))
+        self._draw_tiles(o, [t for _, t in pairs], programs)
+        o.touched[index][:] = touched
+        o.content[index] = None
+        o.overlaid[index][:] = False
+
+    def _draw_pattern(self, o: _OutputGL, pp: PatternPass, index: int) -> None:
+        """Draw a test pattern over the canvas (only the tiles a burn-in changed when it holds it already)."""
+        if pp.key is not None and o.content[index] == pp.key:
+            tiles = np.flatnonzero(o.overlaid[index])
+        else:
+            tiles = np.arange(o.count)
+        if len(tiles):
+            p = self.program(("pattern", pp.kind))
+            p.use()
+            p.set_vec2("u_canvas_size", o.canvas)
+            GL.glUniform4fv(p.location("u_wall_info"), MAX_WALLS, np.ascontiguousarray(pp.wall_info))
+            _u3(p, "u_pattern_color", pp.color)
+            p.set_float("u_squares", float(pp.squares))
+            if pp.atlas is not None:
+                tex = self._cells_texture(pp)
+                tex.bind(CELLS_TEXTURE_UNIT)
+                GL.glActiveTexture(GL.GL_TEXTURE0)
                 p.use()
-                p.set_vec2("u_canvas_size", (w, h))
-            lists = [rest, out.full, out.blend] if n else [rest]
-            self._draw_tiles(o, lists, programs)
-            o.touched[index][:] = touched
+                p.set_vec2("u_cells_size", tex.size)
+                GL.glUniform4fv(p.location("u_cell_place"), MAX_WALLS, np.ascontiguousarray(pp.cell_place))
+                GL.glUniform4fv(p.location("u_cell_geom"), MAX_WALLS, np.ascontiguousarray(pp.cell_geom))
+            self._draw_tiles(o, [tiles], [p])
+        o.content[index] = pp.key
+        o.touched[index][:] = True  # nothing of the cached outer image is left on this canvas
+        o.overlaid[index][:] = False
+
+    def _draw_burn_in(self, o: _OutputGL, b: BurnInPass, index: int) -> None:
+        """Draw the burn-in boxes over the canvas (the BURNIN program discards every other fragment)."""
+        if not len(b.tiles):
+            return
+        tex = self._burn_texture(b)
+        tex.bind(BURN_TEXTURE_UNIT)
+        GL.glActiveTexture(GL.GL_TEXTURE0)
+        p = self.program(("burnin",))
+        p.use()
+        p.set_vec2("u_canvas_size", o.canvas)
+        GL.glUniform4fv(p.location("u_burn_box"), MAX_BURN_IN, np.ascontiguousarray(b.boxes))
+        GL.glUniform4fv(p.location("u_burn_place"), MAX_BURN_IN, np.ascontiguousarray(b.place))
+        p.set_vec2("u_burn_text_size", (b.bitmap.shape[1], b.bitmap.shape[0]))
+        self._draw_tiles(o, [b.tiles], [p])
+        o.touched[index][b.tiles] = True
+        o.overlaid[index][b.tiles] = True
 
     def end(self) -> None:
         """Unbind what the frame bound."""
         GL.glUseProgram(0)
         GL.glBindVertexArray(0)
         GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, 0)
-        for i in range(CACHE_TEXTURE_UNIT + 1):
+        for i in range(BURN_TEXTURE_UNIT + 1):
             GL.glActiveTexture(GL.GL_TEXTURE0 + i)
             GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
         GL.glActiveTexture(GL.GL_TEXTURE0)
@@ -511,4 +821,12 @@ class CanvasCompositor:
         for p in self._programs.values():
             p.release()
         self._programs.clear()
+        for _, tex in self._cells.values():
+            tex.release()
+        self._cells.clear()
+        for tex in (self._lut_tex, self._burn_tex):
+            if tex is not None:
+                tex.release()
+        self._lut_tex = self._burn_tex = None
+        self._fu_set.clear()
         self.cache_key = None

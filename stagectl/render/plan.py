@@ -23,6 +23,13 @@ bottom-left, the atlas is never read back, so no row flip happens there).
 The planner runs the per-frame CPU maths of each camera with the Numba :class:`FrustumWorkspace` and copies
 the results it keeps, so a plan stays valid after the next frame is planned. A camera state with a
 non-finite pose or lens value is refused with :class:`PlanError` (the live loop keeps the previous frame).
+
+**Stage features** (:mod:`stagectl.render.features`): ``plan(..., features=FeatureState(...))`` (default: the
+planner's ``features``) adds :class:`FeatureUniforms` to the plan (light cards, colour correction, chroma key
+and markers as uniform arrays, the shader ``defines`` they need: none when every feature is off, so the
+composition is exactly the plain one), and per output a :class:`PatternPass` (a test pattern or the one-frame
+white flash, drawn instead of the composition) and a :class:`BurnInPass`. Per-output blackout and the
+:class:`~stagectl.render.features.FreezeFrustum` are resolved here too.
 """
 
 from __future__ import annotations
@@ -35,6 +42,22 @@ import numpy as np
 
 from stagectl.errors import StageError
 from stagectl.render.canvas import CanvasLayout, canvas_layouts
+from stagectl.render.features import (
+    MAX_CARDS,
+    MAX_WALLS,
+    FeatureError,
+    FeatureState,
+    OutputPattern,
+)
+from stagectl.render.patterns import (
+    BURN_IN_CHARS,
+    CellAtlas,
+    aruco_atlas,
+    burn_in_layout,
+    burn_in_lines,
+    cabinet_id_atlas,
+    text_bitmap,
+)
 from stagectl.render.frustum import (
     FrustumWorkspace,
     compute_camera_projection,
@@ -71,6 +94,12 @@ __all__ = [
     "cube_face_size",
     "build_outer_pass",
     "soft_edge_weight",
+    "MAX_BURN_IN",
+    "FeatureUniforms",
+    "feature_uniforms",
+    "PatternPass",
+    "BurnInPass",
+    "tiles_in_rect",
 ]
 
 #: Focal length (mm) used for a camera without a lens file (and said so wherever it is used).
@@ -343,6 +372,123 @@ class CompositeUniforms:
         return int(self.inner_vp.shape[0])
 
 
+#: Most mappings per output that get a burn-in box (the first ones in stage order).
+MAX_BURN_IN = 32
+#: Shader defines of the feature variants, by what they change.
+OUTER_DEFINES = ("CARDS", "WALL_CC", "WALL_LUT")
+INNER_DEFINES = ("CARDS", "INNER_CC", "INNER_LUT", "KEY", "MARKERS")
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureUniforms:
+    """The stage features of a frame as composite-shader uniforms (float32, ready to upload; pure data).
+
+    ``defines``: the feature variants' ``#define`` names (empty: every feature off, the plain composition).
+    Light cards (``MAX_CARDS`` slots, under-the-frustum cards first): ``card_rect`` (x0, y0, x1, y1) wall
+    raster pixels, ``card_color`` (r, g, b linear x intensity, wall index), ``card_inv_feather`` (0: hard
+    edge), ``cards_under`` / ``cards_total``; ``cards`` hashable entries ``(wall, rect, rgb, feather, layer)``
+    for the outer-canvas cache. Per wall (``MAX_WALLS`` slots) and for the inner frusta: ``*_gain``
+    (exposure x white balance), CDL ``*_slope``, ``*_offset``, ``*_power``, ``*_sat``, ``*_cdl`` (1: apply),
+    LUT ``*_lut`` (first atlas row, size N, 1: apply, 0), ``*_lut_min``, ``*_lut_inv`` (domain); ``lut_atlas``
+    (H, W, 4) float32 row 0 = top (every LUT as :meth:`~stagectl.render.features.Lut3D.atlas_block`, stacked)
+    and ``lut_key``. Chroma key: ``key_color`` linear; markers per wall: ``marker_grid`` (spacing x, y, 0, 0)
+    and ``marker_size`` (half size x, y, half thickness x, y) in raster pixels, ``marker_color`` linear.
+    ``outer_key``: what the outer-only canvases depend on besides cards (wall colour correction).
+    """
+
+    state: FeatureState
+    defines: tuple[str, ...]
+    cards: tuple
+    card_rect: np.ndarray
+    card_color: np.ndarray
+    card_inv_feather: np.ndarray
+    cards_under: int
+    cards_total: int
+    wall_gain: np.ndarray
+    wall_slope: np.ndarray
+    wall_offset: np.ndarray
+    wall_power: np.ndarray
+    wall_sat: np.ndarray
+    wall_cdl: np.ndarray
+    wall_lut: np.ndarray
+    wall_lut_min: np.ndarray
+    wall_lut_inv: np.ndarray
+    inner_gain: np.ndarray
+    inner_slope: np.ndarray
+    inner_offset: np.ndarray
+    inner_power: np.ndarray
+    inner_sat: float
+    inner_cdl: float
+    inner_lut: np.ndarray
+    inner_lut_min: np.ndarray
+    inner_lut_inv: np.ndarray
+    lut_atlas: np.ndarray | None
+    lut_key: tuple
+    key_color: np.ndarray
+    marker_color: np.ndarray
+    marker_grid: np.ndarray
+    marker_size: np.ndarray
+    outer_key: tuple
+
+    @property
+    def active(self) -> bool:
+        return bool(self.defines)
+
+    @property
+    def key_on(self) -> bool:
+        return "KEY" in self.defines
+
+    def defines_for(self, kind: str) -> tuple[str, ...]:
+        """The defines a program variant needs: ``"outer"`` (outer only: cards, wall colour), ``"inner"`` (the
+        top camera's full-weight tiles), ``"composite"`` (all)."""
+        if kind == "outer":
+            return tuple(d for d in self.defines if d in OUTER_DEFINES)
+        if kind == "inner":
+            return tuple(d for d in self.defines if d in INNER_DEFINES)
+        return self.defines
+
+
+@dataclass(frozen=True, eq=False)
+class PatternPass:
+    """A test pattern (or the white flash) drawn over every mapped pixel of an output instead of the
+    composition.
+
+    ``kind`` the program (``solid``, ``checkerboard``, ``color_bars``, ``aruco``, ``cabinet_id``); ``key`` what
+    the canvas then holds, for skipping a redraw (None: always draw, e.g. the flash); ``color`` (3,) linear for
+    ``solid``; ``squares`` for the checkerboard; ``atlas`` the cells of ``aruco`` / ``cabinet_id``;
+    ``wall_info`` (MAX_WALLS, 4) (raster W, H, cabinet pw, ph); ``cell_place`` (MAX_WALLS, 4) (atlas x, y of
+    the wall's first cell, offset x, y px) and ``cell_geom`` (MAX_WALLS, 4) (cell w, h texels, scale px per
+    texel, 0); ``flash``: this is the one-frame white flash.
+    """
+
+    kind: str
+    key: tuple | None
+    color: np.ndarray
+    squares: int
+    wall_info: np.ndarray
+    atlas: CellAtlas | None = None
+    cell_place: np.ndarray | None = None
+    cell_geom: np.ndarray | None = None
+    flash: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class BurnInPass:
+    """Burn-in text drawn over an output (white on black) in the top-left cabinet of each mapping.
+
+    ``lines`` the text, ``bitmap`` (h, w) uint8 0/1 (row 0 = top, :func:`~stagectl.render.patterns.text_bitmap`
+    padded to :data:`~stagectl.render.patterns.BURN_IN_CHARS`); per mapping index (``MAX_BURN_IN`` slots):
+    ``boxes`` (raster x, y, w, h: the cabinet; w = 0 for none) and ``place`` (offset x, y px of the text in the
+    box, scale px per texel, 0); ``tiles`` the ids of the output's tiles that overlap a box.
+    """
+
+    lines: tuple[str, ...]
+    bitmap: np.ndarray
+    boxes: np.ndarray
+    place: np.ndarray
+    tiles: np.ndarray
+
+
 @dataclass(frozen=True, eq=False)
 class OutputPass:
     """One output canvas: ``key`` ``"processor/output"``, ``layout_index`` into the planner's layouts and
@@ -364,6 +510,13 @@ class OutputPass:
     touched: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     full: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     blend: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    pattern: PatternPass | None = None
+    burn_in: BurnInPass | None = None
+
+    @property
+    def composes(self) -> bool:
+        """True when this output shows the composition (not black, not a pattern)."""
+        return not self.blackout and self.pattern is None
 
     @property
     def top_layer(self) -> int | None:
@@ -382,6 +535,15 @@ class FramePlan:
     uniforms: CompositeUniforms
     layouts: tuple[CanvasLayout, ...] = field(repr=False, default=())
     tiles: tuple[CanvasTiles, ...] = field(repr=False, default=())
+    features: FeatureUniforms | None = None
+
+    @property
+    def inner_needed(self) -> bool:
+        """Whether any output shows an inner frustum's image this frame (not when every output is black or a
+        pattern, nor under the chroma key)."""
+        if self.features is not None and self.features.key_on:
+            return False
+        return any(o.composes and o.layers for o in self.outputs)
 
     def inner_for(self, camera: str) -> InnerPass:
         for p in self.inner:
@@ -640,6 +802,7 @@ class FramePlanner:
         outer_static: bool = True,
         tile_px: int = TILE_PX,
         cull_tiles: bool = True,
+        features: FeatureState | None = None,
     ) -> None:
         self.stage = stage
         self.near = float(near)
@@ -662,6 +825,17 @@ class FramePlanner:
         )
         self._workspaces: dict[str, FrustumWorkspace] = {}
         self._last_inner: tuple[InnerPass, ...] = ()
+        #: the features used when plan() is given none (the stage file's, when the loader reads them)
+        self.features: FeatureState = (
+            features if features is not None else getattr(stage.render, "features", None) or FeatureState()
+        )
+        self._fu: tuple[FeatureState, FeatureUniforms] | None = None
+        self._atlases: dict[str, CellAtlas] = {}
+        self._patterns: dict[tuple, PatternPass] = {}
+        self._burn_geom: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._frozen_at: dict[str, InnerPass] = {}  # per camera: the pass a FreezeFrustum keeps
+        self._pattern_seen: dict[str, str] = {}  # per output: the pattern kind of the last plan
+        self._flash_armed: frozenset[str] | None = None  # outputs to flash in the next plan (empty: all)
 
     def _workspace(self, name: str) -> FrustumWorkspace:
         ws = self._workspaces.get(name)
@@ -703,29 +877,71 @@ class FramePlanner:
             covered=tuple(ws.wall_covered(i).astype(bool) for i in range(len(self.stage.walls))),
         )
 
+    def trigger_white_flash(self, outputs: Sequence[str] | None = None) -> None:
+        """Flash ``outputs`` (keys; None: every output) white in the next planned frame only."""
+        keys = frozenset(outputs) if outputs is not None else frozenset()
+        unknown = keys - {L.key for L in self.layouts}
+        if unknown:
+            raise PlanError(f"no output {sorted(unknown)[0]!r}; outputs: {', '.join(L.key for L in self.layouts)}")
+        self._flash_armed = keys if self._flash_armed is None or not keys else self._flash_armed | keys
+
     def plan(
-        self, cameras: Sequence[CameraState], flags: OperatorFlags = OperatorFlags(), frame: int = 0
+        self,
+        cameras: Sequence[CameraState],
+        flags: OperatorFlags = OperatorFlags(),
+        frame: int = 0,
+        features: FeatureState | None = None,
     ) -> FramePlan:
-        """The plan of one frame: cameras in composition order (later over earlier)."""
+        """The plan of one frame: cameras in composition order (later over earlier); ``features`` (default:
+        :attr:`features`) the stage features of this frame."""
         if len(cameras) > MAX_CAMERAS:
             raise PlanError(f"{len(cameras)} cameras: the composition handles at most {MAX_CAMERAS}")
         names = [c.name for c in cameras]
         if len(set(names)) != len(names):
             raise PlanError(f"camera names must be unique in a frame, got {names}")
+        fs = self.features if features is None else features
+        fu = self.feature_uniforms(fs)
+        freeze = fs.freeze
         if flags.freeze_inner and self._last_inner:
             inner = tuple(_frozen(p) for p in self._last_inner)
         else:
-            inner = tuple(self.inner_pass(c) for c in cameras)
+            passes = []
+            for c in cameras:
+                kept = self._frozen_at.get(c.name) if freeze is not None and freeze.applies(c.name) else None
+                if kept is not None:
+                    passes.append(replace(kept, frozen=bool(freeze.keep_image)))
+                else:
+                    p = self.inner_pass(c)
+                    self._frozen_at[c.name] = p
+                    passes.append(p)
+            inner = tuple(passes)
             self._last_inner = inner
         layers = tuple(range(len(inner))) if flags.inner_enabled else ()
         uniforms = composite_uniforms([inner[i] for i in layers], self.outer)
+        armed, self._flash_armed = self._flash_armed, None
         outputs = []
         for i, (L, tiles) in enumerate(zip(self.layouts, self.tiles)):
+            pat = fs.pattern_of(L.key)
+            kind = pat.kind if pat is not None else "none"
+            flash = (kind == "white_flash" and self._pattern_seen.get(L.key) != "white_flash") or (
+                armed is not None and (not armed or L.key in armed))
+            self._pattern_seen[L.key] = kind
+            blackout = flags.blackout or L.key in fs.blackout
+            pattern = burn = None
+            if not blackout:
+                if flash:
+                    pattern = self._pattern_pass(OutputPattern("solid", (1.0, 1.0, 1.0)), flash=True)
+                elif kind not in ("none", "white_flash"):
+                    pattern = self._pattern_pass(pat)
+                if pat is not None and pat.burn_in:
+                    burn = self._burn_in(i, pat, frame)
             touched = np.zeros(tiles.count, dtype=bool)
             full = np.zeros(tiles.count, dtype=bool)
-            if not flags.blackout and layers and not self.cull_tiles:
+            if blackout or pattern is not None:
+                pass
+            elif layers and not self.cull_tiles:
                 touched[:] = True  # every tile through the full composition (reference / benchmark mode)
-            elif not flags.blackout:
+            else:
                 for k, li in enumerate(layers):
                     t, f = classify_tiles(self._corners_h[i], inner[li].VP, inner[li].soft_edge)
                     touched |= t
@@ -736,20 +952,253 @@ class FramePlanner:
                 layout_index=i,
                 canvas=(int(L.canvas[0]), int(L.canvas[1])),
                 layers=layers,
-                blackout=flags.blackout,
+                blackout=blackout,
                 uniforms=uniforms,
                 touched=touched,
                 full=np.flatnonzero(full & touched),
                 blend=np.flatnonzero(touched & ~full),
+                pattern=pattern,
+                burn_in=burn,
             ))
         return FramePlan(
             frame=int(frame), inner=inner, outer=self.outer, outputs=tuple(outputs), flags=flags,
-            uniforms=uniforms, layouts=self.layouts, tiles=self.tiles,
+            uniforms=uniforms, layouts=self.layouts, tiles=self.tiles, features=fu,
         )
+
+    # ------------------------------------------------------------------ features
+
+    def feature_uniforms(self, fs: FeatureState) -> FeatureUniforms:
+        """:func:`feature_uniforms` of ``fs`` for this stage (kept while ``fs`` does not change)."""
+        if self._fu is not None and (self._fu[0] is fs or self._fu[0] == fs):
+            return self._fu[1]
+        fu = feature_uniforms(self.stage, fs, [L.key for L in self.layouts])
+        self._fu = (fs, fu)
+        return fu
+
+    def _wall_info(self) -> np.ndarray:
+        info = np.zeros((MAX_WALLS, 4), dtype=np.float32)
+        for w, wall in enumerate(self.stage.walls[:MAX_WALLS]):
+            info[w] = (*wall.raster, *wall.cabinet.pixels)
+        return info
+
+    def atlas(self, kind: str) -> CellAtlas:
+        """The cell atlas of the ``aruco`` or ``cabinet_id`` pattern (built once)."""
+        a = self._atlases.get(kind)
+        if a is None:
+            try:
+                a = aruco_atlas(self.stage) if kind == "aruco" else cabinet_id_atlas(self.stage)
+            except FeatureError as exc:
+                raise PlanError(str(exc)) from None
+            self._atlases[kind] = a
+        return a
+
+    def _pattern_pass(self, pat: OutputPattern, *, flash: bool = False) -> PatternPass:
+        key = (pat.kind, pat.color, pat.squares, flash)
+        p = self._patterns.get(key)
+        if p is not None:
+            return p
+        if len(self.stage.walls) > MAX_WALLS:
+            raise PlanError(f"test patterns handle at most {MAX_WALLS} walls; the stage has {len(self.stage.walls)}")
+        atlas = place = geom = None
+        if pat.kind in ("aruco", "cabinet_id"):
+            atlas = self.atlas(pat.kind)
+            place = np.zeros((MAX_WALLS, 4), dtype=np.float32)
+            geom = np.zeros((MAX_WALLS, 4), dtype=np.float32)
+            for w in range(len(self.stage.walls)):
+                place[w] = (*atlas.origin[w], *atlas.offset[w])
+                geom[w] = (*atlas.cell, atlas.scale[w], 0.0)
+        p = PatternPass(
+            kind=pat.kind, key=None if flash else (pat.kind, pat.color, pat.squares),
+            color=np.asarray(pat.color, dtype=np.float32), squares=pat.squares, wall_info=self._wall_info(),
+            atlas=atlas, cell_place=place, cell_geom=geom, flash=flash,
+        )
+        self._patterns[key] = p
+        return p
+
+    def _burn_in(self, index: int, pat: OutputPattern, frame: int) -> BurnInPass:
+        lines = burn_in_lines(frame, pat.burn_in, self.stage.frame_rate)
+        bitmap = text_bitmap(lines, BURN_IN_CHARS)
+        gkey = (index, bitmap.shape)
+        geom = self._burn_geom.get(gkey)
+        if geom is None:
+            L, tiles = self.layouts[index], self.tiles[index]
+            boxes = np.zeros((MAX_BURN_IN, 4), dtype=np.float32)
+            place = np.zeros((MAX_BURN_IN, 4), dtype=np.float32)
+            hit = np.zeros(tiles.count, dtype=bool)
+            for mi, m in enumerate(L.mappings[:MAX_BURN_IN]):
+                wi = L.wall_indices[m.wall]
+                pw, ph = self.stage.walls[wi].cabinet.pixels
+                x, y = m.rect[0], m.rect[1]
+                boxes[mi] = (x, y, pw, ph)
+                place[mi] = (*burn_in_layout((pw, ph), bitmap.shape), 0.0)
+                hit |= tiles_in_rect(tiles, wi, (x, y, x + pw, y + ph)) & (tiles.mapping_index == mi)
+            geom = self._burn_geom[gkey] = (boxes, place, np.flatnonzero(hit))
+        return BurnInPass(lines, bitmap, *geom)
 
 
 def _frozen(p: InnerPass) -> InnerPass:
     return replace(p, frozen=True)
+
+
+def tiles_in_rect(tiles: CanvasTiles, wall_index: int, rect_px, pad: float = 1.0) -> np.ndarray:
+    """(N,) bool: tiles of wall ``wall_index`` whose raster bounding box overlaps ``rect_px`` ``(x0, y0, x1,
+    y1)`` (wall raster pixels) widened by ``pad`` pixels (conservative: a tile that may show any of it)."""
+    r = tiles.raster_xy
+    lo = r.min(axis=1)
+    hi = r.max(axis=1)
+    x0, y0, x1, y1 = rect_px
+    return ((tiles.wall_index == wall_index) & (lo[:, 0] < x1 + pad) & (hi[:, 0] > x0 - pad)
+            & (lo[:, 1] < y1 + pad) & (hi[:, 1] > y0 - pad))
+
+
+def _cc_arrays(cc, lut_rows: dict[str, tuple[int, int]]):
+    """(gain, slope, offset, power, sat, cdl on, lut (4,), lut min (3,), lut inv (3,)) of a colour correction
+    (identity for None)."""
+    if cc is None:
+        return ((1.0,) * 3, (1.0,) * 3, (0.0,) * 3, (1.0,) * 3, 1.0, 0.0, (0.0, 2.0, 0.0, 0.0), (0.0,) * 3,
+                (1.0,) * 3)
+    lut = (0.0, 2.0, 0.0, 0.0)
+    lmin, linv = (0.0,) * 3, (1.0,) * 3
+    if cc.lut is not None:
+        y0, n = lut_rows[cc.lut.digest]
+        lut = (float(y0), float(n), 1.0, 0.0)
+        lmin = cc.lut.domain_min
+        linv = tuple(1.0 / (h - l) for l, h in zip(cc.lut.domain_min, cc.lut.domain_max))
+    return (cc.gain, cc.slope, cc.offset, cc.power, cc.saturation, 1.0 if cc.has_cdl else 0.0, lut, lmin, linv)
+
+
+def feature_uniforms(stage: Stage, fs: FeatureState, outputs: Sequence[str] | None = None) -> FeatureUniforms:
+    """The composite shader's feature uniforms for ``fs`` on ``stage`` (pure; see :class:`FeatureUniforms`).
+
+    Raises :class:`PlanError` for a wall or output the stage does not have, or for a per-wall feature on a
+    stage of more than ``MAX_WALLS`` walls.
+    """
+    walls = [w.name for w in stage.walls]
+    try:
+        fs.check(walls, outputs if outputs is not None else [f"{p.name}/{o.name}" for p, o in stage.outputs()])
+    except FeatureError as exc:
+        raise PlanError(str(exc)) from None
+    index = {n: i for i, n in enumerate(walls)}
+    per_wall = bool(fs.wall_color) or (fs.key_enabled and fs.chroma_key.markers is not None)
+    if per_wall and len(walls) > MAX_WALLS:
+        raise PlanError(f"per-wall colour correction and markers handle at most {MAX_WALLS} walls; the stage has "
+                        f"{len(walls)}")
+    defines: list[str] = []
+    # ---- light cards: under first, then over, each in list order
+    cards = [c for c in fs.light_cards if c.layer == "under"] + [c for c in fs.light_cards if c.layer == "over"]
+    card_rect = np.zeros((MAX_CARDS, 4), dtype=np.float32)
+    card_color = np.zeros((MAX_CARDS, 4), dtype=np.float32)
+    card_inv = np.zeros(MAX_CARDS, dtype=np.float32)
+    entries = []
+    for k, c in enumerate(cards):
+        wi = index[c.wall]
+        rect = c.raster_rect(stage.walls[wi].raster)
+        card_rect[k] = rect
+        card_color[k] = (*c.rgb, wi)
+        card_inv[k] = 1.0 / c.feather_px if c.feather_px > 0 else 0.0
+        entries.append((wi, tuple(float(v) for v in card_rect[k]), tuple(float(v) for v in card_color[k, :3]),
+                        float(card_inv[k]), c.layer))
+    if cards:
+        defines.append("CARDS")
+    # ---- colour correction and the LUT atlas
+    key_on = fs.key_enabled
+    luts = []
+    for _, cc in fs.wall_color:
+        if cc.lut is not None:
+            luts.append(cc.lut)
+    if fs.inner_color is not None and fs.inner_color.lut is not None and not key_on:
+        luts.append(fs.inner_color.lut)
+    lut_rows: dict[str, tuple[int, int]] = {}
+    blocks = []
+    y = 0
+    for lut in luts:
+        if lut.digest in lut_rows:
+            continue
+        lut_rows[lut.digest] = (y, lut.size)
+        blocks.append((y, lut.atlas_block()))
+        y += lut.size
+    lut_atlas = None
+    if blocks:
+        width = max(b.shape[1] for _, b in blocks)
+        lut_atlas = np.zeros((y, width, 4), dtype=np.float32)
+        lut_atlas[..., 3] = 1.0
+        for y0, b in blocks:
+            lut_atlas[y0:y0 + b.shape[0], :b.shape[1], :3] = b
+    W = MAX_WALLS
+    wall = {k: np.zeros((W, 3), np.float32) for k in ("gain", "slope", "offset", "power", "lut_min", "lut_inv")}
+    wall_sat = np.ones(W, np.float32)
+    wall_cdl = np.zeros(W, np.float32)
+    wall_lut = np.zeros((W, 4), np.float32)
+    ident = _cc_arrays(None, lut_rows)
+    for w in range(min(len(walls), W)):
+        arr = _cc_arrays(fs.color_of(walls[w]), lut_rows)
+        for k, v in zip(("gain", "slope", "offset", "power"), arr[:4]):
+            wall[k][w] = v
+        wall_sat[w], wall_cdl[w], wall_lut[w] = arr[4], arr[5], arr[6]
+        wall["lut_min"][w], wall["lut_inv"][w] = arr[7], arr[8]
+    for w in range(min(len(walls), W), W):
+        for k, v in zip(("gain", "slope", "offset", "power"), ident[:4]):
+            wall[k][w] = v
+        wall_lut[w] = ident[6]
+        wall["lut_inv"][w] = ident[8]
+    wall_ccs = [cc for _, cc in fs.wall_color]
+    if any(cc.gain != (1.0, 1.0, 1.0) or cc.has_cdl for cc in wall_ccs):
+        defines.append("WALL_CC")
+    if any(cc.lut is not None for cc in wall_ccs):
+        defines.append("WALL_LUT")
+    icc = fs.inner_color if not key_on else None
+    inner = _cc_arrays(icc, lut_rows)
+    if icc is not None and (icc.gain != (1.0, 1.0, 1.0) or icc.has_cdl):
+        defines.append("INNER_CC")
+    if icc is not None and icc.lut is not None:
+        defines.append("INNER_LUT")
+    # ---- chroma key and markers
+    key_color = np.zeros(3, np.float32)
+    marker_color = np.zeros(3, np.float32)
+    marker_grid = np.zeros((W, 4), np.float32)
+    marker_size = np.zeros((W, 4), np.float32)
+    marker_grid[:, :2] = 1.0
+    if key_on:
+        defines.append("KEY")
+        key_color[:] = fs.chroma_key.linear_color
+        mk = fs.chroma_key.markers
+        if mk is not None:
+            defines.append("MARKERS")
+            marker_color[:] = mk.linear_color
+            for w, wl in enumerate(stage.walls[:W]):
+                pitch = (wl.cabinet.size_mm[0] / 1000.0 / wl.cabinet.pixels[0],
+                         wl.cabinet.size_mm[1] / 1000.0 / wl.cabinet.pixels[1])
+                sp, hs, ht = mk.pixels(pitch)
+                marker_grid[w, :2] = sp
+                marker_size[w] = (*hs, *ht)
+    outer_key = tuple(
+        (index[n], cc.gain, cc.slope, cc.offset, cc.power, cc.saturation, cc.lut.digest if cc.lut else None)
+        for n, cc in fs.wall_color
+    )
+    f32 = lambda v: np.asarray(v, dtype=np.float32)  # noqa: E731
+    return FeatureUniforms(
+        state=fs,
+        defines=tuple(defines),
+        cards=tuple(entries),
+        card_rect=card_rect,
+        card_color=card_color,
+        card_inv_feather=card_inv,
+        cards_under=sum(1 for c in cards if c.layer == "under"),
+        cards_total=len(cards),
+        wall_gain=wall["gain"], wall_slope=wall["slope"], wall_offset=wall["offset"], wall_power=wall["power"],
+        wall_sat=wall_sat, wall_cdl=wall_cdl, wall_lut=wall_lut, wall_lut_min=wall["lut_min"],
+        wall_lut_inv=wall["lut_inv"],
+        inner_gain=f32(inner[0]), inner_slope=f32(inner[1]), inner_offset=f32(inner[2]), inner_power=f32(inner[3]),
+        inner_sat=float(inner[4]), inner_cdl=float(inner[5]), inner_lut=f32(inner[6]), inner_lut_min=f32(inner[7]),
+        inner_lut_inv=f32(inner[8]),
+        lut_atlas=lut_atlas,
+        lut_key=tuple(lut_rows),
+        key_color=key_color,
+        marker_color=marker_color,
+        marker_grid=marker_grid,
+        marker_size=marker_size,
+        outer_key=outer_key,
+    )
 
 
 def composite_uniforms(inner: Sequence[InnerPass], outer: OuterPass) -> CompositeUniforms:

@@ -17,6 +17,10 @@ returned :class:`FrameResult`, and the front canvases stay what they were — th
 Before the first good frame the front canvases hold the safe image. The next ``render_frame`` starts afresh.
 ``KeyboardInterrupt``/``SystemExit`` are not caught.
 
+**Stage features** (:mod:`stagectl.render.features`) travel in the plan (``plan.features``, per-output
+patterns, burn-in and blackout) and are drawn by the compositor. When no output shows an inner frustum's image
+(chroma key, every output black or a pattern) the inner scene is not rendered at all.
+
 A test hook, :attr:`StageRenderer.fault_hook`, is called with the name of each pass as it starts
 (``"begin"``, ``"inner:<camera>"``, ``"outer"``, ``"composite:<output key>"``, ``"readback"``); raising from
 it, or making a bad GL call in it, injects a failure in that pass.
@@ -261,11 +265,19 @@ class StageRenderer:
             self._check_plan(plan)
             t0 = clock()
             blackout = plan.flags.blackout
+            features = plan.features
             if not blackout:
+                needed = plan.inner_needed
                 for p in plan.inner:
                     current = f"inner:{p.camera}"
                     self._hook(current)
-                    if self.inner.render(p, self.scene):
+                    if not needed:
+                        # no output shows it (chroma key, patterns, blackout): not rendered; a frozen pass
+                        # re-renders once it is shown again
+                        self.inner.target(p.camera, p.resolution)
+                        self.inner.invalidate(p.camera)
+                        t0 = clock()
+                    elif self.inner.render(p, self.scene):
                         t0 = timed(current, t0)
                     else:
                         t0 = clock()
@@ -277,7 +289,8 @@ class StageRenderer:
                     t0 = clock()
                 if plan.outer.static:
                     current = "outer:canvases"
-                    if self.compositor.update_cache(self.outer.key, plan.uniforms, self.outer.texture):
+                    if self.compositor.update_cache(self.outer.key, plan.uniforms, self.outer.texture,
+                                                    features=features):
                         t0 = timed(current, t0)
                     else:
                         t0 = clock()
@@ -297,7 +310,7 @@ class StageRenderer:
                 textures = [self.inner.targets[plan.inner[i].camera].color for i in layers]
                 try:
                     self.compositor.begin(plan.uniforms, textures, self.outer.texture,
-                                          static_outer=plan.outer.static)
+                                          static_outer=plan.outer.static, features=features)
                     for out in plan.outputs:
                         current = f"composite:{out.key}"
                         self._hook(current)
@@ -421,9 +434,11 @@ class StageRenderer:
                 if black:
                     clear_framebuffer(fb, BLACK)
                 else:
+                    GL.glActiveTexture(GL.GL_TEXTURE0)
                     fb.color.upload(img)
-                    # unmapped pixels must be black again when this canvas is drawn into
-                    self.compositor.mark_dirty(key, o.framebuffers.index(fb))
+                # the canvas no longer holds what the compositor drew (cached tiles, a pattern): cleared and
+                # redrawn whole at its next use (and unmapped pixels are black again)
+                self.compositor.mark_dirty(key, o.framebuffers.index(fb))
 
     # ------------------------------------------------------------------ teardown
 

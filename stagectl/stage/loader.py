@@ -29,6 +29,7 @@ from stagectl.config.reader import (
 )
 from stagectl.errors import ConfigErrors
 from stagectl.lens.lensfile import load_lens_file
+from stagectl.render.features import parse_features
 from stagectl.stage import geometry as geo
 from stagectl.stage.model import (
     SCHEMA_VERSION,
@@ -269,7 +270,7 @@ def _camera(ctx: Context, node: Node, path: str) -> tuple[Camera | None, Node | 
 
 
 
-def _render(ctx: Context, r: MapReader | None) -> RenderSettings | None:
+def _render(ctx: Context, r: MapReader | None, walls=None, outputs=None) -> RenderSettings | None:
     defaults = RenderSettings(
         InnerRender((1920, 1080), (10.0, 10.0, 10.0, 10.0), 0.05),
         OuterRender("procedural", (1024, 512), (0.0, 0.0, 1.7)),
@@ -278,6 +279,7 @@ def _render(ctx: Context, r: MapReader | None) -> RenderSettings | None:
         return defaults
     inner_r = r.sub("inner", required=False)
     outer_r = r.sub("outer", required=False)
+    features = parse_features(ctx, r, walls=walls, outputs=outputs)
     r.done()
     inner, outer = defaults.inner, defaults.outer
     if inner_r is not None:
@@ -298,9 +300,9 @@ def _render(ctx: Context, r: MapReader | None) -> RenderSettings | None:
             outer_r.opt("viewpoint", vector(3, what="[x, y, z] in metres"), outer.viewpoint),
         )
         outer_r.done()
-    if _bad(*inner.__dict__.values(), *outer.__dict__.values()):
+    if _bad(*inner.__dict__.values(), *outer.__dict__.values(), features):
         return None
-    return RenderSettings(inner, outer)
+    return RenderSettings(inner, outer, features)
 
 
 def _sync(ctx: Context, r: MapReader | None) -> SyncSettings | None:
@@ -394,7 +396,8 @@ def load_stage(path: str | Path) -> Stage:
     processors = [pr for _, n, p in top.items("processors", min_len=1) if (pr := _processor(ctx, n, p)) is not None]
     tracking = [t for _, n, p in top.items("tracking", required=False) if (t := _tracking(ctx, n, p)) is not None]
     cams = [_camera(ctx, n, p) for _, n, p in top.items("cameras", required=False)]
-    render = _render(ctx, top.sub("render", required=False))
+    render = _render(ctx, top.sub("render", required=False), walls=[w.name for w in walls],
+                     outputs=[f"{p.name}/{o.name}" for p in processors for o in p.outputs])
     sync = _sync(ctx, top.sub("sync", required=False))
     top.done()
     ctx.raise_if_errors()

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from stagectl.lens.lensfile import LensFile
+from stagectl.render.features import FeatureState
 from stagectl.stage.geometry import WallGeometry
 from stagectl.sync.timebase import FrameRate
 from stagectl.transforms import transform_from_pose
@@ -151,6 +152,7 @@ class OuterRender:
 class RenderSettings:
     inner: InnerRender
     outer: OuterRender
+    features: FeatureState = FeatureState()  # chroma key, light cards, colour, patterns from the stage file
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 #version 330 core
 // Canvas composition, vertex stage (stagectl/render/compositor.py); compiled with the same defines as
-// composite.frag (CAMERAS n, INNER_ONLY or COPY).
+// composite.frag (CAMERAS n, INNER_ONLY, COPY, PATTERN or BURNIN, and the feature defines).
 //
 // One vertex buffer per output canvas (plan.CanvasTiles.vertices(): four corners per tile of a mapped wall
 // region). Each vertex carries its CANVAS position in pixels (origin top-left, y down, docs/conventions.md
@@ -26,10 +26,14 @@ noperspective out vec3 v_stage;
 noperspective out vec2 v_raster;
 flat out vec2 v_ids;
 
+#if defined(COPY) || defined(PATTERN) || defined(BURNIN)
+#define NO_INNER 1
+#endif
+
 #if defined(INNER_ONLY)
 uniform mat4 u_inner_top_vp;
 noperspective out vec4 v_inner_clip0;
-#elif !defined(COPY)
+#elif !defined(NO_INNER)
 #ifndef CAMERAS
 #define CAMERAS 1
 #endif
@@ -45,7 +49,7 @@ void main() {
     v_ids = a_ids;
 #if defined(INNER_ONLY)
     v_inner_clip0 = u_inner_top_vp * vec4(a_stage, 1.0);
-#elif !defined(COPY) && CAMERAS > 0
+#elif !defined(NO_INNER) && CAMERAS > 0
     for (int i = 0; i < CAMERAS; ++i) {
         v_inner_clip[i] = u_inner_vp[i] * vec4(a_stage, 1.0);
     }
