@@ -1,0 +1,415 @@
+"""`stagectl calibrate ...` and calibration/*.py end to end: each tool from its --help instructions on sample data
+(OpenCV's photographs, rendered boards and markers, a recorded take), results round-tripping into the lens and
+stage files that `stagectl run` loads, and the comment-preserving YAML edits."""
+
+from __future__ import annotations
+
+import csv
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from stagectl.calibration import lens as L
+from stagectl.calibration import report as R
+from stagectl.cli import main as cli_main
+from stagectl.lens import load_lens_file
+from stagectl.stage import load_stage
+from stagectl.tracking.sample import Pose
+from stagectl.transforms import T_CV_CAMERA, invert_transform, rotation_from_ptr_deg, transform_from_pose
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "tests" / "data" / "opencv_samples"
+STAGES = REPO / "stages"
+
+SIZE = (960, 540)
+SENSOR = (24.89, 14.0)
+K = np.array([[800.0, 0.0, 481.2], [0.0, 800.0 * (540 / 14.0) / (960 / 24.89), 268.7], [0.0, 0.0, 1.0]])
+DIST = np.array([-0.09, 0.03, 0.0, 0.0, 0.0])
+T_BODY_CAMERA = transform_from_pose(0.052, -0.121, 0.093, 1.5, -2.0, 0.7)
+PUPIL = 0.105
+T_BODY_PUPIL = T_BODY_CAMERA @ transform_from_pose(0.0, PUPIL, 0.0, 0.0, 0.0, 0.0)
+T_STAGE_TRACKING = transform_from_pose(0.031, -0.048, 0.022, 0.8, -0.3, 0.5)
+
+
+def stagectl_cmd() -> list[str]:
+    exe = Path(sys.executable).parent / "stagectl"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "stagectl.cli"]
+
+
+def look_at(pos, target, roll_deg) -> np.ndarray:
+    f = np.asarray(target, float) - pos
+    f /= np.linalg.norm(f)
+    r = np.cross(f, [0.0, 0.0, 1.0])
+    r /= np.linalg.norm(r)
+    T = np.eye(4)
+    T[:3, :3] = np.column_stack([r, f, np.cross(r, f)]) @ rotation_from_ptr_deg(0.0, 0.0, roll_deg)
+    T[:3, 3] = pos
+    return T
+
+
+def write_lens(path: Path, K_: np.ndarray = K, dist=DIST, pupil: float = 0.0) -> Path:
+    f, pp, _ = L.intrinsics_to_lens_mm(K_, SIZE, SENSOR)
+    pv = L.LensPointValues(0.0, 0.0, f, pp, dist[0], dist[1], dist[4], dist[2], dist[3], pupil)
+    path.write_text(L.lens_file_text([pv], sensor_mm=SENSOR, name="test", tool="t", date="d", command="c"), encoding="utf-8")
+    return path
+
+
+def write_poses(path: Path, rows: list[tuple[str, np.ndarray]]) -> Path:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image", "x", "y", "z", "pan", "tilt", "roll"])
+        for name, T in rows:
+            p = Pose.from_matrix(T)
+            w.writerow([name, *(f"{v:.7f}" for v in (p.x, p.y, p.z, p.pan, p.tilt, p.roll))])
+    return path
+
+
+def angle_deg(R_) -> float:
+    return math.degrees(math.acos(max(-1.0, min(1.0, (np.trace(R_[:3, :3]) - 1) / 2))))
+
+
+# ============================================================================================== lens
+
+
+def test_simplest_case_as_documented(tmp_path):
+    """`stagectl calibrate lens --images DIR --board checkerboard --inner 9x6 --square 0.025 --out lens.yaml`."""
+    out = tmp_path / "lens.yaml"
+    proc = subprocess.run([*stagectl_cmd(), "calibrate", "lens", "--images", str(SAMPLES), "--board", "checkerboard",
+                           "--inner", "9x6", "--square", "0.025", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "fx " in proc.stdout and "RMS" in proc.stdout
+    lens = load_lens_file(out)
+    assert lens.zoom_axis == (0.0,) and lens.focus_axis == (0.0,)
+    doc = yaml.safe_load((tmp_path / "lens.calibration.yaml").read_text())
+    res = doc["results"]
+    assert 530 < res["intrinsics_px"]["fx"] < 538 and 530 < res["intrinsics_px"]["fy"] < 538
+    assert set(res["distortion"]) >= {"k1", "k2", "p1", "p2", "k3"}
+    assert res["rms_px"] < 0.45 and res["lens_file_loads"]
+    assert lens.calibration.rms_px == pytest.approx(res["rms_px"])
+    assert len(doc["inputs"]) == 13 and all(len(i["sha256"]) == 64 for i in doc["inputs"])
+    assert doc["command"].startswith("stagectl calibrate lens") and doc["date"]
+    # the lens file's K is the calibrated one (OpenCV pixel centres)
+    ev = lens.evaluate(0.0, 0.0)
+    K_file = ev.intrinsics((640, 480), lens.sensor_mm, integer_pixel_centres=True)
+    assert K_file[0, 0] == pytest.approx(res["intrinsics_px"]["fx"])
+    assert K_file[0, 2] == pytest.approx(res["intrinsics_px"]["cx"])
+    assert K_file[1, 2] == pytest.approx(res["intrinsics_px"]["cy"])
+    png = cv2.imread(str(tmp_path / "lens.report.png"))
+    assert png is not None and png.shape[0] > 500
+
+
+def test_thin_script_and_options_in_process(tmp_path, capsys):
+    from stagectl.commands.calibrate import script_main
+
+    out = tmp_path / "cam.yaml"
+    rc = script_main("lens", ["--images", str(SAMPLES), "--inner", "9x6", "--square", "0.025", "--fix-aspect",
+                              "--drop-outliers", "--sensor-mm", "4.8", "3.6", "--out", str(out), "--result",
+                              str(tmp_path / "cam.json"), "--debug", str(tmp_path / "dbg")])
+    assert rc == 0
+    import json
+
+    doc = json.loads((tmp_path / "cam.json").read_text())
+    assert doc["results"]["intrinsics_px"]["fx"] == pytest.approx(doc["results"]["intrinsics_px"]["fy"])
+    lens = load_lens_file(out)
+    assert lens.sensor_mm == (4.8, 3.6)
+    assert lens.points[0][0].focal_length_mm == pytest.approx(doc["results"]["intrinsics_px"]["fx"] * 4.8 / 640)
+    assert len(list((tmp_path / "dbg").glob("*.png"))) == 13
+
+
+def test_scripts_help_and_no_heavy_imports_at_parse_time():
+    code = ("import sys; from stagectl.cli import build_parser; p = build_parser(); "
+            "p.parse_args(['calibrate', 'lens', '--images', 'x', '--inner', '9x6', '--square', '0.02', '--out', 'y']); "
+            "print('cv2' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert proc.stdout.strip() == "False", proc.stderr
+    proc = subprocess.run([sys.executable, str(REPO / "calibration" / "handeye.py"), "--help"], capture_output=True,
+                          text=True, timeout=60, cwd=REPO)
+    assert proc.returncode == 0 and "STATIONARY" in proc.stdout and "--method" in proc.stdout
+
+
+@pytest.mark.parametrize("tool", ["lens", "handeye", "pupil", "wall", "delay"])
+def test_every_tool_help_explains_the_capture(tool, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["calibrate", tool, "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert "Capture" in text or "capture" in text or "measure" in text
+    assert "stagectl calibrate " + tool in text
+
+
+def test_user_errors_print_one_line_not_a_traceback(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    rc = cli_main(["calibrate", "lens", "--images", str(SAMPLES), "--square", "0.025", "--out", str(tmp_path / "l.yaml")])
+    assert rc == 2 and "--inner" in capsys.readouterr().err
+    rc = cli_main(["calibrate", "lens", "--images", str(empty), "--inner", "9x6", "--square", "0.025",
+                   "--out", str(tmp_path / "l.yaml")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "no images" in err and "Traceback" not in err
+    rc = cli_main(["calibrate", "lens", "--images", str(SAMPLES), "--inner", "10x7", "--square", "0.025",
+                   "--detector", "classic", "--out", str(tmp_path / "l.yaml")])
+    assert rc == 1 and "show the board" in capsys.readouterr().err
+
+
+def test_zoom_grid_from_subfolders(tmp_path):
+    """Two zoom positions rendered with different focal lengths -> a 2 x 1 lens file that loads."""
+    board = L.Board("checkerboard", 9, 6, 0.04)
+    tex, texel, origin = L.board_texture(board, 30)
+    size = (640, 360)
+    rng = np.random.default_rng(4)
+    for z, fx in ((0.0, 520.0), (1.0, 780.0)):
+        Kz = np.array([[fx, 0.0, 321.0], [0.0, fx, 178.5], [0.0, 0.0, 1.0]])
+        folder = tmp_path / "shots" / f"z{z}_f0.0"
+        folder.mkdir(parents=True)
+        n = 0
+        while n < 10:
+            Rm = cv2.Rodrigues(np.radians([rng.uniform(-40, 40), rng.uniform(-40, 40), rng.uniform(-20, 20)]))[0]
+            T = np.eye(4)
+            T[:3, :3] = Rm
+            zd = rng.uniform(0.45, 0.7) * fx / 520.0
+            T[:3, 3] = np.array([rng.uniform(-0.25, 0.25) * zd, rng.uniform(-0.12, 0.12) * zd, zd]) - Rm @ np.array([0.16, 0.1, 0.0])
+            proj, _ = cv2.projectPoints(board.object_points(), cv2.Rodrigues(Rm)[0], T[:3, 3], Kz, DIST)
+            p = proj.reshape(-1, 2)
+            if not np.all((p > 25) & (p < np.array(size) - 25)):
+                continue
+            img = L.render_plane_view(tex, texel, origin, Kz, DIST, T, size, supersample=2, blur_sigma_px=0.6,
+                                      noise_sigma=2.0, rng=rng)
+            cv2.imwrite(str(folder / f"v{n:02d}.png"), img)
+            n += 1
+    out = tmp_path / "zoom.yaml"
+    rc = cli_main(["calibrate", "lens", "--images", str(tmp_path / "shots"), "--inner", "9x6", "--square", "0.04",
+                   "--sensor-mm", "12.8", "7.2", "--out", str(out), "--quiet"])
+    assert rc == 0
+    lens = load_lens_file(out)
+    assert lens.zoom_axis == (0.0, 1.0)
+    assert lens.evaluate(0.0, 0.0).focal_length_mm == pytest.approx(520.0 * 12.8 / 640, rel=0.002)
+    assert lens.evaluate(1.0, 0.0).focal_length_mm == pytest.approx(780.0 * 12.8 / 640, rel=0.002)
+    assert len(list(tmp_path.glob("zoom.report.*.png"))) == 2
+
+
+# ============================================================================================== hand-eye, pupil
+
+
+@pytest.fixture(scope="module")
+def tracked_board(tmp_path_factory):
+    """Rendered ChArUco views from a tracked camera around a static board, with the tracker's poses (CSV)."""
+    d = tmp_path_factory.mktemp("tracked")
+    board = L.Board("charuco", 11, 7, 0.06, 0.045)
+    tex, texel, origin = L.board_texture(board, 30)
+    obj = board.object_points()
+    T_tracking_board = np.eye(4)
+    T_tracking_board[:3, :3] = T_CV_CAMERA[:3, :3].T
+    T_tracking_board[:3, 3] = [-0.3, 3.0, 1.7]
+    centre = (T_tracking_board @ np.r_[obj.mean(axis=0), 1.0])[:3]
+    rng = np.random.default_rng(21)
+    (d / "images").mkdir()
+    rows = []
+    while len(rows) < 20:
+        pos = centre + np.array([rng.uniform(-1.0, 1.0), -rng.uniform(1.3, 2.0), rng.uniform(-0.7, 0.7)])
+        T_tracking_pupil = look_at(pos, centre + rng.normal(0.0, 0.08, 3), rng.uniform(-30, 30))
+        T_cv_board = T_CV_CAMERA @ invert_transform(T_tracking_pupil) @ T_tracking_board
+        proj, _ = cv2.projectPoints(obj, cv2.Rodrigues(T_cv_board[:3, :3])[0], T_cv_board[:3, 3], K, DIST)
+        p = proj.reshape(-1, 2)
+        if not np.all((p > 20) & (p < np.array(SIZE) - 20)):
+            continue
+        img = L.render_plane_view(tex, texel, origin, K, DIST, T_cv_board, SIZE, supersample=2, blur_sigma_px=0.6,
+                                  noise_sigma=2.0, rng=rng)
+        name = f"view{len(rows):02d}.png"
+        cv2.imwrite(str(d / "images" / name), img)
+        noisy = T_tracking_pupil @ invert_transform(T_BODY_PUPIL) @ transform_from_pose(
+            *rng.normal(0, 0.0001, 3), *rng.normal(0, 0.01, 3))
+        rows.append((name, noisy))
+    write_poses(d / "poses.csv", rows)
+    return d
+
+
+def test_handeye_and_pupil_end_to_end(tracked_board, tmp_path, capsys):
+    stage = tmp_path / "flat_wall.yaml"
+    shutil.copy(STAGES / "flat_wall.yaml", stage)
+    lens = write_lens(tmp_path / "lens.yaml", pupil=0.0)
+    board = ["--board", "charuco", "--squares", "12x8", "--square", "0.06", "--marker", "0.045"]
+    # 1. hand-eye: the lens file has no pupil offset yet; give it on the command line
+    rc = cli_main(["calibrate", "handeye", "--images", str(tracked_board / "images"), "--poses",
+                   str(tracked_board / "poses.csv"), "--lens", str(lens), *board, "--pupil-offset", str(PUPIL),
+                   "--stage", str(stage), "--camera", "cam", "--out", str(tmp_path / "handeye.yaml")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert (tmp_path / "handeye.stage.patch").read_text().count("tracker_offset") == 1
+    assert load_stage(stage).cameras[0].T_body_camera == pytest.approx(np.eye(4))  # not applied without --apply
+    rc = cli_main(["calibrate", "handeye", "--images", str(tracked_board / "images"), "--poses",
+                   str(tracked_board / "poses.csv"), "--lens", str(lens), *board, "--pupil-offset", str(PUPIL),
+                   "--stage", str(stage), "--camera", "cam", "--apply", "--quiet", "--out", str(tmp_path / "handeye.yaml")])
+    assert rc == 0
+    text = stage.read_text()
+    assert "# The smallest useful stage" in text and "# m: 4 m in front of the origin" in text  # comments kept
+    cam = load_stage(stage).cameras[0]
+    D = invert_transform(T_BODY_CAMERA) @ cam.T_body_camera
+    # 0.73 mm / 0.03 deg with these 20 rendered views (the 1 mm tolerance is pinned at corner level in
+    # test_calibration_pose.py; here view geometry at 960 x 540 adds its share)
+    assert np.linalg.norm(D[:3, 3]) * 1000 < 1.5
+    assert angle_deg(D) < 0.1
+    doc = yaml.safe_load((tmp_path / "handeye.yaml").read_text())
+    assert doc["results"]["rms_px"] < 0.6 and set(doc["results"]["methods"]) >= {"PARK", "TSAI", "SHAH"}
+    # 2. pupil: against the tracker offset now in the stage file; --apply writes it into the lens file
+    rc = cli_main(["calibrate", "pupil", "--images", str(tracked_board / "images"), "--poses",
+                   str(tracked_board / "poses.csv"), "--lens", str(lens), *board, "--stage", str(stage), "--camera",
+                   "cam", "--apply", "--out", str(tmp_path / "pupil.yaml")])
+    assert rc == 0, capsys.readouterr().err
+    e = load_lens_file(lens).evaluate(0.0, 0.0).entrance_pupil_offset_m
+    assert e == pytest.approx(PUPIL, abs=0.003)
+    assert (tmp_path / "pupil.report.png").exists()
+
+
+# ============================================================================================== wall
+
+
+def test_wall_survey_end_to_end(tmp_path, capsys):
+    stage_path = tmp_path / "flat_wall.yaml"
+    shutil.copy(STAGES / "flat_wall.yaml", stage_path)
+    stage = load_stage(stage_path)
+    wall = stage.walls[0]
+    T_ts = invert_transform(T_STAGE_TRACKING)
+    rng = np.random.default_rng(3)
+    g = wall.geometry.cabinet_corner_grid()
+    cols, rows = wall.cabinets
+    with open(tmp_path / "survey.csv", "w") as f:
+        f.write("# total station, tracking frame, mm\nwall,col,row,x,y,z\n")
+        for r in range(rows + 1):
+            for c in range(cols + 1):
+                p = (T_ts[:3, :3] @ g[r * (cols + 1) + c] + T_ts[:3, 3]) * 1000 + rng.normal(0.0, 0.5, 3)
+                f.write(f"wall,{c},{r},{p[0]:.2f},{p[1]:.2f},{p[2]:.2f}\n")
+    rc = cli_main(["calibrate", "wall", "--stage", str(stage_path), "--survey", str(tmp_path / "survey.csv"), "--units",
+                   "mm", "--apply", "--out", str(tmp_path / "wall.yaml")])
+    assert rc == 0, capsys.readouterr().err
+    moved = load_stage(stage_path).walls[0].geometry.cabinet_corner_grid()
+    want = g @ T_ts[:3, :3].T + T_ts[:3, 3]
+    assert np.max(np.linalg.norm(moved - want, axis=1)) * 1000 < 1.0
+    doc = yaml.safe_load((tmp_path / "wall.yaml").read_text())
+    assert 0.5 < doc["results"]["rms_mm"] < 1.2  # 0.5 mm per axis -> ~0.87 mm
+    assert "# pan, tilt, roll (deg)" in stage_path.read_text()
+
+
+def test_wall_markers_end_to_end(tmp_path, capsys):
+    from stagectl.render.patterns import pattern_raster
+
+    stage_path = tmp_path / "flat_wall.yaml"
+    text = (STAGES / "flat_wall.yaml").read_text()
+    t = T_BODY_CAMERA[:3, 3]
+    rot = Pose.from_matrix(T_BODY_CAMERA)
+    stage_path.write_text(R.stage_set_tracker_offset(text, "cam", t, (rot.pan, rot.tilt, rot.roll)))
+    stage = load_stage(stage_path)
+    lens = write_lens(tmp_path / "lens.yaml", pupil=PUPIL)
+    g = stage.walls[0].geometry
+    texture = pattern_raster("aruco", stage, 0)[..., 0]
+    texel = float(np.linalg.norm(g.right[0]))
+    X, Y = g.right[0] / texel, g.down[0] / np.linalg.norm(g.down[0])
+    T_stage_plane = np.eye(4)
+    T_stage_plane[:3, :3] = np.column_stack([X, Y, np.cross(X, Y)])
+    T_stage_plane[:3, 3] = g.origin[0]
+    rng = np.random.default_rng(9)
+    (tmp_path / "img").mkdir()
+    rows = []
+    for k in range(4):
+        pos = np.array([rng.uniform(-1.5, 1.5), rng.uniform(0.3, 1.2), rng.uniform(1.0, 2.0)])
+        T_stage_pupil = look_at(pos, [rng.uniform(-1, 1), 4.0, rng.uniform(1.0, 2.0)], rng.uniform(-10, 10))
+        img = L.render_plane_view(texture, texel, (0.5 * texel, 0.5 * texel), K, DIST,
+                                  T_CV_CAMERA @ invert_transform(T_stage_pupil) @ T_stage_plane, SIZE, supersample=2,
+                                  blur_sigma_px=0.6, noise_sigma=2.0, rng=rng)
+        cv2.imwrite(str(tmp_path / "img" / f"w{k}.png"), img)
+        rows.append((f"w{k}.png", invert_transform(T_STAGE_TRACKING) @ T_stage_pupil @ invert_transform(T_BODY_PUPIL)))
+    write_poses(tmp_path / "poses.csv", rows)
+    rc = cli_main(["calibrate", "wall", "--stage", str(stage_path), "--images", str(tmp_path / "img"), "--poses",
+                   str(tmp_path / "poses.csv"), "--lens", str(lens), "--camera", "cam", "--out", str(tmp_path / "wall.yaml")])
+    assert rc == 0, capsys.readouterr().err
+    doc = yaml.safe_load((tmp_path / "wall.yaml").read_text())
+    T = np.array(doc["results"]["T_stage_tracking"]["matrix"])
+    D = invert_transform(T_STAGE_TRACKING) @ T
+    assert np.linalg.norm(D[:3, 3]) * 1000 < 2.0 and angle_deg(D) < 0.05
+    assert doc["results"]["rms_px"] < 0.4
+    assert {"id", "wall", "col", "row", "rms_px", "rms_mm"} <= set(doc["results"]["residuals"][0])
+    patch = (tmp_path / "wall.stage.patch").read_text()
+    assert "+    center:" in patch and "+    rotation:" in patch
+
+
+# ============================================================================================== delay
+
+
+def test_delay_end_to_end(tmp_path, capsys):
+    from test_calibration_delay import PERIOD, pan_deg, synthetic_pan_frames
+
+    from stagectl.tracking.codecs import encode_freed, sample_to_freed
+    from stagectl.tracking.recording import Recorder
+    from stagectl.tracking.sample import TrackingSample
+
+    stage_path = tmp_path / "flat_wall.yaml"
+    shutil.copy(STAGES / "flat_wall.yaml", stage_path)  # 25 fps, tracking source "tracker", camera "cam"
+    frames = synthetic_pan_frames(3.4, n=150)
+    (tmp_path / "frames").mkdir()
+    for k, img in enumerate(frames):
+        cv2.imwrite(str(tmp_path / "frames" / f"f{k:04d}.png"), img)
+    t0 = 5_000_000_000
+    with Recorder(tmp_path / "pan.take", sources={"tracker": "freed"}) as rec:
+        for k in range(150):
+            s = TrackingSample("FreeD", pose=Pose(0.0, 0.0, 1.5, float(pan_deg(k * PERIOD)), 0.0, 0.0), pose_frame="body")
+            rec.append(t0 + k * 40_000_000, "tracker", encode_freed(sample_to_freed(s, camera_id=1)))
+    rc = cli_main(["calibrate", "delay", "--take", str(tmp_path / "pan.take"), "--frames", str(tmp_path / "frames"),
+                   "--stage", str(stage_path), "--camera", "cam", "--apply", "--out", str(tmp_path / "delay.yaml")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    d = load_stage(stage_path).tracking[0].delay_frames
+    assert abs(d - 3.4) < 0.1
+    doc = yaml.safe_load((tmp_path / "delay.yaml").read_text())
+    assert abs(doc["results"]["delay_frames"] - 3.4) < 0.1 and doc["results"]["delay_ms"] == pytest.approx(d * 40, abs=0.1)
+    assert (tmp_path / "delay.report.png").exists()
+
+
+# ============================================================================================== YAML edits
+
+
+def test_stage_edits_keep_comments_and_load(tmp_path):
+    text = (STAGES / "demo.yaml").read_text()
+    new = R.stage_set_tracker_offset(text, "cam-a", [0.01, 0.02, -0.03], [1.0, -2.0, 0.5])
+    new = R.stage_set_delay(new, "tracker-a", 2.25)
+    new = R.stage_set_wall_placement(new, "ceiling", {"center": [0.1, 2.6, 3.65], "yaw_deg": 0.4})
+    new = R.stage_set_wall_placement(new, "main", {"center": [0.01, -1.49], "start_deg": 51.5, "end_deg": 130.0, "bottom": 0.02})
+    for line in text.splitlines():
+        if "#" in line:
+            assert line[line.index("#"):] in new  # every comment survives
+    shutil.copytree(STAGES / "lenses", tmp_path / "lenses")
+    (tmp_path / "demo.yaml").write_text(new)
+    st = load_stage(tmp_path / "demo.yaml")
+    cam = st.cameras[0]
+    assert cam.tracker_offset_translation == (0.01, 0.02, -0.03) and cam.tracker_offset_rotation == (1.0, -2.0, 0.5)
+    assert st.tracking[0].delay_frames == 2.25
+    assert st.wall("ceiling").params["yaw_deg"] == 0.4
+    assert st.wall("main").params["start_deg"] == 51.5 and st.wall("main").params["bottom"] == 0.02
+    diff = R.unified_diff(text, new, "demo.yaml").splitlines()
+    changed = [ln for ln in diff if ln[:1] in "+-" and ln[:3] not in ("+++", "---")]
+    assert len(changed) == 16  # 8 values replaced in place (demo's main wall has no end_deg: none added)
+    # a camera without tracker_offset gets one inserted
+    flat = (STAGES / "flat_wall.yaml").read_text()
+    ins = R.stage_set_tracker_offset(flat, "cam", [0.1, 0.0, 0.0], [0.0, 0.0, 0.0])
+    assert "    tracker_offset: {translation: [0.1, 0, 0], rotation: [0, 0, 0]}\n" in ins
+    with pytest.raises(R.YamlEditError):
+        R.stage_set_delay(flat, "nope", 1.0)
+
+
+def test_lens_file_pupil_edit(tmp_path):
+    text = (STAGES / "lenses" / "zoom_24-70.yaml").read_text()
+    new = R.lens_file_set_pupil(text, 0.2, 0.0, 0.1234)
+    diff = R.unified_diff(text, new, "l.yaml").splitlines()
+    assert [ln for ln in diff if ln[:1] in "+-" and ln[:3] not in ("+++", "---")] == [
+        "-    entrance_pupil_offset_m: 0.1162", "+    entrance_pupil_offset_m: 0.1234"]
+    (tmp_path / "lens.yaml").write_text(new)
+    lens = load_lens_file(tmp_path / "lens.yaml")
+    assert lens.evaluate(0.2, 0.0).entrance_pupil_offset_m == pytest.approx(0.1234)
+    with pytest.raises(R.YamlEditError):
+        R.lens_file_set_pupil(text, 0.3, 0.0, 0.1)
