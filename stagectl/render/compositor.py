@@ -4,7 +4,7 @@ Three kinds of pass, each a class owning its GL objects (all made through the co
 :class:`~stagectl.render.gl.resources.ResourceRegistry`, released by ``release()``):
 
 * :class:`InnerTargets` — per camera an offscreen :class:`~stagectl.render.scene.RenderTarget` at the plan's
-  inner resolution; the scene (:class:`~stagectl.render.scene.SceneRenderer`) is drawn into it with the
+  inner resolution; the stage content (:class:`~stagectl.render.content.Content`) is drawn into it with the
   camera's ``VP`` (overscan included).
 * :class:`OuterAtlas` — the scene from the stage's outer viewpoint into a cube atlas (3 x 2 square tiles,
   one per face, each a 90-degree view plus a one-texel gutter so that bilinear filtering never crosses
@@ -72,7 +72,8 @@ from stagectl.render.plan import (
     PatternPass,
     tiles_in_rect,
 )
-from stagectl.render.scene import RenderTarget, SceneRenderer
+from stagectl.render.content import Content
+from stagectl.render.scene import RenderTarget
 
 __all__ = [
     "INNER_FORMAT",
@@ -168,13 +169,13 @@ class InnerTargets:
         self.targets[camera] = t
         return t
 
-    def render(self, p: InnerPass, scene: SceneRenderer) -> bool:
+    def render(self, p: InnerPass, scene: Content, *, timecode_frame: int | None = None) -> bool:
         """Draw the scene for ``p`` unless it is frozen and an image exists; returns True when drawn."""
         t = self.target(p.camera, p.resolution)
         if p.frozen and p.camera in self.rendered:
             return False
         self.rendered.discard(p.camera)
-        scene.draw(p.VP, t)
+        scene.draw(p.VP, t, eye_stage=np.asarray(p.T_stage_pupil)[:3, 3], timecode_frame=timecode_frame)
         self.rendered.add(p.camera)
         return True
 
@@ -215,20 +216,24 @@ class OuterAtlas:
     def texture(self):
         return self.target.color
 
-    def needs_render(self, outer: OuterPass) -> bool:
-        return not outer.static or self.key != outer.key
+    def needs_render(self, outer: OuterPass, frame_key=None) -> bool:
+        return not outer.static or self.key != (outer.key, frame_key)
 
-    def render(self, outer: OuterPass, scene: SceneRenderer, *, force: bool = False) -> bool:
-        """Draw every face the plan lists into its tile (only when needed); returns True when drawn."""
+    def render(self, outer: OuterPass, scene: Content, *, force: bool = False,
+               timecode_frame: int | None = None) -> bool:
+        """Draw every face the plan lists into its tile (only when needed: the plan's outer pass or the
+        content's frame changed, e.g. the next frame of a video plate); returns True when drawn."""
+        frame_key = scene.frame_key(timecode_frame=timecode_frame)
         if tuple(outer.atlas_size) != self.target.size:
             raise RenderError(self.PASS, self.target.label, "atlas size changed",
                               detail=f"{outer.atlas_size} != {self.target.size}")
-        if not force and not self.needs_render(outer):
+        if not force and not self.needs_render(outer, frame_key):
             return False
         self.key = None
+        eye = np.asarray(outer.viewpoint, dtype=np.float64)
         for face in outer.faces:
-            scene.draw(face.VP, self.target, viewport=face.viewport)
-        self.key = outer.key
+            scene.draw(face.VP, self.target, viewport=face.viewport, eye_stage=eye, timecode_frame=timecode_frame)
+        self.key = (outer.key, frame_key)
         return True
 
     def invalidate(self) -> None:

@@ -52,7 +52,8 @@ from stagectl.render.gl.platform import GL
 from stagectl.render.gl.readback import AsyncReadback, read_pixels
 from stagectl.render.gl.resources import drain_gl_errors, gl_pass
 from stagectl.render.plan import TILE_PX, FramePlan, build_outer_pass, canvas_tiles
-from stagectl.render.scene import Column, SceneRenderer
+from stagectl.render.content import Content, load_content
+from stagectl.render.scene import Column
 from stagectl.stage.model import Stage
 
 __all__ = ["FrameResult", "RenderStats", "StageRenderer", "READBACK_MODES", "FAILURE_POLICIES"]
@@ -135,21 +136,18 @@ class StageRenderer:
         self.stats = RenderStats()
         self.fault_hook: Callable[[str], None] | None = None
         self.notes: list[str] = []
-        if stage.render.outer.content != "procedural":
-            self.notes.append(
-                f"outer content {stage.render.outer.content!r}: only the procedural test world is rendered "
-                "so far; it is used instead"
-            )
         self.layouts = tuple(canvas_layouts(stage))
         self._closed = False
-        self.scene: SceneRenderer | None = None
+        self.scene: Content | None = None
         self.inner: InnerTargets | None = None
         self.outer: OuterAtlas | None = None
         self.compositor: CanvasCompositor | None = None
         self._async: dict[str, AsyncReadback] = {}
         try:
-            scene_kw = {} if columns is None else {"columns": tuple(columns)}
-            self.scene = SceneRenderer(self.resources, label="scene", **scene_kw)
+            # the stage's content (procedural world, glTF scene, 360 plate or video) for inner and outer
+            self.scene = load_content(stage.render.outer.content, self.resources, stage.path.parent,
+                                      label="scene", columns=None if columns is None else tuple(columns))
+            self.notes.append(f"content: {self.scene.describe()}")
             self.inner = InnerTargets(self.resources)
             self.outer = OuterAtlas(self.resources, build_outer_pass(stage, face_size=outer_face_size))
             self.tiles = tuple(canvas_tiles(L, tile_px) for L in self.layouts)
@@ -277,13 +275,13 @@ class StageRenderer:
                         self.inner.target(p.camera, p.resolution)
                         self.inner.invalidate(p.camera)
                         t0 = clock()
-                    elif self.inner.render(p, self.scene):
+                    elif self.inner.render(p, self.scene, timecode_frame=plan.frame):
                         t0 = timed(current, t0)
                     else:
                         t0 = clock()
                 current = "outer"
                 self._hook(current)
-                if self.outer.render(plan.outer, self.scene):
+                if self.outer.render(plan.outer, self.scene, timecode_frame=plan.frame):
                     t0 = timed(current, t0)
                 else:
                     t0 = clock()

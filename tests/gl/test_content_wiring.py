@@ -1,0 +1,58 @@
+"""The stage's outer.content reaches the renderer: a 360 plate fills the wall outside the inner frustum, and a
+broken asset is a clear error for the user."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from stagectl.render.plan import FramePlanner, camera_state_from_pose
+from stagectl.render.renderer import StageRenderer
+from stagectl.stage import load_stage
+
+from conftest import STAGES
+
+pytestmark = pytest.mark.gl
+RGB = (200, 60, 30)
+
+
+def _stage_with_content(tmp_path: Path, content: str) -> Path:
+    text = (STAGES / "flat_wall.yaml").read_text()
+    text += f"\nrender:\n  outer:\n    content: {content}\n    resolution: [256, 128]\n"
+    p = tmp_path / "stage.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_a_plate_fills_the_wall_outside_the_inner_frustum(gl, tmp_path: Path) -> None:
+    plate = np.zeros((64, 128, 3), np.uint8)
+    plate[:] = RGB[::-1]  # BGR for OpenCV
+    cv2.imwrite(str(tmp_path / "plate.png"), plate)
+    stage = load_stage(_stage_with_content(tmp_path, "plate.png"))
+    renderer = StageRenderer(stage, gl)
+    try:
+        assert any("plate" in n.lower() for n in renderer.notes), renderer.notes
+        # the camera looks away from the wall: every wall pixel comes from the outer image
+        cam = camera_state_from_pose(stage, (0.0, 0.0, 1.6, 180.0, 0.0, 0.0))
+        result = renderer.render_frame(FramePlanner(stage).plan([cam], frame=0))
+        assert result.ok, result.error
+        canvas = next(iter(renderer.canvases().values()))
+        wall = canvas[:1056, :1760, :3].reshape(-1, 3).astype(int)
+        assert np.abs(np.median(wall, axis=0) - np.array(RGB)).max() <= 3
+    finally:
+        renderer.release()
+
+
+def test_a_broken_asset_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "broken.png").write_bytes(b"not a png at all")
+    stage = _stage_with_content(tmp_path, "broken.png")
+    exe = Path(sys.executable).parent / "stagectl"
+    proc = subprocess.run([str(exe), "snapshot", str(stage), "--pose=0,0,1.6,0,0,0", "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "broken.png" in proc.stderr and "Traceback" not in proc.stderr
