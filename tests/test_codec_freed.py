@@ -20,8 +20,8 @@ from stagectl.tracking.codecs.freed import (
     sample_to_freed,
 )
 from stagectl.tracking.errors import ChecksumError, DecodeError, EncodeError, TruncatedError
-from stagectl.tracking.profiles import get_profile
-from stagectl.tracking.sample import FRAME_BODY, PROTOCOL_FREED, Pose, TrackingSample
+from stagectl.tracking.profiles import PROFILES, apply_profile, custom_profile, get_profile
+from stagectl.tracking.sample import FRAME_BODY, PROTOCOL_FREED, LensState, Pose, RawEncoders, TrackingSample
 
 FIXTURES = Path(__file__).resolve().parent / "data" / "packets" / "freed"
 
@@ -283,3 +283,103 @@ def test_sample_to_freed_overrides_and_defaults() -> None:
     assert (p.camera_id, p.zoom, p.focus, p.spare) == (3, 10, 20, 30)
     with pytest.raises(EncodeError, match="no pose"):
         sample_to_freed(TrackingSample(protocol="FreeD"))
+
+
+# --- the per-packet path against the reference path ---------------------------------------------------------
+
+
+def _reference_packet(msg: bytes) -> FreeDPacket:
+    """decode_freed as specified: each int24 from its 3 bytes, public constructor."""
+
+    def i24(o: int) -> int:
+        return int.from_bytes(msg[o : o + 3], "big", signed=True)
+
+    def u24(o: int) -> int:
+        return int.from_bytes(msg[o : o + 3], "big")
+
+    return FreeDPacket(
+        msg[1],
+        i24(2) / 32768.0,
+        i24(5) / 32768.0,
+        i24(8) / 32768.0,
+        i24(11) / 64.0,
+        i24(14) / 64.0,
+        i24(17) / 64.0,
+        u24(20),
+        u24(23),
+        int.from_bytes(msg[26:28], "big"),
+    )
+
+
+def _reference_sample(p: FreeDPacket, profile=None) -> TrackingSample:
+    """freed_to_sample as specified, with the public constructors."""
+    raw = {"spare": p.spare}
+    lens = LensState(raw_encoders=RawEncoders(focus=p.focus, zoom=p.zoom))
+    if profile is not None:
+        r = apply_profile(profile, p.zoom, p.focus, p.spare)
+        lens = LensState(
+            focal_length_mm=r.focal_length_mm,
+            focus_distance_m=r.focus_distance_m,
+            f_stop=r.f_stop,
+            encoders=r.encoders,
+            raw_encoders=lens.raw_encoders,
+        )
+        if r.frame_counter is not None:
+            raw["frame_counter"] = r.frame_counter
+        if r.tracking_quality is not None:
+            raw["tracking_quality"] = r.tracking_quality
+    return TrackingSample(
+        protocol=PROTOCOL_FREED,
+        pose=Pose(p.x_mm / 1000.0, p.y_mm / 1000.0, p.z_mm / 1000.0, -p.pan_deg, p.tilt_deg, p.roll_deg),
+        pose_frame=FRAME_BODY,
+        lens=lens,
+        camera_id=p.camera_id,
+        raw=raw,
+    )
+
+
+def test_decode_matches_the_reference_path() -> None:
+    rng = np.random.default_rng(1729)
+    body = rng.integers(0, 256, size=(4000, 29), dtype=np.uint8)
+    body[:, 0] = 0xD1
+    body[:8, 2:26] = 0xFF  # all-ones and all-zero fields: -1 LSB, sign edges
+    body[8:16, 2:26] = 0x00
+    body[16:24, 2:26:3] = 0x80  # most negative int24
+    body[:, 28] = (0x40 - body[:, :28].astype(np.int64).sum(axis=1)) % 256
+    profiles = [None, *PROFILES.values(), custom_profile(zoom=(5, 4000, True, 12), iris=(1, 2, False, 3))]
+    for i, row in enumerate(body):
+        msg = row.tobytes()
+        packet = _reference_packet(msg)
+        got = decode_freed(msg)
+        assert got == packet and repr(got) == repr(packet) and type(got) is FreeDPacket
+        profile = profiles[i % len(profiles)]
+        want = _reference_sample(packet, profile)
+        for data in (msg, bytearray(msg), memoryview(msg)):
+            s = decode_freed_sample(data, profile)
+            assert s == want and repr(s) == repr(want) and hash(s) == hash(want)
+        assert freed_to_sample(packet, profile) == want
+
+
+def test_sample_objects_are_ordinary_frozen_instances() -> None:
+    s = decode_freed_sample(make_d1({"pan": b"\x00\x80\x00"}), get_profile("sony"))
+    assert type(s) is TrackingSample and type(s.pose) is Pose and type(s.lens) is LensState
+    assert type(s.lens.raw_encoders) is RawEncoders
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.pose = None  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.pose.x = 1.0  # type: ignore[misc]
+    assert dataclasses.replace(s, camera_id=9).camera_id == 9
+    assert decode_freed_sample(make_d1()).raw is not decode_freed_sample(make_d1()).raw
+
+
+@pytest.mark.parametrize("flip", range(29))
+def test_any_single_byte_error_is_caught(flip: int) -> None:
+    msg = bytearray(make_d1({"pan": b"\x12\x34\x56", "zoom": b"\x01\x02\x03", "spare": b"\xbe\xef"}))
+    msg[flip] ^= 0x10
+    error = DecodeError if flip == 0 else ChecksumError
+    with pytest.raises(error):
+        decode_freed_sample(bytes(msg))
+    if flip:
+        with pytest.raises(ChecksumError) as info:
+            decode_freed(bytes(msg))
+        assert info.value.expected == (0x40 - sum(msg[:28])) % 256 and info.value.got == msg[28]

@@ -6,12 +6,15 @@ repository (provenance in its README); expected values are read from the JSON fi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import pickle
 import re
 import struct
 from functools import cache
 from pathlib import Path
+from types import MappingProxyType
 
 import cbor2
 import jsonschema
@@ -24,6 +27,7 @@ from stagectl.tracking.codecs.opentrackio import (
     ENCODING_CBOR,
     ENCODING_JSON,
     HEADER_LENGTH,
+    MAX_SEGMENT_PAYLOAD,
     Reassembler,
     decode_datagram,
     decode_packet,
@@ -54,6 +58,14 @@ from stagectl.tracking.sample import (
     Timing,
     TrackingSample,
     Transform,
+    fast_constructor,
+)
+from stagectl.transforms import (
+    matmul3,
+    ptr_deg_from_rotation,
+    ptr_deg_from_rows,
+    rotation_from_ptr_deg,
+    rotation_rows_from_ptr_deg,
 )
 
 TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "opentrackio"
@@ -847,3 +859,306 @@ def test_moduli_arguments_are_checked() -> None:
         Reassembler(moduli=())
     with pytest.raises(ValueError):
         decode_datagram(encode_datagram(b"{}", encoding=1, sequence=0), moduli=(0,))
+
+
+# --- fast paths against reference paths ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 2, 95, 96, 97, 98, 200, 1484, 4096, MAX_SEGMENT_PAYLOAD])
+def test_datagram_checksum_at_every_size(n: int) -> None:
+    rng = np.random.default_rng(n)
+    for fill in ("random", "ones"):
+        payload = rng.integers(0, 256, n, dtype=np.uint8).tobytes() if fill == "random" else b"\xff" * n
+        for modulus in (255, 256):
+            dg = encode_datagram(payload, encoding=ENCODING_CBOR, sequence=n & 0xFFFF, modulus=modulus)
+            assert int.from_bytes(dg[14:16], "big") == reference_fletcher(dg[:14] + payload, modulus)
+            want = tuple(
+                m
+                for m in (255, 256)
+                if reference_fletcher(dg[:14] + payload, m) == int.from_bytes(dg[14:16], "big")
+            )
+            for data in (dg, bytearray(dg), memoryview(dg)):
+                d = decode_datagram(data)
+                assert d.payload == payload and d.checksum_moduli == want
+            bad = bytearray(dg)
+            bad[16 + n // 2] ^= 0x04  # one bit of the payload
+            with pytest.raises(ChecksumError):
+                decode_datagram(bytes(bad))
+            bad = bytearray(dg)
+            bad[7] ^= 0x01  # one bit of the header (sequence number)
+            with pytest.raises(ChecksumError):
+                decode_datagram(bytes(bad))
+
+
+def _compose_numpy(transforms: list[dict]) -> tuple[float, ...] | None:
+    """The numpy composition the codec used before its plain-math one (None: the translation is not finite)."""
+    t = np.zeros(3)
+    linear = np.eye(3)
+    rot = np.eye(3)
+    with np.errstate(all="ignore"):
+        for tr in transforms:
+            p = tr["rotation"]
+            r = rotation_from_ptr_deg(p["pan"], p["tilt"], p["roll"])
+            q = tr["translation"]
+            t = t + linear @ np.array((q["x"], q["y"], q["z"]))
+            rot = rot @ r
+            scale = tr.get("scale")
+            linear = linear @ r if scale is None else (linear @ r) * np.asarray([scale[k] for k in "xyz"])
+    if not np.isfinite(t).all():
+        return None
+    return (float(t[0]), float(t[1]), float(t[2]), *ptr_deg_from_rotation(rot))
+
+
+def _random_chain(rng: np.random.Generator) -> list[dict]:
+    special = [0.0, -0.0, 90.0, -90.0, 180.0, -180.0, 45.0, 30.0, 270.0, 1e-9]
+
+    def angle() -> float:
+        return float(rng.choice(special)) if rng.random() < 0.4 else float(rng.uniform(-720.0, 720.0))
+
+    out = []
+    for _ in range(int(rng.integers(2, 5))):
+        tr: dict = {
+            "translation": dict(zip("xyz", (float(v) for v in rng.normal(0.0, 10.0, 3)))),
+            "rotation": {"pan": angle(), "tilt": angle(), "roll": angle()},
+        }
+        u = rng.random()
+        if u < 0.5:
+            tr["scale"] = dict(zip("xyz", (float(v) for v in rng.uniform(-3.0, 3.0, 3))))
+        elif u < 0.55:
+            tr["scale"] = {"x": 0.0, "y": 1.0, "z": 2.0}
+        elif u < 0.6:
+            tr["scale"] = {"x": 1e200, "y": 1e200, "z": 1.0}  # overflows further down the chain
+            tr["translation"]["x"] = 1e200
+        out.append(tr)
+    return out
+
+
+def test_compose_matches_the_numpy_composition() -> None:
+    rng = np.random.default_rng(4242)
+    chains = [_random_chain(rng) for _ in range(3000)]
+    chains += [
+        example_dict(v, n)["transforms"] for v, n in EXAMPLES if len(example_dict(v, n)["transforms"]) > 1
+    ]
+    for chain in chains:
+        want = _compose_numpy(chain)
+        if want is None:
+            with pytest.raises(FieldError, match="not finite"):
+                sample_from_dict({"transforms": chain})
+            continue
+        pose = sample_from_dict({"transforms": chain}).pose
+        got = (pose.x, pose.y, pose.z, pose.pan, pose.tilt, pose.roll)
+        scale = max(1.0, *(abs(v) for v in want[:3]))
+        assert np.allclose(got[:3], want[:3], rtol=0.0, atol=1e-12 * scale), chain
+        assert np.allclose(pose.matrix()[:3, :3], rotation_from_ptr_deg(*want[3:]), rtol=0.0, atol=1e-12), (
+            chain
+        )
+        d = np.abs(np.array(got[3:]) - np.array(want[3:]))
+        assert np.all(np.minimum(d, np.abs(d - 360.0)) < 1e-9), chain  # +-180 may come out either way
+
+
+def test_math_rotation_helpers_match_numpy() -> None:
+    rng = np.random.default_rng(77)
+    special = [0.0, -0.0, 90.0, -90.0, 180.0, -180.0, 360.0, 45.0]
+    for _ in range(5000):
+        ptr = [
+            float(rng.choice(special)) if rng.random() < 0.3 else float(rng.uniform(-400, 400)) for _ in "abc"
+        ]
+        R = rotation_from_ptr_deg(*ptr)
+        rows = rotation_rows_from_ptr_deg(*ptr)
+        assert np.allclose(np.array(rows), R, rtol=0.0, atol=1e-15)
+        assert all(type(v) is float for row in rows for v in row)
+        want = ptr_deg_from_rotation(R)
+        got = ptr_deg_from_rows(tuple(tuple(row) for row in R.tolist()))
+        d = np.abs(np.array(got) - np.array(want))
+        assert np.all(np.minimum(d, np.abs(d - 360.0)) < 1e-12), ptr
+    A, B = rng.normal(size=(2, 3, 3))
+    AB = matmul3(tuple(map(tuple, A.tolist())), tuple(map(tuple, B.tolist())))
+    assert np.allclose(np.array(AB), A @ B, rtol=0.0, atol=1e-15)
+    # zeros come out +0.0, as from numpy's products (atan2 sees the sign of a zero)
+    assert math.copysign(1.0, rotation_rows_from_ptr_deg(0.0, 0.0, 0.0)[0][1]) == 1.0
+    assert math.copysign(1.0, rotation_from_ptr_deg(0.0, 0.0, 0.0)[0, 1]) == 1.0
+
+
+class _Float(float):
+    """A float that is not exactly ``float``: the decoder's general number path converts it."""
+
+
+def _as_generic(v, int_paths: frozenset = frozenset(), path: tuple = ()):
+    """``v`` with every object a read-only Mapping that is not a dict, every array a tuple and every float a
+    float subclass, except in ``int_paths`` (integer fields take integral floats, but exact floats only): the
+    decoder takes its general (non-fast) path for all of them."""
+    if isinstance(v, dict):
+        return MappingProxyType({k: _as_generic(x, int_paths, (*path, k)) for k, x in v.items()})
+    if isinstance(v, list):
+        return tuple(_as_generic(x, int_paths, (*path, i)) for i, x in enumerate(v))
+    if type(v) is float and path not in int_paths:
+        return _Float(v)
+    return v
+
+
+def _get(obj, path: tuple):
+    for key in path:
+        obj = obj[key]
+    return obj
+
+
+def _outcome(d) -> tuple:
+    try:
+        s = sample_from_dict(d)
+    except DecodeError as exc:  # the message names the container type: the generic ones say so
+        return type(exc).__name__, str(exc).replace("mappingproxy of", "dict of").replace(
+            "tuple of", "list of"
+        )
+    return dataclasses.replace(s, raw={}), repr(dataclasses.replace(s, raw={})), sorted(s.raw)
+
+
+def _leaf_paths(obj, path=()) -> list[tuple]:
+    if isinstance(obj, dict):
+        out = [path] if path else []
+        for k, v in obj.items():
+            out += _leaf_paths(v, (*path, k))
+        return out
+    if isinstance(obj, list):
+        out = [path]
+        for i, v in enumerate(obj):
+            out += _leaf_paths(v, (*path, i))
+        return out
+    return [path]
+
+
+NASTY = [
+    0,
+    1,
+    -1,
+    7,
+    0.0,
+    -0.0,
+    0.5,
+    1.0,
+    1.5,
+    -2.5,
+    1e308,
+    2**32,
+    2**63,
+    float("inf"),
+    float("nan"),
+    True,
+    False,
+    None,
+    "x",
+    "",
+    [],
+    [1.0],
+    {},
+    {"x": 1.0},
+    KeyError,
+]
+
+
+@pytest.mark.parametrize(
+    "name", ["complete_static_example", "complete_dynamic_example", "recommended_dynamic_example"]
+)
+def test_fast_paths_agree_with_the_reference_paths(name: str) -> None:
+    """Every field of an official example replaced by each nasty value: the fast paths (plain dicts, lists,
+    floats, ints) give the same sample or the same first error as the general paths (other Mappings, tuples)."""
+    base = example_dict("v1.0.1", name)
+    int_paths = frozenset(p for p in _leaf_paths(base) if type(_get(base, p)) is int)
+    assert _outcome(base) == _outcome(_as_generic(base, int_paths))
+    n = 0
+    for path in _leaf_paths(base):
+        for value in NASTY:
+            d = example_dict("v1.0.1", name)
+            target = d
+            for key in path[:-1]:
+                target = target[key]
+            if value is KeyError:
+                del target[path[-1]]
+            else:
+                target[path[-1]] = value
+            fast, generic = _outcome(d), _outcome(_as_generic(d, int_paths))
+            assert fast[:2] == generic[:2] and fast[-1] == generic[-1], (path, value, fast, generic)
+            n += 1
+    assert n > 1000
+
+
+def test_fast_constructors_build_ordinary_instances() -> None:
+    import stagectl.tracking.sample as sample_module
+
+    for name in sample_module.__all__:
+        cls = getattr(sample_module, name)
+        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+            continue
+        fields = dataclasses.fields(cls)
+        values = [f"v{i}" for i in range(len(fields))]
+        make = fast_constructor(cls)
+        assert fast_constructor(cls) is make
+        a, b = make(*values), cls(*values)
+        assert type(a) is cls and a == b and hash(a) == hash(b) and repr(a) == repr(b)
+        assert [getattr(a, f.name) for f in fields] == values
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(a, fields[0].name, "other")
+        assert pickle.loads(pickle.dumps(a)) == a
+        assert dataclasses.replace(a, **{fields[0].name: "w"}) == cls("w", *values[1:])
+        required = [
+            f for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
+        assert make(*values[: len(required)]) == cls(*values[: len(required)])
+    x, y = fast_constructor(TrackingSample)("FreeD"), fast_constructor(TrackingSample)("FreeD")
+    assert x == TrackingSample("FreeD") and x.raw == {} and x.raw is not y.raw  # default_factory per instance
+
+
+def test_fast_constructor_refuses_other_classes() -> None:
+    @dataclasses.dataclass(slots=True)
+    class Mutable:
+        a: int = 0
+
+    @dataclasses.dataclass(frozen=True)
+    class NoSlots:
+        a: int = 0
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Checked:
+        a: int = 0
+
+        def __post_init__(self) -> None:
+            pass
+
+    for cls in (Mutable, NoSlots, Checked, dict):
+        with pytest.raises(TypeError):
+            fast_constructor(cls)
+
+
+@pytest.mark.parametrize(
+    ("path", "lo", "hi"),
+    [
+        (["sourceNumber"], 0, 2**32 - 1),
+        (["protocol", "version", 1], 0, 9),
+        (["lens", "rawEncoders", "focus"], 0, 2**32 - 1),
+        (["lens", "rawEncoders", "zoom"], 0, 2**32 - 1),
+        (["timing", "sequenceNumber"], 0, 2**32 - 1),
+        (["timing", "sampleTimestamp", "seconds"], 0, 2**48 - 1),
+        (["timing", "sampleTimestamp", "nanoseconds"], 0, 2**32 - 1),
+        (["timing", "recordedTimestamp", "nanoseconds"], 0, 2**32 - 1),
+        (["timing", "sampleRate", "num"], 1, 2**31 - 1),
+        (["timing", "sampleRate", "denom"], 1, 2**32 - 1),
+        (["timing", "timecode", "hours"], 0, 23),
+        (["timing", "timecode", "minutes"], 0, 59),
+        (["timing", "timecode", "seconds"], 0, 59),
+        (["timing", "timecode", "frames"], 0, 119),
+        (["timing", "timecode", "subFrame"], 0, 2**32 - 1),
+        (["timing", "timecode", "frameRate", "num"], 1, 2**31 - 1),
+        (["timing", "timecode", "frameRate", "denom"], 1, 2**32 - 1),
+    ],
+)
+def test_integer_fields_at_their_bounds(path: list, lo: int, hi: int) -> None:
+    """The integer fast paths accept exactly the schema's range (the float ones are checked against the
+    general path above)."""
+    dotted = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in path)[1:]  # the codec's spelling
+    for value, ok in ((lo - 1, False), (lo, True), (hi, True), (hi + 1, False)):
+        d = _mutated(path, value)
+        if ok:
+            s = sample_from_dict(d)
+            assert s == sample_from_dict(_as_generic(d))
+        else:
+            with pytest.raises(FieldError, match=f"^{re.escape(dotted)}: "):
+                sample_from_dict(d)

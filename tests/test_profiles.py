@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from stagectl.tracking.profiles import (
     MOSYS_TRACKING_QUALITY,
     PROFILES,
+    BitField,
+    EncoderProfile,
     EncoderRange,
+    EncoderReading,
     apply_profile,
     custom_profile,
     get_profile,
+    profile_evaluator,
     profile_from_config,
     profile_names,
 )
@@ -166,3 +171,105 @@ def test_profile_from_config() -> None:
     ]:
         with pytest.raises(ValueError, match=match):
             profile_from_config(bad)  # type: ignore[arg-type]
+
+
+# --- the compiled evaluator against the profile's own methods ------------------------------------------------
+
+
+def _reference_reading(profile, zoom: int, focus: int, spare: int) -> EncoderReading:
+    """apply_profile as specified: EncoderRange.normalise / BitField.extract, 0 -> None for physical values."""
+
+    def physical(bf):
+        if bf is None:
+            return None
+        v = bf.extract(zoom, focus, spare)
+        return v / bf.divisor if v else None
+
+    encoders = None
+    if profile.zoom is not None or profile.focus is not None or profile.iris is not None:
+        encoders = LensEncoders(
+            focus=profile.focus.normalise(focus) if profile.focus is not None else None,
+            iris=profile.iris.normalise(spare) if profile.iris is not None else None,
+            zoom=profile.zoom.normalise(zoom) if profile.zoom is not None else None,
+        )
+    fc, tq = profile.frame_counter, profile.tracking_quality
+    return EncoderReading(
+        encoders=encoders,
+        focal_length_mm=physical(profile.focal_length_mm),
+        focus_distance_m=physical(profile.focus_distance_m),
+        f_stop=physical(profile.f_stop),
+        frame_counter=fc.extract(zoom, focus, spare) if fc is not None else None,
+        tracking_quality=tq.extract(zoom, focus, spare) if tq is not None else None,
+    )
+
+
+def _random_profiles(rng: np.random.Generator, n: int) -> list[EncoderProfile]:
+    out = []
+    for i in range(n):
+
+        def rng_range():
+            if rng.random() < 0.25:
+                return None
+            bits = int(rng.integers(1, 25))
+            lo, hi = (int(v) for v in rng.integers(0, 1 << bits, size=2))
+            if lo == hi:
+                hi = lo + 1
+            return EncoderRange(lo, hi, mask_bits=bits, shift=int(rng.integers(0, 4)))
+
+        def field():
+            if rng.random() < 0.4:
+                return None
+            src = ("zoom", "focus", "spare")[int(rng.integers(0, 3))]
+            return BitField(
+                src, int(rng.integers(0, 8)), int(rng.integers(1, 17)), float(rng.choice([1.0, 10.0, 64.0]))
+            )
+
+        out.append(
+            EncoderProfile(
+                f"random{i}",
+                zoom=rng_range(),
+                focus=rng_range(),
+                iris=rng_range(),
+                focal_length_mm=field(),
+                focus_distance_m=field(),
+                f_stop=field(),
+                frame_counter=field(),
+                tracking_quality=field(),
+            )
+        )
+    return out
+
+
+def test_apply_profile_matches_the_reference_bit_for_bit() -> None:
+    rng = np.random.default_rng(1606)
+    profiles = [*PROFILES.values(), *_random_profiles(rng, 60)]
+    profiles.append(
+        custom_profile(zoom=(5, 4000, True, 12), focus={"min": 0, "max": 100}, iris=(1, 2, False, 3))
+    )
+    raws = rng.integers(0, 1 << 24, size=(400, 3))
+    raws[:, 2] &= 0xFFFF
+    raws[:40] = 0  # zero counts: physical values "not reported", normalised -0.0 / 0.0 edges
+    for profile in profiles:
+        for zoom, focus, spare in raws.tolist():
+            got = apply_profile(profile, zoom, focus, spare)
+            want = _reference_reading(profile, zoom, focus, spare)
+            assert got == want and type(got) is EncoderReading
+            assert repr(got) == repr(want)  # the sign of a zero too
+
+
+def test_profile_evaluator_is_cached_per_profile() -> None:
+    p = get_profile("sony")
+    assert profile_evaluator(p) is profile_evaluator(p)
+    q = custom_profile(zoom=(0, 10, False, 24))
+    assert profile_evaluator(q)(5, 0, 0) == (LensEncoders(None, None, 0.5), None, None, None, None, None)
+    assert profile_evaluator(dataclasses.replace(q, zoom=EncoderRange(0, 20)))(5, 0, 0)[0].zoom == 0.25
+
+
+def test_apply_profile_uses_overridden_methods() -> None:
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Stepped(EncoderRange):
+        def normalise(self, raw: int) -> float:
+            return round(EncoderRange.normalise(self, raw), 1)
+
+    p = EncoderProfile("stepped", zoom=Stepped(0, 1000))
+    assert apply_profile(p, 333, 0, 0).encoders == LensEncoders(None, None, 0.3)

@@ -20,12 +20,12 @@ use Unreal's ``{min, max, invert, mask bits}`` per encoder via :func:`custom_pro
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-from stagectl.tracking.sample import LensEncoders
+from stagectl.tracking.sample import LensEncoders, fast_constructor
 
 __all__ = [
     "MOSYS_TRACKING_QUALITY",
@@ -37,6 +37,7 @@ __all__ = [
     "apply_profile",
     "custom_profile",
     "get_profile",
+    "profile_evaluator",
     "profile_from_config",
     "profile_names",
 ]
@@ -314,12 +315,135 @@ def _physical(bf: BitField | None, zoom: int, focus: int, spare: int) -> float |
     return v / bf.divisor if v else None
 
 
+Reading = tuple[LensEncoders | None, float | None, float | None, float | None, int | None, int | None]
+"""What :func:`profile_evaluator` returns: the fields of an :class:`EncoderReading`, in its order."""
+
+_new_encoders = fast_constructor(LensEncoders)
+_new_reading = fast_constructor(EncoderReading)
+_EVALUATORS: dict[int, tuple[EncoderProfile, Callable[[int, int, int], Reading]]] = {}
+_MAX_EVALUATORS: Final = 256
+
+
+def _compile(profile: EncoderProfile) -> Callable[[int, int, int], Reading]:
+    """The evaluator of ``profile`` with its constants (shifts, masks, spans, divisors) worked out once.
+
+    Same arithmetic as :meth:`EncoderRange.normalise`, :meth:`BitField.extract` and :func:`_physical`, so the
+    same values to the bit. A profile built from subclasses of the range / field types is evaluated with their
+    own methods.
+    """
+    ranges = (profile.zoom, profile.focus, profile.iris)
+    fields = (
+        profile.focal_length_mm,
+        profile.focus_distance_m,
+        profile.f_stop,
+        profile.frame_counter,
+        profile.tracking_quality,
+    )
+    if not all(r is None or type(r) is EncoderRange for r in ranges) or not all(
+        f is None or type(f) is BitField for f in fields
+    ):
+
+        def slow(zoom: int, focus: int, spare: int) -> Reading:
+            r = _apply_profile_slow(profile, zoom, focus, spare)
+            return (
+                r.encoders,
+                r.focal_length_mm,
+                r.focus_distance_m,
+                r.f_stop,
+                r.frame_counter,
+                r.tracking_quality,
+            )
+
+        return slow
+
+    def rng(r: EncoderRange | None) -> tuple[int, int, int, int] | None:
+        return None if r is None else (r.shift, (1 << r.mask_bits) - 1, r.raw_at_0, r.raw_at_1 - r.raw_at_0)
+
+    def bit(b: BitField | None) -> tuple[int, int, int, float] | None:
+        if b is None:
+            return None
+        return (
+            0 if b.source == "zoom" else 1 if b.source == "focus" else 2,
+            b.shift,
+            (1 << b.bits) - 1,
+            b.divisor,
+        )
+
+    zr, fr, ir = (rng(r) for r in ranges)
+    has_encoders = zr is not None or fr is not None or ir is not None
+    fl, fd, fs, fc, tq = (bit(b) for b in fields)
+    new_encoders = _new_encoders
+
+    def evaluate(zoom: int, focus: int, spare: int) -> Reading:
+        encoders = None
+        if has_encoders:
+            nf = ni = nz = None
+            if fr is not None:
+                shift, mask, r0, span = fr
+                n = (((focus >> shift) & mask) - r0) / span
+                nf = 0.0 if n < 0.0 else (1.0 if 1.0 < n else n)  # noqa: FURB136 - min(n, 1.0), no call
+            if ir is not None:
+                shift, mask, r0, span = ir
+                n = (((spare >> shift) & mask) - r0) / span
+                ni = 0.0 if n < 0.0 else (1.0 if 1.0 < n else n)  # noqa: FURB136
+            if zr is not None:
+                shift, mask, r0, span = zr
+                n = (((zoom >> shift) & mask) - r0) / span
+                nz = 0.0 if n < 0.0 else (1.0 if 1.0 < n else n)  # noqa: FURB136
+            encoders = new_encoders(nf, ni, nz)
+        raws = (zoom, focus, spare)
+        out_fl = out_fd = out_fs = out_fc = out_tq = None
+        if fl is not None:
+            src, shift, mask, div = fl
+            v = (raws[src] >> shift) & mask
+            out_fl = v / div if v else None
+        if fd is not None:
+            src, shift, mask, div = fd
+            v = (raws[src] >> shift) & mask
+            out_fd = v / div if v else None
+        if fs is not None:
+            src, shift, mask, div = fs
+            v = (raws[src] >> shift) & mask
+            out_fs = v / div if v else None
+        if fc is not None:
+            src, shift, mask, _ = fc
+            out_fc = (raws[src] >> shift) & mask
+        if tq is not None:
+            src, shift, mask, _ = tq
+            out_tq = (raws[src] >> shift) & mask
+        return encoders, out_fl, out_fd, out_fs, out_fc, out_tq
+
+    return evaluate
+
+
+def profile_evaluator(profile: EncoderProfile) -> Callable[[int, int, int], Reading]:
+    """``f(zoom, focus, spare)`` -> the :class:`EncoderReading` fields of ``profile`` as a tuple, in field order.
+
+    :func:`apply_profile` without building the reading object, and with the profile's constants worked out
+    once per profile (evaluators are cached by profile identity; profiles are immutable). For per-packet
+    decoding.
+    """
+    entry = _EVALUATORS.get(id(profile))
+    if entry is not None and entry[0] is profile:
+        return entry[1]
+    evaluate = _compile(profile)
+    if len(_EVALUATORS) >= _MAX_EVALUATORS:  # bound the cache (profiles made on the fly, e.g. in tests)
+        _EVALUATORS.clear()
+    _EVALUATORS[id(profile)] = (profile, evaluate)  # the entry holds the profile: its id cannot be reused
+    return evaluate
+
+
 def apply_profile(profile: EncoderProfile, zoom: int, focus: int, spare: int) -> EncoderReading:
     """Evaluate ``profile`` on one packet's raw FreeD zoom (uint24), focus (uint24) and spare (uint16) fields.
 
     Returns normalised encoders (OpenTrackIO directions, ``None`` if the profile defines none), physical focal
     length (mm), focus distance (m), f-number, and the integer frame counter / tracking quality where defined.
     """
+    return _new_reading(*profile_evaluator(profile)(zoom, focus, spare))
+
+
+def _apply_profile_slow(profile: EncoderProfile, zoom: int, focus: int, spare: int) -> EncoderReading:
+    """The reference evaluation through the profile's own methods (used for subclassed range / field types)."""
     encoders = None
     if profile.zoom is not None or profile.focus is not None or profile.iris is not None:
         encoders = LensEncoders(

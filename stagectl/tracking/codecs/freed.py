@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from stagectl.tracking.errors import ChecksumError, DecodeError, EncodeError, TruncatedError
-from stagectl.tracking.profiles import EncoderProfile, apply_profile
+from stagectl.tracking.profiles import EncoderProfile, profile_evaluator
 from stagectl.tracking.sample import (
     FRAME_BODY,
     PROTOCOL_FREED,
@@ -37,6 +37,7 @@ from stagectl.tracking.sample import (
     Pose,
     RawEncoders,
     TrackingSample,
+    fast_constructor,
 )
 
 __all__ = [
@@ -61,12 +62,10 @@ _INT24_MIN: Final = -(1 << 23)
 _INT24_MAX: Final = (1 << 23) - 1
 _UINT24_MAX: Final = (1 << 24) - 1
 
-# Each 24-bit field is read as the big-endian 32-bit integer of its 3 bytes plus the next byte, shifted right
-# by 8 (arithmetic for the signed ones, so it sign-extends). The last such read (focus, offset 23) ends at
-# byte 26, inside the message.
-_I32: Final = struct.Struct(">i")
-_U32: Final = struct.Struct(">I")
-_U16: Final = struct.Struct(">H")
+# One unpack of the whole message: each 24-bit field as its high 16 bits (int16 for the signed ones, so the
+# value sign-extends) and its low byte, ``(high << 8) | low``; then camera ID and spare as they are.
+_D1: Final = struct.Struct(">xBhBhBhBhBhBhBHBHBHx")
+_D1_UNPACK: Final = _D1.unpack_from
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,36 +97,49 @@ def freed_checksum(message: bytes) -> int:
     return (0x40 - sum(message[:28])) & 0xFF
 
 
+_new_packet = fast_constructor(FreeDPacket)
+_new_pose = fast_constructor(Pose)
+_new_raw_encoders = fast_constructor(RawEncoders)
+_new_lens = fast_constructor(LensState)
+_new_sample = fast_constructor(TrackingSample)
+
+
+def _check(data: bytes | bytearray | memoryview) -> None:
+    """Length, message type and checksum of a D1 message, else the matching :class:`DecodeError`."""
+    n = len(data)
+    if n != FREED_D1_LENGTH:
+        raise TruncatedError(f"FreeD D1: expected {FREED_D1_LENGTH} bytes, got {n}")
+    if data[0] != FREED_D1:
+        raise DecodeError(f"FreeD: expected message type 0xD1, got 0x{data[0]:02X}")
+    # checksum == (0x40 - sum(bytes[0..27])) mod 256  <=>  sum(all 29 bytes) == 0x40 mod 256
+    if (sum(data) - 0x40) & 0xFF:
+        expected = (0x40 - sum(data[:28])) & 0xFF
+        raise ChecksumError(
+            f"FreeD D1: checksum mismatch: expected 0x{expected:02X}, got 0x{data[28]:02X}",
+            expected=expected,
+            got=data[28],
+        )
+
+
 def decode_freed(data: bytes | bytearray | memoryview) -> FreeDPacket:
     """Decode one 29-byte D1 message (bytes-like) into a :class:`FreeDPacket`.
 
     Raises :class:`TruncatedError` for a wrong length, :class:`DecodeError` for another message type and
     :class:`ChecksumError` for a bad checksum.
     """
-    n = len(data)
-    if n != FREED_D1_LENGTH:
-        raise TruncatedError(f"FreeD D1: expected {FREED_D1_LENGTH} bytes, got {n}")
-    if data[0] != FREED_D1:
-        raise DecodeError(f"FreeD: expected message type 0xD1, got 0x{data[0]:02X}")
-    expected = (0x40 - sum(data[:28])) & 0xFF
-    if expected != data[28]:
-        raise ChecksumError(
-            f"FreeD D1: checksum mismatch: expected 0x{expected:02X}, got 0x{data[28]:02X}",
-            expected=expected,
-            got=data[28],
-        )
-    unpack = _I32.unpack_from
-    return FreeDPacket(
-        data[1],
-        (unpack(data, 2)[0] >> 8) / 32768.0,
-        (unpack(data, 5)[0] >> 8) / 32768.0,
-        (unpack(data, 8)[0] >> 8) / 32768.0,
-        (unpack(data, 11)[0] >> 8) / 64.0,
-        (unpack(data, 14)[0] >> 8) / 64.0,
-        (unpack(data, 17)[0] >> 8) / 64.0,
-        _U32.unpack_from(data, 20)[0] >> 8,
-        _U32.unpack_from(data, 23)[0] >> 8,
-        _U16.unpack_from(data, 26)[0],
+    _check(data)
+    cam, p1, p0, t1, t0, r1, r0, x1, x0, y1, y0, z1, z0, zm1, zm0, f1, f0, spare = _D1_UNPACK(data)
+    return _new_packet(
+        cam,
+        (p1 << 8 | p0) / 32768.0,
+        (t1 << 8 | t0) / 32768.0,
+        (r1 << 8 | r0) / 32768.0,
+        (x1 << 8 | x0) / 64.0,
+        (y1 << 8 | y0) / 64.0,
+        (z1 << 8 | z0) / 64.0,
+        zm1 << 8 | zm0,
+        f1 << 8 | f0,
+        spare,
     )
 
 
@@ -182,35 +194,80 @@ def freed_to_sample(packet: FreeDPacket, profile: EncoderProfile | None = None) 
     normalised encoders and physical values it defines, and ``raw`` gets ``frame_counter`` /
     ``tracking_quality`` where the profile defines them.
     """
-    raw: dict[str, int] = {"spare": packet.spare}
-    lens = LensState(raw_encoders=RawEncoders(focus=packet.focus, zoom=packet.zoom))
-    if profile is not None:
-        reading = apply_profile(profile, packet.zoom, packet.focus, packet.spare)
-        lens = LensState(
-            focal_length_mm=reading.focal_length_mm,
-            focus_distance_m=reading.focus_distance_m,
-            f_stop=reading.f_stop,
-            encoders=reading.encoders,
-            raw_encoders=lens.raw_encoders,
+    return _to_sample(
+        packet.camera_id,
+        packet.pan_deg,
+        packet.tilt_deg,
+        packet.roll_deg,
+        packet.x_mm,
+        packet.y_mm,
+        packet.z_mm,
+        packet.zoom,
+        packet.focus,
+        packet.spare,
+        profile,
+    )
+
+
+def _to_sample(
+    camera_id: int,
+    pan_deg: float,
+    tilt_deg: float,
+    roll_deg: float,
+    x_mm: float,
+    y_mm: float,
+    z_mm: float,
+    zoom: int,
+    focus: int,
+    spare: int,
+    profile: EncoderProfile | None,
+) -> TrackingSample:
+    """:func:`freed_to_sample` on the packet's fields: each object built once, with the fast constructors
+    (positional, every field in declaration order)."""
+    raw: dict[str, int] = {"spare": spare}
+    raw_encoders = _new_raw_encoders(focus, None, zoom)
+    if profile is None:  # LensState(raw_encoders=raw_encoders)
+        lens = _new_lens(None, None, None, None, None, None, raw_encoders, None, None, None, None, None)
+    else:
+        encoders, focal_length_mm, focus_distance_m, f_stop, frame_counter, tracking_quality = (
+            profile_evaluator(profile)(zoom, focus, spare)
         )
-        if reading.frame_counter is not None:
-            raw["frame_counter"] = reading.frame_counter
-        if reading.tracking_quality is not None:
-            raw["tracking_quality"] = reading.tracking_quality
-    return TrackingSample(
-        protocol=PROTOCOL_FREED,
-        pose=Pose(
-            packet.x_mm / 1000.0,
-            packet.y_mm / 1000.0,
-            packet.z_mm / 1000.0,
-            -packet.pan_deg,
-            packet.tilt_deg,
-            packet.roll_deg,
-        ),
-        pose_frame=FRAME_BODY,
-        lens=lens,
-        camera_id=packet.camera_id,
-        raw=raw,
+        lens = _new_lens(
+            focal_length_mm,
+            focus_distance_m,
+            f_stop,
+            None,  # t_stop
+            None,  # entrance_pupil_offset_m
+            encoders,
+            raw_encoders,
+            None,  # distortion
+            None,  # distortion_offset_mm
+            None,  # projection_offset_mm
+            None,  # exposure_falloff
+            None,  # custom
+        )
+        if frame_counter is not None:
+            raw["frame_counter"] = frame_counter
+        if tracking_quality is not None:
+            raw["tracking_quality"] = tracking_quality
+    pose = _new_pose(x_mm / 1000.0, y_mm / 1000.0, z_mm / 1000.0, -pan_deg, tilt_deg, roll_deg)
+    return _new_sample(
+        PROTOCOL_FREED,
+        None,  # protocol_version
+        pose,
+        FRAME_BODY,
+        None,  # transforms
+        lens,
+        None,  # timing
+        None,  # tracker
+        None,  # static
+        None,  # global_stage
+        camera_id,
+        None,  # source_number
+        None,  # source_id
+        None,  # sample_id
+        None,  # related_sample_ids
+        raw,
     )
 
 
@@ -268,5 +325,23 @@ def _to_mm(metres: float) -> float:
 def decode_freed_sample(
     data: bytes | bytearray | memoryview, profile: EncoderProfile | None = None
 ) -> TrackingSample:
-    """``freed_to_sample(decode_freed(data), profile)``: bytes straight to a stage-convention sample."""
-    return freed_to_sample(decode_freed(data), profile)
+    """``freed_to_sample(decode_freed(data), profile)``: bytes straight to a stage-convention sample.
+
+    Same checks and the same values as that composition, without building the intermediate
+    :class:`FreeDPacket`.
+    """
+    _check(data)
+    cam, p1, p0, t1, t0, r1, r0, x1, x0, y1, y0, z1, z0, zm1, zm0, f1, f0, spare = _D1_UNPACK(data)
+    return _to_sample(
+        cam,
+        (p1 << 8 | p0) / 32768.0,
+        (t1 << 8 | t0) / 32768.0,
+        (r1 << 8 | r0) / 32768.0,
+        (x1 << 8 | x0) / 64.0,
+        (y1 << 8 | y0) / 64.0,
+        (z1 << 8 | z0) / 64.0,
+        zm1 << 8 | zm0,
+        f1 << 8 | f0,
+        spare,
+        profile,
+    )

@@ -89,8 +89,9 @@ from stagectl.tracking.sample import (
     TrackerStatus,
     TrackingSample,
     Transform,
+    fast_constructor,
 )
-from stagectl.transforms import ptr_deg_from_rotation, rotation_from_ptr_deg
+from stagectl.transforms import Rows3, matmul3, ptr_deg_from_rows, rotation_rows_from_ptr_deg
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",
@@ -162,10 +163,26 @@ _MISSING: Final = object()
 # ------------------------------------------------------------------------------------------------------------
 
 
+_MAX_DATAGRAM: Final = HEADER_LENGTH + MAX_SEGMENT_PAYLOAD
+# Column 0: ones; column 1: n, n-1, ..., 1 in the last n rows. ``bytes @ _WEIGHTS[-n:]`` = (s1, s2) below.
+_WEIGHTS: Final = np.stack(
+    (np.ones(_MAX_DATAGRAM), np.arange(_MAX_DATAGRAM, 0, -1, dtype=np.float64)), axis=1
+)
+
+
 def _sums(data: bytes | memoryview) -> tuple[int, int]:
-    """Unreduced Fletcher sums: ``s1 = sum(b_i)``, ``s2 = sum over k of (b_0 + ... + b_k)``."""
-    if len(data) < _SMALL:
+    """Unreduced Fletcher sums: ``s1 = sum(b_i)``, ``s2 = sum over k of (b_0 + ... + b_k)``.
+
+    ``s2 = sum_i (n - i) b_i`` (byte ``i`` is in the last ``n - i`` prefixes): up to a whole datagram both come
+    from one float64 matrix-vector product, which is exact -- every partial sum is an integer below 2**38, far
+    under 2**53, whatever the order of summation.
+    """
+    n = len(data)
+    if n < _SMALL:
         return sum(data), sum(accumulate(data))
+    if n <= _MAX_DATAGRAM:
+        s1, s2 = (np.frombuffer(data, dtype=np.uint8).astype(np.float64) @ _WEIGHTS[-n:]).tolist()
+        return int(s1), int(s2)
     c = np.cumsum(np.frombuffer(data, dtype=np.uint8), dtype=np.int64)
     return int(c[-1]), int(c.sum())
 
@@ -173,6 +190,23 @@ def _sums(data: bytes | memoryview) -> tuple[int, int]:
 def _combine(a: tuple[int, int], b: tuple[int, int], len_b: int) -> tuple[int, int]:
     """Sums of ``A + B`` from the sums of ``A`` and ``B``: every prefix of B also contains all of A."""
     return a[0] + b[0], a[1] + len_b * a[0] + b[1]
+
+
+def _datagram_sums(view: bytes | memoryview) -> tuple[int, int]:
+    """Unreduced Fletcher sums of ``view[:14] + view[16:]`` (the header without its checksum, then the payload)
+    of a whole datagram, without slicing it: the same values as
+    ``_combine(_sums(view[:14]), _sums(view[16:]), len(view) - 16)``.
+
+    The sums of all ``n`` bytes as in :func:`_sums`, then the two checksum bytes taken out: they add to
+    ``s1`` once and to ``s2`` with weights ``n - 14`` and ``n - 15``, and each header byte weighs 2 less in
+    the shorter sequence.
+    """
+    n = len(view)
+    total, weighted = (np.frombuffer(view, dtype=np.uint8).astype(np.float64) @ _WEIGHTS[-n:]).tolist()
+    c0, c1 = view[14], view[15]
+    head = sum(view[:14])
+    # over view[:14] + view[16:] (length n - 2): header byte i weighs n - 2 - i, payload byte i weighs n - i
+    return int(total) - c0 - c1, int(weighted) - 2 * head - (n - 14) * c0 - (n - 15) * c1
 
 
 def fletcher16(data: bytes | bytearray | memoryview, modulus: int = 256) -> int:
@@ -233,6 +267,11 @@ class CompletePayload:
     checksum_moduli: tuple[int, ...]
 
 
+_new_header = fast_constructor(OTrkHeader)
+_new_datagram = fast_constructor(OTrkDatagram)
+_new_complete = fast_constructor(CompletePayload)
+
+
 def decode_datagram(
     data: bytes | bytearray | memoryview, *, moduli: Iterable[int] = (255, 256)
 ) -> OTrkDatagram:
@@ -260,7 +299,10 @@ def decode_datagram(
         raise DecodeError("OTrk: empty payload")
     view = data if isinstance(data, bytes) else memoryview(data).cast("B")
     payload = bytes(view[HEADER_LENGTH:])
-    s = _combine(_sums(view[:14]), _sums(payload), length)
+    if length >= _SMALL and len(view) == HEADER_LENGTH + length:  # else a memoryview of wider items
+        s = _datagram_sums(view)
+    else:
+        s = _combine(_sums(view[:14]), _sums(payload), length)
     matched = []
     computed = []
     for m in moduli:
@@ -277,10 +319,10 @@ def decode_datagram(
             expected=tuple(computed),
             got=checksum,
         )
-    header = OTrkHeader(
+    header = _new_header(
         encoding, sequence, offset, bool(flag_len & _LAST_SEGMENT), length, checksum, reserved
     )
-    return OTrkDatagram(header, payload, tuple(sorted(matched)))
+    return _new_datagram(header, payload, tuple(sorted(matched)))
 
 
 def encode_datagram(
@@ -436,7 +478,7 @@ class Reassembler:
                 self._drop()
             self._last_sequence, self._last_segments = h.sequence, {0: d.payload}
             self.completed += 1
-            return CompletePayload(h.encoding, h.sequence, d.payload, d.checksum_moduli)
+            return _new_complete(h.encoding, h.sequence, d.payload, d.checksum_moduli)
         if h.sequence != self._sequence:
             self._drop()
             self._sequence, self._encoding = h.sequence, h.encoding
@@ -482,7 +524,7 @@ class Reassembler:
             pos += len(part)
         if pos != total:
             self._fail(f"OTrk: sequence {h.sequence} segments cover {pos} bytes, expected {total}")
-        result = CompletePayload(self._encoding, h.sequence, b"".join(parts), tuple(sorted(self._moduli)))
+        result = _new_complete(self._encoding, h.sequence, b"".join(parts), tuple(sorted(self._moduli)))
         self._last_sequence, self._last_segments = h.sequence, self._segments
         self._clear()
         self.completed += 1
@@ -498,6 +540,11 @@ def _reject_constant(name: str) -> NoReturn:
     raise DecodeError(f"OpenTrackIO JSON: expected a finite number, got {name}")
 
 
+# ``json.loads(text, parse_constant=...)`` builds a new JSONDecoder (and scanner) per call; one is enough (as
+# json's own module-level decoder, it is stateless between calls).
+_JSON_DECODE: Final = json.JSONDecoder(parse_constant=_reject_constant).decode
+
+
 def parse_payload(payload: bytes | bytearray | memoryview, encoding: int) -> dict[str, Any]:
     """Parse a whole payload (JSON UTF-8 or CBOR) into its top-level object.
 
@@ -507,7 +554,10 @@ def parse_payload(payload: bytes | bytearray | memoryview, encoding: int) -> dic
     data = bytes(payload)
     if encoding == ENCODING_JSON:
         try:
-            obj = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+            text = data.decode("utf-8")
+            if text.startswith("\ufeff"):  # what json.loads checks before decoding
+                raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+            obj = _JSON_DECODE(text)
         except DecodeError:
             raise
         except RecursionError:
@@ -685,132 +735,325 @@ def _xyz(v: Any, path: str, keys: tuple[str, str, str], default: float) -> tuple
 
 
 def _xy(v: Any, path: str) -> tuple[float, float]:
+    if type(v) is dict:  # fast path, see "blocks" below
+        x, y = v.get("x"), v.get("y")
+        if type(x) is float and type(y) is float and x - x == 0.0 and y - y == 0.0:
+            return x, y
     o = _obj(v, path)
     return _num(_req(o, "x", path), f"{path}.x"), _num(_req(o, "y", path), f"{path}.y")
 
 
 # ---- blocks ------------------------------------------------------------------------------------------------
+#
+# The per-packet path. Every field is checked inline for its common valid form (a ``dict`` object, a ``list``
+# array, an exact ``float`` that is finite and in range -- ``x - x == 0.0`` is false only for inf and NaN --,
+# an exact ``int`` in range, a ``str``) and otherwise handed to the validator above with its path, which either
+# returns the same value (ints as floats, other Mappings, ...) or raises the same FieldError as before. Fields
+# are checked in the same order as always, so the first bad field reported does not change; paths are only
+# formatted when needed. Objects are built with the fast constructors (:func:`fast_constructor`).
+
+_new_pose = fast_constructor(Pose)
+_new_transform = fast_constructor(Transform)
+_new_encoders = fast_constructor(LensEncoders)
+_new_raw_encoders = fast_constructor(RawEncoders)
+_new_distortion = fast_constructor(Distortion)
+_new_falloff = fast_constructor(ExposureFalloff)
+_new_lens = fast_constructor(LensState)
+_new_timecode = fast_constructor(Timecode)
+_new_offsets = fast_constructor(SyncOffsets)
+_new_ptp = fast_constructor(PtpSync)
+_new_sync = fast_constructor(Synchronization)
+_new_timing = fast_constructor(Timing)
+_new_tracker = fast_constructor(TrackerStatus)
+_new_dimensions = fast_constructor(SensorDimensions)
+_new_resolution = fast_constructor(SensorResolution)
+_new_static_camera = fast_constructor(StaticCamera)
+_new_static_lens = fast_constructor(StaticLens)
+_new_static_tracker = fast_constructor(StaticTracker)
+_new_static = fast_constructor(StaticInfo)
+_new_global_stage = fast_constructor(GlobalStage)
+_new_sample = fast_constructor(TrackingSample)
+_isfinite = math.isfinite
+_urn_match = _UUID_RE.fullmatch
+_INF: Final = math.inf
+
+
+def _floats(v: Any, min_items: int) -> tuple[float, ...] | None:
+    """``tuple(v)`` when ``v`` is a list of at least ``min_items`` finite exact floats, else None."""
+    if type(v) is not list or len(v) < min_items:
+        return None
+    for x in v:
+        if type(x) is not float or x - x != 0.0:
+            return None
+    return tuple(v)
+
+
+def _fast_rational(v: Any) -> tuple[int, int] | None:
+    """``(num, denom)`` of a dict with ints in the schema's ranges, else None (then :func:`_rational`)."""
+    if type(v) is dict:
+        n, d = v.get("num"), v.get("denom")
+        if type(n) is int and type(d) is int and 1 <= n <= _I31 and 1 <= d <= _U32:
+            return n, d
+    return None
+
+
+def _fast_timestamp_ns(v: Any) -> int | None:
+    if type(v) is dict:
+        s, n = v.get("seconds"), v.get("nanoseconds")
+        if type(s) is int and type(n) is int and 0 <= s <= _U48 and 0 <= n <= _U32:
+            return s * _NS + n
+    return None
+
+
+def _transform_slow(item: Any, i: int) -> Transform:
+    path = f"transforms[{i}]"
+    o = _obj(item, path)
+    x, y, z = _xyz(_req(o, "translation", path), f"{path}.translation", ("x", "y", "z"), 0.0)
+    pan, tilt, roll = _xyz(_req(o, "rotation", path), f"{path}.rotation", ("pan", "tilt", "roll"), 0.0)
+    scale = o.get("scale")
+    tid = o.get("id")
+    return _new_transform(
+        _new_pose(x, y, z, pan, tilt, roll),
+        None if scale is None else _xyz(scale, f"{path}.scale", ("x", "y", "z"), 1.0),
+        None if tid is None else _str(tid, f"{path}.id"),
+    )
 
 
 def _transforms(v: Any) -> tuple[Transform, ...]:
-    items = _list(v, "transforms")
+    items = v if type(v) is list else _list(v, "transforms")
     out = []
     for i, item in enumerate(items):
-        path = f"transforms[{i}]"
-        o = _obj(item, path)
-        x, y, z = _xyz(_req(o, "translation", path), f"{path}.translation", ("x", "y", "z"), 0.0)
-        pan, tilt, roll = _xyz(_req(o, "rotation", path), f"{path}.rotation", ("pan", "tilt", "roll"), 0.0)
-        scale = o.get("scale")
-        tid = o.get("id")
-        out.append(
-            Transform(
-                Pose(x, y, z, pan, tilt, roll),
-                None if scale is None else _xyz(scale, f"{path}.scale", ("x", "y", "z"), 1.0),
-                None if tid is None else _str(tid, f"{path}.id"),
+        # fast path: translation and rotation complete with finite floats, scale absent or complete likewise
+        if type(item) is dict:
+            t, r, scale, tid = (
+                item.get("translation"),
+                item.get("rotation"),
+                item.get("scale"),
+                item.get("id"),
             )
-        )
+            if type(t) is dict and type(r) is dict and (tid is None or type(tid) is str):
+                x, y, z = t.get("x"), t.get("y"), t.get("z")
+                pan, tilt, roll = r.get("pan"), r.get("tilt"), r.get("roll")
+                if (
+                    type(x) is float
+                    and type(y) is float
+                    and type(z) is float
+                    and type(pan) is float
+                    and type(tilt) is float
+                    and type(roll) is float
+                    and x - x == 0.0
+                    and y - y == 0.0
+                    and z - z == 0.0
+                    and pan - pan == 0.0
+                    and tilt - tilt == 0.0
+                    and roll - roll == 0.0
+                ):
+                    if scale is None:
+                        out.append(_new_transform(_new_pose(x, y, z, pan, tilt, roll), None, tid))
+                        continue
+                    if type(scale) is dict:
+                        sx, sy, sz = scale.get("x"), scale.get("y"), scale.get("z")
+                        if (
+                            type(sx) is float
+                            and type(sy) is float
+                            and type(sz) is float
+                            and sx - sx == 0.0
+                            and sy - sy == 0.0
+                            and sz - sz == 0.0
+                        ):
+                            out.append(_new_transform(_new_pose(x, y, z, pan, tilt, roll), (sx, sy, sz), tid))
+                            continue
+        out.append(_transform_slow(item, i))
     return tuple(out)
 
 
 def _compose(transforms: tuple[Transform, ...]) -> Pose:
-    """``T_tracking_camera`` of the chain (scene-graph rules for scale, see the module docstring)."""
+    """``T_tracking_camera`` of the chain (scene-graph rules for scale, see the module docstring).
+
+    Plain ``math`` on row tuples (:func:`~stagectl.transforms.rotation_rows_from_ptr_deg`,
+    :func:`~stagectl.transforms.matmul3`, :func:`~stagectl.transforms.ptr_deg_from_rows`) in numpy's order of
+    operations: for 2-3 transforms numpy's per-call overhead was most of the cost. The running products start
+    from the first transform (``I @ X`` is ``X`` for the finite values decoded here).
+    """
     if len(transforms) == 1:
         return transforms[0].pose
-    t = np.zeros(3)
-    linear = np.eye(3)  # R0 S0 R1 S1 ... : maps the current child's translation into the tracking frame
-    rot = np.eye(3)  # R0 R1 ...
-    with np.errstate(all="ignore"):
-        for tr in transforms:
-            p = tr.pose
-            r = rotation_from_ptr_deg(p.pan, p.tilt, p.roll)
-            t = t + linear @ np.array((p.x, p.y, p.z))
-            rot = rot @ r
-            linear = linear @ r if tr.scale is None else (linear @ r) * np.asarray(tr.scale)
-    if not np.isfinite(t).all():
+    first = transforms[0]
+    p = first.pose
+    rot = rotation_rows_from_ptr_deg(p.pan, p.tilt, p.roll)  # R0 R1 ...
+    tx, ty, tz = 0.0 + p.x, 0.0 + p.y, 0.0 + p.z
+    # linear = R0 S0 R1 S1 ... : maps the current child's translation into the tracking frame
+    linear = rot if first.scale is None else _scaled(rot, first.scale)
+    for tr in transforms[1:]:
+        p = tr.pose
+        r = rotation_rows_from_ptr_deg(p.pan, p.tilt, p.roll)
+        x, y, z = p.x, p.y, p.z
+        (l00, l01, l02), (l10, l11, l12), (l20, l21, l22) = linear
+        tx = tx + (0.0 + l00 * x + l01 * y + l02 * z)
+        ty = ty + (0.0 + l10 * x + l11 * y + l12 * z)
+        tz = tz + (0.0 + l20 * x + l21 * y + l22 * z)
+        rot = matmul3(rot, r)
+        linear = matmul3(linear, r) if tr.scale is None else _scaled(matmul3(linear, r), tr.scale)
+    if not (_isfinite(tx) and _isfinite(ty) and _isfinite(tz)):
         raise FieldError("transforms", "the composed translation is not finite")
-    pan, tilt, roll = ptr_deg_from_rotation(rot)
-    return Pose(float(t[0]), float(t[1]), float(t[2]), pan, tilt, roll)
+    pan, tilt, roll = ptr_deg_from_rows(rot)
+    return _new_pose(tx, ty, tz, pan, tilt, roll)
+
+
+def _scaled(m: Rows3, scale: tuple[float, float, float]) -> Rows3:
+    """``m * scale``: column ``j`` of ``m`` times ``scale[j]`` (numpy's broadcast of a row vector)."""
+    sx, sy, sz = scale
+    (a, b, c), (d, e, f), (g, h, i) = m
+    return (a * sx, b * sy, c * sz), (d * sx, e * sy, f * sz), (g * sx, h * sy, i * sz)
 
 
 def _encoders(v: Any) -> LensEncoders | None:
-    o = _obj(v, "lens.encoders")
+    o = v if type(v) is dict else _obj(v, "lens.encoders")
     f, i, z = o.get("focus"), o.get("iris"), o.get("zoom")
     if f is None and i is None and z is None:
         return None
-    return LensEncoders(
-        None if f is None else _unit(f, "lens.encoders.focus"),
-        None if i is None else _unit(i, "lens.encoders.iris"),
-        None if z is None else _unit(z, "lens.encoders.zoom"),
+    return _new_encoders(
+        None if f is None else f if type(f) is float and 0.0 <= f <= 1.0 else _unit(f, "lens.encoders.focus"),
+        None if i is None else i if type(i) is float and 0.0 <= i <= 1.0 else _unit(i, "lens.encoders.iris"),
+        None if z is None else z if type(z) is float and 0.0 <= z <= 1.0 else _unit(z, "lens.encoders.zoom"),
     )
 
 
 def _raw_encoders(v: Any) -> RawEncoders | None:
-    o = _obj(v, "lens.rawEncoders")
+    o = v if type(v) is dict else _obj(v, "lens.rawEncoders")
     f, i, z = o.get("focus"), o.get("iris"), o.get("zoom")
     if f is None and i is None and z is None:
         return None
-    return RawEncoders(
-        None if f is None else _int(f, "lens.rawEncoders.focus", 0, _U32),
-        None if i is None else _int(i, "lens.rawEncoders.iris", 0, _U32),
-        None if z is None else _int(z, "lens.rawEncoders.zoom", 0, _U32),
+    return _new_raw_encoders(
+        None
+        if f is None
+        else f
+        if type(f) is int and 0 <= f <= _U32
+        else _int(f, "lens.rawEncoders.focus", 0, _U32),
+        None
+        if i is None
+        else i
+        if type(i) is int and 0 <= i <= _U32
+        else _int(i, "lens.rawEncoders.iris", 0, _U32),
+        None
+        if z is None
+        else z
+        if type(z) is int and 0 <= z <= _U32
+        else _int(z, "lens.rawEncoders.zoom", 0, _U32),
     )
 
 
 def _distortion(v: Any) -> tuple[Distortion, ...] | None:
-    items = _list(v, "lens.distortion")
+    items = v if type(v) is list else _list(v, "lens.distortion")
     out = []
     for k, item in enumerate(items):
+        if type(item) is dict:
+            g = item.get
+            model, tangential, overscan = g("model"), g("tangential"), g("overscan")
+            radial = _floats(g("radial"), 1)
+            if (
+                radial is not None
+                and (overscan is None or (type(overscan) is float and 1.0 <= overscan < _INF))
+                and (model is None or type(model) is str)
+            ):
+                tang = None if tangential is None else _floats(tangential, 1)
+                if tangential is None or tang is not None:
+                    out.append(
+                        _new_distortion(
+                            radial, tang, overscan, DEFAULT_DISTORTION_MODEL if model is None else model
+                        )
+                    )
+                    continue
         path = f"lens.distortion[{k}]"
         o = _obj(item, path)
         model = o.get("model")
         tangential = o.get("tangential")
         overscan = o.get("overscan")
         out.append(
-            Distortion(
-                radial=_numbers(_req(o, "radial", path), f"{path}.radial", 1),
-                tangential=None if tangential is None else _numbers(tangential, f"{path}.tangential", 1),
-                overscan=None if overscan is None else _at_least(overscan, f"{path}.overscan", 1.0),
-                model=DEFAULT_DISTORTION_MODEL if model is None else _str(model, f"{path}.model"),
+            _new_distortion(
+                _numbers(_req(o, "radial", path), f"{path}.radial", 1),
+                None if tangential is None else _numbers(tangential, f"{path}.tangential", 1),
+                None if overscan is None else _at_least(overscan, f"{path}.overscan", 1.0),
+                DEFAULT_DISTORTION_MODEL if model is None else _str(model, f"{path}.model"),
             )
         )
     return tuple(out) or None
 
 
 def _lens(v: Any) -> LensState:
-    o = _obj(v, "lens")
+    o = v if type(v) is dict else _obj(v, "lens")
     g = o.get
     fl, fd, fs, ts = g("pinholeFocalLength"), g("focusDistance"), g("fStop"), g("tStop")
-    enc, raw, dist = g("encoders"), g("rawEncoders"), g("distortion")
+    ep, enc, raw, dist = g("entrancePupilOffset"), g("encoders"), g("rawEncoders"), g("distortion")
     do, po, ef, custom = g("distortionOffset"), g("projectionOffset"), g("exposureFalloff"), g("custom")
     falloff = None
     if ef is not None:
-        efo = _obj(ef, "lens.exposureFalloff")
-        falloff = ExposureFalloff(
-            _num(_req(efo, "a1", "lens.exposureFalloff"), "lens.exposureFalloff.a1"),
-            _opt_num(efo, "a2", "lens.exposureFalloff"),
-            _opt_num(efo, "a3", "lens.exposureFalloff"),
+        efo = ef if type(ef) is dict else _obj(ef, "lens.exposureFalloff")
+        a1, a2, a3 = efo.get("a1"), efo.get("a2"), efo.get("a3")
+        falloff = _new_falloff(
+            a1
+            if type(a1) is float and a1 - a1 == 0.0
+            else _num(_req(efo, "a1", "lens.exposureFalloff"), "lens.exposureFalloff.a1"),
+            a2
+            if a2 is None or (type(a2) is float and a2 - a2 == 0.0)
+            else _num(a2, "lens.exposureFalloff.a2"),
+            a3
+            if a3 is None or (type(a3) is float and a3 - a3 == 0.0)
+            else _num(a3, "lens.exposureFalloff.a3"),
         )
-    return LensState(
-        focal_length_mm=None if fl is None else _pos(fl, "lens.pinholeFocalLength"),
-        focus_distance_m=None if fd is None else _pos(fd, "lens.focusDistance"),
-        f_stop=None if fs is None else _pos(fs, "lens.fStop"),
-        t_stop=None if ts is None else _pos(ts, "lens.tStop"),
-        entrance_pupil_offset_m=_opt_num(o, "entrancePupilOffset", "lens"),
-        encoders=None if enc is None else _encoders(enc),
-        raw_encoders=None if raw is None else _raw_encoders(raw),
-        distortion=None if dist is None else _distortion(dist),
-        distortion_offset_mm=None if do is None else _xy(do, "lens.distortionOffset"),
-        projection_offset_mm=None if po is None else _xy(po, "lens.projectionOffset"),
-        exposure_falloff=falloff,
-        custom=None if custom is None else _numbers(custom, "lens.custom"),
+    return _new_lens(
+        None
+        if fl is None
+        else fl
+        if type(fl) is float and 0.0 < fl < _INF
+        else _pos(fl, "lens.pinholeFocalLength"),
+        None
+        if fd is None
+        else fd
+        if type(fd) is float and 0.0 < fd < _INF
+        else _pos(fd, "lens.focusDistance"),
+        None if fs is None else fs if type(fs) is float and 0.0 < fs < _INF else _pos(fs, "lens.fStop"),
+        None if ts is None else ts if type(ts) is float and 0.0 < ts < _INF else _pos(ts, "lens.tStop"),
+        ep if ep is None or (type(ep) is float and ep - ep == 0.0) else _num(ep, "lens.entrancePupilOffset"),
+        None if enc is None else _encoders(enc),
+        None if raw is None else _raw_encoders(raw),
+        None if dist is None else _distortion(dist),
+        None if do is None else _xy(do, "lens.distortionOffset"),
+        None if po is None else _xy(po, "lens.projectionOffset"),
+        falloff,
+        None if custom is None else _floats(custom, 0) or _numbers(custom, "lens.custom"),
     )
 
 
 def _timecode(v: Any) -> Timecode:
+    if type(v) is dict:
+        g = v.get
+        h, m, s, f, sub, drop = (
+            g("hours"),
+            g("minutes"),
+            g("seconds"),
+            g("frames"),
+            g("subFrame"),
+            g("dropFrame"),
+        )
+        rate = _fast_rational(g("frameRate"))
+        if (
+            type(h) is int
+            and type(m) is int
+            and type(s) is int
+            and type(f) is int
+            and 0 <= h <= 23
+            and 0 <= m <= 59
+            and 0 <= s <= 59
+            and 0 <= f <= 119
+            and rate is not None
+            and (sub is None or (type(sub) is int and 0 <= sub <= _U32))
+            and (drop is None or type(drop) is bool)
+        ):
+            return _new_timecode(h, m, s, f, rate, 0 if sub is None else sub, False if drop is None else drop)
     p = "timing.timecode"
     o = _obj(v, p)
     sub, drop = o.get("subFrame"), o.get("dropFrame")
-    return Timecode(
+    return _new_timecode(
         _int(_req(o, "hours", p), f"{p}.hours", 0, 23),
         _int(_req(o, "minutes", p), f"{p}.minutes", 0, 59),
         _int(_req(o, "seconds", p), f"{p}.seconds", 0, 59),
@@ -826,18 +1069,18 @@ def _ptp(v: Any) -> PtpSync:
     o = _obj(v, p)
     pri = _obj(_req(o, "leaderPriorities", p), f"{p}.leaderPriorities")
     vlan = o.get("vlan")
-    return PtpSync(
-        profile=_str(_req(o, "profile", p), f"{p}.profile"),
-        domain=_int(_req(o, "domain", p), f"{p}.domain", 0, 127),
-        leader_identity=_str(_req(o, "leaderIdentity", p), f"{p}.leaderIdentity"),
-        leader_priorities=(
+    return _new_ptp(
+        _str(_req(o, "profile", p), f"{p}.profile"),
+        _int(_req(o, "domain", p), f"{p}.domain", 0, 127),
+        _str(_req(o, "leaderIdentity", p), f"{p}.leaderIdentity"),
+        (
             _int(_req(pri, "priority1", f"{p}.leaderPriorities"), f"{p}.leaderPriorities.priority1", 0, 255),
             _int(_req(pri, "priority2", f"{p}.leaderPriorities"), f"{p}.leaderPriorities.priority2", 0, 255),
         ),
-        leader_accuracy_s=_at_least(_req(o, "leaderAccuracy", p), f"{p}.leaderAccuracy", 0.0),
-        mean_path_delay_s=_at_least(_req(o, "meanPathDelay", p), f"{p}.meanPathDelay", 0.0),
-        leader_time_source=_opt_str(o, "leaderTimeSource", p),
-        vlan=None if vlan is None else _int(vlan, f"{p}.vlan", 0, _U32),
+        _at_least(_req(o, "leaderAccuracy", p), f"{p}.leaderAccuracy", 0.0),
+        _at_least(_req(o, "meanPathDelay", p), f"{p}.meanPathDelay", 0.0),
+        _opt_str(o, "leaderTimeSource", p),
+        None if vlan is None else _int(vlan, f"{p}.vlan", 0, _U32),
     )
 
 
@@ -851,23 +1094,23 @@ def _synchronization(v: Any) -> Synchronization:
     offs = None
     if offsets is not None:
         oo = _obj(offsets, f"{p}.offsets")
-        offs = SyncOffsets(
+        offs = _new_offsets(
             _opt_num(oo, "translation", f"{p}.offsets"),
             _opt_num(oo, "rotation", f"{p}.offsets"),
             _opt_num(oo, "lensEncoders", f"{p}.offsets"),
         )
-    return Synchronization(
-        locked=_bool(_req(o, "locked", p), f"{p}.locked"),
-        source=source,
-        frequency=None if freq is None else _rational(freq, f"{p}.frequency"),
-        present=None if present is None else _bool(present, f"{p}.present"),
-        offsets=offs,
-        ptp=None if ptp is None else _ptp(ptp),
+    return _new_sync(
+        _bool(_req(o, "locked", p), f"{p}.locked"),
+        source,
+        None if freq is None else _rational(freq, f"{p}.frequency"),
+        None if present is None else _bool(present, f"{p}.present"),
+        offs,
+        None if ptp is None else _ptp(ptp),
     )
 
 
 def _timing(v: Any) -> Timing:
-    o = _obj(v, "timing")
+    o = v if type(v) is dict else _obj(v, "timing")
     g = o.get
     mode, st, rt, rate, seq, tc, sync = (
         g("mode"),
@@ -880,25 +1123,38 @@ def _timing(v: Any) -> Timing:
     )
     if mode is not None and (type(mode) is not str or mode not in _TIMING_MODES):
         _bad("timing.mode", "'internal' or 'external'", mode)
-    return Timing(
-        mode=mode,
-        sample_timestamp_ns=None if st is None else _timestamp_ns(st, "timing.sampleTimestamp"),
-        recorded_timestamp_ns=None if rt is None else _timestamp_ns(rt, "timing.recordedTimestamp"),
-        sample_rate=None if rate is None else _rational(rate, "timing.sampleRate"),
-        sequence_number=None if seq is None else _int(seq, "timing.sequenceNumber", 0, _U32),
-        timecode=None if tc is None else _timecode(tc),
-        synchronization=None if sync is None else _synchronization(sync),
+    return _new_timing(
+        mode,
+        None if st is None else _fast_timestamp_ns(st) or _timestamp_ns(st, "timing.sampleTimestamp"),
+        None if rt is None else _fast_timestamp_ns(rt) or _timestamp_ns(rt, "timing.recordedTimestamp"),
+        None if rate is None else _fast_rational(rate) or _rational(rate, "timing.sampleRate"),
+        None
+        if seq is None
+        else seq
+        if type(seq) is int and 0 <= seq <= _U32
+        else _int(seq, "timing.sequenceNumber", 0, _U32),
+        None if tc is None else _timecode(tc),
+        None if sync is None else _synchronization(sync),
     )
 
 
 def _tracker(v: Any) -> TrackerStatus:
+    if type(v) is dict:
+        notes, rec, slate, status = v.get("notes"), v.get("recording"), v.get("slate"), v.get("status")
+        if (
+            (notes is None or type(notes) is str)
+            and (rec is None or type(rec) is bool)
+            and (slate is None or type(slate) is str)
+            and (status is None or type(status) is str)
+        ):
+            return _new_tracker(notes, rec, slate, status)
     o = _obj(v, "tracker")
     rec = o.get("recording")
-    return TrackerStatus(
-        notes=_opt_str(o, "notes", "tracker"),
-        recording=None if rec is None else _bool(rec, "tracker.recording"),
-        slate=_opt_str(o, "slate", "tracker"),
-        status=_opt_str(o, "status", "tracker"),
+    return _new_tracker(
+        _opt_str(o, "notes", "tracker"),
+        None if rec is None else _bool(rec, "tracker.recording"),
+        _opt_str(o, "slate", "tracker"),
+        _opt_str(o, "status", "tracker"),
     )
 
 
@@ -922,7 +1178,7 @@ def _static(v: Any) -> StaticInfo:
         dimensions = resolution = None
         if dims is not None:
             d = _obj(dims, f"{p}.activeSensorPhysicalDimensions")
-            dimensions = SensorDimensions(
+            dimensions = _new_dimensions(
                 _at_least(
                     _req(d, "width", f"{p}.activeSensorPhysicalDimensions"),
                     f"{p}.activeSensorPhysicalDimensions.width",
@@ -936,7 +1192,7 @@ def _static(v: Any) -> StaticInfo:
             )
         if res is not None:
             r = _obj(res, f"{p}.activeSensorResolution")
-            resolution = SensorResolution(
+            resolution = _new_resolution(
                 _int(
                     _req(r, "width", f"{p}.activeSensorResolution"),
                     f"{p}.activeSensorResolution.width",
@@ -955,7 +1211,7 @@ def _static(v: Any) -> StaticInfo:
             shutter = _num(sh, f"{p}.shutterAngle")
             if not 0.0 <= shutter <= 360.0:
                 _bad(f"{p}.shutterAngle", "a number in [0, 360]", sh)
-        camera = StaticCamera(
+        camera = _new_static_camera(
             capture_frame_rate=None if cfr is None else _rational(cfr, f"{p}.captureFrameRate"),
             active_sensor_physical_dimensions=dimensions,
             active_sensor_resolution=resolution,
@@ -978,7 +1234,7 @@ def _static(v: Any) -> StaticInfo:
             ll.get("nominalFocalLength"),
             ll.get("calibrationHistory"),
         )
-        static_lens = StaticLens(
+        static_lens = _new_static_lens(
             distortion_overscan_max=None
             if dmax is None
             else _at_least(dmax, f"{p}.distortionOverscanMax", 1.0),
@@ -997,13 +1253,13 @@ def _static(v: Any) -> StaticInfo:
     if trk is not None:
         p = "static.tracker"
         t = _obj(trk, p)
-        tracker = StaticTracker(
+        tracker = _new_static_tracker(
             make=_opt_str(t, "make", p),
             model=_opt_str(t, "model", p),
             serial_number=_opt_str(t, "serialNumber", p),
             firmware_version=_opt_str(t, "firmwareVersion", p),
         )
-    return StaticInfo(
+    return _new_static(
         duration=None if dur is None else _rational(dur, "static.duration"),
         camera=camera,
         lens=static_lens,
@@ -1012,6 +1268,19 @@ def _static(v: Any) -> StaticInfo:
 
 
 def _protocol(v: Any) -> tuple[int, int, int]:
+    if type(v) is dict and v.get("name") == PROTOCOL_OPENTRACKIO:
+        version = v.get("version")
+        if type(version) is list and len(version) == 3:
+            a, b, c = version
+            if (
+                type(a) is int
+                and type(b) is int
+                and type(c) is int
+                and 0 <= a <= 9
+                and 0 <= b <= 9
+                and 0 <= c <= 9
+            ):
+                return a, b, c
     o = _obj(v, "protocol")
     name = _req(o, "name", "protocol")
     if name != PROTOCOL_OPENTRACKIO:
@@ -1027,9 +1296,27 @@ def _protocol(v: Any) -> tuple[int, int, int]:
 
 
 def _global_stage(v: Any) -> GlobalStage:
+    if type(v) is dict:
+        g = v.get
+        e, n, u, lat0, lon0, h0 = g("E"), g("N"), g("U"), g("lat0"), g("lon0"), g("h0")
+        if (
+            type(e) is float
+            and type(n) is float
+            and type(u) is float
+            and type(lat0) is float
+            and type(lon0) is float
+            and type(h0) is float
+            and e - e == 0.0
+            and n - n == 0.0
+            and u - u == 0.0
+            and lat0 - lat0 == 0.0
+            and lon0 - lon0 == 0.0
+            and h0 - h0 == 0.0
+        ):
+            return _new_global_stage(e, n, u, lat0, lon0, h0)
     o = _obj(v, "globalStage")
     p = "globalStage"
-    return GlobalStage(
+    return _new_global_stage(
         _num(_req(o, "E", p), "globalStage.E"),
         _num(_req(o, "N", p), "globalStage.N"),
         _num(_req(o, "U", p), "globalStage.U"),
@@ -1046,7 +1333,7 @@ def sample_from_dict(obj: Mapping[str, Any]) -> TrackingSample:
     conventions), the individual transforms are kept in ``transforms``. Timestamps become integer ns.
     Raises :class:`FieldError` (a :class:`DecodeError`) naming the first bad field.
     """
-    o = _obj(obj, "")
+    o = obj if type(obj) is dict else _obj(obj, "")
     g = o.get
     proto, tr, lens, timing, tracker, static, gs = (
         g("protocol"),
@@ -1066,24 +1353,34 @@ def sample_from_dict(obj: Mapping[str, Any]) -> TrackingSample:
                 _bad("", "string keys at the top level", key)
             if key not in _KNOWN_TOP:
                 raw[key] = value
-    return TrackingSample(
-        protocol=PROTOCOL_OPENTRACKIO,
-        protocol_version=None if proto is None else _protocol(proto),
-        pose=None if transforms is None else _compose(transforms),
-        pose_frame=FRAME_CAMERA,
-        transforms=transforms,
-        lens=None if lens is None else _lens(lens),
-        timing=None if timing is None else _timing(timing),
-        tracker=None if tracker is None else _tracker(tracker),
-        static=None if static is None else _static(static),
-        global_stage=None if gs is None else _global_stage(gs),
-        source_number=None if num is None else _int(num, "sourceNumber", 0, _U32),
-        source_id=None if src is None else _urn(src, "sourceId"),
-        sample_id=None if sid is None else _urn(sid, "sampleId"),
-        related_sample_ids=None
+    return _new_sample(
+        PROTOCOL_OPENTRACKIO,
+        None if proto is None else _protocol(proto),
+        None if transforms is None else _compose(transforms),
+        FRAME_CAMERA,
+        transforms,
+        None if lens is None else _lens(lens),
+        None if timing is None else _timing(timing),
+        None if tracker is None else _tracker(tracker),
+        None if static is None else _static(static),
+        None if gs is None else _global_stage(gs),
+        None,  # camera_id: FreeD only
+        None
+        if num is None
+        else num
+        if type(num) is int and 0 <= num <= _U32
+        else _int(num, "sourceNumber", 0, _U32),
+        None if src is None else src if type(src) is str and _urn_match(src) else _urn(src, "sourceId"),
+        None if sid is None else sid if type(sid) is str and _urn_match(sid) else _urn(sid, "sampleId"),
+        None
         if rel is None
-        else tuple([_urn(r, "relatedSampleIds[]") for r in _list(rel, "relatedSampleIds")]),
-        raw=raw,
+        else tuple(
+            [
+                r if type(r) is str and _urn_match(r) else _urn(r, "relatedSampleIds[]")
+                for r in _list(rel, "relatedSampleIds")
+            ]
+        ),
+        raw,
     )
 
 
