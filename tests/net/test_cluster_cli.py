@@ -37,10 +37,20 @@ def test_primary_and_node_processes_share_frames_and_the_barrier(tmp_path: Path)
                                 "--cluster", f"127.0.0.1:{p1},{p2}"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(1.5)
+        # wait until the primary has bound its sockets (a fresh checkout compiles the Numba kernels first)
+        assert primary.stdout is not None
+        head = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = primary.stdout.readline()
+            head.append(line)
+            if not line or "cluster primary:" in line:
+                break
+        assert "cluster primary:" in head[-1], "".join(head)
         node = subprocess.run([EXE, "node", str(stage), "--name", "n1", "--primary", f"127.0.0.1:{p1},{p2}",
                                "--no-render", "--duration", "2"], capture_output=True, text=True, timeout=60)
-        out, err = primary.communicate(timeout=60)
+        rest, err = primary.communicate(timeout=60)
+        out = "".join(head) + rest
     finally:
         if primary.poll() is None:
             primary.kill()
