@@ -121,15 +121,12 @@ def _check(data: bytes | bytearray | memoryview) -> None:
         )
 
 
-def decode_freed(data: bytes | bytearray | memoryview) -> FreeDPacket:
-    """Decode one 29-byte D1 message (bytes-like) into a :class:`FreeDPacket`.
-
-    Raises :class:`TruncatedError` for a wrong length, :class:`DecodeError` for another message type and
-    :class:`ChecksumError` for a bad checksum.
-    """
+def _d1_values(data) -> tuple:
+    """Check a D1 message and return its fields in protocol units: camera id, pan, tilt, roll (degrees),
+    x, y, z (mm), zoom, focus (raw), spare."""
     _check(data)
     cam, p1, p0, t1, t0, r1, r0, x1, x0, y1, y0, z1, z0, zm1, zm0, f1, f0, spare = _D1_UNPACK(data)
-    return _new_packet(
+    return (
         cam,
         (p1 << 8 | p0) / 32768.0,
         (t1 << 8 | t0) / 32768.0,
@@ -141,6 +138,15 @@ def decode_freed(data: bytes | bytearray | memoryview) -> FreeDPacket:
         f1 << 8 | f0,
         spare,
     )
+
+
+def decode_freed(data: bytes | bytearray | memoryview) -> FreeDPacket:
+    """Decode one 29-byte D1 message (bytes-like) into a :class:`FreeDPacket`.
+
+    Raises :class:`TruncatedError` for a wrong length, :class:`DecodeError` for another message type and
+    :class:`ChecksumError` for a bad checksum.
+    """
+    return _new_packet(*_d1_values(data))
 
 
 def _fixed(value: float, scale: int, name: str) -> int:
@@ -330,18 +336,4 @@ def decode_freed_sample(
     Same checks and the same values as that composition, without building the intermediate
     :class:`FreeDPacket`.
     """
-    _check(data)
-    cam, p1, p0, t1, t0, r1, r0, x1, x0, y1, y0, z1, z0, zm1, zm0, f1, f0, spare = _D1_UNPACK(data)
-    return _to_sample(
-        cam,
-        (p1 << 8 | p0) / 32768.0,
-        (t1 << 8 | t0) / 32768.0,
-        (r1 << 8 | r0) / 32768.0,
-        (x1 << 8 | x0) / 64.0,
-        (y1 << 8 | y0) / 64.0,
-        (z1 << 8 | z0) / 64.0,
-        zm1 << 8 | zm0,
-        f1 << 8 | f0,
-        spare,
-        profile,
-    )
+    return _to_sample(*_d1_values(data), profile)
