@@ -123,7 +123,9 @@ def motion_to_photon(seconds: float, render: bool) -> dict:
     # for every packet: the first frame that used it (or a newer one)
     fr = np.array(frames, dtype=np.int64)
     used_seq = np.maximum.accumulate(fr[:, 2])
-    seqs = np.array(sorted(s for s in arrivals if s > 0), dtype=np.int64)
+    # packets that arrived before the loop's first latch (while it started) are not a latency of the loop
+    first_latch = int(fr[0, 1]) if len(fr) else 0
+    seqs = np.array(sorted(s for s in arrivals if s > 0 and arrivals[s] >= first_latch), dtype=np.int64)
     arr = np.array([arrivals[s] for s in seqs], dtype=np.int64)
     idx = np.searchsorted(used_seq, seqs, side="left")
     ok = idx < len(fr)
