@@ -90,7 +90,7 @@ def test_sigterm_stops_within_a_second(tmp_path: Path) -> None:
         out, err = proc.communicate(timeout=5)
         assert time.monotonic() - t0 < 1.0
         assert proc.returncode == 0, err
-        assert "stopped by signal" in out
+        assert "stopped by SIGTERM" in out
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -21,7 +21,7 @@ full on every node; only the canvas composition is limited to this node's output
 from __future__ import annotations
 
 import argparse
-import signal
+from stagectl.commands._signals import StopOnSignals
 import time
 
 HELP = ("run a cluster render node: follow the primary's frame states, render this node's outputs, "
@@ -104,23 +104,16 @@ def main(args: argparse.Namespace) -> int:
         raise
     say(f"stagectl node {args.name}: following the primary at {host} "
         f"(states :{state_port}, sync :{sync_port})")
-    stop = {"flag": False}
-
-    def _stop(signum, frame) -> None:
-        stop["flag"] = True
-
-    old_term = signal.signal(signal.SIGTERM, _stop)
-    old_int = signal.signal(signal.SIGINT, _stop)
+    signals = StopOnSignals()
     try:
-        counts = _loop(args, stage, node, output, stop, say, f"{host}:{state_port},{sync_port}")
+        with signals:
+            counts = _loop(args, stage, node, output, signals.event, say, f"{host}:{state_port},{sync_port}")
     finally:
         node.close()
         if output is not None:
             output.close()
-        signal.signal(signal.SIGTERM, old_term)
-        signal.signal(signal.SIGINT, old_int)
     st = node.status()
-    why = "stopped by signal" if stop["flag"] else "duration reached"
+    why = signals.reason("duration reached")
     drawn = (f"rendered {counts['rendered']} frames of {len(mine)} canvases headless "
              f"({counts['failed']} failed)" if output is not None else "rendered nothing (--no-render)")
     say(f"stagectl node {args.name}: {why} after {counts['frames']} frames ({st.skipped} states skipped, "
@@ -194,7 +187,7 @@ def _loop(args, stage, node, output, stop, say, where: str) -> dict[str, int]:
     last = node.status()
     last_state = None
     warned_rate = False
-    while not stop["flag"]:
+    while not stop.is_set():
         now = time.monotonic_ns()
         if end is not None and now >= end:
             break
@@ -202,7 +195,7 @@ def _loop(args, stage, node, output, stop, say, where: str) -> dict[str, int]:
         if end is not None:
             wait = min(wait, max(0, end - now))
         st = node.latest_state(wait)
-        if st is not None and not stop["flag"]:
+        if st is not None and not stop.is_set():
             last_state = st
             if st.rate != stage.frame_rate and not warned_rate:
                 warned_rate = True

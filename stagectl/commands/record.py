@@ -19,9 +19,9 @@ from __future__ import annotations
 HELP = "record raw FreeD / OpenTrackIO / OSC datagrams from a UDP port into a take file"
 
 import argparse
-import signal
-import threading
 import time
+
+from stagectl.commands._signals import StopOnSignals
 
 _DEFAULT_PORTS = {"freed": 40000, "opentrackio": 55555}
 
@@ -131,17 +131,15 @@ def main(args: argparse.Namespace) -> int:
 def _record(args: argparse.Namespace, sock, rec, port: int) -> int:  # noqa: ANN001
     import socket
 
-    stop = threading.Event()
+    with StopOnSignals() as signals:
+        return _record_until_stopped(args, sock, rec, port, signals)
+
+
+def _record_until_stopped(args: argparse.Namespace, sock, rec, port: int, signals: StopOnSignals) -> int:  # noqa: ANN001
+    import socket
+
+    stop = signals.event
     why = {"reason": "stopped"}
-
-    def on_signal(signum: int, _frame: object) -> None:
-        why["reason"] = f"stopped by {signal.Signals(signum).name}"
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-
     counter = _DecodeCounter(args.protocol)
     names: dict[str, str] = {}
     listen = f"{args.group}:{port} (joined on {args.bind})" if args.group else f"{args.bind}:{port}"
@@ -186,7 +184,7 @@ def _record(args: argparse.Namespace, sock, rec, port: int) -> int:  # noqa: ANN
 
     span = (last_ns - first_ns) / 1e9
     rate = f", {(count - 1) / span:.1f} datagrams/s" if count > 1 and span > 0 else ""
-    print(f"stagectl record: {why['reason']} after {(now_ns() - t_start) / 1e9:.2f} s")
+    print(f"stagectl record: {signals.reason(why['reason'])} after {(now_ns() - t_start) / 1e9:.2f} s")
     print(f"  datagrams: {count} ({nbytes} bytes) from {len(names)} sender(s){rate}")
     decoded = f"  decoded OK by the {args.protocol} codec: {counter.ok}, failed: {counter.failed}"
     if counter.segments:

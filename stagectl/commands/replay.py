@@ -10,11 +10,11 @@ Example: stagectl replay take.stk --to 127.0.0.1:40000 --speed 0.5
 
 from __future__ import annotations
 
-HELP = "send the datagrams of a take file to HOST:PORT over UDP with their original timing"
-
 import argparse
-import signal
-import threading
+
+from stagectl.commands._signals import StopOnSignals
+
+HELP = "send the datagrams of a take file to HOST:PORT over UDP with their original timing"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,24 +59,13 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--to: {exc}") from None
 
-    stop = threading.Event()
-    why = {"reason": "done"}
-
-    def on_signal(signum: int, _frame: object) -> None:
-        why["reason"] = f"stopped by {signal.Signals(signum).name}"
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-
     n = len(take.records)
     torn = f" (ignored {take.ignored_bytes} bytes of torn tail)" if take.ignored_bytes else ""
     print(f"stagectl replay: {n} datagrams over {take.duration_ns / 1e9:.3f} s from {args.take}{torn}, "
           f"to {host}:{port} at speed {args.speed:g}", flush=True)
-    with send:
-        stats = replay(take, send, args.speed, stop=stop)
-    print(f"stagectl replay: {why['reason']}: sent {stats.sent} of {n} datagrams in {stats.duration_ns / 1e9:.3f} s"
+    with send, StopOnSignals() as signals:
+        stats = replay(take, send, args.speed, stop=signals.event)
+    print(f"stagectl replay: {signals.reason('done')}: sent {stats.sent} of {n} datagrams in {stats.duration_ns / 1e9:.3f} s"
           f"; lateness mean {stats.late_mean_ns / 1e3:.0f} us, max {stats.late_max_ns / 1e3:.0f} us"
           + (f"; {stats.send_errors} send errors" if stats.send_errors else ""))
     return 0 if stats.send_errors == 0 else 1

@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import signal
 import sys
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from stagectl.commands._signals import StopOnSignals
 
 HELP = "run a stage: tracking input, timelines, frustum maths and headless rendering of every output canvas"
 
@@ -136,13 +137,8 @@ def main(args: argparse.Namespace) -> int:
             output.close()
         raise StageError(f"cannot listen for tracking: {exc}") from None
     simulators: list[Any] = []
-    stop = {"flag": False}
-
-    def _stop(signum, frame) -> None:  # noqa: ARG001
-        stop["flag"] = True
-
-    old_term = signal.signal(signal.SIGTERM, _stop)
-    old_int = signal.signal(signal.SIGINT, _stop)
+    signals = StopOnSignals().install()
+    stop = signals.event
     primary = None
     try:
         primary = _start_primary(args, stage, say)
@@ -165,9 +161,8 @@ def main(args: argparse.Namespace) -> int:
         receivers.close()
         if output is not None:
             output.close()
-        signal.signal(signal.SIGTERM, old_term)
-        signal.signal(signal.SIGINT, old_int)
-    why = "stopped by signal" if stop["flag"] else "duration reached"
+        signals.restore()
+    why = signals.reason("duration reached")
     no_pose = ", ".join(f"{n} had no pose for {r.frames_without_pose}" for n, r in rigs.items() if r.frames_without_pose)
     drawn = (f"rendered {counts['rendered']} frames of {len(stage.outputs())} canvases headless "
              f"({counts['failed']} failed, last good canvases kept){'; previews in ' + str(output.run_dir) if output and output.run_dir else ''}"
@@ -207,7 +202,7 @@ def _start_simulators(stage, rigs, receivers, wait_s, stop, say) -> list[Any]:
 
     simulated = [s for s in stage.tracking if s.simulate and any(r.source is s for r in rigs.values())]
     deadline = time.monotonic() + wait_s
-    while simulated and time.monotonic() < deadline and not stop["flag"]:
+    while simulated and time.monotonic() < deadline and not stop.is_set():
         if all(receivers[s.name].state(time.monotonic_ns()) == "live" for s in simulated):
             break
         time.sleep(0.02)
@@ -287,8 +282,6 @@ class _Output:
 
 def _loop(args, stage, rigs, planner, output, receivers, stop, say, primary=None) -> dict[str, int]:
     """The genlock-aligned, late-latching frame loop (stagectl.sync.frameloop); returns frame counters."""
-    import threading
-
     import numpy as np
 
     from stagectl.render.plan import CameraState, LensValues, PlanError
@@ -302,7 +295,6 @@ def _loop(args, stage, rigs, planner, output, receivers, stop, say, primary=None
     interval_ns = int(args.status_interval * 1e9)
     counts = {"rendered": 0, "failed": 0}
     last = {"plan": None, "status_at": time.monotonic_ns() + interval_ns}
-    stop_event = threading.Event()
 
     def latch(k: int, edge_ns: int) -> None:
         # the timelines run on the monotonic clock (arrival stamps): evaluate at this edge's instant there
@@ -332,8 +324,6 @@ def _loop(args, stage, rigs, planner, output, receivers, stop, say, primary=None
         now = time.monotonic_ns()
         if output is not None:
             output.present(now)
-        if stop["flag"]:
-            stop_event.set()
         if now >= last["status_at"]:
             last["status_at"] += interval_ns
             t = loop.telemetry(last=max(1, int(args.status_interval * rate.fps)))
@@ -345,19 +335,8 @@ def _loop(args, stage, rigs, planner, output, receivers, stop, say, primary=None
                 + f" | failed {counts['failed']}, late {c.late}, dropped {c.dropped}"
                 + (f" | {primary.status().summary()}" if primary is not None else ""))
 
-    # SIGINT/SIGTERM set stop["flag"]; a watcher turns it into the loop's stop event within a few ms
-    def watch() -> None:
-        while not stop_event.is_set():
-            if stop["flag"]:
-                stop_event.set()
-            time.sleep(0.005)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
     duration_ns = None if args.duration is None else int(args.duration * 1e9)
-    c = loop.run(latch, present, stop=stop_event, duration_ns=duration_ns)
-    stop_event.set()
-    watcher.join(1.0)
+    c = loop.run(latch, present, stop=stop, duration_ns=duration_ns)
     if loop.last_error is not None:
         say(f"stagectl run: {c.latch_errors} frame(s) raised; last error: {loop.last_error!r}")
     return {"frames": c.frames, "late": c.late, "dropped": c.dropped, "rendered": counts["rendered"],

@@ -756,7 +756,7 @@ def test_node_processes_survive_a_killed_node_which_rejoins_when_restarted(tmp_p
         assert p.p.returncode == 0, p.text()
         assert took < 1.5, f"{n} took {took:.2f} s to stop"
         out = p.text()
-        assert "stopped by signal" in out and "Traceback" not in out
+        assert "stopped by SIGTERM" in out and "Traceback" not in out
         status = [line for line in out.splitlines() if line.startswith("[00:")]
         if n != "n2b":  # the restarted node lived less than a status interval
             assert status and re.search(r"barrier \d+ waits: \d+ released", status[-1]), out
