@@ -120,3 +120,41 @@ def test_a_real_tracker_keeps_the_simulator_off(tmp_path: Path) -> None:
     status = [line for line in proc.stdout.splitlines() if line.startswith("[00:00:")]
     # the 'pan' move stands at (0, 0.5, 1.6): the pose came from the external sender
     assert status and "at (+0.00, +0.50, +1.60) m" in status[0], status
+
+
+def test_sink_publishes_every_canvas_to_shared_memory(tmp_path: Path) -> None:
+    from stagectl.render.sink import SinkReader
+
+    stage = _stage_on_free_port(tmp_path, "flat_wall.yaml")
+    proc = subprocess.Popen([EXE, "run", str(stage), "--duration", "6", "--sink", "--preview-every", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        name = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and name is None:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            m = re.search(r"-> shared memory '([^']+)'", line)
+            name = m.group(1) if m else None
+        assert name, "run did not announce a sink"
+        reader = SinkReader(name, timeout_s=10)
+        frames = []
+        pixels = None
+        t_end = time.monotonic() + 3
+        while time.monotonic() < t_end:
+            got = reader.latest()  # None until the first frame is written
+            if got is not None:
+                frame_no, _t, pixels = got
+                frames.append(frame_no)
+            time.sleep(0.1)
+        assert pixels is not None, "no frame arrived in the sink"
+        assert pixels.shape == (1080, 1920, 4)
+        assert pixels[:1056, :1760, :3].mean() > 40  # the wall is drawn, the rest of the canvas black
+        assert pixels[1060:, :, :3].max() == 0
+        assert len(set(frames)) >= 10 and frames == sorted(frames)  # new frames keep arriving, in order
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err

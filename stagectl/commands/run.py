@@ -12,7 +12,8 @@ What runs today:
     headless (EGL; Mesa llvmpipe without a GPU). A frame that fails to render keeps the last good canvases
     and is counted;
   * every --preview-every seconds the canvases are written as PNG previews into --run-dir (one file per
-    output, overwritten), so an operator without a display can look at what the wall shows;
+    output, overwritten), so an operator without a display can look at what the wall shows; with --sink every
+    canvas is also published each frame into a shared-memory ring other programs can read;
   * a status line per second shows the frame, timecode, each camera's tracking state, packet rate, sample age,
     pose and lens, the covered cabinets, render time, failed and late frames.
 
@@ -56,6 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="write PNG previews of every canvas every S seconds (default 2; 0 = never)")
     p.add_argument("--run-dir", default=None, metavar="DIR",
                    help="where previews go (default runs/<UTC date-time> next to the working directory)")
+    p.add_argument("--sink", action="store_true",
+                   help="publish every output canvas each frame into a shared-memory ring that other programs can "
+                        "read (stagectl.render.sink.SinkReader; names are printed at start)")
     p.add_argument("--cluster", nargs="?", const="127.0.0.1", default=None, metavar="BIND[:PORT[,SYNC_PORT]]",
                    help="be the cluster primary: publish every frame's state to `stagectl node` processes and "
                         "run the swap barrier (default 127.0.0.1:41310,41311; '*' binds every interface)")
@@ -227,13 +231,15 @@ def _start_simulators(stage, rigs, receivers, wait_s, stop, say) -> list[Any]:
 class _Output:
     """Headless rendering of every canvas, and the PNG previews."""
 
-    def __init__(self, stage, ctx, renderer, run_dir, preview_every_s) -> None:
+    def __init__(self, stage, ctx, renderer, run_dir, preview_every_s, sinks=None) -> None:
         self.stage = stage
         self.ctx = ctx
         self.renderer = renderer
         self.run_dir = run_dir
         self.preview_every_ns = int(preview_every_s * 1e9) if preview_every_s else 0
         self.next_preview_ns = 0
+        self.sinks = sinks or {}  # output key -> SinkWriter
+        self.frame = 0
 
     @classmethod
     def open(cls, stage, args, say) -> _Output:
@@ -258,10 +264,23 @@ class _Output:
             raise
         say(f"stagectl run: rendering headless on {ctx.info.summary()}; "
             + (f"previews every {args.preview_every:g} s in {run_dir}" if run_dir else "no previews"))
-        return cls(stage, ctx, renderer, run_dir, args.preview_every)
+        sinks = {}
+        if args.sink:
+            from stagectl.render.sink import SinkWriter, sink_name
 
-    def present(self, now_ns: int) -> None:
-        """At the frame edge: headless, presenting means publishing the canvases (previews, when due)."""
+            for L in renderer.layouts:
+                name = sink_name(stage.name, L.key)
+                sinks[L.key] = SinkWriter(name, L.canvas[0], L.canvas[1], slots=3, replace=True)
+                say(f"stagectl run: output {L.key} ({L.canvas[0]} x {L.canvas[1]} RGBA) -> shared memory {name!r}")
+        return cls(stage, ctx, renderer, run_dir, args.preview_every, sinks)
+
+    def present(self, frame: int, now_ns: int) -> None:
+        """At the frame edge: headless, presenting means publishing the canvases (shared-memory sinks every
+        frame, previews when due)."""
+        if self.sinks:
+            canvases = self.renderer.canvases()
+            for key, writer in self.sinks.items():
+                writer.write(frame, now_ns, canvases[key])
         if self.run_dir is not None and now_ns >= self.next_preview_ns:
             self._write_previews()
             self.next_preview_ns = now_ns + self.preview_every_ns
@@ -274,6 +293,9 @@ class _Output:
             cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGBA2BGR))
 
     def close(self) -> None:
+        for writer in self.sinks.values():
+            writer.close(unlink=True)
+        self.sinks = {}
         try:
             self.renderer.release()
         finally:
@@ -323,7 +345,7 @@ def _loop(args, stage, rigs, planner, output, receivers, stop, say, primary=None
     def present(k: int, edge_ns: int) -> None:
         now = time.monotonic_ns()
         if output is not None:
-            output.present(now)
+            output.present(k, now)
         if now >= last["status_at"]:
             last["status_at"] += interval_ns
             t = loop.telemetry(last=max(1, int(args.status_interval * rate.fps)))
