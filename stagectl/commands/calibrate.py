@@ -17,12 +17,12 @@ The same tools are the scripts in calibration/ (calibration/lens.py ...).
 
 from __future__ import annotations
 
-HELP = "calibrate lens, tracker offset (handeye), pupil, wall registration, tracking delay"
-
 import argparse
 import math
 import sys
 from pathlib import Path
+
+HELP = "calibrate lens, tracker offset (handeye), pupil, wall registration, tracking delay"
 
 LENS_HELP = """\
 Lens calibration from photos of a checkerboard or ChArUco board -> a lens file.
@@ -516,8 +516,14 @@ def _groups(poses, zoom, focus):
 def _run_handeye(args) -> int:
     from stagectl.calibration import handeye as H
     from stagectl.calibration.lens import intrinsics_from_lens_file
-    from stagectl.calibration.report import (command_line, handeye_report, input_records, result_document,
-                                             stage_set_tracker_offset, write_result)
+    from stagectl.calibration.report import (
+        command_line,
+        handeye_report,
+        input_records,
+        result_document,
+        stage_set_tracker_offset,
+        write_result,
+    )
 
     board = _board(args)
     poses = H.read_poses(args.poses)
@@ -565,8 +571,14 @@ def _run_pupil(args) -> int:
     from stagectl.calibration import handeye as H
     from stagectl.calibration.lens import intrinsics_from_lens_file
     from stagectl.calibration.pupil import solve_pupil_offset
-    from stagectl.calibration.report import (command_line, input_records, lens_file_set_pupil, pupil_report,
-                                             result_document, write_result)
+    from stagectl.calibration.report import (
+        command_line,
+        input_records,
+        lens_file_set_pupil,
+        pupil_report,
+        result_document,
+        write_result,
+    )
     from stagectl.errors import UsageError
 
     board = _board(args)
@@ -619,8 +631,15 @@ def _run_pupil(args) -> int:
 
 def _run_wall(args) -> int:
     from stagectl.calibration import wall as Wm
-    from stagectl.calibration.report import (YamlEditError, command_line, input_records, result_document,
-                                             stage_set_wall_placement, wall_report, write_result)
+    from stagectl.calibration.report import (
+        YamlEditError,
+        command_line,
+        input_records,
+        result_document,
+        stage_set_wall_placement,
+        wall_report,
+        write_result,
+    )
     from stagectl.errors import UsageError
     from stagectl.stage import load_stage
 
@@ -712,8 +731,14 @@ def _run_delay(args) -> int:
     import numpy as np
 
     from stagectl.calibration import delay as D
-    from stagectl.calibration.report import (command_line, delay_report, input_records, result_document,
-                                             stage_set_delay, write_result)
+    from stagectl.calibration.report import (
+        command_line,
+        delay_report,
+        input_records,
+        result_document,
+        stage_set_delay,
+        write_result,
+    )
     from stagectl.errors import UsageError
     from stagectl.sync.timebase import FrameRate
 

@@ -7,10 +7,10 @@ and sync settings (or the same as JSON with --json).
 
 from __future__ import annotations
 
-HELP = "validate a stage file and print a summary of walls, cabinets, processors, outputs and cameras"
-
 import argparse
 import json
+
+HELP = "validate a stage file and print a summary of walls, cabinets, processors, outputs and cameras"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -29,11 +29,11 @@ Examples:
 
 from __future__ import annotations
 
-HELP = "listen for a tracker (FreeD, OpenTrackIO, OSC) and print what it sends, with statistics"
-
 import argparse
 import sys
 from typing import Any
+
+HELP = "listen for a tracker (FreeD, OpenTrackIO, OSC) and print what it sends, with statistics"
 
 _PROTOCOLS = ("freed", "opentrackio", "osc")
 _BAD_SHOWN_PER_S = 10

@@ -21,8 +21,9 @@ full on every node; only the canvas composition is limited to this node's output
 from __future__ import annotations
 
 import argparse
-from stagectl.commands._signals import StopOnSignals
 import time
+
+from stagectl.commands._signals import StopOnSignals
 
 HELP = ("run a cluster render node: follow the primary's frame states, render this node's outputs, "
         "meet the swap barrier")

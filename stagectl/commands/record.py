@@ -16,12 +16,12 @@ Replay a take with: stagectl replay FILE --to HOST:PORT
 
 from __future__ import annotations
 
-HELP = "record raw FreeD / OpenTrackIO / OSC datagrams from a UDP port into a take file"
-
 import argparse
 import time
 
 from stagectl.commands._signals import StopOnSignals
+
+HELP = "record raw FreeD / OpenTrackIO / OSC datagrams from a UDP port into a take file"
 
 _DEFAULT_PORTS = {"freed": 40000, "opentrackio": 55555}
 
@@ -129,8 +129,6 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace, sock, rec, port: int) -> int:  # noqa: ANN001
-    import socket
-
     with StopOnSignals() as signals:
         return _record_until_stopped(args, sock, rec, port, signals)
 

@@ -17,10 +17,10 @@ SIGTERM, --duration or --count). Pair it with `stagectl listen` to check a recei
 
 from __future__ import annotations
 
-HELP = "send simulated FreeD / OpenTrackIO / OSC tracking packets of a camera move to HOST:PORT"
-
 import argparse
 import sys
+
+HELP = "send simulated FreeD / OpenTrackIO / OSC tracking packets of a camera move to HOST:PORT"
 
 _PROTOCOLS = ("freed", "opentrackio", "osc")
 _MOVES = ("orbit", "dolly", "pan", "crane", "handheld")  # stagectl.tracking.moves.MOVES, kept import-free

@@ -18,10 +18,10 @@ Negative pose values: write --pose=-1,0.5,1.7,0,0,0 (with "=").
 
 from __future__ import annotations
 
-HELP = "render one frame for a camera pose headless and write the output canvases, inner frustum and matrices"
-
 import argparse
 import re
+
+HELP = "render one frame for a camera pose headless and write the output canvases, inner frustum and matrices"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
