@@ -25,9 +25,7 @@ import argparse
 import multiprocessing as mp
 import random
 import socket
-import struct
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -167,7 +165,7 @@ def motion_to_photon(seconds: float, render: bool) -> dict:
         "edges_passed": {str(n): int(np.sum(edges_passed == n)) for n in range(0, 4)},
         "packets_buffered_a_frame_or_more": buffered,
         "sample_age_at_latch": ms(age),
-        "render": ms(render_ns),
+        "latch_to_rendered": ms(render_ns),
         "_to_present_ms": (to_present / 1e6).tolist()[:5000],
     }
 

@@ -530,8 +530,8 @@ def parse_cube(text: str, file: str = "<cube>") -> Lut3D:
             elif head in ("LUT_1D_SIZE", "LUT_1D_INPUT_RANGE"):
                 err(lineno, head, "1D LUTs are not supported; expected a 3D LUT (LUT_3D_SIZE)")
             else:
-                err(lineno, head, f"unknown keyword; expected one of TITLE, LUT_3D_SIZE, DOMAIN_MIN, DOMAIN_MAX, "
-                                  f"LUT_3D_INPUT_RANGE, or a data line of three numbers")
+                err(lineno, head, "unknown keyword; expected one of TITLE, LUT_3D_SIZE, DOMAIN_MIN, DOMAIN_MAX, "
+                                  "LUT_3D_INPUT_RANGE, or a data line of three numbers")
             continue
         vals = _numbers(line, 3)
         if vals is None:

@@ -21,7 +21,6 @@ present instants land within tens of microseconds of their targets on an idle ma
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
