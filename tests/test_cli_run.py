@@ -158,3 +158,16 @@ def test_sink_publishes_every_canvas_to_shared_memory(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
+
+
+def test_adaptive_overscan_is_used_and_shown(tmp_path: Path) -> None:
+    stage = _stage_on_free_port(tmp_path, "demo.yaml")
+    stage.write_text(stage.read_text().replace("    soft_edge: 0.05\n",
+                                               "    soft_edge: 0.05\n    adaptive_overscan: {max_percent: 40, latency_ms: 150}\n"))
+    proc = subprocess.run([EXE, "run", str(stage), "--duration", "2.2", "--no-render"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "adaptive overscan: covers 150 ms of camera motion" in proc.stdout
+    m = re.search(r"overscan (\d+)/(\d+) % \(h/v, adaptive\)", proc.stdout)
+    # the orbit move pans and tilts: the adaptive overscan sits above the configured 10 % and under the cap
+    assert m and 10 < int(m.group(1)) <= 40 and 10 <= int(m.group(2)) <= 40, proc.stdout

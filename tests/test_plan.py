@@ -344,3 +344,29 @@ def test_refusals(demo, planner) -> None:
         camera_state_from_pose(demo, (0, 0, 1.7, 0, 0, 0), camera="nope")
     with pytest.raises(PlanError, match="6 numbers"):
         camera_state_from_pose(demo, (0, 0, 1.7))
+
+
+def test_a_camera_state_can_carry_its_own_overscan() -> None:
+    """Adaptive overscan: a per-frame override of the stage's overscan reaches the inner pass and its matrices."""
+    import dataclasses
+
+    from stagectl.render.frustum import compute_camera_projection
+    from stagectl.render.plan import FramePlanner, camera_state_from_pose
+    from stagectl.stage import load_stage
+
+    from conftest import STAGES
+
+    stage = load_stage(STAGES / "demo.yaml")
+    cam = camera_state_from_pose(stage, (0.2, 0.4, 1.6, 4.0, -2.0, 0.0), zoom=0.3, focus=0.2)
+    planner = FramePlanner(stage)
+    base = planner.plan([cam]).inner[0]
+    assert base.overscan_pct == stage.render.inner.overscan_percent
+    wide = planner.plan([dataclasses.replace(cam, overscan_pct=(30.0, 30.0, 20.0, 20.0))]).inner[0]
+    assert wide.overscan_pct == (30.0, 30.0, 20.0, 20.0)
+    lens = cam.lens
+    expected = compute_camera_projection(lens.focal_mm, *cam.sensor_mm, *lens.principal_point_mm,
+                                         (30.0, 30.0, 20.0, 20.0), planner.near, planner.far)
+    np.testing.assert_allclose(wide.P, expected, rtol=1e-12)
+    # a wider frustum covers at least the cabinets the narrower one covers
+    for narrow_w, wide_w in zip(base.covered, wide.covered):
+        assert np.all(wide_w[narrow_w])

@@ -305,3 +305,14 @@ def test_demo_camera_has_its_lens() -> None:
     raw = yaml.safe_load((STAGES / "lenses" / "zoom_24-70.yaml").read_text())
     first = next(pt for pt in raw["points"] if pt["zoom"] == 0.0 and pt["focus"] == 0.0)
     assert ev.focal_length_mm == pytest.approx(first["focal_length_mm"])
+
+
+def test_adaptive_overscan_settings(tmp_path: Path) -> None:
+    text = _demo_with("    soft_edge: 0.05\n", "    soft_edge: 0.05\n    adaptive_overscan: {max_percent: 30, latency_ms: 120}\n")
+    ad = load_stage(_write(tmp_path, text)).render.inner.adaptive
+    assert ad is not None and ad.max_percent == 30.0 and ad.latency_ms == 120.0 and ad.decay_percent_per_s == 10.0
+    assert load_stage(DEMO).render.inner.adaptive is None
+    bad = _demo_with("    soft_edge: 0.05\n", "    soft_edge: 0.05\n    adaptive_overscan: {max_percent: -3}\n")
+    p = _write(tmp_path, bad, "bad.yaml")
+    (err,) = _errors(p)
+    assert err.startswith(f"{p}:{_line_of(bad, 'max_percent: -3')}: render.inner.adaptive_overscan.max_percent: expected a value >= 0")

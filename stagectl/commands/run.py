@@ -79,6 +79,8 @@ class _Rig:
     state: Any = None  # the timeline's answer this frame
     focal_mm: float = DEFAULT_FOCAL_MM
     frames_without_pose: int = 0
+    adaptive: Any = None  # AdaptiveOverscan, when the stage asks for it
+    overscan: Any = None  # the overscan used this frame (left, right, bottom, top percent)
 
 
 def _simulator_target(source, port: int) -> tuple[str, int]:
@@ -129,6 +131,21 @@ def main(args: argparse.Namespace) -> int:
             lens_table=cam.lens_file.table() if cam.lens_file else None,
             T_body_camera=np.ascontiguousarray(cam.T_body_camera),
         )
+    adaptive = stage.render.inner.adaptive
+    if adaptive is not None and args.cluster is not None:
+        say("stagectl run: adaptive overscan is off with --cluster (render nodes do not receive it yet); the "
+            "configured overscan is used")
+        adaptive = None
+    if adaptive is not None:
+        from stagectl.render.overscan import AdaptiveOverscan
+
+        for rig in rigs.values():
+            rig.adaptive = AdaptiveOverscan(
+                stage.render.inner.overscan_percent, max_pct=adaptive.max_percent,
+                latency_ns=int(adaptive.latency_ms * 1e6), wall_distance_m=adaptive.wall_distance_m,
+                decay_pct_per_s=adaptive.decay_percent_per_s)
+        say(f"stagectl run: adaptive overscan: covers {adaptive.latency_ms:g} ms of camera motion, at most "
+            f"{adaptive.max_percent:g} % per side")
     planner = FramePlanner(stage)
     output = _Output.open(stage, args, say) if not args.no_render else None
     if output is None:
@@ -386,8 +403,14 @@ def _camera_state(rig: _Rig, edge_ns: int, CameraState, LensValues):
         source = "tracker" if math.isfinite(st.focal_length_mm) else "default"
     rig.focal_mm = f_mm
     cam = rig.camera
+    sw, sh = float(cam.sensor_mm[0]), float(cam.sensor_mm[1])
+    overscan = None
+    if rig.adaptive is not None:
+        overscan = rig.adaptive.update(T_stage_camera, edge_ns, math.atan(sw / (2.0 * f_mm)),
+                                       math.atan(sh / (2.0 * f_mm)))
+    rig.overscan = overscan
     return CameraState(cam.name, T_stage_camera, LensValues(f_mm, (px, py), pupil, source, zoom, focus),
-                       (float(cam.sensor_mm[0]), float(cam.sensor_mm[1])))
+                       (sw, sh), overscan)
 
 
 def _status(name: str, rig: _Rig, receiver, plan, stage, now_ns: int) -> str:
@@ -401,8 +424,11 @@ def _status(name: str, rig: _Rig, receiver, plan, stage, now_ns: int) -> str:
     covered = ("inner frustum covers " + " ".join(f"{w.name} {int(c.sum())}" for w, c in zip(stage.walls, inner.covered))
                + " cabinets") if inner is not None else "no inner frustum"
     age = f"{st.age_ns / 1e6:+.1f} ms" if st.age_ns is not None else "n/a"
+    ov = (f"; overscan {rig.overscan[0]:.0f}/{rig.overscan[2]:.0f} % (h/v, adaptive)"
+          if rig.overscan is not None else "")
     return (f"{name}: tracking {state} {stats.packet_rate_hz:.1f} Hz, sample age {age} ({st.status}); at "
-            f"({x:+.2f}, {y:+.2f}, {z:+.2f}) m pan {st.pan:+.1f} tilt {st.tilt:+.1f}, {rig.focal_mm:.1f} mm; {covered}")
+            f"({x:+.2f}, {y:+.2f}, {z:+.2f}) m pan {st.pan:+.1f} tilt {st.tilt:+.1f}, {rig.focal_mm:.1f} mm; "
+            f"{covered}{ov}")
 
 
 if __name__ == "__main__":

@@ -168,12 +168,15 @@ class LensValues:
 @dataclass(frozen=True, eq=False)
 class CameraState:
     """One tracked camera at this frame: ``T_stage_camera`` (4x4, the camera reference point in the stage,
-    docs/conventions.md "Camera"), its lens values and sensor size ``(w, h)`` mm."""
+    docs/conventions.md "Camera"), its lens values and sensor size ``(w, h)`` mm. ``overscan_pct`` (left,
+    right, bottom, top percent) overrides the stage's overscan for this frame (adaptive overscan); None keeps
+    the stage's."""
 
     name: str
     T_stage_camera: np.ndarray
     lens: LensValues
     sensor_mm: tuple[float, float]
+    overscan_pct: tuple[float, float, float, float] | None = None
 
     def finite(self) -> bool:
         return bool(np.all(np.isfinite(self.T_stage_camera))) and self.lens.finite()
@@ -851,7 +854,8 @@ class FramePlanner:
         lens = cam.lens
         px, py = lens.principal_point_mm
         sw, sh = cam.sensor_mm
-        ws.update(cam.T_stage_camera, lens.focal_mm, sw, sh, px, py, self.overscan_pct, lens.pupil_offset_m)
+        overscan = self.overscan_pct if cam.overscan_pct is None else tuple(float(v) for v in cam.overscan_pct)
+        ws.update(cam.T_stage_camera, lens.focal_mm, sw, sh, px, py, overscan, lens.pupil_offset_m)
         T_camera_pupil = np.eye(4)
         T_camera_pupil[1, 3] = lens.pupil_offset_m
         P0 = compute_camera_projection(
@@ -868,7 +872,7 @@ class FramePlanner:
             VP=ws.VP.copy(),
             P_unscanned=P0,
             VP_unscanned=P0 @ V,
-            overscan_pct=self.overscan_pct,  # type: ignore[arg-type]
+            overscan_pct=overscan,  # type: ignore[arg-type]
             soft_edge=self.soft_edge,
             lens=lens,
             sensor_mm=(float(sw), float(sh)),

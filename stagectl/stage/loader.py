@@ -33,6 +33,7 @@ from stagectl.render.features import parse_features
 from stagectl.stage import geometry as geo
 from stagectl.stage.model import (
     SCHEMA_VERSION,
+    AdaptiveOverscanSettings,
     Cabinet,
     Camera,
     InnerRender,
@@ -283,10 +284,23 @@ def _render(ctx: Context, r: MapReader | None, walls=None, outputs=None) -> Rend
     r.done()
     inner, outer = defaults.inner, defaults.outer
     if inner_r is not None:
+        adaptive = None
+        ad = inner_r.sub("adaptive_overscan", required=False)
+        if ad is not None:
+            adaptive = AdaptiveOverscanSettings(
+                ad.opt("max_percent", number(0.0, 200.0), 40.0),
+                ad.opt("latency_ms", number(0.0, 2000.0), 150.0),
+                ad.opt("decay_percent_per_s", number(0.1, 1000.0), 10.0),
+                ad.opt("wall_distance_m", number(0.1, 1000.0), 5.0),
+            )
+            ad.done()
+            if _bad(*adaptive.__dict__.values()):
+                adaptive = INVALID
         inner = InnerRender(
             inner_r.opt("resolution", vector(2, integer(lo=16, hi=16384), "[w, h] pixels, 16..16384"), inner.resolution),
             inner_r.opt("overscan_percent", number_or_vector(4, 0.0, 100.0, "a percentage 0..100 or [left, right, bottom, top]"), inner.overscan_percent),
             inner_r.opt("soft_edge", number(0.0, 0.5), inner.soft_edge),
+            adaptive,
         )
         inner_r.done()
     if outer_r is not None:

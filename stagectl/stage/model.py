@@ -135,10 +135,21 @@ class Camera:
 
 
 @dataclass(frozen=True)
+class AdaptiveOverscanSettings:
+    """``render.inner.adaptive_overscan``: size the overscan every frame from latency and camera speed."""
+
+    max_percent: float  # cap per side
+    latency_ms: float  # tracking-to-light latency to cover (tracking, render, processor)
+    decay_percent_per_s: float  # how fast it may shrink
+    wall_distance_m: float  # typical camera-to-wall distance for the sideways-motion term
+
+
+@dataclass(frozen=True)
 class InnerRender:
     resolution: tuple[int, int]
     overscan_percent: tuple[float, float, float, float]  # left, right, bottom, top
     soft_edge: float  # fraction of the inner frustum's half-size blended at its border
+    adaptive: AdaptiveOverscanSettings | None = None  # None: the overscan stays as configured
 
 
 @dataclass(frozen=True)
