@@ -513,6 +513,15 @@ def _groups(poses, zoom, focus):
     return groups
 
 
+def _finish(args, doc, lines: list[str], warnings, report_path) -> int:
+    """Write the result document, then tell the technician what was found, the warnings and the files."""
+    from stagectl.calibration.report import write_result
+
+    write_result(args.out, doc)
+    _say(args, *lines, *(f"warning: {w}" for w in warnings), f"wrote {args.out}, {report_path}")
+    return 0
+
+
 def _run_handeye(args) -> int:
     from stagectl.calibration import handeye as H
     from stagectl.calibration.lens import intrinsics_from_lens_file
@@ -522,7 +531,6 @@ def _run_handeye(args) -> int:
         input_records,
         result_document,
         stage_set_tracker_offset,
-        write_result,
     )
 
     board = _board(args)
@@ -560,11 +568,7 @@ def _run_handeye(args) -> int:
                  "stage_patch_suggestion": {"cameras": [{"name": args.camera or "CAMERA",
                                                          "tracker_offset": {"translation": t, "rotation": rot}}]}},
         warnings=res.warnings, outputs=outputs)
-    write_result(args.out, doc)
-    for w in res.warnings:
-        lines.append(f"warning: {w}")
-    _say(args, *lines, f"wrote {args.out}, {report_path}")
-    return 0
+    return _finish(args, doc, lines, res.warnings, report_path)
 
 
 def _run_pupil(args) -> int:
@@ -577,7 +581,6 @@ def _run_pupil(args) -> int:
         lens_file_set_pupil,
         pupil_report,
         result_document,
-        write_result,
     )
     from stagectl.errors import UsageError
 
@@ -622,11 +625,7 @@ def _run_pupil(args) -> int:
         "pupil", command=command_line(), inputs=input_records([args.poses, args.lens, *used_all]),
         parameters={**_board_params(args), "T_body_camera": T_body_camera.tolist(), "T_body_camera_from": offset_from},
         results={"points": [r.summary() for r in results], "skipped": skipped_all}, warnings=warnings, outputs=outputs)
-    write_result(args.out, doc)
-    for w in warnings:
-        lines.append(f"warning: {w}")
-    _say(args, *lines, f"wrote {args.out}, {report_path}")
-    return 0
+    return _finish(args, doc, lines, warnings, report_path)
 
 
 def _run_wall(args) -> int:
@@ -638,7 +637,6 @@ def _run_wall(args) -> int:
         result_document,
         stage_set_wall_placement,
         wall_report,
-        write_result,
     )
     from stagectl.errors import UsageError
     from stagectl.stage import load_stage
@@ -720,11 +718,7 @@ def _run_wall(args) -> int:
     doc = result_document("wall", command=command_line(), inputs=input_records([args.stage, *used]), parameters=params,
                           results={**reg.summary(stage), "stage_patch_suggestion": {"walls": placements}},
                           warnings=warnings, outputs=outputs)
-    write_result(args.out, doc)
-    for w in warnings:
-        lines.append(f"warning: {w}")
-    _say(args, *lines, f"wrote {args.out}, {report_path}")
-    return 0
+    return _finish(args, doc, lines, warnings, report_path)
 
 
 def _run_delay(args) -> int:
@@ -737,7 +731,6 @@ def _run_delay(args) -> int:
         input_records,
         result_document,
         stage_set_delay,
-        write_result,
     )
     from stagectl.errors import UsageError
     from stagectl.sync.timebase import FrameRate
@@ -802,8 +795,4 @@ def _run_delay(args) -> int:
         results={**res.summary(), "stage_patch_suggestion": {"tracking": [{"name": source or "SOURCE",
                                                                            "delay_frames": round(res.delay_frames, 3)}]}},
         warnings=res.warnings, outputs=outputs)
-    write_result(args.out, doc)
-    for w in res.warnings:
-        lines.append(f"warning: {w}")
-    _say(args, *lines, f"wrote {args.out}, {report_path}")
-    return 0
+    return _finish(args, doc, lines, res.warnings, report_path)

@@ -59,7 +59,7 @@ from stagectl.render.content import (
     resolve_target,
 )
 from stagectl.render.gl.platform import GL
-from stagectl.render.gl.resources import ResourceRegistry, gl_pass, shader_source
+from stagectl.render.gl.resources import ResourceRegistry, gl_pass, reset_draw_state, shader_source
 
 __all__ = [
     "T_STAGE_GLTF",
@@ -910,16 +910,7 @@ class GltfContent(Content):
                 GL.glBindTexture(GL.GL_TEXTURE_2D, tex.glo)
                 GL.glBindVertexArray(vao.glo)
                 GL.glDrawElements(GL.GL_TRIANGLES, count, GL.GL_UNSIGNED_INT, None)
-            GL.glBindVertexArray(0)
-            GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
-            GL.glUseProgram(0)
-            GL.glDisable(GL.GL_BLEND)
-            GL.glDepthMask(GL.GL_TRUE)
-            GL.glFrontFace(GL.GL_CCW)
-            GL.glDisable(GL.GL_CULL_FACE)
-            GL.glDisable(GL.GL_DEPTH_TEST)
-            GL.glDisable(GL.GL_SCISSOR_TEST)
-            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, 0)
+            reset_draw_state()
 
     def release(self) -> None:
         """Free the programs, buffers, vertex arrays, textures and the background (render thread)."""

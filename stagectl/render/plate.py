@@ -60,7 +60,7 @@ from stagectl.render.content import (
     upload_image,
 )
 from stagectl.render.gl.platform import GL
-from stagectl.render.gl.resources import ResourceRegistry, gl_pass, shader_source
+from stagectl.render.gl.resources import ResourceRegistry, gl_pass, reset_draw_state, shader_source
 
 __all__ = ["equirect_uv", "equirect_direction", "video_frame_index", "VideoFrames", "PlateContent"]
 
@@ -435,11 +435,7 @@ class PlateContent(Content):
             self.texture.bind(0)
             GL.glBindVertexArray(self.vao.glo)
             GL.glDrawArrays(GL.GL_TRIANGLES, 0, 3)
-            GL.glBindVertexArray(0)
-            GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
-            GL.glUseProgram(0)
-            GL.glDisable(GL.GL_SCISSOR_TEST)
-            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, 0)
+            reset_draw_state()
 
     def release(self) -> None:
         """Free the program, texture and vertex array (render thread) and close the video; idempotent."""

@@ -28,7 +28,7 @@ import numpy as np
 from stagectl.render.gl.errors import ResourceError
 from stagectl.render.gl.platform import GL
 from stagectl.render.gl.readback import read_pixels
-from stagectl.render.gl.resources import Framebuffer, ResourceRegistry, gl_pass, shader_source
+from stagectl.render.gl.resources import Framebuffer, ResourceRegistry, gl_pass, reset_draw_state, shader_source
 
 __all__ = [
     "Column",
@@ -381,13 +381,7 @@ class SceneRenderer:
                 mesh.set_vec3("u_eye", eye)
                 GL.glBindVertexArray(self.vao.glo)
                 GL.glDrawElements(GL.GL_TRIANGLES, len(self.mesh.indices), GL.GL_UNSIGNED_INT, None)
-            GL.glBindVertexArray(0)
-            GL.glUseProgram(0)
-            GL.glDisable(GL.GL_CULL_FACE)
-            GL.glDisable(GL.GL_DEPTH_TEST)
-            GL.glDepthFunc(GL.GL_LESS)
-            GL.glDisable(GL.GL_SCISSOR_TEST)
-            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, 0)
+            reset_draw_state()
 
     def release(self) -> None:
         """Free the programs, buffers and vertex arrays (render thread); idempotent."""

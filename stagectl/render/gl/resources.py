@@ -122,6 +122,23 @@ def gl_pass(pass_name: str, obj_label: str = "") -> Iterator[None]:
     check_gl(pass_name, obj_label)
 
 
+def reset_draw_state() -> None:
+    """Leave GL in the renderer's baseline after a pass: nothing bound (vertex array, texture unit 0, program,
+    framebuffer), blending, culling, depth test and scissor off, depth writes on with LESS, front face CCW.
+    Every drawer ends with this so the next pass can assume the baseline."""
+    GL.glBindVertexArray(0)
+    GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
+    GL.glUseProgram(0)
+    GL.glDisable(GL.GL_BLEND)
+    GL.glDisable(GL.GL_CULL_FACE)
+    GL.glFrontFace(GL.GL_CCW)
+    GL.glDisable(GL.GL_DEPTH_TEST)
+    GL.glDepthMask(GL.GL_TRUE)
+    GL.glDepthFunc(GL.GL_LESS)
+    GL.glDisable(GL.GL_SCISSOR_TEST)
+    GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, 0)
+
+
 def shader_source(filename: str) -> str:
     """The text of a packaged shader, ``stagectl/render/shaders/<filename>``."""
     return (_importlib_resources.files("stagectl.render") / "shaders" / filename).read_text(encoding="utf-8")
