@@ -132,10 +132,6 @@ def main(args: argparse.Namespace) -> int:
             T_body_camera=np.ascontiguousarray(cam.T_body_camera),
         )
     adaptive = stage.render.inner.adaptive
-    if adaptive is not None and args.cluster is not None:
-        say("stagectl run: adaptive overscan is off with --cluster (render nodes do not receive it yet); the "
-            "configured overscan is used")
-        adaptive = None
     if adaptive is not None:
         from stagectl.render.overscan import AdaptiveOverscan
 

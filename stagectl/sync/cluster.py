@@ -88,7 +88,7 @@ __all__ = [
 #: First bytes of every encoded frame state (also the SUB topic).
 WIRE_MAGIC = b"SCFS"
 #: Version of the frame-state wire format this module writes and reads.
-WIRE_VERSION = 1
+WIRE_VERSION = 2
 #: Default ports of the primary: frame states (XPUB) and sync (ROUTER: snapshots, barrier, heartbeats).
 DEFAULT_STATE_PORT = 41310
 DEFAULT_SYNC_PORT = 41311
@@ -129,9 +129,11 @@ class FrameStateError(ClusterError):
 # magic, version, flags, clock, n_cameras, session, seq, frame, edge_ns, epoch_ns, rate num, rate den,
 # hh mm ss ff
 _HEADER = struct.Struct("<4sBBBBIQqqqIIBBBB")
-# T_stage_camera (16, row-major), focal mm, principal point x y mm, pupil m, zoom, focus, sensor w h mm
-_CAMERA = struct.Struct("<24d")
-_CAMERA_DOUBLES = 24
+# T_stage_camera (16, row-major), focal mm, principal point x y mm, pupil m, zoom, focus, sensor w h mm,
+# overscan left right bottom top percent (all NaN: the stage's configured overscan; version 2 added them so that
+# adaptive overscan reaches the render nodes)
+_CAMERA = struct.Struct("<28d")
+_CAMERA_DOUBLES = 28
 
 _FLAG_BLACKOUT = 0x01
 _FLAG_INNER = 0x02
@@ -248,9 +250,12 @@ def encode_frame_state(state: FrameState, *, seq: int | None = None, session: in
             lens = cam.lens
             px, py = lens.principal_point_mm
             sw, sh = cam.sensor_mm
+            ov = (math.nan,) * 4 if cam.overscan_pct is None else tuple(float(v) for v in cam.overscan_pct)
+            if len(ov) != 4:
+                raise ValueError(f"overscan_pct must have 4 values (left, right, bottom, top), got {len(ov)}")
             body = _CAMERA.pack(
                 *T.ravel().tolist(), float(lens.focal_mm), float(px), float(py), float(lens.pupil_offset_m),
-                _opt(lens.zoom), _opt(lens.focus), float(sw), float(sh),
+                _opt(lens.zoom), _opt(lens.focus), float(sw), float(sh), *ov,
             )
         except (struct.error, TypeError, ValueError, AttributeError) as exc:
             raise FrameStateError(f"cannot encode camera {cam.name!r}: {exc}") from None
@@ -309,12 +314,15 @@ def _decode(buf: memoryview) -> FrameState:
         v = np.frombuffer(buf, dtype="<f8", count=_CAMERA_DOUBLES, offset=off).astype(np.float64)
         off += _CAMERA.size
         T = v[:16].reshape(4, 4).copy()
-        focal, px, py, pupil, zoom, focus, sw, sh = v[16:].tolist()
+        focal, px, py, pupil, zoom, focus, sw, sh = v[16:24].tolist()
         lens = LensValues(
             focal, (px, py), pupil, "cluster",
             None if math.isnan(zoom) else zoom, None if math.isnan(focus) else focus,
         )
-        cams.append(CameraState(name, T, lens, (sw, sh)))
+        ov = v[24:28]
+        if np.isnan(ov).any() and not np.isnan(ov).all():
+            raise FrameStateError(f"camera {name!r}: overscan must be four numbers or none, got {ov.tolist()}")
+        cams.append(CameraState(name, T, lens, (sw, sh), None if np.isnan(ov[0]) else tuple(ov.tolist())))
     if off != n:
         raise FrameStateError(f"frame state has {n - off} trailing bytes")
     names = [c.name for c in cams]

@@ -116,7 +116,9 @@ def _camera(name: str, seed: int) -> CameraState:
     pp = (float(rng.normal()), float(rng.normal()))
     zoom, focus = float(rng.uniform()), None if seed % 2 else float(rng.uniform())
     lens = LensValues(float(rng.uniform(18, 85)), pp, float(rng.uniform(0, 0.2)), "test", zoom, focus)
-    return CameraState(name, T, lens, (24.89, 14.0))
+    # odd seeds: adaptive overscan (per-side percentages) travels with the camera; even: the stage's default
+    overscan = tuple(float(v) for v in rng.uniform(0, 40, 4)) if seed % 2 else None
+    return CameraState(name, T, lens, (24.89, 14.0), overscan)
 
 
 def _state(k: int, rate: FrameRate = RATE_60, ncam: int = 1) -> FrameState:
@@ -147,6 +149,7 @@ def _assert_same_state(a: FrameState, b: FrameState) -> None:
         assert (la.focal_mm, tuple(la.principal_point_mm), la.pupil_offset_m, la.zoom, la.focus) == (
             lb.focal_mm, tuple(lb.principal_point_mm), lb.pupil_offset_m, lb.zoom, lb.focus)
         assert tuple(ca.sensor_mm) == tuple(cb.sensor_mm)
+        assert ca.overscan_pct == cb.overscan_pct
 
 
 # ======================================================================================= codec
@@ -172,8 +175,8 @@ def test_frame_state_round_trip(case: str) -> None:
     _assert_same_state(st, back)
     assert (back.seq, back.session) == (2**63 + 5, 0xDEADBEEF)
     assert encode_frame_state(back) == data  # canonical: decode then encode gives the same bytes
-    # compact: 56-byte header, per camera 1 + name + 24 float64
-    assert len(data) == 56 + sum(1 + len(c.name.encode()) + 192 for c in st.cameras)
+    # compact: 56-byte header, per camera 1 + name + 28 float64
+    assert len(data) == 56 + sum(1 + len(c.name.encode()) + 28 * 8 for c in st.cameras)
     assert data[:4] == WIRE_MAGIC
 
 
@@ -197,7 +200,7 @@ def test_malformed_frame_states_raise_the_package_error() -> None:
         "truncated camera": good[:-1],
         "trailing byte": good + b"\x00",
         "magic": b"XXXX" + good[4:],
-        "version": _patched(good, 4, "<B", 2),
+        "version": _patched(good, 4, "<B", 1),
         "unknown flag bit": _patched(good, 5, "<B", 0x80),
         "clock": _patched(good, 6, "<B", 9),
         "camera count": _patched(good, 7, "<B", 3),
@@ -208,6 +211,8 @@ def test_malformed_frame_states_raise_the_package_error() -> None:
         "name length 0": _patched(good, 56, "<B", 0),
         "name not utf-8": good[:57] + b"\xff" + good[58:],
         "name control char": good[:57] + b"\n" + good[58:],
+        # cam-a (seed 1) carries overscan: its 26th double (right side) made NaN leaves a half-given overscan
+        "overscan partly NaN": _patched(good, 56 + 1 + 5 + 25 * 8, "<d", float("nan")),
     }
     for why, data in bad.items():
         with pytest.raises(FrameStateError) as info:
