@@ -330,6 +330,9 @@ class Receiver:
         self.stale_after_ns = round(stale_after_ms * 1_000_000)
         self.sink = sink
         self.on_bad = on_bad
+        #: optional ``tap(arrival_ns, datagram)`` called in the receive thread for every datagram before it is
+        #: decoded (``stagectl run``'s take recording); set or clear it at any time
+        self.tap: Callable[[int, bytes], None] | None = None
         self._rcvbuf = rcvbuf_bytes
         self._decode: Callable[[bytes, str], list[_Decoded]] = {
             "freed": self._decode_freed,
@@ -580,6 +583,12 @@ class Receiver:
                 peers[peer] = 1
         finally:
             self._version += 1
+        tap = self.tap
+        if tap is not None:  # e.g. a take being recorded: the raw datagram, before any parsing
+            try:
+                tap(arrival_ns, data)
+            except Exception:  # noqa: BLE001 - a failing recorder never stops the tracking
+                self._throttle.log(arrival_ns, logging.ERROR, "tap callback raised", exc_info=True)
         try:
             decoded = self._decode(data, peer)
         except DecodeError as exc:

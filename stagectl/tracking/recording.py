@@ -75,6 +75,7 @@ __all__ = [
     "KIND_DATAGRAM",
     "KIND_SOURCE",
     "MAX_PAYLOAD",
+    "LiveTake",
     "Recorder",
     "ReplayStats",
     "Take",
@@ -349,6 +350,35 @@ def _parse_header(f: BinaryIO, file_size: int) -> TakeHeader | None:
     sources = {int(s["id"]): (str(s["name"]), str(s["protocol"])) for s in doc.get("sources", [])}
     return TakeHeader(VERSION, int(doc.get("created_ns", 0)), doc.get("stage"), sources,
                       dict(doc.get("meta") or {}), _HEAD_FIXED.size + json_len + _CRC.size)
+
+
+class LiveTake:
+    """A take recorded from running receivers (:class:`stagectl.tracking.receiver.Receiver`): every datagram
+    each one gets, raw, with its arrival stamp, through the receiver's ``tap`` (its receive thread). ``stop()``
+    detaches the taps and closes the file (fsync); a crash keeps everything appended (``Recorder`` policy).
+
+    :param receivers: the receivers to record (each declared as a source under its name and protocol).
+    :param path: the take file (an existing file is an error unless ``overwrite``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], receivers: Iterable[Any], *, stage: str | None = None,
+                 overwrite: bool = False, meta: dict[str, Any] | None = None) -> None:
+        self.receivers = list(receivers)
+        self.recorder = Recorder(path, stage=stage, overwrite=overwrite, meta=meta,
+                                 sources=[(r.name, r.protocol) for r in self.receivers])
+        self.path = self.recorder.path
+        self.started_ns = time.monotonic_ns()
+        for r in self.receivers:
+            sid = self.recorder.add_source(r.name, r.protocol)
+            r.tap = (lambda rec, sid: lambda arrival_ns, data: rec.append(arrival_ns, sid, data))(self.recorder, sid)
+
+    def stop(self) -> dict[str, Any]:
+        """Detach from the receivers, close the file; returns ``{"path", "records", "bytes", "seconds"}``."""
+        for r in self.receivers:
+            r.tap = None
+        self.recorder.close()
+        return {"path": str(self.path), "records": self.recorder.records, "bytes": self.recorder.bytes_written,
+                "seconds": (time.monotonic_ns() - self.started_ns) / 1e9}
 
 
 class TakeReader:
