@@ -438,6 +438,26 @@ class StageRenderer:
                 # redrawn whole at its next use (and unmapped pixels are black again)
                 self.compositor.mark_dirty(key, o.framebuffers.index(fb))
 
+    # ------------------------------------------------------------------ content
+
+    def set_content(self, content) -> str:
+        """Replace the scene content (render thread, context current): ``content`` as the stage file's
+        ``render.outer.content`` (``"procedural"`` or a path; relative paths from the stage file's folder).
+        The new content is loaded first: a content that cannot be loaded raises :class:`StageError` and the
+        current one stays. The outer atlas, its cached canvases and the inner images are redrawn next frame.
+        Returns the new content's description."""
+        if self._closed:
+            raise StageError("StageRenderer used after release()")
+        new = load_content(content, self.resources, self.stage.path.parent, label="scene")
+        old, self.scene = self.scene, new
+        self.outer.invalidate()
+        self.compositor.invalidate_cache()
+        self.inner.invalidate()
+        if old is not None:
+            old.release()
+        self.notes.append(f"content: {new.describe()}")
+        return new.describe()
+
     # ------------------------------------------------------------------ teardown
 
     def release(self) -> None:

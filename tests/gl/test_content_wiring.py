@@ -56,3 +56,33 @@ def test_a_broken_asset_is_a_clear_error(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert "broken.png" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_content_can_be_swapped_while_running_and_a_bad_one_changes_nothing(gl, tmp_path: Path) -> None:
+    """The console's content.select: the renderer loads the new content first, then redraws the outer image
+    (even though the planner keeps the static outer atlas between frames); a content that cannot be loaded is
+    an error and the wall keeps what it showed."""
+    from stagectl.errors import StageError
+
+    plate = np.zeros((64, 128, 3), np.uint8)
+    plate[:] = RGB[::-1]
+    cv2.imwrite(str(tmp_path / "plate.png"), plate)
+    (tmp_path / "broken.png").write_bytes(b"not a png at all")
+    stage = load_stage(_stage_with_content(tmp_path, "procedural"))
+    renderer = StageRenderer(stage, gl)
+    planner = FramePlanner(stage)
+    cam = camera_state_from_pose(stage, (0.0, 0.0, 1.6, 180.0, 0.0, 0.0))  # looks away: all outer
+    try:
+        assert renderer.render_frame(planner.plan([cam], frame=0)).ok
+        before = next(iter(renderer.canvases().values()))[:1056, :1760, :3].copy()
+        assert np.abs(np.median(before.reshape(-1, 3), axis=0) - RGB).max() > 20  # the procedural world
+        with pytest.raises(StageError, match="broken.png"):
+            renderer.set_content("broken.png")
+        assert renderer.render_frame(planner.plan([cam], frame=1)).ok
+        np.testing.assert_array_equal(next(iter(renderer.canvases().values()))[:1056, :1760, :3], before)
+        assert "plate" in renderer.set_content("plate.png").lower()
+        assert renderer.render_frame(planner.plan([cam], frame=2)).ok
+        after = next(iter(renderer.canvases().values()))[:1056, :1760, :3].reshape(-1, 3).astype(int)
+        assert np.abs(np.median(after, axis=0) - np.array(RGB)).max() <= 3
+    finally:
+        renderer.release()
