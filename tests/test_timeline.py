@@ -537,6 +537,30 @@ def test_one_euro_rotation_equals_the_scalar_filter_about_a_fixed_axis() -> None
     assert np.std(np.diff(pans, 2)) < 0.3 * np.std(np.diff(raw_pans[-len(pans):], 2))
 
 
+def test_smoothing_can_be_switched_on_and_off_while_running() -> None:
+    """The console's camera.set smoothing: from the next sample on, the filter runs (started afresh from that
+    sample, matching the published algorithm from there) and switching it off stores raw samples again."""
+    rng = np.random.default_rng(11)
+    p = TL.OneEuroParams(min_cutoff_hz=1.0, beta=0.5, d_cutoff_hz=1.0)
+    tl = TL.Timeline(R24, capacity=1024)
+    refs = [RefOneEuro(1.0, 0.5, 1.0) for _ in range(3)]
+    raw_all, expected = [], []
+    for k in range(300):
+        if k == 100:
+            tl.set_smoothing(TL.Smoothing(position=p))
+        if k == 200:
+            tl.set_smoothing(None)
+        t = (k + 1) * 10 * MS
+        raw = np.array([np.sin(k / 30), 0.01 * k, 1.5]) + rng.normal(0, 0.01, 3)
+        tl.push_values(t, *raw, 0.0, 0.0, 0.0)
+        raw_all.append(raw)
+        expected.append([f(t / 1e9, x) for f, x in zip(refs, raw)] if 100 <= k < 200 else list(raw))
+    got = tl.snapshot()["position"]
+    np.testing.assert_allclose(got, np.array(expected)[-len(got):], rtol=0, atol=1e-12)
+    assert tl.smoothing is None and tl.smoothing_latency_ns == 0
+    assert not np.allclose(np.array(expected)[150], raw_all[150])  # the smoothed stretch differs from raw
+
+
 def test_one_euro_reported_latency_matches_the_lag_on_a_ramp() -> None:
     v = 0.5  # m/s
     for beta in (0.0, 2.0):

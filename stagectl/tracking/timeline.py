@@ -967,15 +967,8 @@ class Timeline:
             self.max_prediction_ns = int(max_prediction_ns)
         if self.max_prediction_ns < 0:
             raise ValueError(f"max prediction: expected >= 0, got {self.max_prediction_ns} ns")
-        self.smoothing = smoothing
-        if smoothing is not None:
-            if smoothing.position is not None:
-                p = smoothing.position
-                self._fparams[_P_PON: _P_PDC + 1] = (1.0, p.min_cutoff_hz, p.beta, p.d_cutoff_hz)
-            if smoothing.rotation is not None:
-                r = smoothing.rotation
-                self._fparams[_P_RON: _P_RDC + 1] = (1.0, r.min_cutoff_hz, r.beta, r.d_cutoff_hz)
-            self._fparams[_P_RESET] = float(smoothing.reset_after_ns)
+        self.smoothing: Smoothing | None = None
+        self.set_smoothing(smoothing)
 
     # ------------------------------------------------------------------------------------------ settings
     @property
@@ -999,6 +992,22 @@ class Timeline:
         if isinstance(ns, bool) or not isinstance(ns, (int, np.integer)) or ns < 0:
             raise ValueError(f"tracking delay must be integer ns >= 0, got {ns!r}")
         self._delay_ns = int(ns)
+
+    def set_smoothing(self, smoothing: Smoothing | None) -> None:
+        """Switch the One Euro smoothing (None: off) from the next pushed sample on; the filter starts afresh
+        from that sample. Safe while another thread pushes: the parameters are swapped as one object."""
+        params = np.zeros(9)
+        if smoothing is not None:
+            if smoothing.position is not None:
+                p = smoothing.position
+                params[_P_PON: _P_PDC + 1] = (1.0, p.min_cutoff_hz, p.beta, p.d_cutoff_hz)
+            if smoothing.rotation is not None:
+                r = smoothing.rotation
+                params[_P_RON: _P_RDC + 1] = (1.0, r.min_cutoff_hz, r.beta, r.d_cutoff_hz)
+            params[_P_RESET] = float(smoothing.reset_after_ns)
+        self._meta[_M_FINIT] = 0  # the next sample initialises the filter
+        self._fparams = params
+        self.smoothing = smoothing
 
     @property
     def smoothing_latency_ns(self) -> int:
