@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Wall registration from surveyed cabinet corners or tracked views of the renderer's ArUco pattern -> wall placements.
+"""Wall registration from surveyed cabinet corners or tracked ArUco views -> the stage's tracking_registration
 
 Same tool and arguments as `stagectl calibrate wall`; the capture procedure follows in --help. The logic lives in
 stagectl.calibration.wall (importable, tested); this script only parses arguments and calls it.

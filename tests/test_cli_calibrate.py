@@ -5,6 +5,7 @@ stage files that `stagectl run` loads, and the comment-preserving YAML edits."""
 from __future__ import annotations
 
 import csv
+import json
 import math
 import shutil
 import subprocess
@@ -114,8 +115,6 @@ def test_thin_script_and_options_in_process(tmp_path, capsys):
                               "--drop-outliers", "--sensor-mm", "4.8", "3.6", "--out", str(out), "--result",
                               str(tmp_path / "cam.json"), "--debug", str(tmp_path / "dbg")])
     assert rc == 0
-    import json
-
     doc = json.loads((tmp_path / "cam.json").read_text())
     assert doc["results"]["intrinsics_px"]["fx"] == pytest.approx(doc["results"]["intrinsics_px"]["fy"])
     lens = load_lens_file(out)
@@ -271,30 +270,138 @@ def test_handeye_and_pupil_end_to_end(tracked_board, tmp_path, capsys):
 # ============================================================================================== wall
 
 
-def test_wall_survey_end_to_end(tmp_path, capsys):
+def ptr_matrix(x, y, z, pan, tilt, roll) -> np.ndarray:
+    """Plain-numpy pose (docs/conventions.md): R = Rz(pan) @ Rx(tilt) @ Ry(roll), degrees; t in metres."""
+    p, t, r = np.radians([pan, tilt, roll])
+    Rz = np.array([[math.cos(p), -math.sin(p), 0], [math.sin(p), math.cos(p), 0], [0, 0, 1]])
+    Rx = np.array([[1, 0, 0], [0, math.cos(t), -math.sin(t)], [0, math.sin(t), math.cos(t)]])
+    Ry = np.array([[math.cos(r), 0, math.sin(r)], [0, 1, 0], [-math.sin(r), 0, math.cos(r)]])
+    T = np.eye(4)
+    T[:3, :3] = Rz @ Rx @ Ry
+    T[:3, 3] = (x, y, z)
+    return T
+
+
+def write_survey(path: Path, stage, T_stage_tracking: np.ndarray, noise_mm: float, seed: int) -> Path:
+    """Every cabinet corner of every wall, measured in tracking space (mm) with Gaussian noise per axis."""
+    T_ts = np.linalg.inv(T_stage_tracking)
+    rng = np.random.default_rng(seed)
+    with open(path, "w") as f:
+        f.write("# total station, tracking frame, mm\nwall,col,row,x,y,z\n")
+        for w in stage.walls:
+            g = w.geometry.cabinet_corner_grid()
+            cols, rows = w.cabinets
+            for r in range(rows + 1):
+                for c in range(cols + 1):
+                    p = (T_ts[:3, :3] @ g[r * (cols + 1) + c] + T_ts[:3, 3]) * 1000
+                    p = p + rng.normal(0.0, noise_mm, 3)
+                    f.write(f"{w.name},{c},{r},{p[0]:.3f},{p[1]:.3f},{p[2]:.3f}\n")
+    return path
+
+
+def test_wall_survey_move_walls_end_to_end(tmp_path, capsys):
     stage_path = tmp_path / "flat_wall.yaml"
     shutil.copy(STAGES / "flat_wall.yaml", stage_path)
     stage = load_stage(stage_path)
-    wall = stage.walls[0]
     T_ts = invert_transform(T_STAGE_TRACKING)
-    rng = np.random.default_rng(3)
-    g = wall.geometry.cabinet_corner_grid()
-    cols, rows = wall.cabinets
-    with open(tmp_path / "survey.csv", "w") as f:
-        f.write("# total station, tracking frame, mm\nwall,col,row,x,y,z\n")
-        for r in range(rows + 1):
-            for c in range(cols + 1):
-                p = (T_ts[:3, :3] @ g[r * (cols + 1) + c] + T_ts[:3, 3]) * 1000 + rng.normal(0.0, 0.5, 3)
-                f.write(f"wall,{c},{r},{p[0]:.2f},{p[1]:.2f},{p[2]:.2f}\n")
-    rc = cli_main(["calibrate", "wall", "--stage", str(stage_path), "--survey", str(tmp_path / "survey.csv"), "--units",
-                   "mm", "--apply", "--out", str(tmp_path / "wall.yaml")])
+    g = stage.walls[0].geometry.cabinet_corner_grid()
+    write_survey(tmp_path / "survey.csv", stage, T_STAGE_TRACKING, 0.5, 3)
+    rc = cli_main(["calibrate", "wall", "--stage", str(stage_path), "--survey", str(tmp_path / "survey.csv"),
+                   "--units", "mm", "--move-walls", "--apply", "--out", str(tmp_path / "wall.yaml")])
     assert rc == 0, capsys.readouterr().err
-    moved = load_stage(stage_path).walls[0].geometry.cabinet_corner_grid()
+    after = load_stage(stage_path)
+    moved = after.walls[0].geometry.cabinet_corner_grid()
     want = g @ T_ts[:3, :3].T + T_ts[:3, 3]
     assert np.max(np.linalg.norm(moved - want, axis=1)) * 1000 < 1.0
+    assert after.tracking_registration.is_identity and "tracking_registration" not in stage_path.read_text()
     doc = yaml.safe_load((tmp_path / "wall.yaml").read_text())
     assert 0.5 < doc["results"]["rms_mm"] < 1.2  # 0.5 mm per axis -> ~0.87 mm
+    assert doc["results"]["stage_update"].startswith("walls moved") and doc["results"]["applied"] is True
+    assert set(doc["results"]["placements_in_tracking"]) == {"wall"}
+    assert "tracking_registration" in doc["results"]  # both results stated
     assert "# pan, tilt, roll (deg)" in stage_path.read_text()
+    # --all-walls belongs to --move-walls: a one-line usage error otherwise
+    rc = cli_main(["calibrate", "wall", "--stage", str(stage_path), "--survey", str(tmp_path / "survey.csv"),
+                   "--all-walls", "--out", str(tmp_path / "w2.yaml")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--move-walls" in err and "Traceback" not in err
+
+
+def test_wall_registration_round_trip_into_stage_file_and_snapshot(tmp_path, capsys):
+    """Synthetic survey with a known T_stage_tracking -> calibrate wall --apply -> load_stage gives it back
+    (0.5 mm / 0.01 deg); snapshot of a tracked pose puts the camera where the registration says."""
+    shutil.copytree(STAGES / "lenses", tmp_path / "lenses")
+    stage_path = tmp_path / "demo.yaml"
+    shutil.copy(STAGES / "demo.yaml", stage_path)
+    original = stage_path.read_text()
+    stage = load_stage(stage_path)  # curved main wall + ceiling
+    truth = ptr_matrix(0.35, -0.42, 0.05, 7.5, 0.6, -0.4)
+    write_survey(tmp_path / "survey.csv", stage, truth, 0.3, 11)
+    rc = cli_main(["calibrate", "wall", "--stage", str(stage_path), "--survey", str(tmp_path / "survey.csv"),
+                   "--units", "mm", "--apply", "--out", str(tmp_path / "wall.yaml")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "tracking_registration: position" in out and "updated" in out
+    text = stage_path.read_text()
+    for line in original.splitlines():
+        if "#" in line:
+            assert line[line.index("#"):] in text  # comments kept
+    reg = load_stage(stage_path)
+    for a, b in zip(reg.walls, stage.walls):  # the walls stay where the stage file put them
+        np.testing.assert_array_equal(a.geometry.cabinet_corner_grid(), b.geometry.cabinet_corner_grid())
+    D = np.linalg.inv(truth) @ reg.T_stage_tracking
+    assert np.linalg.norm(D[:3, 3]) * 1000 < 0.5 and angle_deg(D) < 0.01
+    p, r = reg.tracking_registration.position, reg.tracking_registration.rotation
+    np.testing.assert_allclose(ptr_matrix(*p, *r), reg.T_stage_tracking, atol=1e-12)
+    doc = yaml.safe_load((tmp_path / "wall.yaml").read_text())
+    res = doc["results"]
+    assert res["stage_update"].startswith("tracking_registration") and res["applied"] is True
+    assert res["stage_tracking_registration"] == {"position": list(p), "rotation": list(r)}
+    assert set(res["placements_in_tracking"]) == {"main", "ceiling"}  # the --move-walls alternative, too
+    assert res["stage_patch_suggestion"] == {"tracking_registration": res["tracking_registration"]}
+    assert "+tracking_registration:" in (tmp_path / "wall.stage.patch").read_text()
+
+    # stagectl snapshot of a tracked pose: T_stage_camera = T_stage_tracking @ T_tracking_body @ T_body_camera
+    pose = (0.3, 0.5, 1.6, 5.0, 2.0, -1.0)
+    snap = tmp_path / "snap"
+    proc = subprocess.run([*stagectl_cmd(), "snapshot", str(stage_path), "--pose=" + ",".join(map(str, pose)),
+                           "--inner-resolution", "320x180", "--out", str(snap)],
+                          capture_output=True, text=True, cwd=REPO, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert "tracking_registration applied" in proc.stdout
+    js = json.loads((snap / "snapshot.json").read_text())
+    cam = reg.cameras[0]
+    T_body_camera = ptr_matrix(*cam.tracker_offset_translation, *cam.tracker_offset_rotation)
+    want = ptr_matrix(*p, *r) @ ptr_matrix(*pose) @ T_body_camera
+    np.testing.assert_allclose(np.array(js["T_stage_camera"]), want, atol=1e-9)
+    np.testing.assert_allclose(np.array(js["T_stage_tracking"]), ptr_matrix(*p, *r), atol=1e-12)
+    # against the truth the survey was made with: the camera lands within the registration's error
+    true_cam = truth @ ptr_matrix(*pose) @ T_body_camera
+    assert np.linalg.norm(np.array(js["T_stage_camera"])[:3, 3] - true_cam[:3, 3]) * 1000 < 0.5
+    # and it is not where the unregistered pose would put it (the registration moved it by ~0.5 m)
+    unregistered = ptr_matrix(*pose) @ T_body_camera
+    assert np.linalg.norm(np.array(js["T_stage_camera"])[:3, 3] - unregistered[:3, 3]) > 0.3
+
+    # a second registration edits the key in place (one key, values replaced) and ignores the old one
+    truth2 = ptr_matrix(-0.1, 0.2, 0.0, -3.0, 0.0, 0.0)  # a pure pan: curved walls and ceilings can take it
+    write_survey(tmp_path / "survey2.csv", stage, truth2, 0.3, 12)
+    rc = cli_main(["calibrate", "wall", "--stage", str(stage_path), "--survey", str(tmp_path / "survey2.csv"),
+                   "--units", "mm", "--apply", "--quiet", "--out", str(tmp_path / "wall2.yaml")])
+    assert rc == 0
+    assert stage_path.read_text().count("tracking_registration:") == 1
+    D = np.linalg.inv(truth2) @ load_stage(stage_path).T_stage_tracking
+    assert np.linalg.norm(D[:3, 3]) * 1000 < 0.5 and angle_deg(D) < 0.01
+    # --move-walls on a registered stage: walls into tracking space and the registration back to identity
+    rc = cli_main(["calibrate", "wall", "--stage", str(stage_path), "--survey", str(tmp_path / "survey2.csv"),
+                   "--units", "mm", "--move-walls", "--all-walls", "--apply", "--quiet",
+                   "--out", str(tmp_path / "w3.yaml")])
+    assert rc == 0
+    moved = load_stage(stage_path)
+    assert moved.tracking_registration.is_identity
+    T_ts = np.linalg.inv(truth2)
+    want_ceiling = stage.wall("ceiling").geometry.cabinet_corner_grid() @ T_ts[:3, :3].T + T_ts[:3, 3]
+    got = moved.wall("ceiling").geometry.cabinet_corner_grid()
+    assert np.max(np.linalg.norm(got - want_ceiling, axis=1)) * 1000 < 1.0
 
 
 def test_wall_markers_end_to_end(tmp_path, capsys):
@@ -335,8 +442,37 @@ def test_wall_markers_end_to_end(tmp_path, capsys):
     assert np.linalg.norm(D[:3, 3]) * 1000 < 2.0 and angle_deg(D) < 0.05
     assert doc["results"]["rms_px"] < 0.4
     assert {"id", "wall", "col", "row", "rms_px", "rms_mm"} <= set(doc["results"]["residuals"][0])
-    patch = (tmp_path / "wall.stage.patch").read_text()
-    assert "+    center:" in patch and "+    rotation:" in patch
+    patch = (tmp_path / "wall.stage.patch").read_text()  # no --apply: only the patch, the registration in it
+    assert "+tracking_registration:" in patch and "+  position: [" in patch and "center:" not in patch
+    assert "tracking_registration" not in stage_path.read_text()
+    assert doc["results"]["applied"] is False
+
+
+def test_run_frame_state_maps_tracker_poses_through_the_registration(tmp_path):
+    """stagectl run's per-frame camera state: T_stage_tracking @ T_tracking_body @ T_body_camera for a FreeD
+    (body) pose, T_stage_tracking @ T_tracking_camera for an OpenTrackIO (camera) pose."""
+    from stagectl.commands import run as run_cmd
+    from stagectl.render.plan import CameraState, LensValues
+    from stagectl.tracking.timeline import Timeline
+
+    text = (STAGES / "flat_wall.yaml").read_text()
+    text = R.stage_set_tracker_offset(text, "cam", [0.05, -0.1, 0.09], [1.5, -2, 0.7])
+    text = R.stage_set_tracking_registration(text, [0.2, -0.3, 0.01], [4.0, 0.5, -0.25])
+    path = tmp_path / "reg.yaml"
+    path.write_text(text)
+    stage = load_stage(path)
+    cam = stage.cameras[0]
+    pose = (0.4, 1.1, 1.5, -12.0, 3.0, 2.0)
+    for frame, offset in (("body", ptr_matrix(0.05, -0.1, 0.09, 1.5, -2, 0.7)), ("camera", np.eye(4))):
+        tl = Timeline(stage.frame_rate)
+        for k in range(2):
+            tl.push_values(1_000_000_000 + k * 40_000_000, *pose)
+        tl.pose_frame = frame
+        rig = run_cmd._Rig(camera=cam, source=stage.tracking[0], timeline=tl, lens_table=None,
+                           T_body_camera=cam.T_body_camera, T_stage_tracking=stage.T_stage_tracking)
+        cs = run_cmd._camera_state(rig, 1_040_000_000, CameraState, LensValues)
+        want = ptr_matrix(0.2, -0.3, 0.01, 4.0, 0.5, -0.25) @ ptr_matrix(*pose) @ offset
+        np.testing.assert_allclose(cs.T_stage_camera, want, atol=1e-9)
 
 
 # ============================================================================================== delay
@@ -413,3 +549,35 @@ def test_lens_file_pupil_edit(tmp_path):
     assert lens.evaluate(0.2, 0.0).entrance_pupil_offset_m == pytest.approx(0.1234)
     with pytest.raises(R.YamlEditError):
         R.lens_file_set_pupil(text, 0.3, 0.0, 0.1)
+
+
+def test_tracking_registration_edits_and_loader_errors(tmp_path):
+    from stagectl.errors import ConfigErrors
+
+    flat = (STAGES / "flat_wall.yaml").read_text()
+    assert load_stage(STAGES / "flat_wall.yaml").tracking_registration.is_identity  # absent -> identity
+    new = R.stage_set_tracking_registration(flat, [0.1, -0.2, 0.0], [2.5, 0.0, -0.125])
+    diff = R.unified_diff(flat, new, "f.yaml").splitlines()
+    assert [ln for ln in diff if ln[:1] == "-" and ln[:3] != "---"] == []  # inserted, nothing else touched
+    (tmp_path / "f.yaml").write_text(new)
+    st = load_stage(tmp_path / "f.yaml")
+    assert st.tracking_registration.position == (0.1, -0.2, 0.0)
+    assert st.tracking_registration.rotation == (2.5, 0.0, -0.125)
+    np.testing.assert_allclose(st.T_stage_tracking, ptr_matrix(0.1, -0.2, 0.0, 2.5, 0.0, -0.125), atol=1e-15)
+    # a flow mapping written by hand, with only one of the keys: replaced and completed in place
+    hand = flat.replace("frame_rate: 25\n",
+                        "frame_rate: 25\ntracking_registration: {position: [1, 2, 3]}  # by hand\n")
+    new = R.stage_set_tracking_registration(hand, [0.5, 0.0, 0.0], [0.0, 1.0, 0.0])
+    assert "tracking_registration: {position: [0.5, 0, 0], rotation: [0, 1, 0]}  # by hand\n" in new
+    with pytest.raises(R.YamlEditError):
+        scalar = flat.replace("frame_rate: 25\n", "frame_rate: 25\ntracking_registration: 3\n")
+        R.stage_set_tracking_registration(scalar, [0, 0, 0], [0, 0, 0])
+    # the loader says file:line: key: what was expected
+    bad = flat.replace("frame_rate: 25\n",
+                       "frame_rate: 25\ntracking_registration:\n  position: [1, 2]\n  rot: [0, 0, 0]\n")
+    (tmp_path / "bad.yaml").write_text(bad)
+    with pytest.raises(ConfigErrors) as exc:
+        load_stage(tmp_path / "bad.yaml")
+    text = str(exc.value)
+    assert "bad.yaml:6: tracking_registration.position: expected [x, y, z] metres" in text
+    assert "bad.yaml:7: tracking_registration.rot: unknown key; expected one of: position, rotation" in text

@@ -113,7 +113,9 @@ def test_inner_pass_matrices_follow_the_conventions(demo, planner) -> None:
     T_stage_pupil = cs.T_stage_camera @ T_camera_pupil
     V = T_GL_CAMERA @ np.linalg.inv(T_stage_pupil)
     sw, sh = cs.sensor_mm
-    ov = demo.render.inner.overscan_percent
+    # the stage's overscan plus the lens's distortion overscan at this zoom/focus
+    ov = np.add(demo.render.inner.overscan_percent,
+                demo.cameras[0].lens_file.evaluate(0.8, 0.5).overscan(cs.sensor_mm).percent())
     P = camera_P(lens.focal_mm, sw, sh, *lens.principal_point_mm, ov, ip.near, ip.far)
     P0 = camera_P(lens.focal_mm, sw, sh, *lens.principal_point_mm, (0, 0, 0, 0), ip.near, ip.far)
     np.testing.assert_allclose(ip.T_stage_pupil, T_stage_pupil, atol=1e-12)
@@ -127,7 +129,8 @@ def test_inner_pass_matrices_follow_the_conventions(demo, planner) -> None:
 
 
 def test_sensor_corner_ray_lands_on_frustum_corner_with_and_without_overscan(demo, planner) -> None:
-    cs = camera_state_from_pose(demo, (0.2, 0.3, 1.6, 5, 2, 1), zoom=0.5)
+    # the stage's 10 % alone (overscan_pct None), without the lens's distortion share
+    cs = dataclasses.replace(camera_state_from_pose(demo, (0.2, 0.3, 1.6, 5, 2, 1), zoom=0.5), overscan_pct=None)
     ip = planner.plan([cs]).inner[0]
     f, (px, py) = cs.lens.focal_mm, cs.lens.principal_point_mm
     sw, sh = cs.sensor_mm
@@ -360,7 +363,8 @@ def test_a_camera_state_can_carry_its_own_overscan() -> None:
     cam = camera_state_from_pose(stage, (0.2, 0.4, 1.6, 4.0, -2.0, 0.0), zoom=0.3, focus=0.2)
     planner = FramePlanner(stage)
     base = planner.plan([cam]).inner[0]
-    assert base.overscan_pct == stage.render.inner.overscan_percent
+    assert base.overscan_pct == cam.overscan_pct  # the stage's plus the lens's distortion overscan
+    assert min(np.subtract(cam.overscan_pct, stage.render.inner.overscan_percent)) > 0
     wide = planner.plan([dataclasses.replace(cam, overscan_pct=(30.0, 30.0, 20.0, 20.0))]).inner[0]
     assert wide.overscan_pct == (30.0, 30.0, 20.0, 20.0)
     lens = cam.lens
@@ -370,3 +374,54 @@ def test_a_camera_state_can_carry_its_own_overscan() -> None:
     # a wider frustum covers at least the cabinets the narrower one covers
     for narrow_w, wide_w in zip(base.covered, wide.covered):
         assert np.all(wide_w[narrow_w])
+
+
+@pytest.mark.parametrize("zoom", [0.0, 0.4])
+def test_inner_frustum_covers_the_distorted_camera_frame(demo, zoom: float) -> None:
+    """A barrel-distorted camera sees past its pinhole frame: the inner frustum (stage overscan + the lens's
+    distortion overscan) must still contain every ray of the distorted image border. The rays come from
+    OpenCV's undistortPoints (the independent reference); without the distortion overscan they leave it."""
+    import cv2
+
+    from stagectl.render.plan import with_distortion_overscan
+
+    cam = demo.cameras[0]
+    ev = cam.lens_file.evaluate(zoom, 0.0)
+    assert ev.distortion.k1 < 0  # the demo lens is barrel at the wide end
+    sw, sh = cam.sensor_mm
+    f = ev.focal_length_mm
+    px, py = ev.principal_point_offset_mm
+    K = np.array([[f, 0, sw / 2 + px], [0, f, sh / 2 - py], [0, 0, 1]])  # sensor mm, y down (OpenCV)
+    t = np.linspace(0.0, 1.0, 101)
+    border = np.concatenate([np.c_[t * sw, 0 * t], np.c_[t * sw, 0 * t + sh], np.c_[0 * t, t * sh],
+                             np.c_[0 * t + sw, t * sh]])
+    und = cv2.undistortPoints(border.reshape(-1, 1, 2), K, ev.distortion.opencv()).reshape(-1, 2)
+    # OpenCV normalised (x right, y down, z forward) -> camera frame (x right, y forward, z up)
+    rays_cam = np.c_[und[:, 0], np.ones(len(und)), -und[:, 1]]
+
+    state = camera_state_from_pose(demo, (0.3, -1.0, 1.7, 12.0, 3.0, 1.0), zoom=zoom)
+    planner = FramePlanner(demo, inner_resolution=(64, 36))
+
+    def max_ndc(overscan) -> float:
+        ip = planner.inner_pass(dataclasses.replace(state, overscan_pct=overscan))
+        pts = ip.T_stage_pupil[:3, :3] @ (3.0 * rays_cam.T) + ip.T_stage_pupil[:3, 3:4]  # 3 m along each ray
+        clip = ip.VP @ np.vstack([pts, np.ones(pts.shape[1])])
+        return float(np.max(np.abs(clip[:2] / clip[3])))
+
+    covered = with_distortion_overscan((0.0, 0.0, 0.0, 0.0), ev.overscan(cam.sensor_mm).percent())
+    assert max_ndc(covered) <= 1.0 + 1e-3  # every border ray inside (the edge ray on the edge)
+    assert max_ndc(covered) >= 0.99  # and tight: the overscan is not simply generous
+    assert max_ndc((0.0, 0.0, 0.0, 0.0)) > 1.01  # the pinhole frustum misses the distorted corners
+    # the camera state from a lens file already carries stage overscan + distortion overscan
+    base = demo.render.inner.overscan_percent
+    np.testing.assert_allclose(state.overscan_pct, np.add(base, ev.overscan(cam.sensor_mm).percent()))
+
+
+def test_a_camera_state_can_carry_its_own_soft_edge(demo, planner) -> None:
+    """The operator's per-camera soft edge reaches the inner pass and the composite uniforms; None keeps the
+    stage's."""
+    a = camera_state_from_pose(demo, (0, 0, 1.7, 0, 0, 0))
+    b = dataclasses.replace(camera_state_from_pose(demo, (1, 0.5, 1.5, 20, 0, 0)), name="cam-b", soft_edge=0.25)
+    plan = planner.plan([a, b])
+    assert [p.soft_edge for p in plan.inner] == [demo.render.inner.soft_edge, 0.25]
+    np.testing.assert_allclose(plan.uniforms.inv_soft_edge, [1 / demo.render.inner.soft_edge, 4.0], rtol=1e-6)

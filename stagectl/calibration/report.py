@@ -308,6 +308,38 @@ def stage_set_wall_placement(text: str, wall: str, updates: dict) -> str:
     return text
 
 
+def stage_set_tracking_registration(text: str, position: Sequence[float], rotation: Sequence[float]) -> str:
+    """Set the top-level ``tracking_registration`` (``T_stage_tracking``: position m, rotation pan, tilt,
+    roll deg). An existing block or flow mapping has its ``position`` and ``rotation`` values replaced (or
+    added) in place; a stage file without the key gets a commented block inserted after the ``frame_rate``
+    line."""
+    from yaml.nodes import MappingNode, ScalarNode
+
+    pos, rot = flow(position, 6), flow(rotation, 6)
+    root = _compose(text)
+    if not isinstance(root, MappingNode):
+        raise YamlEditError("the stage file is not a mapping")
+    key, node = _get(root, "tracking_registration")
+    if key is not None:
+        if not isinstance(node, MappingNode):
+            raise YamlEditError("tracking_registration is not a mapping; set it by hand to "
+                                f"{{position: {pos}, rotation: {rot}}}")
+        text = yaml_set(text, ["tracking_registration"], "position", pos)
+        return yaml_set(text, ["tracking_registration"], "rotation", rot)
+    k, v = _get(root, "frame_rate")
+    if k is None or not isinstance(v, ScalarNode):
+        return yaml_set(text, [], "tracking_registration", f"{{position: {pos}, rotation: {rot}}}")
+    col = k.start_mark.column
+    nl = text.find("\n", v.end_mark.index)
+    pos_at = len(text) if nl < 0 else nl + 1
+    pad = " " * col
+    block = (f"{pad}# wall registration (stagectl calibrate wall): T_stage_tracking, tracking -> stage\n"
+             f"{pad}tracking_registration:\n"
+             f"{pad}  position: {pos}    # m\n"
+             f"{pad}  rotation: {rot}    # pan, tilt, roll (deg)\n")
+    return text[:pos_at] + ("" if nl >= 0 else "\n") + block + text[pos_at:]
+
+
 def stage_set_delay(text: str, source: str, frames: float) -> str:
     """Set a tracking source's ``delay_frames``."""
     path = ["tracking", ("name", source)]

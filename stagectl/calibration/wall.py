@@ -28,8 +28,16 @@ the Lie mean; translation: mean) and refined jointly by Levenberg-Marquardt on t
 marker corner. Per-marker residuals are reported in pixels and, scaled by depth / focal length, in millimetres
 on the wall. Needs the lens calibration (K, distortion, pupil) and the tracker offset first.
 
-Results go to the stage file as new wall placements expressed in tracking space (the stage frame becomes the
-tracking frame): see :meth:`WallRegistration.placements` and ``stagectl.calibration.report``.
+The result goes to the stage file as its ``tracking_registration`` (``T_stage_tracking`` as position and
+pan/tilt/roll, :meth:`WallRegistration.registration`): the walls stay where the stage file puts them and every
+tracker pose is mapped into the stage by it (``stagectl run``, ``snapshot``, ``render.plan.camera_state``).
+The older alternative moves each wall to its measured place in tracking space instead (the stage frame becomes
+the tracking frame, the registration identity): :meth:`WallRegistration.placements`.
+
+Both methods estimate the registration from scratch: the stage file's current ``tracking_registration`` plays
+no part (survey points and tracker poses are in tracking space, the walls in stage space). The other
+calibrations do not depend on it either: hand-eye and pupil see a board fixed in tracking space, and the delay
+tool uses the camera's rotation rate in its own frame, which a constant ``T_stage_tracking`` does not change.
 """
 
 from __future__ import annotations
@@ -60,6 +68,7 @@ __all__ = [
     "detect_markers",
     "register_from_markers",
     "WallRegistration",
+    "registration_values",
     "placement_in_tracking",
 ]
 
@@ -165,6 +174,23 @@ class WallRegistration:
     def T_tracking_stage(self) -> np.ndarray:
         return invert_transform(self.T_stage_tracking)
 
+    def registration(self) -> dict:
+        """The stage file's ``tracking_registration`` keys of the common fit (:func:`registration_values`)."""
+        return registration_values(self.T_stage_tracking)
+
+    def wall_disagreements(self, mm: float = 5.0, deg: float = 0.1) -> list[str]:
+        """Walls whose own fit differs from the common one by more than ``mm`` or ``deg``: a wall placed
+        wrongly in the stage file (one registration cannot fix that; ``--move-walls`` moves each wall to its
+        own fit)."""
+        out = []
+        for name, T in self.per_wall.items():
+            d = self._wall_delta(T)
+            if d["vs_all_walls_mm"] > mm or d["vs_all_walls_deg"] > deg:
+                out.append(f"wall {name!r}: its own fit is {d['vs_all_walls_mm']:.1f} mm / "
+                           f"{d['vs_all_walls_deg']:.3f} deg from the common registration; is the wall "
+                           f"placed right in the stage file?")
+        return out
+
     def placements(self, stage, *, per_wall: bool = True) -> dict[str, dict]:
         """New placement keys per wall, in tracking space (see :func:`placement_in_tracking`)."""
         out = {}
@@ -184,6 +210,7 @@ class WallRegistration:
             "method": self.method,
             "T_stage_tracking": pose(self.T_stage_tracking),
             "T_stage_tracking_meaning": "maps tracking coordinates into stage coordinates (p_stage = T p_tracking)",
+            "tracking_registration": self.registration(),
             "per_wall": {k: {**pose(v), **self._wall_delta(v)} for k, v in self.per_wall.items()},
             "rms_mm": self.rms_mm,
             "max_mm": self.max_mm,
@@ -202,6 +229,14 @@ class WallRegistration:
     def _wall_delta(self, T: np.ndarray) -> dict:
         D = invert_transform(self.T_stage_tracking) @ T
         return {"vs_all_walls_mm": float(np.linalg.norm(D[:3, 3])) * 1000.0, "vs_all_walls_deg": rotation_angle_deg(D)}
+
+
+def registration_values(T_stage_tracking: np.ndarray) -> dict:
+    """``{"position": [x, y, z] m, "rotation": [pan, tilt, roll] deg}`` of ``T_stage_tracking``: the stage
+    file's ``tracking_registration`` (rounded to 1 um and 1e-6 deg)."""
+    T = np.asarray(T_stage_tracking, dtype=np.float64)
+    return {"position": [round(float(v), 6) for v in T[:3, 3]],
+            "rotation": [round(float(v), 6) for v in ptr_deg_from_rotation(T[:3, :3])]}
 
 
 def placement_in_tracking(wall, T_tracking_stage: np.ndarray) -> dict:

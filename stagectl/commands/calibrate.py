@@ -5,7 +5,7 @@ Run them in this order -- each needs the ones before it:
   1. stagectl calibrate lens     board images -> lens file (focal length, principal point, distortion)
   2. stagectl calibrate handeye  tracked board views -> the camera's tracker_offset (T_body_camera)
   3. stagectl calibrate pupil    tracked board views per zoom -> entrance_pupil_offset_m in the lens file
-  4. stagectl calibrate wall     surveyed corners, or tracked views of the ArUco pattern -> wall placements
+  4. stagectl calibrate wall     surveyed corners, or tracked ArUco views -> the stage's tracking_registration
   5. stagectl calibrate delay    a take and its video while panning -> tracking[].delay_frames
 
 Every tool writes a self-describing result (inputs with sha256, residuals, worst views, outliers, the command
@@ -90,7 +90,8 @@ point at each (zoom, focus) gets the value with --apply (else a .patch is writte
 """
 
 WALL_HELP = """\
-Wall registration: where the stage file's walls are in tracking space -> wall placements in the stage file.
+Wall registration: where the tracking system is relative to the stage's walls -> the stage file's
+tracking_registration (T_stage_tracking).
 
 (a) Surveyed points: measure cabinet corners with a total station in the tracking frame or a tracked probe tip:
 at least 3 per wall, not on a line; every corner of the outer cabinets is better. CSV wall,col,row,x,y,z[,label]
@@ -104,9 +105,17 @@ pose CSV as for handeye:
   stagectl calibrate wall --stage stage.yaml --images DIR --poses poses.csv --lens lens.yaml --camera cam-a \\
       --out wall.yaml
 
-Result: T_stage_tracking (all walls) and each wall's own fit, residuals per surveyed point (mm) or per marker
-(px and mm on the wall), outliers. The stage patch moves each wall to its measured place in tracking space (the
-stage frame becomes the tracking frame); --all-walls uses the common fit for every wall; --apply edits.
+Result: T_stage_tracking (maps tracking coordinates into the stage; one fit over all walls) and each wall's
+own fit, residuals per surveyed point (mm) or per marker (px and mm on the wall), outliers. The stage patch
+sets the top-level tracking_registration: {position: [x, y, z] m, rotation: [pan, tilt, roll] deg} to
+T_stage_tracking; the walls stay as the stage file places them, and stagectl run and snapshot map every
+tracker pose through it (T_stage_camera = T_stage_tracking @ T_tracking_body @ T_body_camera). --apply edits
+the stage file (comments kept); without it only the patch is written. The file's current registration plays
+no part in the fit.
+
+--move-walls: the older way instead: move each wall to its measured place in tracking space (the stage frame
+becomes the tracking frame; an existing tracking_registration is reset to identity); each wall by its own fit,
+or all by the common fit with --all-walls. The result file states both: the registration and the placements.
 """
 
 DELAY_HELP = """\
@@ -129,7 +138,7 @@ TOOLS = {
     "lens": ("lens calibration from board photos -> lens file", LENS_HELP),
     "handeye": ("tracker-to-camera offset (hand-eye) -> tracker_offset", HANDEYE_HELP),
     "pupil": ("entrance-pupil offset per zoom -> lens file", PUPIL_HELP),
-    "wall": ("wall registration from survey points or ArUco views -> wall placements", WALL_HELP),
+    "wall": ("wall registration from survey points or ArUco views -> tracking_registration", WALL_HELP),
     "delay": ("tracking delay from a take and its video -> delay_frames", DELAY_HELP),
 }
 
@@ -248,8 +257,12 @@ def add_tool_arguments(tool: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--tracker-offset", type=_pose6, metavar="'x y z pan tilt roll'", help="(b) T_body_camera instead")
         p.add_argument("--dictionary", default=None, help="(b) ArUco dictionary (default: the renderer's DICT_6X6_1000)")
         p.add_argument("--min-markers", type=int, default=2, help="(b) markers an image needs to count (default 2)")
-        p.add_argument("--all-walls", action="store_true", help="move every wall by the common fit, not its own")
-        p.add_argument("--apply", action="store_true", help="write the new wall placements into the stage file")
+        p.add_argument("--move-walls", action="store_true",
+                       help="move the walls into tracking space instead of writing tracking_registration")
+        p.add_argument("--all-walls", action="store_true",
+                       help="with --move-walls: move every wall by the common fit, not its own")
+        p.add_argument("--apply", action="store_true",
+                       help="edit the stage file (tracking_registration, or the walls with --move-walls)")
         _outputs(p, "wall.yaml")
     elif tool == "delay":
         p.add_argument("--take", required=True, metavar="TAKE", help="take file recorded by `stagectl record`")
@@ -635,12 +648,15 @@ def _run_wall(args) -> int:
         command_line,
         input_records,
         result_document,
+        stage_set_tracking_registration,
         stage_set_wall_placement,
         wall_report,
     )
     from stagectl.errors import UsageError
     from stagectl.stage import load_stage
 
+    if args.all_walls and not args.move_walls:
+        raise UsageError("--all-walls only applies with --move-walls (the registration is the common fit)")
     stage = load_stage(args.stage)
     used: list = []
     if args.survey and args.images:
@@ -693,31 +709,57 @@ def _run_wall(args) -> int:
     report_path = Path(args.report) if args.report else _derived(args.out, ".report.png")
     wall_report(reg, stage, report_path)
     placements = reg.placements(stage, per_wall=not args.all_walls)
+    registration = reg.registration()
     T = reg.T_stage_tracking
-    from stagectl.transforms import ptr_deg_from_rotation
-
     lines = [f"wall registration ({reg.method}): residual RMS {reg.rms_mm:.2f} mm, max {reg.max_mm:.2f} mm"
              + (f", reprojection {reg.rms_px:.3f} px" if reg.rms_px is not None else ""),
-             f"  T_stage_tracking: translation {[round(v * 1000, 2) for v in T[:3, 3]]} mm, rotation "
-             f"{[round(v, 4) for v in ptr_deg_from_rotation(T[:3, :3])]} deg"]
+             f"  T_stage_tracking: translation {[round(float(v) * 1000, 2) for v in T[:3, 3]]} mm, rotation "
+             f"{[round(v, 4) for v in registration['rotation']]} deg"]
     old = Path(args.stage).read_text(encoding="utf-8")
     new = old
     warnings = list(reg.warnings)
-    for name, upd in placements.items():
-        if upd.get("unrepresented_deg", 0.0) > 0.02:
-            warnings.append(f"wall {name!r}: {upd['unrepresented_deg']:.3f} deg of tilt/roll cannot be expressed by "
-                            f"its placement keys (only flat walls take any rotation)")
+    identity = {"position": [0.0, 0.0, 0.0], "rotation": [0.0, 0.0, 0.0]}
+    if args.move_walls:
+        for name, upd in placements.items():
+            if upd.get("unrepresented_deg", 0.0) > 0.02:
+                warnings.append(f"wall {name!r}: {upd['unrepresented_deg']:.3f} deg of tilt/roll cannot be "
+                                f"expressed by its placement keys (only flat walls take any rotation)")
+            try:
+                new = stage_set_wall_placement(new, name, upd)
+            except YamlEditError as exc:
+                warnings.append(str(exc))
+        suggestion: dict = {"walls": placements}
+        if not stage.tracking_registration.is_identity:  # the walls are now in tracking space
+            try:
+                new = stage_set_tracking_registration(new, identity["position"], identity["rotation"])
+            except YamlEditError as exc:
+                warnings.append(str(exc))
+            suggestion["tracking_registration"] = identity
+        stage_update = "walls moved into tracking space (--move-walls); tracking_registration identity"
+        written = identity
+    else:
+        warnings += reg.wall_disagreements()
         try:
-            new = stage_set_wall_placement(new, name, upd)
+            new = stage_set_tracking_registration(new, registration["position"], registration["rotation"])
         except YamlEditError as exc:
             warnings.append(str(exc))
+        suggestion = {"tracking_registration": registration}
+        stage_update = "tracking_registration set to T_stage_tracking; walls unchanged"
+        written = registration
+        lines.append(f"  tracking_registration: position {registration['position']} m, rotation "
+                     f"{registration['rotation']} deg")
     outputs = {"report": str(report_path)}
     if new != old:
         lines.append("  " + _write_patch(args, Path(args.stage), old, new, "stage"))
         outputs["stage_patch"] = str(_derived(args.out, ".stage.patch"))
+    else:
+        lines.append(f"  {args.stage} already holds this result: nothing to change")
+    results = {**reg.summary(stage), "stage_update": stage_update, "stage_tracking_registration": written,
+               "stage_tracking_registration_before": {"position": list(stage.tracking_registration.position),
+                                                      "rotation": list(stage.tracking_registration.rotation)},
+               "applied": bool(args.apply and new != old), "stage_patch_suggestion": suggestion}
     doc = result_document("wall", command=command_line(), inputs=input_records([args.stage, *used]), parameters=params,
-                          results={**reg.summary(stage), "stage_patch_suggestion": {"walls": placements}},
-                          warnings=warnings, outputs=outputs)
+                          results=results, warnings=warnings, outputs=outputs)
     return _finish(args, doc, lines, warnings, report_path)
 
 

@@ -1,17 +1,18 @@
 """Render one frame of a stage headless and write every output canvas, the inner frustum and the matrices.
 
 The pose is the tracked body's pose in the tracking frame (metres, degrees: x, y, z, pan, tilt, roll; the
-FreeD / OpenTrackIO convention of docs/conventions.md; the tracking frame is the stage frame until wall
-registration exists). The camera's tracker offset (T_body_camera) is applied and its lens file evaluated at
---zoom/--focus (normalised encoders 0..1); a camera without a lens file uses a 35 mm lens with a centred
-principal point, and the command says so.
+FreeD / OpenTrackIO convention of docs/conventions.md). The stage file's tracking_registration
+(T_stage_tracking, from `stagectl calibrate wall --apply`; identity when absent) maps it into the stage, then
+the camera's tracker offset (T_body_camera) is applied: T_stage_camera = T_stage_tracking @ T_tracking_body
+@ T_body_camera. The lens file is evaluated at --zoom/--focus (normalised encoders 0..1); a camera without a
+lens file uses a 35 mm lens with a centred principal point, and the command says so.
 
 Writes into --out: one PNG per output canvas (<processor>_<output>.png, 8-bit sRGB, the canvas size), the
 inner-frustum image (inner_<camera>.png, 8-bit sRGB, the inner resolution, overscan included), and
-snapshot.json with the matrices used (T_stage_camera, T_stage_pupil, V, P, VP; row-major, acting on column
-vectors; NDC -> image u = (x + 1) / 2, v = (1 - y) / 2, row 0 = top), the lens values, overscan, the cabinets
-the inner frustum covers per wall, and the files written. Rendering is headless (EGL surfaceless; Mesa
-llvmpipe without a GPU).
+snapshot.json with the matrices used (T_stage_tracking, T_tracking_body, T_body_camera, T_stage_camera,
+T_stage_pupil, V, P, VP; row-major, acting on column vectors; NDC -> image u = (x + 1) / 2, v = (1 - y) / 2,
+row 0 = top), the lens values, overscan, the cabinets the inner frustum covers per wall, and the files
+written. Rendering is headless (EGL surfaceless; Mesa llvmpipe without a GPU).
 
 Negative pose values: write --pose=-1,0.5,1.7,0,0,0 (with "=").
 """
@@ -159,13 +160,15 @@ def main(args: argparse.Namespace) -> int:
         "stage_file": str(args.stage),
         "camera": ip.camera,
         "pose": dict(zip(("x", "y", "z", "pan", "tilt", "roll"), pose)),
-        "pose_frame": "tracked body in the tracking frame (T_stage_tracking = identity)",
+        "pose_frame": "tracked body in the tracking frame; T_stage_tracking (the stage's "
+                      "tracking_registration) maps it into the stage",
         "conventions": (
             "docs/conventions.md: metres, degrees at the edges; T_a_b maps frame b into a; matrices "
             "row-major acting on column vectors; V = T_gl_camera @ inv(T_stage_pupil) maps stage to the "
             "GL eye; P includes the overscan; VP = P @ V; NDC -> inner image u = (x + 1) / 2, "
             "v = (1 - y) / 2 (row 0 = top); a point is in front when w_clip > 1e-6"
         ),
+        "T_stage_tracking": mat(stage.T_stage_tracking),
         "T_tracking_body": mat(transform_from_pose(*pose)),
         "T_body_camera": mat(cam.T_body_camera),
         "T_stage_camera": mat(ip.T_stage_camera),
@@ -202,6 +205,10 @@ def main(args: argparse.Namespace) -> int:
     say(f"stagectl snapshot: stage \"{stage.name}\", camera {ip.camera} at pose {pose_text}; "
         f"{lens.focal_mm:.2f} mm, pupil {lens.pupil_offset_m * 1000:.1f} mm; "
         + ", ".join(f"{w} {v['count']}/{v['of']} cabinets covered" for w, v in covered.items()))
+    reg = stage.tracking_registration
+    if not reg.is_identity:
+        say(f"stagectl snapshot: tracking_registration applied: position {list(reg.position)} m, rotation "
+            f"{list(reg.rotation)} deg (T_stage_tracking)")
     say(f"stagectl snapshot: rendered with {gl_summary} in {doc['frame_ms']:.1f} ms")
     for what, path, size in written:
         extra = f" ({size[0]}x{size[1]})" if size else ""

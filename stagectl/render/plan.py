@@ -170,16 +170,37 @@ class CameraState:
     """One tracked camera at this frame: ``T_stage_camera`` (4x4, the camera reference point in the stage,
     docs/conventions.md "Camera"), its lens values and sensor size ``(w, h)`` mm. ``overscan_pct`` (left,
     right, bottom, top percent) overrides the stage's overscan for this frame (adaptive overscan); None keeps
-    the stage's."""
+    the stage's. ``soft_edge`` (0..0.5) overrides the stage's soft edge for this camera (the operator's
+    per-camera setting); None keeps the stage's."""
 
     name: str
     T_stage_camera: np.ndarray
     lens: LensValues
     sensor_mm: tuple[float, float]
     overscan_pct: tuple[float, float, float, float] | None = None
+    soft_edge: float | None = None
 
     def finite(self) -> bool:
         return bool(np.all(np.isfinite(self.T_stage_camera))) and self.lens.finite()
+
+
+def with_distortion_overscan(
+    base_pct: Sequence[float], distortion_pct: Sequence[float] | None
+) -> tuple[float, float, float, float]:
+    """The inner frustum's overscan (left, right, bottom, top percent) that covers the lens's distorted frame
+    plus the operator's (or adaptive) margin.
+
+    ``distortion_pct``: :meth:`stagectl.lens.lensfile.Overscan.percent` of the lens at this zoom/focus (how
+    far past the pinhole frame a barrel-distorted camera sees), None for none. Both are percentages of the
+    *unscanned* frustum's width / height (docs/conventions.md), so the sum is exact: the distortion moves
+    the edge from ``l`` to ``l - d/100 (r - l)``, the margin then adds ``o/100 (r - l)`` beyond it.
+    """
+    base = tuple(float(v) for v in base_pct)
+    if len(base) != 4:
+        raise PlanError(f"overscan must be (left, right, bottom, top) percent, got {base_pct!r}")
+    if distortion_pct is None:
+        return base  # type: ignore[return-value]
+    return tuple(b + float(d) for b, d in zip(base, distortion_pct))  # type: ignore[return-value]
 
 
 def _find_camera(stage: Stage, camera: str | Camera | None) -> Camera:
@@ -208,16 +229,18 @@ def camera_state(
 ) -> CameraState:
     """A camera's state from a tracked body pose and lens encoders.
 
-    ``T_stage_camera = T_stage_tracking @ T_tracking_body @ T_body_camera`` (``T_stage_tracking`` identity
-    until wall registration exists). The lens file is evaluated at normalised ``(zoom, focus)``; a camera
-    without a lens file gets :data:`DEFAULT_FOCAL_MM`, a centred principal point and no pupil offset (its
-    ``source`` says so). ``lens`` overrides both.
+    ``T_stage_camera = T_stage_tracking @ T_tracking_body @ T_body_camera``; ``T_stage_tracking`` defaults to
+    the stage's wall registration (``stage.T_stage_tracking``, identity until calibrated). The lens file is
+    evaluated at normalised ``(zoom, focus)``; a camera without a lens file gets :data:`DEFAULT_FOCAL_MM`, a
+    centred principal point and no pupil offset (its ``source`` says so). ``lens`` overrides both.
     """
     cam = _find_camera(stage, camera)
     T = np.asarray(T_tracking_body, dtype=np.float64).reshape(4, 4)
-    if T_stage_tracking is not None:
-        T = np.asarray(T_stage_tracking, dtype=np.float64).reshape(4, 4) @ T
+    if T_stage_tracking is None:
+        T_stage_tracking = stage.T_stage_tracking
+    T = np.asarray(T_stage_tracking, dtype=np.float64).reshape(4, 4) @ T
     T_stage_camera = np.ascontiguousarray(T @ cam.T_body_camera)
+    overscan = None
     if lens is None:
         if cam.lens_file is not None:
             ev = cam.lens_file.evaluate(float(zoom), float(focus))
@@ -226,12 +249,16 @@ def camera_state(
                 f"lens file {cam.lens_file.name!r} at zoom {zoom:g}, focus {focus:g}",
                 float(zoom), float(focus),
             )
+            # the camera sees the distorted frame: the inner frustum must reach as far (stage overscan on top)
+            overscan = with_distortion_overscan(stage.render.inner.overscan_percent,
+                                                ev.overscan(cam.sensor_mm).percent())
         else:
             lens = LensValues(
                 DEFAULT_FOCAL_MM, (0.0, 0.0), 0.0,
                 f"no lens file: default {DEFAULT_FOCAL_MM:g} mm, centred principal point, no pupil offset",
             )
-    return CameraState(cam.name, T_stage_camera, lens, (float(cam.sensor_mm[0]), float(cam.sensor_mm[1])))
+    return CameraState(cam.name, T_stage_camera, lens, (float(cam.sensor_mm[0]), float(cam.sensor_mm[1])),
+                       overscan)
 
 
 def camera_state_from_pose(
@@ -242,13 +269,16 @@ def camera_state_from_pose(
     zoom: float = 0.0,
     focus: float = 0.0,
     lens: LensValues | None = None,
+    T_stage_tracking: np.ndarray | None = None,
 ) -> CameraState:
     """:func:`camera_state` for a tracked body pose ``(x, y, z, pan, tilt, roll)`` (metres, degrees) in the
-    tracking frame, as FreeD / OpenTrackIO report it."""
+    tracking frame, as FreeD / OpenTrackIO report it; the stage's wall registration maps it into the stage
+    unless ``T_stage_tracking`` is given."""
     if len(pose) != 6:
         raise PlanError(f"a pose is x, y, z, pan, tilt, roll (6 numbers), got {len(pose)}")
     return camera_state(
-        stage, camera, transform_from_pose(*(float(v) for v in pose)), zoom=zoom, focus=focus, lens=lens
+        stage, camera, transform_from_pose(*(float(v) for v in pose)), zoom=zoom, focus=focus, lens=lens,
+        T_stage_tracking=T_stage_tracking,
     )
 
 
@@ -873,7 +903,7 @@ class FramePlanner:
             P_unscanned=P0,
             VP_unscanned=P0 @ V,
             overscan_pct=overscan,  # type: ignore[arg-type]
-            soft_edge=self.soft_edge,
+            soft_edge=self.soft_edge if cam.soft_edge is None else float(cam.soft_edge),
             lens=lens,
             sensor_mm=(float(sw), float(sh)),
             near=self.near,

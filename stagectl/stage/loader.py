@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from yaml.nodes import Node
+from yaml.nodes import Node, SequenceNode
 
 from stagectl.config.reader import (
     INVALID,
@@ -32,20 +32,27 @@ from stagectl.lens.lensfile import load_lens_file
 from stagectl.render.features import parse_features
 from stagectl.stage import geometry as geo
 from stagectl.stage.model import (
+    CONSOLE_GROUPS,
     SCHEMA_VERSION,
     AdaptiveOverscanSettings,
     Cabinet,
     Camera,
+    ConsoleSettings,
     InnerRender,
     Mapping,
+    OscAllow,
+    OscConsoleSettings,
     OuterRender,
     Output,
     Processor,
     RenderSettings,
     Stage,
     SyncSettings,
+    TrackingRegistration,
     TrackingSource,
     Wall,
+    WebConsoleSettings,
+    ZmqConsoleSettings,
 )
 from stagectl.sync.timebase import STANDARD_RATES, FrameRate
 
@@ -331,6 +338,103 @@ def _sync(ctx: Context, r: MapReader | None) -> SyncSettings | None:
     return SyncSettings(genlock, clock, int(round(phase * 1e6)))
 
 
+def _tracking_registration(ctx: Context, r: MapReader | None) -> TrackingRegistration | None:
+    """``tracking_registration``: ``T_stage_tracking`` as position (m) and pan/tilt/roll (deg); identity when
+    absent."""
+    if r is None:
+        return TrackingRegistration()
+    position = r.opt("position", vector(3, number(-1000.0, 1000.0), "[x, y, z] metres, each within 1000 m"),
+                     (0.0, 0.0, 0.0))
+    rotation = r.opt("rotation", vector(3, number(-360, 360), "[pan, tilt, roll] degrees"), (0.0, 0.0, 0.0))
+    r.done()
+    if _bad(position, rotation) or not r.ok:
+        return None
+    return TrackingRegistration(tuple(float(v) for v in position), tuple(float(v) for v in rotation))
+
+
+def _ip_or_network(ctx: Context, node: Node, path: str) -> str:
+    text = string()(ctx, node, path)
+    try:
+        ipaddress.IPv4Network(text, strict=False)
+    except ValueError:
+        raise Invalid(f"expected an IPv4 address or network such as 127.0.0.1 or 10.0.0.0/24, "
+                      f"got {describe(node)}") from None
+    return text
+
+
+def _console(ctx: Context, r: MapReader | None) -> ConsoleSettings | None:
+    """``console``: the operator console's transports and state file (docs/stage-file.md); paths relative to
+    the stage file become absolute."""
+    base = ctx.base_dir
+    state_default = base / f"{Path(ctx.file).stem}.operator.json"
+    if r is None:
+        return ConsoleSettings(ZmqConsoleSettings(keys=base / "keys"), state_file=state_default)
+    port = integer(lo=1, hi=65535)
+    zmq, osc, web = ZmqConsoleSettings(keys=base / "keys"), OscConsoleSettings(), WebConsoleSettings()
+    ok = True
+    z = r.sub("zmq", required=False)
+    if z is not None:
+        vals = (z.opt("bind", _ip(False), zmq.bind), z.opt("port", port, zmq.port),
+                z.opt("state_port", port, zmq.state_port), z.opt("keys", NAME, "keys"))
+        z.done()
+        ok = ok and z.ok and not _bad(*vals)
+        if ok:
+            zmq = ZmqConsoleSettings(vals[0], vals[1], vals[2], base / vals[3])
+    o = r.sub("osc", required=False)
+    if o is not None:
+        bind, oport = o.opt("bind", _ip(False), osc.bind), o.opt("port", port, osc.port)
+        allow = list(osc.allow)
+        if o.has("allow"):
+            allow = []
+            for _, n, p in o.items("allow"):
+                a = MapReader(ctx, n, p)
+                address = a.req("address", _ip_or_network)
+                reply_port = a.opt("reply_port", port, None)
+                a.used.add("write")
+                wnode = a.node_of("write")
+                write = CONSOLE_GROUPS
+                if wnode is not None and isinstance(wnode, SequenceNode):
+                    write = tuple(ctx.convert(g, f"{a.key_path('write')}[{i}]", one_of(*CONSOLE_GROUPS))
+                                  for i, g in enumerate(wnode.value))
+                elif wnode is not None:
+                    ctx.error(wnode, a.key_path("write"),
+                              f"expected a list of command groups ({', '.join(CONSOLE_GROUPS)}), "
+                              f"got {describe(wnode)}")
+                    write = INVALID
+                a.done()
+                if not a.ok or _bad(address, write, reply_port) or (write is not INVALID and _bad(*write)):
+                    ok = False
+                    continue
+                allow.append(OscAllow(address, tuple(dict.fromkeys(write)), reply_port))
+        o.done()
+        ok = ok and o.ok and not _bad(bind, oport)
+        if ok:
+            osc = OscConsoleSettings(bind, oport, tuple(allow))
+    w = r.sub("web", required=False)
+    if w is not None:
+        vals = (w.opt("bind", _ip(False), web.bind), w.opt("port", port, web.port))
+        w.done()
+        ok = ok and w.ok and not _bad(*vals)
+        if ok:
+            web = WebConsoleSettings(*vals)
+    state_file = r.opt("state_file", NAME, None)
+    r.done()
+    if not ok or not r.ok or _bad(state_file):
+        return None
+    tcp = [("zmq.port", zmq.port, z), ("zmq.state_port", zmq.state_port, z), ("web.port", web.port, w)]
+    for i, (key, value, sub) in enumerate(tcp):
+        for key0, value0, _ in tcp[:i]:
+            if value == value0:
+                node = sub.node_of(key.split(".")[1]) if sub is not None else None
+                ctx.error(node if node is not None else r.node, f"console.{key}",
+                          f"expected a TCP port other than console.{key0} ({value0}), got {value}")
+                return None
+    sf = state_default
+    if state_file is not None:
+        sf = Path(state_file) if Path(state_file).is_absolute() else base / state_file
+    return ConsoleSettings(zmq, osc, web, sf)
+
+
 # ------------------------------------------------------------ cross checks
 
 def _unique(ctx: Context, items, kind: str, path: str) -> None:
@@ -413,6 +517,8 @@ def load_stage(path: str | Path) -> Stage:
     render = _render(ctx, top.sub("render", required=False), walls=[w.name for w in walls],
                      outputs=[f"{p.name}/{o.name}" for p in processors for o in p.outputs])
     sync = _sync(ctx, top.sub("sync", required=False))
+    registration = _tracking_registration(ctx, top.sub("tracking_registration", required=False))
+    console = _console(ctx, top.sub("console", required=False))
     top.done()
     ctx.raise_if_errors()
 
@@ -439,6 +545,8 @@ def load_stage(path: str | Path) -> Stage:
         tracking=tuple(tracking),
         render=render,
         sync=sync,
+        console=console,
+        tracking_registration=registration,
     )
 
 

@@ -18,6 +18,7 @@ from stagectl.transforms import transform_from_pose
 
 __all__ = [
     "SCHEMA_VERSION",
+    "CONSOLE_GROUPS",
     "Cabinet",
     "Wall",
     "Mapping",
@@ -29,6 +30,12 @@ __all__ = [
     "OuterRender",
     "RenderSettings",
     "SyncSettings",
+    "TrackingRegistration",
+    "ZmqConsoleSettings",
+    "OscAllow",
+    "OscConsoleSettings",
+    "WebConsoleSettings",
+    "ConsoleSettings",
     "Stage",
 ]
 
@@ -174,6 +181,94 @@ class SyncSettings:
 
 
 @dataclass(frozen=True)
+class TrackingRegistration:
+    """``tracking_registration``: the tracking frame's pose in the stage frame, i.e. ``T_stage_tracking``
+    (``p_stage = T_stage_tracking @ p_tracking``; docs/conventions.md). ``position`` metres, ``rotation`` pan,
+    tilt, roll degrees. Written by ``stagectl calibrate wall --apply``; identity until calibrated."""
+
+    position: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    rotation: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    @property
+    def T_stage_tracking(self) -> np.ndarray:
+        return transform_from_pose(*self.position, *self.rotation)
+
+    @property
+    def is_identity(self) -> bool:
+        return not any(self.position) and not any(self.rotation)
+
+
+#: Every write group a console command belongs to (the first dotted part of its name; docs/console.md).
+CONSOLE_GROUPS = ("card", "color", "pattern", "output", "chroma", "camera", "inner", "content", "record", "stage")
+
+
+@dataclass(frozen=True)
+class ZmqConsoleSettings:
+    """``console.zmq``: the ZeroMQ command socket (``port``) and state publisher (``state_port``) on ``bind``;
+    ``keys``: the folder of CURVE keys (absolute once loaded; the stage file gives it relative to itself)."""
+
+    bind: str = "127.0.0.1"
+    port: int = 41320
+    state_port: int = 41321
+    keys: Path = Path("keys")
+
+
+@dataclass(frozen=True)
+class OscAllow:
+    """One ``console.osc.allow`` entry: datagrams from ``address`` (an IPv4 address, or a network such as
+    ``10.0.0.0/24``) are obeyed; they may run the commands of the ``write`` groups, and read-only commands.
+    ``reply_port``: where acks go (None: back to the sender's own port)."""
+
+    address: str
+    write: tuple[str, ...] = CONSOLE_GROUPS
+    reply_port: int | None = None
+
+    def matches(self, ip: str) -> bool:
+        import ipaddress
+
+        try:
+            return ipaddress.IPv4Address(ip) in ipaddress.IPv4Network(self.address, strict=False)
+        except ValueError:
+            return False
+
+
+@dataclass(frozen=True)
+class OscConsoleSettings:
+    """``console.osc``: the OSC command port on ``bind`` and who may send what (``allow``, first match wins)."""
+
+    bind: str = "127.0.0.1"
+    port: int = 41330
+    allow: tuple[OscAllow, ...] = (OscAllow("127.0.0.1"),)
+
+    def write_groups(self, ip: str) -> frozenset[str] | None:
+        """The command groups a datagram from ``ip`` may write (empty: read-only commands only); None: not
+        obeyed at all (no ``allow`` entry matches)."""
+        for a in self.allow:
+            if a.matches(ip):
+                return frozenset(a.write)
+        return None
+
+
+@dataclass(frozen=True)
+class WebConsoleSettings:
+    """``console.web``: the web console's HTTP port on ``bind``."""
+
+    bind: str = "127.0.0.1"
+    port: int = 41340
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """``console``: the operator console's transports and the operator state file (``state_file`` absolute once
+    loaded; None: ``<stage dir>/<stage stem>.operator.json``)."""
+
+    zmq: ZmqConsoleSettings = ZmqConsoleSettings()
+    osc: OscConsoleSettings = OscConsoleSettings()
+    web: WebConsoleSettings = WebConsoleSettings()
+    state_file: Path | None = None
+
+
+@dataclass(frozen=True)
 class Stage:
     name: str
     path: Path
@@ -184,6 +279,13 @@ class Stage:
     tracking: tuple[TrackingSource, ...]
     render: RenderSettings
     sync: SyncSettings
+    tracking_registration: TrackingRegistration = TrackingRegistration()  # T_stage_tracking (calibrate wall)
+    console: ConsoleSettings = ConsoleSettings()  # operator console transports and state file
+
+    @property
+    def T_stage_tracking(self) -> np.ndarray:
+        """4x4 ``T_stage_tracking``: maps tracking coordinates into the stage (identity until calibrated)."""
+        return self.tracking_registration.T_stage_tracking
 
     def wall(self, name: str) -> Wall:
         for w in self.walls:

@@ -130,10 +130,10 @@ class FrameStateError(ClusterError):
 # hh mm ss ff
 _HEADER = struct.Struct("<4sBBBBIQqqqIIBBBB")
 # T_stage_camera (16, row-major), focal mm, principal point x y mm, pupil m, zoom, focus, sensor w h mm,
-# overscan left right bottom top percent (all NaN: the stage's configured overscan; version 2 added them so that
-# adaptive overscan reaches the render nodes)
-_CAMERA = struct.Struct("<28d")
-_CAMERA_DOUBLES = 28
+# overscan left right bottom top percent (all NaN: the stage's configured overscan), soft edge (NaN: the stage's);
+# version 2 added the last five so that adaptive overscan and the operator's per-camera settings reach the nodes
+_CAMERA = struct.Struct("<29d")
+_CAMERA_DOUBLES = 29
 
 _FLAG_BLACKOUT = 0x01
 _FLAG_INNER = 0x02
@@ -255,7 +255,7 @@ def encode_frame_state(state: FrameState, *, seq: int | None = None, session: in
                 raise ValueError(f"overscan_pct must have 4 values (left, right, bottom, top), got {len(ov)}")
             body = _CAMERA.pack(
                 *T.ravel().tolist(), float(lens.focal_mm), float(px), float(py), float(lens.pupil_offset_m),
-                _opt(lens.zoom), _opt(lens.focus), float(sw), float(sh), *ov,
+                _opt(lens.zoom), _opt(lens.focus), float(sw), float(sh), *ov, _opt(cam.soft_edge),
             )
         except (struct.error, TypeError, ValueError, AttributeError) as exc:
             raise FrameStateError(f"cannot encode camera {cam.name!r}: {exc}") from None
@@ -322,7 +322,9 @@ def _decode(buf: memoryview) -> FrameState:
         ov = v[24:28]
         if np.isnan(ov).any() and not np.isnan(ov).all():
             raise FrameStateError(f"camera {name!r}: overscan must be four numbers or none, got {ov.tolist()}")
-        cams.append(CameraState(name, T, lens, (sw, sh), None if np.isnan(ov[0]) else tuple(ov.tolist())))
+        soft = float(v[28])
+        cams.append(CameraState(name, T, lens, (sw, sh), None if np.isnan(ov[0]) else tuple(ov.tolist()),
+                                None if math.isnan(soft) else soft))
     if off != n:
         raise FrameStateError(f"frame state has {n - off} trailing bytes")
     names = [c.name for c in cams]

@@ -118,7 +118,8 @@ def _camera(name: str, seed: int) -> CameraState:
     lens = LensValues(float(rng.uniform(18, 85)), pp, float(rng.uniform(0, 0.2)), "test", zoom, focus)
     # odd seeds: adaptive overscan (per-side percentages) travels with the camera; even: the stage's default
     overscan = tuple(float(v) for v in rng.uniform(0, 40, 4)) if seed % 2 else None
-    return CameraState(name, T, lens, (24.89, 14.0), overscan)
+    soft_edge = float(rng.uniform(0, 0.5)) if seed % 3 else None  # the operator's per-camera soft edge
+    return CameraState(name, T, lens, (24.89, 14.0), overscan, soft_edge)
 
 
 def _state(k: int, rate: FrameRate = RATE_60, ncam: int = 1) -> FrameState:
@@ -149,7 +150,7 @@ def _assert_same_state(a: FrameState, b: FrameState) -> None:
         assert (la.focal_mm, tuple(la.principal_point_mm), la.pupil_offset_m, la.zoom, la.focus) == (
             lb.focal_mm, tuple(lb.principal_point_mm), lb.pupil_offset_m, lb.zoom, lb.focus)
         assert tuple(ca.sensor_mm) == tuple(cb.sensor_mm)
-        assert ca.overscan_pct == cb.overscan_pct
+        assert ca.overscan_pct == cb.overscan_pct and ca.soft_edge == cb.soft_edge
 
 
 # ======================================================================================= codec
@@ -175,8 +176,8 @@ def test_frame_state_round_trip(case: str) -> None:
     _assert_same_state(st, back)
     assert (back.seq, back.session) == (2**63 + 5, 0xDEADBEEF)
     assert encode_frame_state(back) == data  # canonical: decode then encode gives the same bytes
-    # compact: 56-byte header, per camera 1 + name + 28 float64
-    assert len(data) == 56 + sum(1 + len(c.name.encode()) + 28 * 8 for c in st.cameras)
+    # compact: 56-byte header, per camera 1 + name + 29 float64
+    assert len(data) == 56 + sum(1 + len(c.name.encode()) + 29 * 8 for c in st.cameras)
     assert data[:4] == WIRE_MAGIC
 
 
