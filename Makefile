@@ -34,7 +34,17 @@ $(VENV)/.xvfb: | $(BIN)/python
 	  else echo "note: xvfb-run is missing: the GLFW window tests will skip (apt-get install xvfb)"; fi; }
 	touch $@
 
-test: $(VENV)/.installed-test $(VENV)/.xvfb
+# The web console's browser test drives Debian's chromium (Playwright's own browser download is not used):
+# install it where it is missing (as root); elsewhere that test says why it skips.
+$(VENV)/.chromium: | $(BIN)/python
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (for the web console browser test)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: /usr/bin/chromium is missing: the web console browser test will skip (apt-get install chromium)"; fi; }
+	touch $@
+
+test: $(VENV)/.installed-test $(VENV)/.xvfb $(VENV)/.chromium
 	$(BIN)/python -m pytest $(ARGS)
 
 bench: $(VENV)/.installed-run

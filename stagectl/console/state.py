@@ -1,0 +1,746 @@
+"""The operator state: everything an operator changed on a running stage, and its crash-safe store.
+
+:class:`OperatorState` is immutable. It holds the stage features the frame plan draws
+(:class:`~stagectl.render.features.FeatureState`: light cards, chroma key, colour corrections, patterns,
+per-output blackouts, the per-camera freeze), the per-camera settings (:class:`CameraSettings`), the global
+blackout, whether the inner frusta are composited, the scene content and the recording in progress.
+
+The initial state of a stage (:meth:`OperatorState.initial`) is what its stage file says: the ``render``
+features, each camera's tracking source and that source's ``delay_frames``, the ``render.inner`` overscan and
+soft edge, no smoothing, nothing frozen, the ``render.outer.content``.
+
+JSON (:meth:`OperatorState.to_json` / :meth:`OperatorState.from_json`) is what is persisted and what clients
+see. Units as the commands give them (docs/console.md): wall UV for card rectangles, linear RGB for card and
+pattern colours, 8-bit sRGB codes for the chroma key and marker colours, percent for overscan, frames for
+delay, Hz for smoothing cutoffs; paths are absolute.
+
+:class:`StateStore` writes the state atomically (temporary file, ``fsync``, ``rename``, ``fsync`` of the
+folder), so a crash at any moment leaves either the old or the new file, never a torn one. A file that cannot
+be read is reported as ``file: key: what was expected`` and moved aside as ``<name>.bad-<UTC>``; it is never
+fatal.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from stagectl.errors import ConfigErrors, StageError
+from stagectl.render.features import (
+    LAYERS,
+    PATTERN_KINDS,
+    ChromaKey,
+    ChromaMarkers,
+    ColorCorrection,
+    FeatureError,
+    FeatureState,
+    FreezeFrustum,
+    LightCard,
+    OutputPattern,
+    read_cube,
+)
+from stagectl.tracking.timeline import OneEuroParams, Smoothing
+
+__all__ = [
+    "STATE_FORMAT",
+    "STATE_VERSION",
+    "StateError",
+    "CameraSettings",
+    "OperatorState",
+    "StateStore",
+    "rebase",
+    "default_state_path",
+    "utc_stamp",
+]
+
+STATE_FORMAT = "stagectl.operator-state"
+STATE_VERSION = 1
+
+
+class StateError(StageError):
+    """A persisted operator state that cannot be used (``file: key: what was expected``)."""
+
+
+def utc_stamp(ns: int | None = None, *, iso: bool = False) -> str:
+    """UTC of the ``system`` clock (``ns`` nanoseconds since the epoch; now when None):
+    ``YYYYMMDDTHHMMSS.ffffffZ`` (safe in file names), or ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` with ``iso``."""
+    t = (
+        _dt.datetime.now(_dt.timezone.utc)
+        if ns is None
+        else _dt.datetime.fromtimestamp(ns / 1e9, _dt.timezone.utc)
+    )
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if iso else "%Y%m%dT%H%M%S.%fZ")
+
+
+def default_state_path(stage) -> Path:
+    """``<stage dir>/<stage stem>.operator.json``, or ``console.state_file`` (relative to the stage file)."""
+    base = Path(stage.path).resolve().parent
+    settings = getattr(stage, "console", None)
+    name = getattr(settings, "state_file", None) if settings is not None else None
+    if name:
+        p = Path(name)
+        return p if p.is_absolute() else base / p
+    return base / f"{Path(stage.path).stem}.operator.json"
+
+
+# ------------------------------------------------------------------------------------- camera settings
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    """Operator settings of one camera.
+
+    ``tracking``: the tracking source name; ``delay_frames``: tracking delay in frames (>= 0, fractional
+    allowed); ``smoothing``: One Euro filter of position and rotation (``None``: off); ``overscan_percent``:
+    ``(left, right, bottom, top)`` percent of the unscanned frustum; ``soft_edge``: fraction of the inner
+    frustum's half-size blended at its border (0..0.5); ``freeze``: keep the inner frustum where it is.
+    """
+
+    tracking: str
+    delay_frames: float = 0.0
+    smoothing: OneEuroParams | None = None
+    overscan_percent: tuple[float, float, float, float] = (10.0, 10.0, 10.0, 10.0)
+    soft_edge: float = 0.05
+    freeze: bool = False
+
+    def smoothing_filter(self) -> Smoothing | None:
+        """The :class:`~stagectl.tracking.timeline.Smoothing` of the camera's timeline (None: off): the same
+        One Euro parameters for position and rotation."""
+        if self.smoothing is None:
+            return None
+        return Smoothing(position=self.smoothing, rotation=self.smoothing)
+
+    def to_json(self) -> dict:
+        return {
+            "tracking": self.tracking,
+            "delay_frames": self.delay_frames,
+            "smoothing": "off"
+            if self.smoothing is None
+            else {
+                "min_cutoff_hz": self.smoothing.min_cutoff_hz,
+                "beta": self.smoothing.beta,
+                "d_cutoff_hz": self.smoothing.d_cutoff_hz,
+            },
+            "overscan_percent": list(self.overscan_percent),
+            "soft_edge": self.soft_edge,
+            "freeze": self.freeze,
+        }
+
+
+# --------------------------------------------------------------------------------------------- operator state
+
+
+@dataclass(frozen=True)
+class OperatorState:
+    """Everything an operator can change (module docstring). ``cameras``: ``(name, CameraSettings)`` pairs in
+    the stage's camera order; ``blackout_all``: every output black; ``content``: ``"procedural"`` or an
+    absolute file path; ``recording``: the absolute path of the take being recorded, or None."""
+
+    features: FeatureState = FeatureState()
+    cameras: tuple[tuple[str, CameraSettings], ...] = ()
+    blackout_all: bool = False
+    inner_enabled: bool = True
+    content: str = "procedural"
+    recording: str | None = None
+    #: paths of LUT files as the operator gave them, absolute: target ("inner" or a wall) -> path
+    lut_paths: tuple[tuple[str, str], ...] = field(default=(), compare=True)
+
+    # ---- construction
+    @classmethod
+    def initial(cls, stage) -> OperatorState:
+        """The state the stage file describes (module docstring)."""
+        inner = stage.render.inner
+        cams = []
+        for c in stage.cameras:
+            try:
+                delay = float(stage.tracking_source(c.tracking).delay_frames)
+            except KeyError:
+                delay = 0.0
+            cams.append(
+                (
+                    c.name,
+                    CameraSettings(
+                        c.tracking,
+                        delay,
+                        None,
+                        tuple(float(v) for v in inner.overscan_percent),
+                        float(inner.soft_edge),
+                        False,
+                    ),
+                )
+            )
+        feats = getattr(stage.render, "features", None) or FeatureState()
+        feats = replace(feats, freeze=None)
+        luts = []
+        for target, cc in _corrections(feats):
+            if cc.lut is not None and cc.lut.source:
+                found = _lut_file(cc.lut, Path(stage.path).resolve().parent)
+                if found is not None:
+                    luts.append((target, found))
+        return cls(
+            features=feats,
+            cameras=tuple(cams),
+            content=str(stage.render.outer.content),
+            lut_paths=tuple(sorted(luts)),
+        )
+
+    # ---- queries
+    def camera(self, name: str) -> CameraSettings:
+        for k, v in self.cameras:
+            if k == name:
+                return v
+        raise KeyError(name)
+
+    @property
+    def camera_names(self) -> list[str]:
+        return [k for k, _ in self.cameras]
+
+    def lut_path(self, target: str) -> str | None:
+        for k, v in self.lut_paths:
+            if k == target:
+                return v
+        return None
+
+    # ---- edits
+    def with_camera(self, name: str, settings: CameraSettings) -> OperatorState:
+        """The state with camera ``name``'s settings replaced (the freeze carried into the features)."""
+        cams = tuple((k, settings if k == name else v) for k, v in self.cameras)
+        frozen = frozenset(k for k, v in cams if v.freeze)
+        freeze = FreezeFrustum(frozen, keep_image=True) if frozen else None
+        return replace(self, cameras=cams, features=replace(self.features, freeze=freeze))
+
+    def with_lut_path(self, target: str, path: str | None) -> OperatorState:
+        rest = [(k, v) for k, v in self.lut_paths if k != target]
+        if path is not None:
+            rest.append((target, path))
+        return replace(self, lut_paths=tuple(sorted(rest)))
+
+    # ---- JSON
+    def to_json(self) -> dict:
+        """The JSON-able form (module docstring); :meth:`from_json` reads it back."""
+        f = self.features
+        key = None
+        if f.chroma_key is not None:
+            m = f.chroma_key.markers
+            key = {
+                "enabled": f.chroma_key.enabled,
+                "color": _codes(f.chroma_key.color),
+                "markers": None
+                if m is None
+                else {
+                    "color": _codes(m.color),
+                    "size": m.size,
+                    "thickness": m.thickness,
+                    "spacing": m.spacing,
+                    "units": m.units,
+                },
+            }
+        return {
+            "light_cards": [
+                {
+                    "id": c.id,
+                    "wall": c.wall,
+                    "rect": list(c.rect),
+                    "color": list(c.color),
+                    "intensity": c.intensity,
+                    "layer": c.layer,
+                    "feather_px": c.feather_px,
+                }
+                for c in f.light_cards
+            ],
+            "chroma_key": key,
+            "color": {
+                "walls": {w: self._cc_json(w, cc) for w, cc in f.wall_color},
+                "inner": None if f.inner_color is None else self._cc_json("inner", f.inner_color),
+            },
+            "patterns": {
+                k: {"kind": p.kind, "color": list(p.color), "squares": p.squares, "burn_in": list(p.burn_in)}
+                for k, p in f.patterns
+            },
+            "blackout": sorted(f.blackout),
+            "blackout_all": self.blackout_all,
+            "cameras": {k: v.to_json() for k, v in self.cameras},
+            "inner_enabled": self.inner_enabled,
+            "content": self.content,
+            "recording": self.recording,
+        }
+
+    def _cc_json(self, target: str, cc: ColorCorrection) -> dict:
+        lut = None
+        if cc.lut is not None:
+            lut = self.lut_path(target) or cc.lut.source or None  # best effort for a LUT of unknown origin
+        return {
+            "exposure": cc.exposure,
+            "gains": None if cc.gains is None else list(cc.gains),
+            "temperature": cc.temperature,
+            "tint": cc.tint,
+            "slope": list(cc.slope),
+            "offset": list(cc.offset),
+            "power": list(cc.power),
+            "saturation": cc.saturation,
+            "lut": lut,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, stage, *, file: str = "<state>") -> tuple[OperatorState, list[str]]:
+        """Read :meth:`to_json`'s form against ``stage``; returns ``(state, warnings)``.
+
+        Things the stage no longer has (a card's wall, a pattern's output, a camera, a tracking source) are
+        dropped with a warning, as is a LUT file that cannot be read and a recording (a take does not resume
+        after a restart). Anything malformed raises :class:`StateError` ``file: key: what was expected``.
+        Cameras the file does not mention keep the stage file's settings.
+        """
+        r = _Reader(file)
+        base = cls.initial(stage)
+        warnings: list[str] = []
+        d = r.mapping(data, "state")
+        walls = [w.name for w in stage.walls]
+        outputs = [f"{p.name}/{o.name}" for p, o in stage.outputs()]
+        sources = [t.name for t in stage.tracking]
+
+        cards: list[LightCard] = []
+        for i, c in enumerate(r.seq(d.get("light_cards", []), "state.light_cards")):
+            k = f"state.light_cards[{i}]"
+            c = r.mapping(c, k)
+            try:
+                card = LightCard(
+                    r.text(c.get("id"), f"{k}.id"),
+                    r.text(c.get("wall"), f"{k}.wall"),
+                    r.numbers(c.get("rect"), 4, f"{k}.rect"),
+                    r.numbers(c.get("color", [1, 1, 1]), 3, f"{k}.color"),
+                    r.number(c.get("intensity", 1.0), f"{k}.intensity"),
+                    r.choice(c.get("layer", "over"), LAYERS, f"{k}.layer"),
+                    r.number(c.get("feather_px", 0.0), f"{k}.feather_px"),
+                )
+            except FeatureError as exc:
+                raise r.error(k, str(exc)) from None
+            if card.wall not in walls:
+                warnings.append(
+                    f"{file}: {k}: light card {card.id!r} is on wall {card.wall!r}, which the stage no "
+                    f"longer has; dropped"
+                )
+                continue
+            if any(x.id == card.id for x in cards):
+                raise r.error(f"{k}.id", f"light card id {card.id!r} is used twice")
+            cards.append(card)
+
+        key = None
+        ck = d.get("chroma_key")
+        if ck is not None:
+            ck = r.mapping(ck, "state.chroma_key")
+            markers = None
+            mk = ck.get("markers")
+            try:
+                if mk is not None:
+                    mk = r.mapping(mk, "state.chroma_key.markers")
+                    markers = ChromaMarkers(
+                        _from_codes(r.numbers(mk.get("color"), 3, "state.chroma_key.markers.color")),
+                        r.number(mk.get("size"), "state.chroma_key.markers.size"),
+                        r.number(mk.get("thickness"), "state.chroma_key.markers.thickness"),
+                        r.number(mk.get("spacing"), "state.chroma_key.markers.spacing"),
+                        r.choice(mk.get("units"), ("m", "px"), "state.chroma_key.markers.units"),
+                    )
+                key = ChromaKey(
+                    r.boolean(ck.get("enabled", True), "state.chroma_key.enabled"),
+                    _from_codes(r.numbers(ck.get("color"), 3, "state.chroma_key.color")),
+                    markers,
+                )
+            except FeatureError as exc:
+                raise r.error("state.chroma_key", str(exc)) from None
+
+        lut_paths: list[tuple[str, str]] = []
+
+        def cc_of(v, k: str, target: str) -> ColorCorrection | None:
+            v = r.mapping(v, k)
+            lut = None
+            lp = v.get("lut")
+            if lp is not None:
+                lp = r.text(lp, f"{k}.lut")
+                try:
+                    lut = read_cube(lp)
+                    lut_paths.append((target, lp))
+                except ConfigErrors as exc:
+                    warnings.append(
+                        f"{file}: {k}.lut: cannot read the LUT, colour correction kept without it: "
+                        f"{str(exc).splitlines()[0]}"
+                    )
+            gains = v.get("gains")
+            temp = v.get("temperature")
+            try:
+                return ColorCorrection(
+                    r.number(v.get("exposure", 0.0), f"{k}.exposure"),
+                    None if gains is None else r.numbers(gains, 3, f"{k}.gains"),
+                    None if temp is None else r.number(temp, f"{k}.temperature"),
+                    r.number(v.get("tint", 0.0), f"{k}.tint"),
+                    r.numbers(v.get("slope", [1, 1, 1]), 3, f"{k}.slope"),
+                    r.numbers(v.get("offset", [0, 0, 0]), 3, f"{k}.offset"),
+                    r.numbers(v.get("power", [1, 1, 1]), 3, f"{k}.power"),
+                    r.number(v.get("saturation", 1.0), f"{k}.saturation"),
+                    lut,
+                )
+            except FeatureError as exc:
+                raise r.error(k, str(exc)) from None
+
+        col = r.mapping(d.get("color", {}), "state.color")
+        wall_cc = []
+        for w, v in r.mapping(col.get("walls", {}), "state.color.walls").items():
+            if w not in walls:
+                warnings.append(
+                    f"{file}: state.color.walls.{w}: the stage has no wall {w!r}; its colour correction "
+                    f"is dropped"
+                )
+                continue
+            cc = cc_of(v, f"state.color.walls.{w}", w)
+            if cc is not None:
+                wall_cc.append((w, cc))
+        inner_cc = None if col.get("inner") is None else cc_of(col["inner"], "state.color.inner", "inner")
+
+        patterns = []
+        for o, v in r.mapping(d.get("patterns", {}), "state.patterns").items():
+            k = f"state.patterns.{o}"
+            if o not in outputs:
+                warnings.append(f"{file}: {k}: the stage has no output {o!r}; its pattern is dropped")
+                continue
+            v = r.mapping(v, k)
+            try:
+                patterns.append(
+                    (
+                        o,
+                        OutputPattern(
+                            r.choice(v.get("kind"), PATTERN_KINDS, f"{k}.kind"),
+                            r.numbers(v.get("color", [1, 1, 1]), 3, f"{k}.color"),
+                            int(r.number(v.get("squares", 1), f"{k}.squares")),
+                            tuple(
+                                r.text(x, f"{k}.burn_in") for x in r.seq(v.get("burn_in", []), f"{k}.burn_in")
+                            ),
+                        ),
+                    )
+                )
+            except FeatureError as exc:
+                raise r.error(k, str(exc)) from None
+
+        blackout = []
+        for i, o in enumerate(r.seq(d.get("blackout", []), "state.blackout")):
+            o = r.text(o, f"state.blackout[{i}]")
+            if o not in outputs:
+                warnings.append(f"{file}: state.blackout[{i}]: the stage has no output {o!r}; dropped")
+                continue
+            blackout.append(o)
+
+        state = replace(
+            base,
+            features=FeatureState(
+                tuple(cards), key, tuple(wall_cc), inner_cc, tuple(patterns), frozenset(blackout)
+            ),
+            blackout_all=r.boolean(d.get("blackout_all", False), "state.blackout_all"),
+            inner_enabled=r.boolean(d.get("inner_enabled", True), "state.inner_enabled"),
+            lut_paths=tuple(sorted(lut_paths)),
+        )
+
+        for name, v in r.mapping(d.get("cameras", {}), "state.cameras").items():
+            k = f"state.cameras.{name}"
+            if name not in state.camera_names:
+                warnings.append(f"{file}: {k}: the stage has no camera {name!r}; its settings are dropped")
+                continue
+            v = r.mapping(v, k)
+            cur = state.camera(name)
+            tracking = r.text(v.get("tracking", cur.tracking), f"{k}.tracking")
+            if tracking not in sources:
+                warnings.append(
+                    f"{file}: {k}.tracking: the stage has no tracking source {tracking!r}; camera {name!r} "
+                    f"keeps {cur.tracking!r}"
+                )
+                tracking = cur.tracking
+            sm = v.get("smoothing", "off")
+            smoothing = None
+            if sm != "off":
+                sm = r.mapping(sm, f"{k}.smoothing")
+                try:
+                    smoothing = OneEuroParams(
+                        r.number(sm.get("min_cutoff_hz"), f"{k}.smoothing.min_cutoff_hz"),
+                        r.number(sm.get("beta", 0.0), f"{k}.smoothing.beta"),
+                        r.number(sm.get("d_cutoff_hz", 1.0), f"{k}.smoothing.d_cutoff_hz"),
+                    )
+                except ValueError as exc:
+                    raise r.error(f"{k}.smoothing", str(exc)) from None
+            delay = r.number(v.get("delay_frames", cur.delay_frames), f"{k}.delay_frames")
+            soft = r.number(v.get("soft_edge", cur.soft_edge), f"{k}.soft_edge")
+            ov = r.numbers(v.get("overscan_percent", list(cur.overscan_percent)), 4, f"{k}.overscan_percent")
+            if delay < 0 or not 0 <= soft <= 0.5 or not all(0 <= x <= 100 for x in ov):
+                raise r.error(k, "expected delay_frames >= 0, soft_edge 0..0.5 and overscan_percent 0..100")
+            state = state.with_camera(
+                name,
+                CameraSettings(
+                    tracking, delay, smoothing, ov, soft, r.boolean(v.get("freeze", False), f"{k}.freeze")
+                ),
+            )
+
+        content = r.text(d.get("content", base.content), "state.content")
+        if content != "procedural" and not Path(content).is_file():
+            warnings.append(
+                f"{file}: state.content: file not found: {content}; the stage file's content "
+                f"{base.content} is used"
+            )
+            content = base.content
+        state = replace(state, content=content)
+        rec = d.get("recording")
+        if rec is not None:
+            warnings.append(
+                f"{file}: state.recording: a take ({r.text(rec, 'state.recording')}) was being recorded "
+                "when the state was saved; recording does not resume after a restart"
+            )
+        return state, warnings
+
+
+def rebase(state: OperatorState, stage) -> tuple[OperatorState, list[str]]:
+    """``state`` carried onto a (reloaded) ``stage``: what the stage no longer has is dropped (a card's wall,
+    a colour correction's wall, a pattern's or blackout's output, a camera, a camera's tracking source), new
+    cameras get the stage file's settings; returns ``(state, warnings)``. Reads no files."""
+    walls = {w.name for w in stage.walls}
+    outputs = {f"{p.name}/{o.name}" for p, o in stage.outputs()}
+    sources = {t.name for t in stage.tracking}
+    warnings: list[str] = []
+    f = state.features
+    cards = []
+    for c in f.light_cards:
+        if c.wall in walls:
+            cards.append(c)
+        else:
+            warnings.append(f"light card {c.id!r}: the stage has no wall {c.wall!r} any more; dropped")
+    wall_cc = []
+    for w, cc in f.wall_color:
+        if w in walls:
+            wall_cc.append((w, cc))
+        else:
+            warnings.append(f"colour correction of wall {w!r}: the stage has no such wall any more; dropped")
+    patterns = []
+    for o, p in f.patterns:
+        if o in outputs:
+            patterns.append((o, p))
+        else:
+            warnings.append(f"pattern of output {o!r}: the stage has no such output any more; dropped")
+    blackout = frozenset(o for o in f.blackout if o in outputs)
+    for o in sorted(f.blackout - blackout):
+        warnings.append(f"blackout of output {o!r}: the stage has no such output any more; dropped")
+    base = OperatorState.initial(stage)
+    new = replace(
+        state,
+        features=replace(
+            f,
+            light_cards=tuple(cards),
+            wall_color=tuple(wall_cc),
+            patterns=tuple(patterns),
+            blackout=blackout,
+            freeze=None,
+        ),
+        cameras=base.cameras,
+        lut_paths=tuple((k, v) for k, v in state.lut_paths if k == "inner" or k in walls),
+    )
+    old = dict(state.cameras)
+    for name in new.camera_names:
+        if name not in old:
+            continue
+        cs = old[name]
+        if cs.tracking not in sources:
+            warnings.append(
+                f"camera {name!r}: the stage has no tracking source {cs.tracking!r} any more; it uses "
+                f"{new.camera(name).tracking!r}"
+            )
+            cs = replace(cs, tracking=new.camera(name).tracking)
+        new = new.with_camera(name, cs)
+    for name in old:
+        if name not in new.camera_names:
+            warnings.append(
+                f"camera {name!r}: the stage has no such camera any more; its settings are dropped"
+            )
+    return new, warnings
+
+
+def _lut_file(lut, stage_dir: Path) -> str | None:
+    """The absolute path of a stage-file LUT: its ``source`` is a display path (relative to the working folder
+    at load time, or absolute); the candidate (that path, or a tail of it under the stage's folder) whose
+    content matches the LUT's digest."""
+    src = Path(lut.source)
+    cands = (
+        [src]
+        if src.is_absolute()
+        else [src.resolve()] + [stage_dir.joinpath(*src.parts[i:]) for i in range(len(src.parts))]
+    )
+    for c in cands:
+        if c.is_file():
+            try:
+                if read_cube(c).digest == lut.digest:
+                    return str(c.resolve())
+            except ConfigErrors:
+                continue
+    return None
+
+
+def _corrections(f: FeatureState) -> list[tuple[str, ColorCorrection]]:
+    out = list(f.wall_color)
+    if f.inner_color is not None:
+        out.append(("inner", f.inner_color))
+    return out
+
+
+def _codes(color01: Sequence[float]) -> list[float]:
+    """sRGB-encoded 0..1 -> 8-bit codes (whole numbers when they are, within 1e-9)."""
+    out = []
+    for c in color01:
+        v = float(c) * 255.0
+        out.append(float(round(v)) if abs(v - round(v)) < 1e-9 else v)
+    return out
+
+
+def _from_codes(codes: Sequence[float]) -> tuple[float, float, float]:
+    out = []
+    for c in codes:
+        v = float(c)
+        if abs(v - round(v)) < 1e-9:
+            v = float(round(v))
+        out.append(v / 255.0)
+    return tuple(out)  # type: ignore[return-value]
+
+
+class _Reader:
+    """Strict readers of the state JSON's values; errors are ``file: key: what was expected``."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+
+    def error(self, key: str, message: str) -> StateError:
+        return StateError(f"{self.file}: {key}: {message}")
+
+    def _got(self, v) -> str:
+        try:
+            return json.dumps(v)
+        except (TypeError, ValueError):
+            return repr(v)
+
+    def mapping(self, v, key: str) -> dict:
+        if not isinstance(v, Mapping):
+            raise self.error(key, f"expected a JSON object, got {self._got(v)}")
+        return dict(v)
+
+    def seq(self, v, key: str) -> list:
+        if not isinstance(v, list):
+            raise self.error(key, f"expected a list, got {self._got(v)}")
+        return v
+
+    def number(self, v, key: str) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise self.error(key, f"expected a finite number, got {self._got(v)}")
+        return float(v)
+
+    def numbers(self, v, n: int, key: str) -> tuple[float, ...]:
+        if not isinstance(v, list) or len(v) != n:
+            raise self.error(key, f"expected a list of {n} numbers, got {self._got(v)}")
+        return tuple(self.number(x, key) for x in v)
+
+    def text(self, v, key: str) -> str:
+        if not isinstance(v, str) or not v:
+            raise self.error(key, f"expected a non-empty text, got {self._got(v)}")
+        return v
+
+    def boolean(self, v, key: str) -> bool:
+        if not isinstance(v, bool):
+            raise self.error(key, f"expected true or false, got {self._got(v)}")
+        return v
+
+    def choice(self, v, choices: Sequence[str], key: str) -> str:
+        if v not in choices:
+            raise self.error(key, f"expected one of {', '.join(choices)}, got {self._got(v)}")
+        return v
+
+
+# --------------------------------------------------------------------------------------------- store
+
+
+class StateStore:
+    """The operator state file of one stage (``path``), written atomically.
+
+    :meth:`save` writes ``{"format", "version", "stage", "seq", "saved_utc", "state"}`` to ``<path>.tmp``,
+    ``fsync``\\ s it, renames it over ``path`` and ``fsync``\\ s the folder: after :meth:`save` returns, the
+    new state survives a crash or power cut. :meth:`load` reads it back against a stage; a file that cannot be
+    used is moved aside (:meth:`set_aside`) and reported, and the stage file's state is used.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def save(self, state: OperatorState, seq: int, stage_name: str = "") -> None:
+        doc = {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "stage": stage_name,
+            "seq": int(seq),
+            "saved_utc": utc_stamp(),
+            "state": state.to_json(),
+        }
+        data = json.dumps(doc, indent=1, allow_nan=False).encode("utf-8")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        try:
+            dfd = os.open(self.path.parent, os.O_RDONLY)
+        except OSError:  # a platform without directory fds
+            return
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    def set_aside(self) -> Path:
+        """Rename the file to ``<name>.bad-<UTC>`` (kept for a look, never read again); returns the new
+        path."""
+        bad = self.path.with_name(f"{self.path.name}.bad-{utc_stamp()}")
+        os.replace(self.path, bad)
+        return bad
+
+    def load(self, stage) -> tuple[OperatorState | None, int, list[str]]:
+        """``(state, seq, warnings)``: the persisted state against ``stage`` (None when there is no file or it
+        was set aside: the stage file's state applies), the sequence number it was saved at, and what was
+        dropped or set aside (one line each)."""
+        if not self.path.exists():
+            return None, 0, []
+        name = str(self.path)
+        try:
+            try:
+                doc = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise StateError(f"{name}: cannot read: {exc}") from None
+            except json.JSONDecodeError as exc:
+                raise StateError(f"{name}:{exc.lineno}: not JSON: {exc.msg}") from None
+            r = _Reader(name)
+            doc = r.mapping(doc, "(top level)")
+            if doc.get("format") != STATE_FORMAT:
+                raise r.error("format", f"expected {STATE_FORMAT!r}, got {r._got(doc.get('format'))}")
+            if doc.get("version") != STATE_VERSION:
+                raise r.error(
+                    "version",
+                    f"expected {STATE_VERSION} (this stagectl reads operator state version "
+                    f"{STATE_VERSION}), got {r._got(doc.get('version'))}",
+                )
+            seq = doc.get("seq", 0)
+            if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+                raise r.error("seq", f"expected a whole number >= 0, got {r._got(seq)}")
+            state, warnings = OperatorState.from_json(doc.get("state"), stage, file=name)
+            return state, seq, warnings
+        except StateError as exc:
+            bad = self.set_aside()
+            return None, 0, [f"{exc}; set aside as {bad.name}, the stage file's state is used"]
