@@ -110,3 +110,50 @@ def test_system_clock_edges_are_aligned_to_the_epoch_grid() -> None:
     # two nodes on the same disciplined clock compute the same edges: edge = k * 40 ms since the epoch
     assert np.all(t["edge_ns"] % 40_000_000 == 0)
     assert np.all(t["edge_ns"] // 40_000_000 == t["frame"])
+
+
+def _fifo_permitted() -> bool:
+    """Whether this process may use SCHED_FIFO (probed in a throw-away thread, independently of the loop)."""
+    import os
+
+    result = []
+
+    def probe() -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+            result.append(True)
+        except (OSError, AttributeError):
+            result.append(False)
+
+    t = threading.Thread(target=probe)
+    t.start()
+    t.join()
+    return result[0]
+
+
+def test_edges_run_at_real_time_priority_and_the_work_at_normal_priority() -> None:
+    """EdgePriority: waiting and presenting as SCHED_FIFO, the latch callback (the frame's work) at the
+    thread's normal policy; where SCHED_FIFO is not permitted the loop says why and runs normally."""
+    import os
+
+    seen: dict[str, set[int]] = {"latch": set(), "present": set(), "after": set()}
+
+    def body() -> None:
+        loop = FrameLoop(FrameRate(100), realtime_priority=5)
+        loop.run(lambda k, e: seen["latch"].add(os.sched_getscheduler(0)),
+                 lambda k, e: seen["present"].add(os.sched_getscheduler(0)), duration_ns=100_000_000)
+        seen["after"].add(os.sched_getscheduler(0))
+        seen["why"] = loop.priority.why  # type: ignore[assignment]
+        seen["active"] = loop.priority.active  # type: ignore[assignment]
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    normal = os.sched_getscheduler(0)
+    assert seen["latch"] == {normal} and seen["after"] == {normal}  # work and the thread afterwards: normal
+    if _fifo_permitted():
+        assert seen["active"] and seen["present"] == {os.SCHED_FIFO} and "SCHED_FIFO" in seen["why"]
+    else:
+        assert not seen["active"] and seen["present"] == {normal} and "not permitted" in seen["why"]
+    off = FrameLoop(FrameRate(100))
+    assert not off.priority.active and off.priority.why == "off"

@@ -7,7 +7,8 @@
 * ``kind="glfw"``: one window per output, each with its own context in one share group rooted at a hidden
   window. A window is fullscreen on the monitor named in its :class:`WindowSpec` (GLFW's monitor name, matched
   exactly, then case-insensitively, then as a prefix) or windowed; every window swaps with interval 1 by
-  default. GLFW must be driven from the process's main thread.
+  default. GLFW must be driven from the process's main thread. :func:`list_monitors` says which monitors are
+  connected (name, position, current mode, work area) before any window exists.
 
 Both ask for an OpenGL **core** profile of at least ``version`` (3.3 by default) and refuse a context that
 reports less. The context owns a :class:`~stagectl.render.gl.resources.ResourceRegistry` (``ctx.resources``);
@@ -45,6 +46,8 @@ __all__ = [
     "WindowSpec",
     "create_context",
     "select_monitor",
+    "list_monitors",
+    "MonitorInfo",
     "MIN_VERSION",
 ]
 
@@ -378,7 +381,8 @@ class WindowSpec:
     ``monitor``: GLFW monitor name for a fullscreen window (None: windowed). ``size``: windowed size, or the
     fullscreen video mode (None: keep the monitor's current mode, which gives a borderless window without a
     mode switch). ``refresh_hz`` only matters with an explicit fullscreen ``size``. ``position``: windowed
-    top-left in screen coordinates. ``swap_interval`` 1 = vsync.
+    top-left in screen coordinates. ``swap_interval`` 1 = vsync. ``resizable``: a windowed window the user may
+    resize.
     """
 
     name: str
@@ -389,6 +393,7 @@ class WindowSpec:
     visible: bool = True
     decorated: bool = True
     swap_interval: int = 1
+    resizable: bool = False
 
 
 def select_monitor(names: Sequence[str], wanted: str) -> int:
@@ -406,6 +411,43 @@ def select_monitor(names: Sequence[str], wanted: str) -> int:
     listed = ", ".join(repr(n) for n in names) or "none"
     why = "is ambiguous" if len(folded) > 1 or len(prefixed) > 1 else "is not connected"
     raise ContextError(f"monitor {wanted!r} {why}; monitors: {listed}")
+
+
+@dataclass(frozen=True)
+class MonitorInfo:
+    """A connected monitor as GLFW sees it: ``name``; ``position`` of its top-left on the virtual desktop and
+    ``size`` of its current video mode (screen coordinates = pixels on X11); ``refresh_hz`` of that mode (0
+    when the display does not say, as Xvfb); ``workarea`` ``(x, y, w, h)``, the part not taken by panels."""
+
+    name: str
+    position: tuple[int, int]
+    size: tuple[int, int]
+    refresh_hz: int
+    workarea: tuple[int, int, int, int]
+
+
+def list_monitors() -> list[MonitorInfo]:
+    """The connected monitors, primary first (GLFW's order). Initialises GLFW for the call (raises
+    :class:`ContextError` without a display); imports no OpenGL."""
+    import glfw
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", glfw.GLFWError)
+        _GLFWLibrary.acquire()
+        try:
+            out = []
+            for m in glfw.get_monitors() or []:
+                mode = glfw.get_video_mode(m)
+                pos = glfw.get_monitor_pos(m)
+                wa = glfw.get_monitor_workarea(m)
+                out.append(MonitorInfo(
+                    _decode_name(glfw.get_monitor_name(m)), (int(pos[0]), int(pos[1])),
+                    (int(mode.size.width), int(mode.size.height)), int(mode.refresh_rate),
+                    tuple(int(v) for v in wa),
+                ))
+            return out
+        finally:
+            _GLFWLibrary.drop()
 
 
 def _glfw_error(what: str) -> ContextError:
@@ -572,7 +614,7 @@ class GLFWContext(GLContext):
         glfw.window_hint(glfw.DOUBLEBUFFER, glfw.TRUE)
         glfw.window_hint(glfw.VISIBLE, glfw.TRUE if spec.visible else glfw.FALSE)
         glfw.window_hint(glfw.DECORATED, glfw.TRUE if spec.decorated else glfw.FALSE)
-        glfw.window_hint(glfw.RESIZABLE, glfw.FALSE)
+        glfw.window_hint(glfw.RESIZABLE, glfw.TRUE if spec.resizable and spec.monitor is None else glfw.FALSE)
         glfw.window_hint(glfw.AUTO_ICONIFY, glfw.FALSE)  # a fullscreen output must not minimise on focus loss
         glfw.window_hint(glfw.FOCUS_ON_SHOW, glfw.FALSE)
         monitor = None
