@@ -2,26 +2,35 @@
 
 What runs today:
   * the stage and its lens files are validated and the Numba kernels compiled before the first frame;
-  * every tracking source a camera uses gets a real UDP receiver (FreeD, OpenTrackIO, OSC) feeding that
-    camera's timeline; a source with `simulate:` in the stage file that stays silent for --wait-tracker seconds
+  * every tracking source gets a real UDP receiver (FreeD, OpenTrackIO, OSC) feeding the timelines of the
+    cameras that use it (the console can switch a camera to another source); a source with `simulate:` in the stage file that stays silent for --wait-tracker seconds
     is fed by the built-in simulator over real loopback UDP instead (say --no-simulator to forbid it);
   * every frame, paced on the stage's frame rate, each camera's pose is read from its timeline at the frame
     edge (with the source's tracking delay), the lens file turns the zoom/focus encoders into focal length,
     principal point and entrance pupil, the frame plan runs the frustum maths (which cabinets the inner
     frustum covers), and the renderer draws the inner frustum, the outer environment and every output canvas
     headless (EGL; Mesa llvmpipe without a GPU). A frame that fails to render keeps the last good canvases
-    and is counted;
+    and is counted. The loop waits for the latch point and the edge at real-time priority (SCHED_FIFO, when
+    permitted; --no-realtime) and does the frame's work at normal priority;
   * every --preview-every seconds the canvases are written as PNG previews into --run-dir (one file per
     output, overwritten), so an operator without a display can look at what the wall shows; with --sink every
     canvas is also published each frame into a shared-memory ring other programs can read;
   * a status line per second shows the frame, timecode, each camera's tracking state, packet rate, sample age,
     pose and lens, the covered cabinets, render time, failed and late frames.
 
+The stage console (--console off to leave it out; docs/console.md) starts with the stage: a web console (its
+URL and login token are printed), OSC commands from the stage's allow-list, and ZeroMQ for `stagectl ctl` when
+`stagectl keys` made keys. Operator commands take effect at a frame boundary and are acknowledged with that
+frame's number; the operator state (light cards, colour, patterns, blackouts, camera settings) is written to
+the state file before each acknowledgement and restored at the next start.
+
 With --cluster this process is the cluster primary: it publishes every frame's state (frame, timecode, camera
 states) over ZeroMQ to `stagectl node` processes and meets them at a swap barrier before presenting; a node
 that misses it by --cluster-timeout frames is dropped and rejoins by itself.
 
-Not yet: presenting canvases on GPU outputs (GLFW windows), genlock sources other than the internal clock.
+With --windows every output canvas is also presented in a GLFW window of its own (windowed, or fullscreen on
+a monitor per output; docs/outputs.md); Esc or closing a window closes that window only. --genlock vsync (or
+sync.genlock: vsync) takes the frame edges from the first window's vsync and says whether they are locked.
 With --no-render only the tracking and the maths run. Ctrl-C or SIGTERM stops it within one frame.
 """
 
@@ -63,8 +72,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster", nargs="?", const="127.0.0.1", default=None, metavar="BIND[:PORT[,SYNC_PORT]]",
                    help="be the cluster primary: publish every frame's state to `stagectl node` processes and "
                         "run the swap barrier (default 127.0.0.1:41310,41311; '*' binds every interface)")
+    p.add_argument("--no-realtime", action="store_true",
+                   help="keep the frame loop at normal priority (default: SCHED_FIFO while it waits for the latch "
+                        "point and the edge and presents, when permitted; the frame's work runs at normal "
+                        "priority either way)")
+    p.add_argument("--console", choices=("on", "off"), default="on",
+                   help="the stage console (default on): the web console (URL and login token printed at start), "
+                        "OSC commands from the stage's allow-list, ZeroMQ for `stagectl ctl` when keys exist "
+                        "(`stagectl keys STAGE.yaml`); docs/console.md")
+    p.add_argument("--web-port", type=int, default=None, metavar="PORT",
+                   help="web console port (default: the stage's console.web.port; 0 = any free port)")
+    p.add_argument("--osc-port", type=int, default=None, metavar="PORT",
+                   help="OSC command port (default: the stage's console.osc.port; 0 = any free port)")
+    p.add_argument("--zmq-port", type=int, default=None, metavar="PORT",
+                   help="ZeroMQ command port, the state stream on PORT+1 (default: the stage's console.zmq; "
+                        "0 = any free ports)")
+    p.add_argument("--state-file", default=None, metavar="FILE",
+                   help="operator state file (default: the stage's console.state_file, "
+                        "<stage>.operator.json next to the stage file)")
     p.add_argument("--cluster-timeout", type=float, default=2.0, metavar="FRAMES",
                    help="drop a node from the swap barrier when it is this many frames late (default 2)")
+    p.add_argument("--windows", nargs="?", const="windowed", choices=("windowed", "fullscreen"), default=None,
+                   help="present every output canvas in a GLFW window: 'windowed' (the default; resizable, "
+                        "the canvas size scaled down to fit the screen) or 'fullscreen' (a monitor per output, "
+                        "in monitor order unless --monitor says); needs a display")
+    p.add_argument("--monitor", action="append", default=[], metavar="OUTPUT=MONITOR",
+                   help="with --windows fullscreen: show OUTPUT (processor/output) on MONITOR (GLFW's name; "
+                        "exact, case-insensitive or a unique prefix); repeatable")
+    p.add_argument("--genlock", choices=("internal", "vsync"), default=None,
+                   help="where frame edges come from (default: the stage's sync.genlock): the internal "
+                        "clock, or the vsync of the first output window (needs --windows)")
 
 
 @dataclass
@@ -76,11 +113,15 @@ class _Rig:
     timeline: Any
     lens_table: Any
     T_body_camera: Any
+    T_stage_tracking: Any  # the stage's wall registration (4x4): tracking -> stage
     state: Any = None  # the timeline's answer this frame
     focal_mm: float = DEFAULT_FOCAL_MM
     frames_without_pose: int = 0
     adaptive: Any = None  # AdaptiveOverscan, when the stage asks for it
-    overscan: Any = None  # the overscan used this frame (left, right, bottom, top percent)
+    overscan: Any = None  # the adaptive overscan this frame (left, right, bottom, top percent), None: off
+    base_overscan: Any = (0.0, 0.0, 0.0, 0.0)  # the stage's render.inner.overscan_percent
+    distortion: Any = None  # the lens's distortion overscan this frame (percent per side), None: no lens file
+    soft_edge: float | None = None  # the operator's soft edge for this camera (None: the stage's)
 
 
 def _simulator_target(source, port: int) -> tuple[str, int]:
@@ -102,6 +143,7 @@ def main(args: argparse.Namespace) -> int:
     stage = load_stage(args.stage)
     rate = stage.frame_rate
     say = lambda text: print(text, flush=True)  # noqa: E731
+    args.genlock = _Output.choose_genlock(args, stage, say)  # checks --windows/--genlock before any work
     say(f'stagectl run: stage "{stage.name}" ({args.stage}) is valid: {len(stage.walls)} walls, '
         f"{sum(w.cabinet_count for w in stage.walls)} cabinets, {len(stage.outputs())} outputs, {rate.label} fps")
     if not stage.cameras:
@@ -112,7 +154,7 @@ def main(args: argparse.Namespace) -> int:
 
     from stagectl.render.frustum import warmup as warm_frustum
     from stagectl.render.plan import FramePlanner
-    from stagectl.tracking.receiver import ReceiverGroup, TransportError
+    from stagectl.tracking.receiver import Receiver, ReceiverGroup, TransportError
     from stagectl.tracking.timeline import Timeline
     from stagectl.tracking.timeline import warmup as warm_timeline
 
@@ -128,8 +170,10 @@ def main(args: argparse.Namespace) -> int:
             camera=cam,
             source=src,
             timeline=Timeline(rate, delay_frames=src.delay_frames, name=cam.name),
-            lens_table=cam.lens_file.table() if cam.lens_file else None,
+            lens_table=cam.lens_file.table(cam.sensor_mm) if cam.lens_file else None,
             T_body_camera=np.ascontiguousarray(cam.T_body_camera),
+            base_overscan=tuple(stage.render.inner.overscan_percent),
+            T_stage_tracking=np.ascontiguousarray(stage.T_stage_tracking),
         )
     adaptive = stage.render.inner.adaptive
     if adaptive is not None:
@@ -146,7 +190,13 @@ def main(args: argparse.Namespace) -> int:
     output = _Output.open(stage, args, say) if not args.no_render else None
     if output is None:
         say("stagectl run: --no-render: tracking and frustum maths only; nothing is drawn or sent to any output")
-    receivers = ReceiverGroup.from_stage(stage, lambda name: rigs[name].timeline.push)
+    from stagectl.console.live import TrackingRouter
+
+    # every source gets a receiver (the console may switch a camera to another one); the router says which
+    # camera timelines each source feeds
+    router = TrackingRouter({n: r.source.name for n, r in rigs.items()}, {n: r.timeline for n, r in rigs.items()})
+    receivers = ReceiverGroup([Receiver.from_source(s, router.sink(s.name), camera_names=list(rigs))
+                               for s in stage.tracking])
     try:
         receivers.start()
     except (TransportError, OSError) as exc:
@@ -156,9 +206,10 @@ def main(args: argparse.Namespace) -> int:
     simulators: list[Any] = []
     signals = StopOnSignals().install()
     stop = signals.event
-    primary = None
+    primary = console = None
     try:
         primary = _start_primary(args, stage, say)
+        console = _open_console(args, stage, say, rigs, receivers, router, planner, output)
         for r in receivers:
             say(f"stagectl run: listening: {r.describe()}")
         if not args.no_simulator:
@@ -169,8 +220,10 @@ def main(args: argparse.Namespace) -> int:
             say(f"stagectl run: camera {rig.camera.name} <- {rig.source.name} ({rig.source.protocol}), delay "
                 f"{rig.source.delay_frames:g} frames; {lens}; sensor {rig.camera.sensor_mm[0]:g} x "
                 f"{rig.camera.sensor_mm[1]:g} mm")
-        counts = _loop(args, stage, rigs, planner, output, receivers, stop, say, primary)
+        counts = _loop(args, stage, rigs, planner, output, receivers, stop, say, primary, console)
     finally:
+        if console is not None:
+            _close_console(console)
         if primary is not None:
             primary.close()
         for sim in simulators:
@@ -181,13 +234,65 @@ def main(args: argparse.Namespace) -> int:
         signals.restore()
     why = signals.reason("duration reached")
     no_pose = ", ".join(f"{n} had no pose for {r.frames_without_pose}" for n, r in rigs.items() if r.frames_without_pose)
-    drawn = (f"rendered {counts['rendered']} frames of {len(stage.outputs())} canvases headless "
+    drawn = (f"rendered {counts['rendered']} frames of {len(stage.outputs())} canvases "
+             f"{'for the output windows' if output.presenter else 'headless'} "
              f"({counts['failed']} failed, last good canvases kept){'; previews in ' + str(output.run_dir) if output and output.run_dir else ''}"
              if output else "rendered nothing (--no-render)")
+    shown = (output.presenter.summary() if output is not None and output.presenter is not None
+             else "no canvas was presented on a GPU output (--windows presents them)")
     say(f"stagectl run: {why} after {counts['frames']} frames ({counts['late']} late, {counts['dropped']} dropped"
-        f"{'; ' + no_pose if no_pose else ''}); {drawn}; no canvas was presented on a GPU output "
-        "(windows are not implemented yet).")
+        f"{'; ' + no_pose if no_pose else ''}); {drawn}; {shown}; {counts['genlock']}"
+        + (f"; {console.summary()}" if console is not None else "") + ".")
     return 0
+
+
+def _open_console(args, stage, say, rigs, receivers, router, planner, output):
+    """The stage console (hub, web, OSC, ZeroMQ) with its effects on this run; None with --console off."""
+    if args.console == "off":
+        say("stagectl run: --console off: no operator console; the stage file's settings apply")
+        return None
+    from stagectl.console.live import LiveConsole, RunHandles, register_effects
+    from stagectl.errors import UsageError
+
+    ports = {}
+    for name in ("web", "osc", "zmq"):
+        value = getattr(args, f"{name}_port")
+        if value is not None:
+            if not 0 <= value <= 65535:
+                raise UsageError(f"--{name}-port: expected 0..65535, got {value}")
+            ports[name] = value
+    console = LiveConsole(stage, say, ports=ports, state_path=args.state_file)
+    handles = RunHandles(stage, rigs, receivers, router, planner, output)
+    console.handles = handles
+    register_effects(console.hub, handles, say)
+    _apply_operator_state(console.hub.state, stage, rigs, router)
+    console.start()
+    return console
+
+
+def _apply_operator_state(state, stage, rigs, router) -> None:
+    """Put the restored operator state's per-camera settings into the rigs (at start)."""
+    for name, rig in rigs.items():
+        try:
+            cs = state.camera(name)
+        except KeyError:
+            continue
+        if cs.tracking != rig.source.name:
+            rig.source = stage.tracking_source(cs.tracking)
+            router.assign(name, cs.tracking)
+        rig.timeline.set_delay_frames(cs.delay_frames)
+        rig.timeline.set_smoothing(cs.smoothing_filter())
+        rig.base_overscan = tuple(cs.overscan_percent)
+        if rig.adaptive is not None:
+            rig.adaptive.base_pct = rig.base_overscan
+        rig.soft_edge = float(cs.soft_edge)
+
+
+def _close_console(console) -> None:
+    take = console.handles.take
+    if take is not None:  # a take being recorded is closed (everything appended is kept)
+        take.stop()
+    console.close()
 
 
 def _start_primary(args, stage, say):
@@ -242,9 +347,10 @@ def _start_simulators(stage, rigs, receivers, wait_s, stop, say) -> list[Any]:
 
 
 class _Output:
-    """Headless rendering of every canvas, and the PNG previews."""
+    """Rendering of every canvas (headless, or in the GLFW context of the output windows), the windows, the
+    PNG previews and the shared-memory sinks."""
 
-    def __init__(self, stage, ctx, renderer, run_dir, preview_every_s, sinks=None) -> None:
+    def __init__(self, stage, ctx, renderer, run_dir, preview_every_s, sinks=None, presenter=None) -> None:
         self.stage = stage
         self.ctx = ctx
         self.renderer = renderer
@@ -252,7 +358,32 @@ class _Output:
         self.preview_every_ns = int(preview_every_s * 1e9) if preview_every_s else 0
         self.next_preview_ns = 0
         self.sinks = sinks or {}  # output key -> SinkWriter
+        self.presenter = presenter  # WindowPresenter with --windows
+        self.probe = None  # VsyncProbe with genlock vsync
         self.frame = 0
+
+    @staticmethod
+    def choose_genlock(args, stage, say) -> str:
+        """Check --windows, --monitor and --genlock before any work; the genlock source to run."""
+        import os
+
+        from stagectl.errors import UsageError
+
+        if args.windows and args.no_render:
+            raise UsageError("--windows needs rendering: drop --no-render")
+        if args.monitor and args.windows != "fullscreen":
+            raise UsageError("--monitor places fullscreen windows: use it with --windows fullscreen")
+        if args.windows and os.name == "posix" and sys.platform != "darwin" and not (
+                os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise UsageError("--windows needs a display (DISPLAY is not set); run headless without --windows")
+        if args.genlock == "vsync" and not args.windows:
+            raise UsageError("--genlock vsync needs --windows: the first output window's swap is the vsync")
+        genlock = args.genlock or ("vsync" if stage.sync.genlock == "vsync" else "internal")
+        if genlock == "vsync" and not args.windows:
+            say("stagectl run: the stage asks for genlock vsync, which needs output windows (--windows): "
+                "frame edges come from the internal clock")
+            genlock = "internal"
+        return genlock
 
     @classmethod
     def open(cls, stage, args, say) -> _Output:
@@ -260,6 +391,7 @@ class _Output:
 
         from stagectl.errors import StageError
         from stagectl.render.gl.context import create_context
+        from stagectl.render.gl.errors import ContextError
         from stagectl.render.renderer import StageRenderer
 
         run_dir = None
@@ -269,27 +401,62 @@ class _Output:
                 run_dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StageError(f"--run-dir: cannot create {run_dir}: {exc}") from None
-        ctx = create_context("egl")
-        try:
-            renderer = StageRenderer(stage, ctx)
+        presenter = None
+        if args.windows:
+            from stagectl.render.canvas import canvas_layouts
+            from stagectl.render.present import (WindowPresenter, open_window_context,
+                                                 parse_monitor_assignments)
+
+            outputs = [(L.key, tuple(L.canvas)) for L in canvas_layouts(stage)]
+            assign = parse_monitor_assignments(args.monitor, [k for k, _ in outputs])
+            try:
+                ctx = open_window_context(outputs, args.windows, assign, vsync=args.genlock == "vsync")
+            except ContextError as exc:
+                raise StageError(f"--windows: {exc}") from None
+        else:
+            ctx = create_context("egl")
+        try:  # with windows and no sink nothing needs the canvases every frame: previews read them on demand
+            readback = "none" if args.windows and not args.sink else "sync"
+            renderer = StageRenderer(stage, ctx, readback=readback)
+            if args.windows:
+                presenter = WindowPresenter(ctx, renderer, mode=args.windows, vsync=args.genlock == "vsync",
+                                            say=lambda text: say("stagectl run: " + text))
         except BaseException:
             ctx.release()
             raise
-        say(f"stagectl run: rendering headless on {ctx.info.summary()}; "
+        where = f"for {len(presenter.windows)} output windows" if presenter else "headless"
+        say(f"stagectl run: rendering {where} on {ctx.info.summary()}; "
             + (f"previews every {args.preview_every:g} s in {run_dir}" if run_dir else "no previews"))
-        sinks = {}
+        out = cls(stage, ctx, renderer, run_dir, args.preview_every, presenter=presenter)
+        if presenter is not None:
+            say(f"stagectl run: windows ({args.windows}): {presenter.describe()}; Esc or closing a window "
+                "closes that window only")
+            if presenter.vsync:
+                out.probe = presenter.probe_vsync(stage.frame_rate.period_ns)
+                say(f"stagectl run: vsync: {out.probe.text}; {presenter.swap_group}")
         if args.sink:
             from stagectl.render.sink import SinkWriter, sink_name
 
             for L in renderer.layouts:
                 name = sink_name(stage.name, L.key)
-                sinks[L.key] = SinkWriter(name, L.canvas[0], L.canvas[1], slots=3, replace=True)
+                out.sinks[L.key] = SinkWriter(name, L.canvas[0], L.canvas[1], slots=3, replace=True)
                 say(f"stagectl run: output {L.key} ({L.canvas[0]} x {L.canvas[1]} RGBA) -> shared memory {name!r}")
-        return cls(stage, ctx, renderer, run_dir, args.preview_every, sinks)
+        return out
 
-    def present(self, frame: int, now_ns: int) -> None:
-        """At the frame edge: headless, presenting means publishing the canvases (shared-memory sinks every
-        frame, previews when due)."""
+    def genlock_source(self, rate, clock):
+        """The frame loop's edge source for genlock vsync (None: the internal clock); the presenter then
+        stamps its swaps on ``clock``."""
+        if self.presenter is None or not self.presenter.vsync:
+            return None
+        from stagectl.sync.frameloop import VsyncGenlock
+
+        self.presenter.now_ns = clock.now_ns
+        return VsyncGenlock(rate, clock, paced=self.probe.paced, why_not=self.probe.short)
+
+    def present(self, frame: int, now_ns: int) -> int | None:
+        """At the frame edge: show the canvases in the windows (returns the vsync swap's return instant), then
+        publish them (shared-memory sinks every frame, previews when due)."""
+        shown = self.presenter.present() if self.presenter is not None else None
         if self.sinks:
             canvases = self.renderer.canvases()
             for key, writer in self.sinks.items():
@@ -297,6 +464,19 @@ class _Output:
         if self.run_dir is not None and now_ns >= self.next_preview_ns:
             self._write_previews()
             self.next_preview_ns = now_ns + self.preview_every_ns
+        return shown
+
+    def replace_stage(self, stage) -> None:
+        """A reloaded stage with the same outputs (the console's stage.reload): a new renderer in the same
+        context, built before the old one is released (a StageError leaves the old one running)."""
+        from stagectl.render.renderer import StageRenderer
+
+        new = StageRenderer(stage, self.ctx, readback=self.renderer.readback_mode)
+        old, self.renderer = self.renderer, new
+        if self.presenter is not None:
+            self.presenter.renderer = new
+        old.release()
+        self.stage = stage
 
     def _write_previews(self) -> None:
         import cv2
@@ -310,12 +490,14 @@ class _Output:
             writer.close(unlink=True)
         self.sinks = {}
         try:
+            if self.presenter is not None:
+                self.presenter.close()
             self.renderer.release()
         finally:
             self.ctx.release()
 
 
-def _loop(args, stage, rigs, planner, output, receivers, stop, say, primary=None) -> dict[str, int]:
+def _loop(args, stage, rigs, planner, output, receivers, stop, say, primary=None, console=None) -> dict[str, int]:
     """The genlock-aligned, late-latching frame loop (stagectl.sync.frameloop); returns frame counters."""
     import numpy as np
 
@@ -326,19 +508,26 @@ def _loop(args, stage, rigs, planner, output, receivers, stop, say, primary=None
 
     rate = stage.frame_rate
     clock = Clock.SYSTEM if stage.sync.clock == "system" else Clock.MONOTONIC
-    loop = FrameLoop(rate, clock=clock, phase_offset_ns=stage.sync.phase_offset_ns)
+    genlock = output.genlock_source(rate, clock) if output is not None else None
+    loop = FrameLoop(rate, clock=clock, phase_offset_ns=stage.sync.phase_offset_ns, genlock=genlock,
+                     realtime_priority=None if args.no_realtime else 10)
     interval_ns = int(args.status_interval * 1e9)
     counts = {"rendered": 0, "failed": 0}
     last = {"plan": None, "status_at": time.monotonic_ns() + interval_ns}
 
     def latch(k: int, edge_ns: int) -> None:
+        if console is not None:  # operator commands take effect at this frame boundary
+            console.apply(k)
         # the timelines run on the monotonic clock (arrival stamps): evaluate at this edge's instant there
         t_query = edge_ns if clock is Clock.MONOTONIC else time.monotonic_ns() + (edge_ns - clock.now_ns())
         states = [s for rig in rigs.values() if (s := _camera_state(rig, t_query, CameraState, LensValues)) is not None]
         if primary is not None:  # the nodes render frame k while we do
             primary.publish(FrameState.make(k, rate, edge_ns, clock=clock, epoch_ns=loop.epoch_ns, cameras=states))
         try:
-            plan = planner.plan(states, frame=k)
+            if console is not None:
+                plan = planner.plan(states, flags=console.hub.flags, frame=k, features=console.hub.features)
+            else:
+                plan = planner.plan(states, frame=k)
         except PlanError as exc:
             counts["failed"] += 1
             say(f"stagectl run: frame {k}: no plan: {exc}")
@@ -355,10 +544,10 @@ def _loop(args, stage, rigs, planner, output, receivers, stop, say, primary=None
         if primary is not None:  # swap barrier: every node has frame k before anyone presents it
             primary.barrier(k)
 
-    def present(k: int, edge_ns: int) -> None:
+    def present(k: int, edge_ns: int) -> int | None:
         now = time.monotonic_ns()
-        if output is not None:
-            output.present(k, now)
+        shown = output.present(k, now) if output is not None else None
+        loop.priority.lower()  # the edge is out: status, previews and the console at normal priority
         if now >= last["status_at"]:
             last["status_at"] += interval_ns
             t = loop.telemetry(last=max(1, int(args.status_interval * rate.fps)))
@@ -368,14 +557,29 @@ def _loop(args, stage, rigs, planner, output, receivers, stop, say, primary=None
                 + f" | {'render' if output is not None else 'maths'} median {np.median(t['render_ns']) / 1e6:.1f} ms"
                 + f", latch lead {loop.lead_ns / 1e6:.1f} ms, phase error median {np.median(t['phase_error_ns']) / 1e3:.0f} us"
                 + f" | failed {counts['failed']}, late {c.late}, dropped {c.dropped}"
-                + (f" | {primary.status().summary()}" if primary is not None else ""))
+                + (f" | {primary.status().summary()}" if primary is not None else "")
+                + f" | {loop.genlock_state().summary()}"
+                + (f", {output.presenter.status()}" if output is not None and output.presenter else ""))
+        if console is not None:
+            console.publish(now, lambda: _console_status(k, rate, loop, rigs, receivers, last["plan"], counts,
+                                                         primary, now),
+                            output.renderer.canvases if output is not None else None)
+        return shown
 
     duration_ns = None if args.duration is None else int(args.duration * 1e9)
-    c = loop.run(latch, present, stop=stop, duration_ns=duration_ns)
+    first = {"said": False}
+
+    def latch_once(k: int, edge_ns: int) -> None:  # say once, from the loop thread, what priority it got
+        if not first["said"]:
+            first["said"] = True
+            say(f"stagectl run: frame edges: {loop.priority.why}")
+        latch(k, edge_ns)
+
+    c = loop.run(latch_once, present, stop=stop, duration_ns=duration_ns)
     if loop.last_error is not None:
         say(f"stagectl run: {c.latch_errors} frame(s) raised; last error: {loop.last_error!r}")
     return {"frames": c.frames, "late": c.late, "dropped": c.dropped, "rendered": counts["rendered"],
-            "failed": counts["failed"] + c.latch_errors}
+            "failed": counts["failed"] + c.latch_errors, "genlock": loop.genlock_state().summary()}
 
 
 def _camera_state(rig: _Rig, edge_ns: int, CameraState, LensValues):
@@ -386,12 +590,14 @@ def _camera_state(rig: _Rig, edge_ns: int, CameraState, LensValues):
         rig.frames_without_pose += 1
         return None
     T = st.matrix()
-    T_stage_camera = T @ rig.T_body_camera if st.pose_frame == "body" else T
+    T_stage_camera = rig.T_stage_tracking @ (T @ rig.T_body_camera if st.pose_frame == "body" else T)
     zoom = st.zoom if math.isfinite(st.zoom) else 0.0
     focus = st.focus if math.isfinite(st.focus) else 0.0
+    distortion = None
     if rig.lens_table is not None:
         f_mm, px, py, _, _, _, _, _, pupil, _ = rig.lens_table.values(zoom, focus).tolist()
         source = "lens file"
+        distortion = rig.lens_table.overscan(zoom, focus).percent()
     else:
         f_mm = st.focal_length_mm if math.isfinite(st.focal_length_mm) else DEFAULT_FOCAL_MM
         px = py = 0.0
@@ -400,13 +606,19 @@ def _camera_state(rig: _Rig, edge_ns: int, CameraState, LensValues):
     rig.focal_mm = f_mm
     cam = rig.camera
     sw, sh = float(cam.sensor_mm[0]), float(cam.sensor_mm[1])
-    overscan = None
+    adaptive = None
     if rig.adaptive is not None:
-        overscan = rig.adaptive.update(T_stage_camera, edge_ns, math.atan(sw / (2.0 * f_mm)),
+        adaptive = rig.adaptive.update(T_stage_camera, edge_ns, math.atan(sw / (2.0 * f_mm)),
                                        math.atan(sh / (2.0 * f_mm)))
-    rig.overscan = overscan
+    rig.overscan = adaptive
+    rig.distortion = distortion
+    overscan = adaptive if adaptive is not None else rig.base_overscan
+    if distortion is not None:  # the inner frustum covers the lens's distorted frame, margin on top
+        from stagectl.render.plan import with_distortion_overscan
+
+        overscan = with_distortion_overscan(overscan, distortion)
     return CameraState(cam.name, T_stage_camera, LensValues(f_mm, (px, py), pupil, source, zoom, focus),
-                       (sw, sh), overscan)
+                       (sw, sh), overscan, rig.soft_edge)
 
 
 def _status(name: str, rig: _Rig, receiver, plan, stage, now_ns: int) -> str:
@@ -422,9 +634,58 @@ def _status(name: str, rig: _Rig, receiver, plan, stage, now_ns: int) -> str:
     age = f"{st.age_ns / 1e6:+.1f} ms" if st.age_ns is not None else "n/a"
     ov = (f"; overscan {rig.overscan[0]:.0f}/{rig.overscan[2]:.0f} % (h/v, adaptive)"
           if rig.overscan is not None else "")
+    if rig.distortion is not None:  # the share of the overscan that covers the lens's distorted frame
+        d = f"{rig.distortion[0]:.1f}/{rig.distortion[2]:.1f} % (h/v) for lens distortion"
+        ov = f"{ov} + {d}" if ov else f"; overscan {rig.base_overscan[0]:g}/{rig.base_overscan[2]:g} % + {d}"
     return (f"{name}: tracking {state} {stats.packet_rate_hz:.1f} Hz, sample age {age} ({st.status}); at "
             f"({x:+.2f}, {y:+.2f}, {z:+.2f}) m pan {st.pan:+.1f} tilt {st.tilt:+.1f}, {rig.focal_mm:.1f} mm; "
             f"{covered}{ov}")
+
+
+
+def _console_status(k, rate, loop, rigs, receivers, plan, counts, primary, now_ns) -> dict:
+    """The live status the console publishes (docs/console.md, "status")."""
+    import numpy as np
+
+    from stagectl.console.live import frustum_corners
+    from stagectl.sync.timebase import Timecode
+
+    t = loop.telemetry(last=max(1, int(2 * rate.fps)))
+    render_ms = t["render_ns"] / 1e6
+    edges = t["edge_ns"]
+    fps = (len(edges) - 1) / ((edges[-1] - edges[0]) / 1e9) if len(edges) > 2 and edges[-1] > edges[0] else 0.0
+    cams = {}
+    for name, rig in rigs.items():
+        rec = receivers[rig.source.name]
+        st = rig.state
+        entry = {"tracking": rec.state(now_ns), "source": rig.source.name,
+                 "rate_hz": round(rec.stats(now_ns).packet_rate_hz, 1)}
+        if st is not None and st.ok:
+            entry.update({
+                "sample_age_ms": None if st.age_ns is None else round(st.age_ns / 1e6, 2),
+                "position_m": [round(float(v), 4) for v in st.position],
+                "pan_deg": round(st.pan, 3), "tilt_deg": round(st.tilt, 3), "roll_deg": round(st.roll, 3),
+                "focal_mm": round(rig.focal_mm, 2),
+            })
+            inner = next((p for p in plan.inner if p.camera == name), None) if plan is not None else None
+            if inner is not None:
+                entry["overscan_percent"] = [round(v, 2) for v in inner.overscan_pct]
+                entry["frustum"] = frustum_corners(inner.VP, inner.pupil)
+                entry["position_m"] = [round(float(v), 4) for v in inner.pupil]
+        cams[name] = entry
+    c = loop.counters
+    g = loop.genlock_state()
+    return {
+        "frame": k, "timecode": str(Timecode.from_frame(k, rate)), "rate": rate.label, "fps": round(fps, 2),
+        "phase_error_us": round(float(np.median(t["phase_error_ns"])) / 1e3, 1) if len(edges) else None,
+        "late": c.late, "dropped": c.dropped, "failed": counts["failed"] + c.latch_errors,
+        "render_ms": round(float(np.median(render_ms)), 2) if len(render_ms) else None,
+        "latch_lead_ms": round(loop.lead_ns / 1e6, 2),
+        "genlock": {"source": g.source, "locked": g.locked, "detail": g.detail, "summary": g.summary()},
+        "cameras": cams,
+        "cluster": None if primary is None else {"summary": primary.status().summary()},
+        "frame_times_ms": [round(float(v), 2) for v in render_ms[-48:]],
+    }
 
 
 if __name__ == "__main__":
