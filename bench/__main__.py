@@ -1,7 +1,8 @@
 """Dispatcher: ``python -m bench NAME [ARGS...]`` imports ``bench.NAME`` and calls its ``main(argv)``.
 
 A new bench is a module ``bench/NAME.py`` with ``main(argv: list[str]) -> int``; nothing to register.
-``python -m bench`` (or ``list``) prints the available names; ``python -m bench all`` runs every bench in turn.
+``python -m bench`` (or ``list``) prints the available names; ``python -m bench all`` runs every bench in turn
+and ends by writing ``bench/results/REPORT.md`` (``python -m bench report``, which is not a bench itself).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 _NOT_BENCHES = {"common"}
+_REPORT = "report"  # summarises the benches' results: run by name, and by `all` after every bench
 
 
 def available() -> list[str]:
@@ -33,8 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     if name == "all":
         worst = 0
         for n in names:
+            if n == _REPORT:
+                continue
             print(f"== bench {n}", flush=True)
             worst = max(worst, int(importlib.import_module(f"bench.{n}").main(rest) or 0))
+        print(f"== {_REPORT}", flush=True)
+        worst = max(worst, int(importlib.import_module(f"bench.{_REPORT}").main([]) or 0))
         return worst
     if name not in names:
         print(f"unknown bench {name!r}; available: {', '.join(names)}", file=sys.stderr)
