@@ -189,8 +189,8 @@ def genlock(seconds: float, compare_seconds: float | None = None) -> dict:
 
     out = {}
     ctx = mp.get_context("spawn")
-    runs = (("idle", 10, seconds), ("loaded", 10, seconds),
-            ("loaded-normal-priority", None, compare_seconds or seconds))
+    runs = (("loaded", 10, seconds), ("loaded-normal-priority", None, compare_seconds or seconds),
+            ("idle", 10, seconds))
     for load, prio, secs in runs:
         burners, stop = [], ctx.Event()
         if load.startswith("loaded"):
