@@ -56,7 +56,6 @@ import ipaddress
 import json
 import logging
 import math
-import struct
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -71,6 +70,8 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 from pythonosc.parsing import osc_types
 
 from stagectl.console.commands import COMMANDS as SPECS
+from stagectl.tracking.codecs.osc import packet_messages
+from stagectl.tracking.errors import DecodeError
 from stagectl.tracking.receiver import TransportError
 
 __all__ = [
@@ -102,7 +103,6 @@ STAT_KEYS: Final = (
 
 _LOG_INTERVAL_NS: Final = 60 * 1_000_000_000
 _MAX_LOG_KEYS: Final = 1024
-_MAX_BUNDLE_DEPTH: Final = 4
 _ARG_TAGS: Final = frozenset("ifdhsTF")
 _PATTERN_CHARS: Final = frozenset("*?[]{}!, #")
 _WORKERS: Final = 4
@@ -110,8 +110,6 @@ _QUEUE_PER_WORKER: Final = 64
 _POLL_INTERVAL_S: Final = 0.02
 _CLOSE_BUDGET_S: Final = 0.2
 _INT32: Final = (-(1 << 31), (1 << 31) - 1)
-_BUNDLE_PREFIX: Final = b"#bundle\x00"
-_U32: Final = struct.Struct(">i")
 _BOOL_WORDS: Final = {"true": True, "on": True, "yes": True, "1": True,
                       "false": False, "off": False, "no": False, "0": False}
 _LAYERS: Final = ("over", "under")
@@ -440,28 +438,12 @@ class _Malformed(Exception):
     """A datagram or message that is not OSC this console can read."""
 
 
-def _messages(data: bytes, depth: int = 0) -> list[bytes]:
+def _messages(data: bytes) -> list[bytes]:
     """The message datagrams of an OSC packet (bundles unpacked in order, time tags ignored)."""
-    if data[:1] == b"/":
-        return [data]
-    if not data.startswith(_BUNDLE_PREFIX):
-        raise _Malformed(f"not an OSC packet (starts with {data[:8]!r})")
-    if depth >= _MAX_BUNDLE_DEPTH:
-        raise _Malformed(f"bundles nested deeper than {_MAX_BUNDLE_DEPTH} levels")
-    if len(data) < 16:
-        raise _Malformed(f"bundle header cut short ({len(data)} bytes)")
-    out: list[bytes] = []
-    index, n = 16, len(data)
-    while index < n:
-        if n - index < 4:
-            raise _Malformed("bundle element size cut short")
-        size = _U32.unpack_from(data, index)[0]
-        index += 4
-        if size <= 0 or size > n - index:
-            raise _Malformed(f"bundle element of {size} bytes with {n - index} bytes left")
-        out.extend(_messages(data[index:index + size], depth + 1))
-        index += size
-    return out
+    try:
+        return [m for m, _ in packet_messages(data)]
+    except DecodeError as exc:
+        raise _Malformed(str(exc)) from None
 
 
 def _read_message(dgram: bytes) -> OscMessage:

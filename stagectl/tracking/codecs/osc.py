@@ -66,6 +66,7 @@ from stagectl.tracking.sample import (
 )
 
 __all__ = [
+    "packet_messages",
     "ADDRESS_PREFIX",
     "DEFAULT_PORT",
     "MAX_BUNDLE_DEPTH",
@@ -181,6 +182,13 @@ def _walk(data: bytes, depth: int, timetag: int | None) -> Iterator[tuple[bytes,
             data[index : index + size], depth + 1, inner_tag if inner_tag is not None else timetag
         )
         index += size
+
+
+def packet_messages(data: bytes) -> list[tuple[bytes, int | None]]:
+    """The ``(message datagram, enclosing bundle time tag or None)`` of every message in an OSC packet, bundles
+    unpacked in order (at most :data:`MAX_BUNDLE_DEPTH` deep). Raises :class:`DecodeError` for anything that is
+    not a well-formed OSC packet (a message is returned as it is; its own contents are not checked here)."""
+    return list(_walk(data, 0, None))
 
 
 def _split_address(address: str) -> tuple[str, str] | None:
