@@ -18,7 +18,10 @@ image):
 * ``frame-noreadback``: rendering only (for a GPU presenting windows), ``glFinish`` at the end of each frame;
 * ``frame-dynamic-outer``: as frame-sync, but the outer image is re-rendered every frame (animated content);
 * ``frame-no-tile-culling``: as frame-sync, but every canvas tile goes through the full composition every
-  frame (what a renderer without tile culling or an outer cache pays).
+  frame (what a renderer without tile culling or an outer cache pays);
+* ``frame-features`` / ``per-pass-features``: as frame-sync / per-pass with the stage features an operator
+  typically has on (:func:`busy_features`): four light cards (over and under, feathered), colour correction of
+  every wall (exposure, white balance, ASC CDL) and of the inner frustum with a 33-point 3D LUT.
 
 The outer pass (atlas of the needed cube faces) and the outer-only canvases are timed separately: with static
 content they are drawn once and then only when the viewpoint changes. Goal: >= 24 frames per second (41.7 ms)
@@ -49,6 +52,27 @@ def _display(path: str) -> str:
 
 def _ms(summary: dict) -> dict:
     return {k.replace("_us", "_ms"): (v / 1000.0 if k.endswith("_us") else v) for k, v in summary.items()}
+
+
+def busy_features(stage):
+    """The features of a busy shoot: four light cards (two over, two under the inner frustum, feathered),
+    exposure + white balance + ASC CDL on every wall, and the inner frustum graded through a 33-point 3D LUT
+    (a gentle S-curve, so nothing is the identity the shader could skip)."""
+    from stagectl.render.features import ColorCorrection, FeatureState, LightCard, Lut3D
+
+    walls = [w.name for w in stage.walls]
+    cards = []
+    for i, (wall, layer) in enumerate(zip((walls * 4)[:4], ("over", "under", "over", "under"))):
+        u = 0.05 + 0.22 * i
+        cards.append(LightCard(f"card-{i}", wall, (u, 0.1, u + 0.15, 0.6), (1.0, 0.9, 0.8), 1.5, layer, 24.0))
+    n = 33
+    g = np.linspace(0.0, 1.0, n)
+    curve = g + 0.08 * np.sin(2 * np.pi * g) / (2 * np.pi)  # a monotonic S-curve per channel
+    table = np.stack(np.meshgrid(curve, curve, curve, indexing="ij"), axis=-1)
+    grade = ColorCorrection(exposure=0.3, temperature=5600.0, tint=2.0, slope=(1.05, 1.0, 0.97),
+                            offset=(0.01, 0.0, -0.01), power=(1.0, 1.02, 1.0), saturation=1.1)
+    return FeatureState(light_cards=tuple(cards), wall_color={w: grade for w in walls},
+                        inner_color=ColorCorrection(exposure=-0.2, lut=Lut3D(table, title="bench S-curve")))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                              zoom=p.zoom, focus=p.focus)]
 
     all_modes = ["per-pass", "frame-sync", "frame-async", "frame-noreadback", "frame-dynamic-outer",
-                 "frame-no-tile-culling"]
+                 "frame-no-tile-culling", "per-pass-features", "frame-features"]
     modes = all_modes if args.modes == "all" else [m.strip() for m in args.modes.split(",")]
     unknown = set(modes) - set(all_modes)
     if unknown:
@@ -105,8 +129,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             readback = {"frame-async": "async", "frame-noreadback": "none"}.get(mode, "sync")
             renderer = StageRenderer(stage, ctx, readback=readback)
+            features = busy_features(stage) if mode.endswith("-features") else None
+            finish = mode.startswith("per-pass")
             try:
-                plans = [planner.plan(cameras(k), frame=k) for k in range(n_total)]
+                plans = [planner.plan(cameras(k), frame=k, features=features) for k in range(n_total)]
                 if mode == "per-pass":
                     for p in plans[args.warmup:]:
                         n = sum(o.touched.size for o in p.outputs)
@@ -119,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     for k, plan in enumerate(plans):
                         t0 = time.perf_counter_ns()
-                        res = renderer.render_frame(plan, finish_passes=(mode == "per-pass"))
+                        res = renderer.render_frame(plan, finish_passes=finish)
                         if mode == "frame-noreadback":
                             GL.glFinish()
                         t1 = time.perf_counter_ns()
@@ -127,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                         if k < args.warmup:
                             continue
                         frame_ns.append(t1 - t0)
-                        if mode == "per-pass":
+                        if finish:
                             for name, v in res.timings_ns.items():
                                 if name != "frame":
                                     per_pass.setdefault(name, []).append(v)
@@ -185,22 +211,28 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         ctx.release()
 
-    per = results.get("per-pass", {}).get("passes", {})
+    per = (results.get("per-pass") or results.get("per-pass-features") or {}).get("passes", {})
     slowest = max(per.items(), key=lambda kv: kv[1]["median_ms"])[0] if per else None
+    per_f = results.get("per-pass-features", {}).get("passes", {})
+    slowest_f = max(per_f.items(), key=lambda kv: kv[1]["median_ms"])[0] if per_f else None
     sync = results.get("frame-sync") or next(iter(results.values()))
     summary = {
         "goal_fps": GOAL_FPS,
         "fps_frame_sync": results.get("frame-sync", {}).get("fps"),
+        "fps_frame_features": results.get("frame-features", {}).get("fps"),
         "fps_frame_async": results.get("frame-async", {}).get("fps"),
         "goal_met_sync": bool(sync["fps"] >= GOAL_FPS),
         "slowest_pass": slowest,
         "slowest_pass_median_ms": per[slowest]["median_ms"] if slowest else None,
+        "slowest_pass_features": slowest_f,
+        "slowest_pass_features_median_ms": per_f[slowest_f]["median_ms"] if slowest_f else None,
         "mean_share_of_tiles_touched_by_inner": float(np.mean(touched_share)) if touched_share else None,
     }
-    print(f"\nslowest pass: {slowest} ({summary['slowest_pass_median_ms']:.1f} ms median); "
+    print(f"\nslowest pass: {slowest} ({summary['slowest_pass_median_ms'] or 0:.1f} ms median); "
           f"whole frame with sync readback {sync['fps']:.1f} fps (goal {GOAL_FPS:g}: "
           f"{'met' if summary['goal_met_sync'] else 'not met'})"
           + (f"; async readback {summary['fps_frame_async']:.1f} fps" if summary["fps_frame_async"] else "")
+          + (f"; features on {summary['fps_frame_features']:.1f} fps" if summary["fps_frame_features"] else "")
           + (f"; inner frustum touched {summary['mean_share_of_tiles_touched_by_inner'] * 100:.0f} % of "
              f"the canvas tiles on average" if touched_share else ""))
     if not args.no_write:
