@@ -4,18 +4,29 @@
 publishing frame states; default ports 41310 for the states and 41311 for sync, SYNC_PORT = PORT + 1 when only
 PORT is given), takes a snapshot of the latest frame state and then follows the sequenced updates. For the
 newest state it renders the outputs the stage assigns to this node (`outputs[].node: N`) headless (EGL; Mesa
-llvmpipe without a GPU), builds the frame plan from the primary's camera states, reports ready to the
-primary's swap barrier and presents when released (at the frame's edge when the primary's clock is the
-PTP-disciplined system clock, `sync.clock: system`). A node that misses the barrier for the primary's timeout
-(two frames by default) is dropped so the others keep running, and rejoins by itself once it keeps up.
-With --no-render it only follows the states and meets the barrier.
+llvmpipe without a GPU), builds the frame plan from the primary's camera states, operator flags and operator
+state (the light cards, chroma key, colour corrections, patterns and blackouts set on the primary's stage
+console, exactly as the primary planned that frame), reports ready to the primary's swap barrier and presents
+when released (at the frame's edge when the primary's clock is the PTP-disciplined system clock,
+`sync.clock: system`). A node that misses the barrier for the primary's timeout (two frames by default) is
+dropped so the others keep running, and rejoins by itself once it keeps up. With --no-render it only follows
+the states and meets the barrier; with --sink every canvas of this node is also published each frame into a
+shared-memory ring (`stagectl.render.sink.SinkReader`; names printed at start).
 
-A status line per second: frame and timecode, states received (skipped, sequence gaps, bad messages), barrier
-waits (released, timed out, out of the barrier), the wait p50/p99, the members, and render time.
-Ctrl-C or SIGTERM stops it within one second.
+Operator state: every one received is checked against this node's stage file (walls, outputs); one that
+names something the stage does not have is refused, counted and not used. A frame that names an operator
+state this node does not have (lost or refused) is rendered with the last one it has and counted as "behind";
+the node asks the primary for a snapshot and never holds the barrier for it. Until the primary publishes one
+(it runs without the console), the stage file's features are drawn.
+
+A status line per second: frame and timecode, states received (skipped, sequence gaps, bad messages), the
+operator state in use (frames behind, refused), barrier waits (released, timed out, out of the barrier), the
+wait p50/p99, the members, and render time. Ctrl-C or SIGTERM stops it within one second.
 
 Not yet: presenting canvases on GPU outputs (windows). The inner frusta and the outer atlas are rendered in
-full on every node; only the canvas composition is limited to this node's outputs.
+full on every node; only the canvas composition is limited to this node's outputs. The scene content the
+operator selects (`content.select`) and a `stage.reload` on the primary are not followed: a node draws its
+stage file's content and stage.
 """
 
 from __future__ import annotations
@@ -36,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the primary (default 127.0.0.1 on ports 41310,41311)")
     p.add_argument("--no-render", action="store_true",
                    help="follow the frame states and meet the barrier only; draw nothing")
+    p.add_argument("--sink", action="store_true",
+                   help="publish this node's canvases each frame into shared-memory rings that other "
+                        "programs can read (stagectl.render.sink.SinkReader; names are printed at start)")
     p.add_argument("--duration", type=float, default=None, metavar="S",
                    help="stop after S seconds (default: run until Ctrl-C or SIGTERM)")
     p.add_argument("--status-interval", type=float, default=1.0, metavar="S",
@@ -52,6 +66,36 @@ def node_stage(stage, name: str):
         if outs:
             procs.append(replace(p, outputs=outs))
     return replace(stage, processors=tuple(procs))
+
+
+def node_features(stage, name: str):
+    """``(default, check)`` for node ``name`` of ``stage``: the stage file's features reduced to this node's
+    outputs (drawn while the primary publishes no operator state), and the check each received operator state
+    goes through (:class:`stagectl.sync.cluster.Node` ``features_check``): it raises
+    :class:`~stagectl.render.features.FeatureError` for a wall or output ``stage`` does not have, and returns
+    the state reduced to this node's outputs (patterns and blackouts of other nodes' outputs left out)."""
+    from dataclasses import replace
+
+    from stagectl.render.features import FeatureState
+
+    walls = [w.name for w in stage.walls]
+    outputs = [f"{p.name}/{o.name}" for p, o in stage.outputs()]
+    mine = {f"{p.name}/{o.name}" for p, o in stage.outputs() if o.node == name}
+
+    def reduce(fs: FeatureState) -> FeatureState:
+        return replace(fs, patterns=tuple((k, v) for k, v in fs.patterns if k in mine),
+                       blackout=frozenset(k for k in fs.blackout if k in mine))
+
+    def check(fs: FeatureState) -> FeatureState:
+        fs.check(walls, outputs)
+        return reduce(fs)
+
+    base = getattr(stage.render, "features", None) or FeatureState()
+    try:
+        default = reduce(base)
+    except Exception:  # noqa: BLE001 - the loader validated them; never worse than drawing none
+        default = FeatureState()
+    return default, check
 
 
 def main(args: argparse.Namespace) -> int:
@@ -89,16 +133,20 @@ def main(args: argparse.Namespace) -> int:
     say(f'stagectl node {args.name}: stage "{stage.name}" ({args.stage}), {stage.frame_rate.label} fps; '
         + (f"outputs {' '.join(mine)}" if mine else "no outputs assigned to this node"))
 
+    if args.sink and args.no_render:
+        raise UsageError("--sink publishes the rendered canvases: drop --no-render")
     output = None
     if not args.no_render:
-        output = _Render.open(stage, args.name, say)
+        output = _Render.open(stage, args.name, say, sink=args.sink)
     else:
         say(f"stagectl node {args.name}: --no-render: following the frame states and the barrier only")
 
     from stagectl.sync.cluster import ClusterError, Node
 
+    default_features, check = node_features(stage, args.name)
     try:
-        node = Node(args.name, f"{host}:{state_port},{sync_port}", rate=stage.frame_rate).start()
+        node = Node(args.name, f"{host}:{state_port},{sync_port}", rate=stage.frame_rate,
+                    features_check=check).start()
     except ClusterError:
         if output is not None:
             output.close()
@@ -108,7 +156,8 @@ def main(args: argparse.Namespace) -> int:
     signals = StopOnSignals()
     try:
         with signals:
-            counts = _loop(args, stage, node, output, signals.event, say, f"{host}:{state_port},{sync_port}")
+            counts = _loop(args, stage, node, output, signals.event, say, f"{host}:{state_port},{sync_port}",
+                           default_features)
     finally:
         node.close()
         if output is not None:
@@ -120,7 +169,9 @@ def main(args: argparse.Namespace) -> int:
     say(f"stagectl node {args.name}: {why} after {counts['frames']} frames ({st.skipped} states skipped, "
         f"{st.gaps} sequence gaps, {st.decode_errors} bad messages); barrier: {st.waits} waits, "
         f"{st.released} released, {st.wait_timeouts} timed out, {st.out_of_barrier} out of the barrier; "
-        f"{drawn}; no canvas was presented on a GPU output (windows are not implemented yet).")
+        f"operator state #{st.features_seq} ({st.features} received, {st.features_behind} frames behind, "
+        f"{st.features_rejected} refused); {drawn}; "
+        f"no canvas was presented on a GPU output (windows are not implemented yet).")
     return 0
 
 
@@ -132,9 +183,10 @@ class _Render:
         self.ctx = ctx
         self.renderer = renderer
         self.planner = planner
+        self.sinks: dict = {}  # output key -> SinkWriter (--sink)
 
     @classmethod
-    def open(cls, stage, name: str, say) -> _Render:
+    def open(cls, stage, name: str, say, sink: bool = False) -> _Render:
         from stagectl.render.frustum import warmup
         from stagectl.render.gl.context import create_context
         from stagectl.render.plan import FramePlanner
@@ -152,14 +204,28 @@ class _Render:
             raise
         say(f"stagectl node {name}: rendering {len(sub.outputs())} canvases headless on {ctx.info.summary()} "
             f"(ready in {time.perf_counter() - t0:.2f} s)")
-        return cls(sub, ctx, renderer, planner)
+        out = cls(sub, ctx, renderer, planner)
+        if sink:
+            from stagectl.render.sink import SinkWriter, sink_name
 
-    def render(self, state):
-        """Plan and render ``state``; returns (ok, message)."""
+            try:
+                for L in renderer.layouts:  # the node's name in the ring's: a primary may run on this machine
+                    ring = sink_name(stage.name, name, L.key)
+                    out.sinks[L.key] = SinkWriter(ring, L.canvas[0], L.canvas[1], slots=3, replace=True)
+                    say(f"stagectl node {name}: output {L.key} ({L.canvas[0]} x {L.canvas[1]} RGBA) -> "
+                        f"shared memory {ring!r}")
+            except BaseException:
+                out.close()
+                raise
+        return out
+
+    def render(self, state, features=None):
+        """Plan and render ``state`` with the operator's ``features`` (None: the planner's, the stage file's);
+        returns (ok, message)."""
         from stagectl.render.plan import PlanError
 
         try:
-            plan = self.planner.plan(list(state.cameras), state.flags, state.frame)
+            plan = self.planner.plan(list(state.cameras), state.flags, state.frame, features=features)
         except PlanError as exc:
             return False, f"no plan: {exc}"
         result = self.renderer.render_frame(plan)
@@ -167,14 +233,24 @@ class _Render:
             return False, f"render failed in {result.failed_pass}: {result.error}"
         return True, ""
 
+    def publish(self, frame: int, now_ns: int) -> None:
+        """After the barrier released ``frame``: its canvases into the shared-memory rings (--sink)."""
+        if self.sinks:
+            canvases = self.renderer.canvases()
+            for key, writer in self.sinks.items():
+                writer.write(frame, now_ns, canvases[key])
+
     def close(self) -> None:
+        for writer in self.sinks.values():
+            writer.close(unlink=True)
+        self.sinks = {}
         try:
             self.renderer.release()
         finally:
             self.ctx.release()
 
 
-def _loop(args, stage, node, output, stop, say, where: str) -> dict[str, int]:
+def _loop(args, stage, node, output, stop, say, where: str, default_features=None) -> dict[str, int]:
     import numpy as np
 
     from stagectl.sync.timebase import Clock
@@ -202,9 +278,10 @@ def _loop(args, stage, node, output, stop, say, where: str) -> dict[str, int]:
                 warned_rate = True
                 say(f"stagectl node {args.name}: the primary runs at {st.rate.label} fps, this stage file "
                     f"says {stage.frame_rate.label} fps: are both running the same stage?")
+            features = node.features_for(st)  # the operator state the primary planned this frame with
             if output is not None:
                 t0 = time.perf_counter()
-                ok, why = output.render(st)
+                ok, why = output.render(st, features if features is not None else default_features)
                 render_ms.append((time.perf_counter() - t0) * 1e3)
                 counts["rendered" if ok else "failed"] += 1
                 if not ok:
@@ -218,6 +295,8 @@ def _loop(args, stage, node, output, stop, say, where: str) -> dict[str, int]:
                 if 0 < delay <= st.rate.period_ns:
                     time.sleep(delay / 1e9)
                     counts["at_edge"] += 1
+            if output is not None and ok:
+                output.publish(st.frame, time.monotonic_ns())
             counts["frames"] += 1  # presented (headless: nothing to show yet)
         now = time.monotonic_ns()
         if now >= next_status:
@@ -239,6 +318,9 @@ def _loop(args, stage, node, output, stop, say, where: str) -> dict[str, int]:
                 say(f"[{last_state.timecode}] node {args.name}: frame {last_state.frame} | "
                     f"{rate:.1f} states/s ({cur.skipped} skipped, {cur.gaps} gaps, "
                     f"{cur.decode_errors} bad) | "
+                    f"operator state #{cur.features_seq}: "
+                    f"{cur.features_behind - last.features_behind} frames behind, "
+                    f"{cur.features_rejected} refused | "
                     f"barrier {waits} waits: {cur.released - last.released} released, "
                     f"{cur.wait_timeouts - last.wait_timeouts} timed out, "
                     f"{cur.out_of_barrier - last.out_of_barrier} out of barrier; "

@@ -4,22 +4,38 @@ barrier.
 Topology (zguide *Clone* pattern plus a barrier service, ``shared/reference/STYLE.md`` practice 10)::
 
     primary (stagectl run)                               node (stagectl node --name N)
-    XPUB   state port ── FrameState, sequenced ────────▶ SUB    (subscribes before the snapshot)
+    XPUB   state port ── operator state (on change) ───▶ SUB    (subscribes before the snapshot)
+                      ── FrameState, sequenced ────────▶
     ROUTER sync port  ◀─ HELLO / HB / SNAP / READY / BYE ─ DEALER
-                      ── SNAP (latest state + seq) / GO ─▶
-    inproc PAIR       ◀─ PUB / ARRIVE / STOP (from the primary's frame loop; shutdown goes through it)
+                      ── SNAP (latest state + seq,  ──▶
+                         latest operator state) / GO
+    inproc PAIR       ◀─ FEAT / PUB / ARRIVE / STOP (from the primary's frame loop; shutdown goes through it)
 
 * **States.** :class:`FrameState` is the whole per-frame state a node needs: frame number, timecode, the
   frame edge (and epoch) in integer ns on the primary's named clock, every camera's ``T_stage_camera`` and
-  lens values, the operator flags, and a sequence number plus the primary's random *session* id. The wire
-  codec (:func:`encode_frame_state` / :func:`decode_frame_state`) is pure, versioned and compact (56 bytes +
-  193 bytes and the name per camera; ``struct`` little-endian); any malformed input raises
-  :class:`FrameStateError` (a :class:`~stagectl.errors.StageError`), which a node counts and drops.
+  lens values (with the overscan and soft edge in use), the operator flags (global blackout, inner frusta on,
+  freeze), the number of the operator state the frame was planned with (``features_seq``), and a sequence
+  number plus the primary's random *session* id. The wire codec (:func:`encode_frame_state` /
+  :func:`decode_frame_state`) is pure, versioned (:data:`WIRE_VERSION` 3) and compact (64 bytes + 193 bytes
+  and the name per camera; ``struct`` little-endian); any malformed input raises :class:`FrameStateError` (a
+  :class:`~stagectl.errors.StageError`), which a node counts and drops.
+* **Operator state.** The render-relevant part of what the operator set on the primary's stage console (a
+  :class:`~stagectl.render.features.FeatureState`: light cards, chroma key and markers, wall and inner colour
+  corrections with their 3D LUT tables, per-output patterns and blackouts, the per-camera freeze) is published
+  on the same socket as a message of its own whenever it changes, numbered per session (1, 2, ...), before
+  the first frame state that names it (:meth:`Primary.publish`). Wire form (:func:`encode_features` /
+  :func:`decode_features`, equally strict): a 21-byte header (magic ``SCOP``, version, session, number,
+  JSON length), a compact JSON object with exactly the encoder's keys, then each distinct LUT's table as
+  float32. A node keeps the last :data:`FEATURES_HISTORY` operator states (each first checked against its own
+  stage: a refused one is counted and dropped) and renders frame ``k`` with the one the frame names
+  (:meth:`Node.features_for`); when it does not have it (lost, or arriving out of order), it renders with the
+  newest it has, counts the frame as *behind*, and asks for a snapshot, which always carries the latest
+  operator state. It never waits for one: the barrier is never held for it.
 * **Late joiners** (Clone): a node subscribes first, then asks the ROUTER for a snapshot; the answer is the
   latest state and its sequence number. Updates with a sequence at or below the snapshot's are discarded; a
   jump in the sequence is a *gap*: counted, and the node asks for a snapshot again (every update is a full
   state, so the newer update is used at once and nothing is stuck behind the gap). A new session id (the
-  primary restarted) makes the node start over from a snapshot.
+  primary restarted) makes the node start over from a snapshot, operator state included.
 * **Swap barrier.** Before presenting frame ``k`` every participant reports ``READY k`` (the primary itself
   through :meth:`Primary.barrier` when it is a member). The primary releases the waiters of the lowest pending
   frame when every *live barrier member* has reported that frame or a later one. A member that has not
@@ -45,13 +61,14 @@ the edge and epoch inside a state are on the primary's clock, named in the state
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Self
 
@@ -59,6 +76,18 @@ import numpy as np
 import zmq
 
 from stagectl.errors import StageError
+from stagectl.render.features import (
+    MAX_WALLS,
+    ChromaKey,
+    ChromaMarkers,
+    ColorCorrection,
+    FeatureError,
+    FeatureState,
+    FreezeFrustum,
+    LightCard,
+    Lut3D,
+    OutputPattern,
+)
 from stagectl.render.plan import CameraState, LensValues, OperatorFlags
 from stagectl.sync.timebase import Clock, FrameRate, Timecode
 
@@ -66,6 +95,7 @@ __all__ = [
     "DEFAULT_STATE_PORT",
     "DEFAULT_SYNC_PORT",
     "DEFAULT_TIMEOUT_FRAMES",
+    "FEATURES_MAGIC",
     "HEARTBEAT_NS",
     "LIVENESS_NS",
     "NO_FLAGS",
@@ -74,21 +104,26 @@ __all__ = [
     "BarrierResult",
     "ClusterError",
     "ClusterStatus",
+    "FeatureUpdate",
     "FrameState",
     "FrameStateError",
     "Node",
     "NodeStatus",
     "PeerStatus",
     "Primary",
+    "decode_features",
     "decode_frame_state",
+    "encode_features",
     "encode_frame_state",
     "parse_primary_address",
 ]
 
 #: First bytes of every encoded frame state (also the SUB topic).
 WIRE_MAGIC = b"SCFS"
-#: Version of the frame-state wire format this module writes and reads.
-WIRE_VERSION = 2
+#: First bytes of every encoded operator state (also its SUB topic).
+FEATURES_MAGIC = b"SCOP"
+#: Version of the cluster wire format (frame states, operator states, snapshots) this module writes and reads.
+WIRE_VERSION = 3
 #: Default ports of the primary: frame states (XPUB) and sync (ROUTER: snapshots, barrier, heartbeats).
 DEFAULT_STATE_PORT = 41310
 DEFAULT_SYNC_PORT = 41311
@@ -104,6 +139,14 @@ SNAPSHOT_RETRY_NS = 500_000_000
 MAX_NAME_BYTES = 64
 #: Most cameras one encoded state carries.
 MAX_WIRE_CAMERAS = 16
+#: Largest JSON part of an encoded operator state (bytes).
+MAX_FEATURES_JSON = 1 << 20
+#: Largest encoded operator state (bytes; the 3D LUT tables are most of it: a 65-point LUT is 3.3 MB).
+MAX_FEATURES_BYTES = 32 << 20
+#: Most distinct 3D LUTs one operator state carries (one per wall and one for the inner frusta).
+MAX_WIRE_LUTS = MAX_WALLS + 1
+#: Operator states a node keeps (by sequence number), so that a queued frame finds the one it names.
+FEATURES_HISTORY = 8
 #: Topic prefix a node subscribes to so that the primary's XPUB learns that this node's SUB is connected.
 _NODE_TOPIC = WIRE_MAGIC + b"\x00node:"
 
@@ -120,15 +163,15 @@ class ClusterError(StageError):
 
 
 class FrameStateError(ClusterError):
-    """Bytes that are not a valid frame state of a version this stagectl reads (or a state that cannot be
-    encoded). Nodes count these and drop the message; they never stop a node."""
+    """Bytes that are not a valid frame state or operator state of the version this stagectl reads (or a state
+    that cannot be encoded). Nodes count these and drop the message; they never stop a node."""
 
 
 # ======================================================================================= wire codec
 
-# magic, version, flags, clock, n_cameras, session, seq, frame, edge_ns, epoch_ns, rate num, rate den,
-# hh mm ss ff
-_HEADER = struct.Struct("<4sBBBBIQqqqIIBBBB")
+# magic, version, flags, clock, n_cameras, session, seq, features_seq, frame, edge_ns, epoch_ns, rate num,
+# rate den, hh mm ss ff (version 3 added features_seq: the operator state the frame was planned with)
+_HEADER = struct.Struct("<4sBBBBIQQqqqIIBBBB")
 # T_stage_camera (16, row-major), focal mm, principal point x y mm, pupil m, zoom, focus, sensor w h mm,
 # overscan left right bottom top percent (all NaN: the stage's configured overscan), soft edge (NaN: the stage's);
 # version 2 added the last five so that adaptive overscan and the operator's per-camera settings reach the nodes
@@ -163,6 +206,8 @@ class FrameState:
     :param flags: the operator flags of the frame.
     :param seq: sequence number given by :meth:`Primary.publish` (1, 2, ...; 0 before publishing).
     :param session: random id of the publishing primary (0 before publishing); changes when it restarts.
+    :param features_seq: sequence number of the operator state (:class:`FeatureUpdate`) the primary planned
+        this frame with (given by :meth:`Primary.publish`); 0: none was published, the stage file's features.
     """
 
     frame: int
@@ -174,6 +219,7 @@ class FrameState:
     flags: OperatorFlags = NO_FLAGS
     seq: int = 0
     session: int = 0
+    features_seq: int = 0
 
     @property
     def rate(self) -> FrameRate:
@@ -214,12 +260,14 @@ def _opt(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-def encode_frame_state(state: FrameState, *, seq: int | None = None, session: int | None = None) -> bytes:
-    """The wire bytes of ``state`` (``seq`` / ``session`` override the state's own). Pure; raises
-    :class:`FrameStateError` for a state that cannot be written (too many cameras, a name too long, a number
-    out of range)."""
+def encode_frame_state(state: FrameState, *, seq: int | None = None, session: int | None = None,
+                       features_seq: int | None = None) -> bytes:
+    """The wire bytes of ``state`` (``seq`` / ``session`` / ``features_seq`` override the state's own). Pure;
+    raises :class:`FrameStateError` for a state that cannot be written (too many cameras, a name too long, a
+    number out of range)."""
     seq = state.seq if seq is None else int(seq)
     session = state.session if session is None else int(session)
+    features_seq = state.features_seq if features_seq is None else int(features_seq)
     tc = state.timecode
     flags = state.flags
     bits = (
@@ -234,7 +282,7 @@ def encode_frame_state(state: FrameState, *, seq: int | None = None, session: in
     rate = tc.rate
     try:
         head = _HEADER.pack(
-            WIRE_MAGIC, WIRE_VERSION, bits, _CLOCK_CODES[state.clock], len(cams), session, seq,
+            WIRE_MAGIC, WIRE_VERSION, bits, _CLOCK_CODES[state.clock], len(cams), session, seq, features_seq,
             int(state.frame), int(state.edge_ns), int(state.epoch_ns), rate.num, rate.den,
             tc.hours, tc.minutes, tc.seconds, tc.frames,
         )
@@ -280,7 +328,7 @@ def _decode(buf: memoryview) -> FrameState:
     n = len(buf)
     if n < _HEADER.size:
         raise FrameStateError(f"frame state truncated: {n} bytes, the header alone is {_HEADER.size}")
-    (magic, version, bits, clock, ncam, session, seq, frame, edge, epoch, num, den,
+    (magic, version, bits, clock, ncam, session, seq, features_seq, frame, edge, epoch, num, den,
      hh, mm, ss, ff) = _HEADER.unpack_from(buf, 0)
     if magic != WIRE_MAGIC:
         raise FrameStateError(f"not a frame state (magic {bytes(magic)!r}, expected {WIRE_MAGIC!r})")
@@ -334,7 +382,287 @@ def _decode(buf: memoryview) -> FrameState:
         blackout=bool(bits & _FLAG_BLACKOUT), inner_enabled=bool(bits & _FLAG_INNER),
         freeze_inner=bool(bits & _FLAG_FREEZE),
     )
-    return FrameState(frame, tc, edge, _CLOCKS[clock], epoch, tuple(cams), flags, seq, session)
+    return FrameState(frame, tc, edge, _CLOCKS[clock], epoch, tuple(cams), flags, seq, session, features_seq)
+
+
+# ================================================================================ operator-state codec
+
+# magic, version, session, features_seq, length of the JSON part; then the JSON (UTF-8), then every 3D LUT's
+# table (N x N x N x 3 float32 little-endian, indexed [r, g, b]) in the order of the JSON's "luts"
+_FEAT_HEADER = struct.Struct("<4sBIQI")
+
+_CARD_KEYS = ("id", "wall", "rect", "color", "intensity", "layer", "feather_px")
+_KEY_KEYS = ("enabled", "color", "markers")
+_MARKER_KEYS = ("color", "size", "thickness", "spacing", "units")
+_CC_KEYS = ("exposure", "gains", "temperature", "tint", "slope", "offset", "power", "saturation", "lut")
+_PATTERN_KEYS = ("kind", "color", "squares", "burn_in")
+_FREEZE_KEYS = ("cameras", "keep_image")
+_LUT_KEYS = ("size", "domain_min", "domain_max", "title", "source")
+_FEATURE_KEYS = ("light_cards", "chroma_key", "wall_color", "inner_color", "patterns", "blackout", "freeze",
+                 "luts")
+
+
+class FeatureUpdate(NamedTuple):
+    """One decoded operator state: the render-relevant part of what the operator set on the primary (light
+    cards, chroma key, colour corrections with their 3D LUTs, per-output patterns and blackouts, the
+    per-camera freeze), as the primary's frame plan uses it. ``seq``: its number (1, 2, ... per primary
+    session; the :attr:`FrameState.features_seq` of the frames planned with it); ``session``: the primary's
+    session id."""
+
+    seq: int
+    session: int
+    features: FeatureState
+
+
+def encode_features(features: FeatureState, *, seq: int, session: int) -> bytes:
+    """The wire bytes of an operator state (``features`` as number ``seq`` of primary session ``session``).
+
+    Pure and canonical (decoding and encoding again gives the same bytes). The 3D LUTs travel as their tables
+    (a node needs no LUT file; one table per distinct LUT). Raises :class:`FrameStateError` for a state that
+    cannot be written (more than :data:`MAX_WIRE_LUTS` LUTs, more than :data:`MAX_FEATURES_BYTES` in all, a
+    number out of range).
+    """
+    luts: list[Lut3D] = []
+
+    def lut_index(lut: Lut3D | None) -> int | None:
+        if lut is None:
+            return None
+        for i, have in enumerate(luts):
+            if have == lut:
+                return i
+        luts.append(lut)
+        return len(luts) - 1
+
+    def cc(c: ColorCorrection | None) -> dict | None:
+        if c is None:
+            return None
+        return {"exposure": c.exposure, "gains": None if c.gains is None else list(c.gains),
+                "temperature": c.temperature, "tint": c.tint, "slope": list(c.slope),
+                "offset": list(c.offset), "power": list(c.power), "saturation": c.saturation,
+                "lut": lut_index(c.lut)}
+
+    f = features
+    try:
+        key = None
+        if f.chroma_key is not None:
+            m = f.chroma_key.markers
+            key = {"enabled": bool(f.chroma_key.enabled), "color": list(f.chroma_key.color),
+                   "markers": None if m is None else {"color": list(m.color), "size": m.size,
+                                                      "thickness": m.thickness, "spacing": m.spacing,
+                                                      "units": m.units}}
+        doc = {
+            "light_cards": [{"id": c.id, "wall": c.wall, "rect": list(c.rect), "color": list(c.color),
+                             "intensity": c.intensity, "layer": c.layer, "feather_px": c.feather_px}
+                            for c in f.light_cards],
+            "chroma_key": key,
+            "wall_color": [[w, cc(c)] for w, c in f.wall_color],
+            "inner_color": cc(f.inner_color),
+            "patterns": [[o, {"kind": p.kind, "color": list(p.color), "squares": p.squares,
+                              "burn_in": list(p.burn_in)}] for o, p in f.patterns],
+            "blackout": sorted(f.blackout),
+            "freeze": None if f.freeze is None else {
+                "cameras": None if f.freeze.cameras is None else sorted(f.freeze.cameras),
+                "keep_image": bool(f.freeze.keep_image)},
+        }
+        doc["luts"] = [{"size": t.size, "domain_min": list(t.domain_min), "domain_max": list(t.domain_max),
+                        "title": t.title, "source": t.source} for t in luts]
+        text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise FrameStateError(f"cannot encode operator state {seq}: {exc}") from None
+    if len(luts) > MAX_WIRE_LUTS:
+        raise FrameStateError(f"an operator state carries at most {MAX_WIRE_LUTS} 3D LUTs, got {len(luts)}")
+    if len(text) > MAX_FEATURES_JSON:
+        raise FrameStateError(f"operator state {seq} is too large: {len(text)} bytes of JSON "
+                              f"(at most {MAX_FEATURES_JSON})")
+    total = _FEAT_HEADER.size + len(text) + sum(t.table.nbytes for t in luts)
+    if total > MAX_FEATURES_BYTES:
+        raise FrameStateError(f"operator state {seq} is too large: {total} bytes with its 3D LUTs "
+                              f"(at most {MAX_FEATURES_BYTES})")
+    try:
+        head = _FEAT_HEADER.pack(FEATURES_MAGIC, WIRE_VERSION, int(session), int(seq), len(text))
+    except struct.error as exc:
+        raise FrameStateError(f"cannot encode operator state {seq}: {exc}") from None
+    return b"".join([head, text, *(t.table.astype("<f4", copy=False).tobytes() for t in luts)])
+
+
+def decode_features(data: bytes | bytearray | memoryview) -> FeatureUpdate:
+    """The :class:`FeatureUpdate` in ``data``. Pure; anything malformed (wrong magic or version, truncated or
+    trailing bytes, JSON that is not exactly the encoder's layout, a value a feature refuses, a LUT index out
+    of range) raises :class:`FrameStateError` and nothing else. The names of walls, outputs and cameras are
+    not checked here: that needs the stage (:meth:`FeatureState.check`, done by the node)."""
+    try:
+        return _decode_features(memoryview(data).cast("B"))
+    except FrameStateError:
+        raise
+    except FeatureError as exc:
+        raise FrameStateError(f"malformed operator state: {exc}") from None
+    except (struct.error, ValueError, TypeError, UnicodeDecodeError, IndexError, OverflowError,
+            RecursionError) as exc:
+        raise FrameStateError(f"malformed operator state: {exc}") from None
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        raise FrameStateError("operator state JSON repeats a key")
+    return d
+
+
+def _no_constant(name: str) -> Any:
+    raise FrameStateError(f"operator state JSON holds {name}; numbers must be finite")
+
+
+def _obj(v: Any, keys: tuple[str, ...], what: str) -> dict:
+    if not isinstance(v, dict) or set(v) != set(keys):
+        got = sorted(v) if isinstance(v, dict) else type(v).__name__
+        raise FrameStateError(f"operator state: {what}: expected an object with keys {list(keys)}, got {got}")
+    return v
+
+
+def _list(v: Any, what: str) -> list:
+    if not isinstance(v, list):
+        raise FrameStateError(f"operator state: {what}: expected a list, got {type(v).__name__}")
+    return v
+
+
+def _num(v: Any, what: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise FrameStateError(f"operator state: {what}: expected a number, got {v!r}")
+    return float(v)
+
+
+def _nums(v: Any, n: int, what: str) -> tuple[float, ...]:
+    v = _list(v, what)
+    if len(v) != n:
+        raise FrameStateError(f"operator state: {what}: expected {n} numbers, got {len(v)}")
+    return tuple(_num(x, what) for x in v)
+
+
+def _text(v: Any, what: str) -> str:
+    if not isinstance(v, str):
+        raise FrameStateError(f"operator state: {what}: expected a string, got {type(v).__name__}")
+    return v
+
+
+def _flag(v: Any, what: str) -> bool:
+    if not isinstance(v, bool):
+        raise FrameStateError(f"operator state: {what}: expected true or false, got {v!r}")
+    return v
+
+
+def _whole(v: Any, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise FrameStateError(f"operator state: {what}: expected a whole number, got {v!r}")
+    return v
+
+
+def _decode_features(buf: memoryview) -> FeatureUpdate:
+    n = len(buf)
+    if n < _FEAT_HEADER.size:
+        raise FrameStateError(f"operator state truncated: {n} bytes, the header alone is {_FEAT_HEADER.size}")
+    magic, version, session, seq, jlen = _FEAT_HEADER.unpack_from(buf, 0)
+    if magic != FEATURES_MAGIC:
+        raise FrameStateError(f"not an operator state (magic {bytes(magic)!r}, expected {FEATURES_MAGIC!r})")
+    if version != WIRE_VERSION:
+        raise FrameStateError(f"operator state version {version}; this stagectl reads version {WIRE_VERSION}")
+    if jlen > MAX_FEATURES_JSON or _FEAT_HEADER.size + jlen > n:
+        raise FrameStateError(f"operator state truncated: its JSON part claims {jlen} bytes")
+    off = _FEAT_HEADER.size + jlen
+    doc = _obj(json.loads(bytes(buf[_FEAT_HEADER.size:off]).decode("utf-8"), object_pairs_hook=_json_object,
+                          parse_constant=_no_constant), _FEATURE_KEYS, "state")
+    # 3D LUTs first: the colour corrections refer to them by index
+    luts: list[Lut3D] = []
+    lut_docs = _list(doc["luts"], "luts")
+    if len(lut_docs) > MAX_WIRE_LUTS:
+        raise FrameStateError(f"operator state carries {len(lut_docs)} 3D LUTs (at most {MAX_WIRE_LUTS})")
+    for i, ld in enumerate(lut_docs):
+        ld = _obj(ld, _LUT_KEYS, f"luts[{i}]")
+        size = _whole(ld["size"], f"luts[{i}].size")
+        if not 2 <= size <= 256:
+            raise FrameStateError(f"operator state: luts[{i}].size: expected 2..256, got {size}")
+        count = size ** 3 * 3
+        if off + 4 * count > n:
+            raise FrameStateError(f"operator state truncated in the table of 3D LUT {i}")
+        table = np.frombuffer(buf, dtype="<f4", count=count, offset=off).reshape(size, size, size, 3).copy()
+        off += 4 * count
+        luts.append(Lut3D(table, title=_text(ld["title"], f"luts[{i}].title"),
+                          domain_min=_nums(ld["domain_min"], 3, f"luts[{i}].domain_min"),
+                          domain_max=_nums(ld["domain_max"], 3, f"luts[{i}].domain_max"),
+                          source=_text(ld["source"], f"luts[{i}].source")))
+    if off != n:
+        raise FrameStateError(f"operator state has {n - off} trailing bytes")
+
+    def cc(v: Any, what: str) -> ColorCorrection | None:
+        if v is None:
+            return None
+        v = _obj(v, _CC_KEYS, what)
+        lut = None
+        if v["lut"] is not None:
+            i = _whole(v["lut"], f"{what}.lut")
+            if not 0 <= i < len(luts):
+                raise FrameStateError(f"operator state: {what}.lut: no 3D LUT {i} (it carries {len(luts)})")
+            lut = luts[i]
+        return ColorCorrection(
+            _num(v["exposure"], f"{what}.exposure"),
+            None if v["gains"] is None else _nums(v["gains"], 3, f"{what}.gains"),
+            None if v["temperature"] is None else _num(v["temperature"], f"{what}.temperature"),
+            _num(v["tint"], f"{what}.tint"), _nums(v["slope"], 3, f"{what}.slope"),
+            _nums(v["offset"], 3, f"{what}.offset"), _nums(v["power"], 3, f"{what}.power"),
+            _num(v["saturation"], f"{what}.saturation"), lut)
+
+    def pairs(v: Any, what: str) -> list[tuple[str, Any]]:
+        out = []
+        for i, item in enumerate(_list(v, what)):
+            item = _list(item, f"{what}[{i}]")
+            if len(item) != 2:
+                raise FrameStateError(f"operator state: {what}[{i}]: expected [name, value]")
+            out.append((_text(item[0], f"{what}[{i}][0]"), item[1]))
+        return out
+
+    cards = []
+    for i, c in enumerate(_list(doc["light_cards"], "light_cards")):
+        c = _obj(c, _CARD_KEYS, f"light_cards[{i}]")
+        at = f"light_cards[{i}]"
+        cards.append(LightCard(_text(c["id"], f"{at}.id"), _text(c["wall"], f"{at}.wall"),
+                               _nums(c["rect"], 4, f"{at}.rect"), _nums(c["color"], 3, f"{at}.color"),
+                               _num(c["intensity"], f"{at}.intensity"), _text(c["layer"], f"{at}.layer"),
+                               _num(c["feather_px"], f"{at}.feather_px")))
+    key = None
+    if doc["chroma_key"] is not None:
+        k = _obj(doc["chroma_key"], _KEY_KEYS, "chroma_key")
+        markers = None
+        if k["markers"] is not None:
+            m = _obj(k["markers"], _MARKER_KEYS, "chroma_key.markers")
+            markers = ChromaMarkers(_nums(m["color"], 3, "chroma_key.markers.color"),
+                                    _num(m["size"], "chroma_key.markers.size"),
+                                    _num(m["thickness"], "chroma_key.markers.thickness"),
+                                    _num(m["spacing"], "chroma_key.markers.spacing"),
+                                    _text(m["units"], "chroma_key.markers.units"))
+        key = ChromaKey(_flag(k["enabled"], "chroma_key.enabled"), _nums(k["color"], 3, "chroma_key.color"),
+                        markers)
+    wall_color = [(w, cc(v, f"wall_color.{w}")) for w, v in pairs(doc["wall_color"], "wall_color")]
+    if any(c is None for _, c in wall_color):
+        raise FrameStateError("operator state: wall_color: a wall's colour correction is null")
+    patterns = []
+    for o, v in pairs(doc["patterns"], "patterns"):
+        v = _obj(v, _PATTERN_KEYS, f"patterns.{o}")
+        patterns.append((o, OutputPattern(
+            _text(v["kind"], f"patterns.{o}.kind"), _nums(v["color"], 3, f"patterns.{o}.color"),
+            _whole(v["squares"], f"patterns.{o}.squares"),
+            tuple(_text(x, f"patterns.{o}.burn_in") for x in _list(v["burn_in"], f"patterns.{o}.burn_in")))))
+    blackout = [_text(x, "blackout") for x in _list(doc["blackout"], "blackout")]
+    if len(set(blackout)) != len(blackout):
+        raise FrameStateError("operator state: blackout: an output is given twice")
+    freeze = None
+    if doc["freeze"] is not None:
+        fz = _obj(doc["freeze"], _FREEZE_KEYS, "freeze")
+        cams = None
+        if fz["cameras"] is not None:
+            cams = frozenset(_text(x, "freeze.cameras") for x in _list(fz["cameras"], "freeze.cameras"))
+        freeze = FreezeFrustum(cams, _flag(fz["keep_image"], "freeze.keep_image"))
+    features = FeatureState(tuple(cards), key, tuple(wall_color), cc(doc["inner_color"], "inner_color"),
+                            tuple(patterns), frozenset(blackout), freeze)
+    return FeatureUpdate(seq, session, features)
 
 
 # ======================================================================================= addresses
@@ -433,11 +761,13 @@ class ClusterStatus:
     """The primary's view: who is in the barrier, who was dropped, per-node last frame, and barrier stats.
 
     ``rounds``: barrier releases; ``timed_out_rounds``: releases that dropped someone; ``hold_*_us``: how long
-    rounds held (release minus open) over the last 1024 rounds; ``published``: the last sequence number.
+    rounds held (release minus open) over the last 1024 rounds; ``published``: the last sequence number;
+    ``features_seq``: the number of the last operator state published (0: none).
     """
 
     session: int
     published: int
+    features_seq: int
     members: tuple[str, ...]
     dropped: tuple[str, ...]
     joining: tuple[str, ...]
@@ -458,6 +788,7 @@ class ClusterStatus:
             for n, p in sorted(self.nodes.items())
         ) or "no nodes"
         return (f"cluster: {len(self.members)} in barrier, dropped [{' '.join(self.dropped)}] | {nodes} | "
+                f"operator state #{self.features_seq} | "
                 f"{self.rounds} rounds, {self.timed_out_rounds} timed out, "
                 f"hold p50 {_fmt_ms(self.hold_p50_us)} ms "
                 f"p99 {_fmt_ms(self.hold_p99_us)} ms max {_fmt_ms(self.hold_max_us)} ms")
@@ -548,6 +879,8 @@ class Primary:
         self._pipe_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._seq = 0
+        self._features_seq = 0
+        self._features: FeatureState | None = None  # the last operator state given to publish()
         self.state_port = 0
         self.sync_port = 0
         # service-thread state (guarded by _lock for status readers)
@@ -555,6 +888,7 @@ class Primary:
         self._peers: dict[str, _Peer] = {}
         self._waiters: dict[str, _Waiter] = {}
         self._snapshot: tuple[int, bytes] = (0, b"")
+        self._features_snapshot = b""  # the latest operator state's bytes (empty: none published)
         self._last_released: int | None = None
         self._last_release_ns: int | None = None
         self._last_deadline_ns: int | None = None  # open + timeout of the last released round
@@ -668,18 +1002,43 @@ class Primary:
         with self._pipe_lock:
             self._pipe.send_multipart(frames)
 
-    def publish(self, state: FrameState) -> int:
+    def publish(self, state: FrameState, features: FeatureState | None = None) -> int:
         """Publish ``state`` to every node with the next sequence number; returns that number. The state is
         encoded here (a state that cannot be encoded raises :class:`FrameStateError`); sending never
-        blocks."""
+        blocks.
+
+        ``features``: the operator's features this frame is planned with (``ControlHub.features``; None: as
+        last given). When they differ from the last ones given, they are published first as the next operator
+        state (:func:`encode_features`, number :attr:`features_seq`); the frame state names the number of the
+        operator state in effect (``features_seq``), so a node renders the frame with exactly those features.
+        An operator state that cannot be encoded (LUTs too large) is not sent: the error is counted in
+        :meth:`status` (``errors``, ``last_error``) and the frames keep naming the previous one.
+        """
         with self._pipe_lock:
-            seq = self._seq + 1
-            payload = encode_frame_state(state, seq=seq, session=self.session)
             if self._pipe is None or self._closed:
                 raise ClusterError("the cluster primary is not running (start() it first, or it was closed)")
+            if features is not None and features is not self._features and features != self._features:
+                self._features = features
+                fseq = self._features_seq + 1
+                try:
+                    blob = encode_features(features, seq=fseq, session=self.session)
+                except FrameStateError as exc:
+                    with self._lock:
+                        self._fail(FrameStateError(f"operator state not sent to the nodes: {exc}"))
+                else:
+                    self._pipe.send_multipart([b"FEAT", blob])
+                    self._features_seq = fseq
+            seq = self._seq + 1
+            payload = encode_frame_state(state, seq=seq, session=self.session,
+                                         features_seq=self._features_seq)
             self._pipe.send_multipart([b"PUB", _U64.pack(seq), payload])
             self._seq = seq
         return seq
+
+    @property
+    def features_seq(self) -> int:
+        """Number of the last operator state published (0: none); frames published now name it."""
+        return self._features_seq
 
     def barrier(self, frame: int, timeout_ns: int | None = None) -> BarrierResult:
         """The primary's own swap barrier for frame ``frame``: report ready and wait for the release.
@@ -728,6 +1087,7 @@ class Primary:
             return ClusterStatus(
                 session=self.session,
                 published=self._seq,
+                features_seq=self._features_seq,
                 members=tuple(sorted(n for n, p in peers.items() if p.state == "member")),
                 dropped=tuple(sorted(n for n, p in peers.items() if p.state == "dropped")),
                 joining=tuple(sorted(n for n, p in peers.items() if p.state == "joining")),
@@ -792,6 +1152,9 @@ class Primary:
                     seq = _U64.unpack(msg[1])[0]
                     self._snapshot = (seq, msg[2])
                     xpub.send(msg[2], zmq.NOBLOCK)
+                elif kind == b"FEAT":  # before the frame states that name it (one pipe, one PUB socket)
+                    self._features_snapshot = msg[1]
+                    xpub.send(msg[1], zmq.NOBLOCK)
                 elif kind == b"ARRIVE" and self.member is not None:
                     frame, _, prev = _READY.unpack(msg[1])
                     p = self._peers[self.member]
@@ -850,8 +1213,8 @@ class Primary:
             self._arrive(router, p, frame, now, rid)
         elif kind == b"SNAP":
             seq, payload = self._snapshot
-            router.send_multipart([rid, b"SNAP", _SNAP.pack(seq, self.session, self.timeout_ns), payload],
-                                  zmq.NOBLOCK)
+            router.send_multipart([rid, b"SNAP", _SNAP.pack(seq, self.session, self.timeout_ns), payload,
+                                   self._features_snapshot], zmq.NOBLOCK)
         elif kind == b"HB" and len(msg) == 4 and len(msg[3]) == _Q.size:
             pass  # liveness already noted
         elif kind == b"HELLO":
@@ -975,7 +1338,11 @@ class NodeStatus:
     :meth:`Node.latest_state` passed over; ``gaps``/``missed``: sequence jumps and the states lost in them;
     ``decode_errors``: malformed messages dropped; ``waits``/``released``/``wait_timeouts``: barrier waits,
     the ones released, the ones that ran out locally; ``out_of_barrier``: releases where this node was not a
-    member; ``wait_*_us``: barrier round trips (report -> release) of the last 1024 waits."""
+    member; ``wait_*_us``: barrier round trips (report -> release) of the last 1024 waits.
+    ``features_seq``: the newest operator state held (0: none); ``features``: operator states accepted;
+    ``features_behind``: frames that named an operator state this node did not have (rendered with the last
+    one it had, a snapshot asked for); ``features_rejected``: operator states refused by the node's check
+    against its stage (dropped)."""
 
     name: str
     connected: bool
@@ -998,10 +1365,16 @@ class NodeStatus:
     wait_p50_us: float | None
     wait_p99_us: float | None
     wait_max_us: float | None
+    features_seq: int = 0
+    features: int = 0
+    features_behind: int = 0
+    features_rejected: int = 0
 
     def summary(self) -> str:
         return (f"frame {self.last_frame if self.last_frame is not None else '-'}: {self.states} states "
                 f"({self.skipped} skipped, {self.gaps} gaps, {self.decode_errors} bad) | "
+                f"operator state #{self.features_seq} ({self.features_behind} frames behind, "
+                f"{self.features_rejected} rejected) | "
                 f"barrier {self.waits} waits, {self.released} released, {self.wait_timeouts} timed out, "
                 f"{self.out_of_barrier} out of barrier, "
                 f"wait p50 {_fmt_ms(self.wait_p50_us)} ms p99 {_fmt_ms(self.wait_p99_us)} ms | "
@@ -1017,9 +1390,14 @@ class Node:
         barrier timeout (then: that timeout plus one frame period).
     :param heartbeat_ns: send a heartbeat when nothing was sent for this long.
     :param context: a ``zmq.Context`` (default: a new one, terminated by :meth:`close`).
+    :param features_check: ``fn(features) -> features`` run on every operator state received: raises
+        (:class:`~stagectl.errors.StageError`, e.g. :meth:`FeatureState.check` against the node's stage) to
+        refuse it (counted, dropped), returns what the node keeps (e.g. reduced to its own outputs). None:
+        kept as received.
 
     Single-threaded: call every method from one thread. ``start()`` connects, subscribes and asks for a
     snapshot; the first state :meth:`recv_state` returns is the snapshot, then the updates in sequence order.
+    :meth:`features_for` gives the operator state a frame state was planned with.
     """
 
     def __init__(
@@ -1031,6 +1409,7 @@ class Node:
         heartbeat_ns: int = HEARTBEAT_NS,
         queue_limit: int = 256,
         context: zmq.Context | None = None,
+        features_check: Callable[[FeatureState], FeatureState] | None = None,
     ) -> None:
         self.name = _name_bytes(name, "node name").decode()
         self._raw_name = self.name.encode()
@@ -1058,9 +1437,14 @@ class Node:
         self._members: tuple[str, ...] = ()
         self._waits_ring: deque = deque(maxlen=1024)
         self._connected = False
+        self._features_check = features_check
+        self._features: dict[int, FeatureState] = {}  # operator states of this session by number, newest last
+        self._features_refused: deque[int] = deque(maxlen=FEATURES_HISTORY)  # numbers the check refused
+        self._features_asked_ns: int | None = None  # when a snapshot was last asked for a missing one
         self.counters = {k: 0 for k in ("states", "skipped", "snapshots", "gaps", "missed", "stale",
                                         "decode_errors", "bad_messages", "waits", "released", "wait_timeouts",
-                                        "out_of_barrier", "overflow")}
+                                        "out_of_barrier", "overflow", "features", "features_behind",
+                                        "features_rejected")}
         self._closed = False
 
     # ------------------------------------------------------------------ life cycle
@@ -1074,6 +1458,7 @@ class Node:
         for s in (sub, dealer):
             s.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.SUBSCRIBE, WIRE_MAGIC)
+        sub.setsockopt(zmq.SUBSCRIBE, FEATURES_MAGIC)
         sub.setsockopt(zmq.SUBSCRIBE, _NODE_TOPIC + self._raw_name)  # tells the primary we are subscribed
         try:
             sub.connect(f"tcp://{self.host}:{self.state_port}")
@@ -1149,15 +1534,26 @@ class Node:
         self.counters["states"] += 1
 
     def _on_snapshot(self, msg: list[bytes]) -> None:
-        if len(msg) != 3 or len(msg[1]) != _SNAP.size:
+        if len(msg) != 4 or len(msg[1]) != _SNAP.size:
             self.counters["bad_messages"] += 1
             return
         seq, session, timeout_ns = _SNAP.unpack(msg[1])
         self._connected = True
         self._primary_timeout_ns = timeout_ns if timeout_ns > 0 else None
         new_session = session != self._session
+        feats = None
+        if msg[3]:  # the latest operator state (empty: the primary published none)
+            try:
+                feats = decode_features(msg[3])
+            except FrameStateError:
+                self.counters["decode_errors"] += 1
+            if feats is not None and feats.session != session:
+                self.counters["bad_messages"] += 1
+                feats = None
         if not new_session and seq <= self._seq:
             self._snap_pending = False  # we are already as new as the snapshot
+            if feats is not None:
+                self._take_features(feats)
             return
         st = None
         if msg[2]:
@@ -1171,14 +1567,79 @@ class Node:
                 self._old_sessions.add(self._session)
             self._session = session
             self._queue.clear()
+            self._features.clear()
+            self._features_refused.clear()
+            self._features_asked_ns = None
         self._snap_pending = False
         self.counters["snapshots"] += 1
+        if feats is not None:
+            self._take_features(feats)
         if st is None:
             self._seq = seq
         else:
             self._accept(st)
 
+    def _take_features(self, upd: FeatureUpdate) -> None:
+        """Keep operator state ``upd`` (of this node's session) after the node's check; a refused one is
+        counted and dropped."""
+        if upd.seq in self._features or upd.seq in self._features_refused or upd.seq == 0:
+            return
+        fs = upd.features
+        if self._features_check is not None:
+            try:
+                fs = self._features_check(fs)
+            except Exception:  # noqa: BLE001 - a check that fails refuses the state; the node goes on
+                self.counters["features_rejected"] += 1
+                self._features_refused.append(upd.seq)
+                return
+        self._features[upd.seq] = fs
+        self.counters["features"] += 1
+        while len(self._features) > FEATURES_HISTORY:
+            del self._features[min(self._features)]
+
+    def _on_features(self, payload: bytes) -> None:
+        try:
+            upd = decode_features(payload)
+        except FrameStateError:
+            self.counters["decode_errors"] += 1
+            return
+        if upd.session != self._session:  # an old primary's, or a new one's: its frames start the re-snapshot
+            self.counters["stale"] += 1
+            return
+        self._take_features(upd)
+
+    def features_for(self, state: FrameState) -> FeatureState | None:
+        """The operator's features to render ``state`` with: the operator state whose number the frame names.
+
+        None: the primary published no operator state (``features_seq`` 0, e.g. it runs without the stage
+        console), or this node has none yet: plan with the stage file's features. A frame naming an operator
+        state this node does not have (the message was lost, or refused by the check) is rendered with the
+        newest one it has that is not newer than the frame's (else its newest), counted as
+        ``features_behind``, and a snapshot is asked for when the missing state is newer than every one held
+        (at most every ``SNAPSHOT_RETRY_NS``). Never waits.
+        """
+        want = int(state.features_seq)
+        if want == 0 or state.session != self._session:
+            return None
+        fs = self._features.get(want)
+        if fs is not None:
+            return fs
+        self.counters["features_behind"] += 1
+        held = sorted(self._features)
+        if want not in self._features_refused and (not held or want > held[-1]):
+            now = _now()
+            if self._features_asked_ns is None or now - self._features_asked_ns >= SNAPSHOT_RETRY_NS:
+                self._features_asked_ns = now
+                self._request_snapshot(now)
+        older = [k for k in held if k < want]
+        if older:
+            return self._features[older[-1]]
+        return self._features[held[-1]] if held else None
+
     def _on_update(self, payload: bytes) -> None:
+        if payload[:4] == FEATURES_MAGIC:
+            self._on_features(payload)
+            return
         try:
             st = decode_frame_state(payload)
         except FrameStateError:
@@ -1344,4 +1805,5 @@ class Node:
             self.name, self._connected, self._session, self._seq, self._last_frame, c["states"], c["skipped"],
             c["snapshots"], c["gaps"], c["missed"], c["stale"], c["decode_errors"], c["bad_messages"],
             c["waits"], c["released"], c["wait_timeouts"], c["out_of_barrier"], self._members, p50, p99, pmax,
+            max(self._features, default=0), c["features"], c["features_behind"], c["features_rejected"],
         )

@@ -171,20 +171,20 @@ def test_frame_state_round_trip(case: str) -> None:
     else:
         st = FrameState.make(2**40, FrameRate(60000, 1001), 1_764_000_000_123_456_789, clock=Clock.SYSTEM,
                              epoch_ns=0, cameras=[_camera("c", 4)], drop_frame=True)
-    data = encode_frame_state(st, seq=2**63 + 5, session=0xDEADBEEF)
+    data = encode_frame_state(st, seq=2**63 + 5, session=0xDEADBEEF, features_seq=2**64 - 1)
     back = decode_frame_state(data)
     _assert_same_state(st, back)
-    assert (back.seq, back.session) == (2**63 + 5, 0xDEADBEEF)
+    assert (back.seq, back.session, back.features_seq) == (2**63 + 5, 0xDEADBEEF, 2**64 - 1)
     assert encode_frame_state(back) == data  # canonical: decode then encode gives the same bytes
-    # compact: 56-byte header, per camera 1 + name + 29 float64
-    assert len(data) == 56 + sum(1 + len(c.name.encode()) + 29 * 8 for c in st.cameras)
+    # compact: 64-byte header, per camera 1 + name + 29 float64
+    assert len(data) == 64 + sum(1 + len(c.name.encode()) + 29 * 8 for c in st.cameras)
     assert data[:4] == WIRE_MAGIC
 
 
 def _valid_bytes() -> bytes:
     st = FrameState.make(77, FrameRate(30000, 1001), 5, drop_frame=True,
                          cameras=[_camera("cam-a", 1), _camera("cam-b", 2)])
-    return encode_frame_state(st, seq=9, session=3)
+    return encode_frame_state(st, seq=9, session=3, features_seq=4)
 
 
 def _patched(data: bytes, offset: int, fmt: str, value) -> bytes:
@@ -201,20 +201,22 @@ def test_malformed_frame_states_raise_the_package_error() -> None:
         "truncated camera": good[:-1],
         "trailing byte": good + b"\x00",
         "magic": b"XXXX" + good[4:],
+        "version 2 (before features_seq)": _patched(good, 4, "<B", 2),
         "version": _patched(good, 4, "<B", 1),
         "unknown flag bit": _patched(good, 5, "<B", 0x80),
         "clock": _patched(good, 6, "<B", 9),
         "camera count": _patched(good, 7, "<B", 3),
-        "rate zero": _patched(good, 44, "<I", 0),
-        "frames label 30 at 29.97": _patched(good, 55, "<B", 30),
-        "drop frame at 25": _patched(_patched(good, 44, "<I", 25), 48, "<I", 1),
-        "dropped label": _patched(_patched(_patched(good, 53, "<B", 1), 54, "<B", 0), 55, "<B", 0),
-        "name length 0": _patched(good, 56, "<B", 0),
-        "name not utf-8": good[:57] + b"\xff" + good[58:],
-        "name control char": good[:57] + b"\n" + good[58:],
+        "rate zero": _patched(good, 52, "<I", 0),
+        "frames label 30 at 29.97": _patched(good, 63, "<B", 30),
+        "drop frame at 25": _patched(_patched(good, 52, "<I", 25), 56, "<I", 1),
+        "dropped label": _patched(_patched(_patched(good, 61, "<B", 1), 62, "<B", 0), 63, "<B", 0),
+        "name length 0": _patched(good, 64, "<B", 0),
+        "name not utf-8": good[:65] + b"\xff" + good[66:],
+        "name control char": good[:65] + b"\n" + good[66:],
         # cam-a (seed 1) carries overscan: its 26th double (right side) made NaN leaves a half-given overscan
-        "overscan partly NaN": _patched(good, 56 + 1 + 5 + 25 * 8, "<d", float("nan")),
+        "overscan partly NaN": _patched(good, 64 + 1 + 5 + 25 * 8, "<d", float("nan")),
     }
+    assert decode_frame_state(good).features_seq == 4  # the field the offsets above skip over
     for why, data in bad.items():
         with pytest.raises(FrameStateError) as info:
             decode_frame_state(data)
@@ -396,7 +398,7 @@ def test_bad_messages_are_counted_and_the_node_goes_on(zctx: zmq.Context) -> Non
                         payload = b"garbage" if fake["garbage"] else b""
                         fake["garbage"] = False
                         router.send_multipart([rid, b"SNAP", struct.pack("<QIq", 0, fake["session"], 30 * MS),
-                                               payload])
+                                               payload, b""])
                 while xpub.poll(0):
                     if xpub.recv() == b"\x01" + WIRE_MAGIC + b"\x00node:n":
                         fake["subscribed"] = True
@@ -801,3 +803,6 @@ def test_node_command_user_errors_are_one_line(tmp_path: Path, capsys) -> None:
     assert main(["node", str(stage), "--name", "n1", "--duration", "-1"]) == 2
     assert main(["node", str(stage), "--name", "primary", "--no-render"]) == 2
     assert "own name in the swap barrier" in capsys.readouterr().err
+    assert main(["node", str(stage), "--name", "n1", "--no-render", "--sink"]) == 2
+    err = capsys.readouterr().err
+    assert "--sink publishes the rendered canvases: drop --no-render" in err and "Traceback" not in err

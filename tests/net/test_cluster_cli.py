@@ -62,6 +62,10 @@ def test_primary_and_node_processes_share_frames_and_the_barrier(tmp_path: Path)
     frames, skipped, gaps, bad, waits, released, timed_out = map(int, m.groups())
     assert frames >= 40 and gaps == 0 and bad == 0  # ~48 frames in 2 s at 23.976 fps
     assert released == waits and timed_out == 0
+    # the primary's operator state (its console's, as it started) reached the node with its snapshot, and
+    # every frame named one the node had
+    assert re.search(r"operator state #1 \(1 received, 0 frames behind, 0 refused\)", node.stdout), (
+        node.stdout)
     # while the node was there, the primary's barrier had two members
     assert re.search(r"n1:member@\d+ primary:member@\d+", out), out
     assert "cluster primary: frame states on 127.0.0.1:" in out
