@@ -25,7 +25,7 @@ frame's number; the operator state (light cards, colour, patterns, blackouts, ca
 the state file before each acknowledgement and restored at the next start.
 
 With --cluster this process is the cluster primary: it publishes every frame's state (frame, timecode, camera
-states) over ZeroMQ to `stagectl node` processes and meets them at a swap barrier before presenting; a node
+states, the operator's flags and, when they change, the operator's features: cards, grades, patterns) over ZeroMQ to `stagectl node` processes and meets them at a swap barrier before presenting; a node
 that misses it by --cluster-timeout frames is dropped and rejoins by itself.
 
 With --windows every output canvas is also presented in a GLFW window of its own (windowed, or fullscreen on
@@ -265,13 +265,26 @@ def _open_console(args, stage, say, rigs, receivers, router, planner, output):
     handles = RunHandles(stage, rigs, receivers, router, planner, output)
     console.handles = handles
     register_effects(console.hub, handles, say)
-    _apply_operator_state(console.hub.state, stage, rigs, router)
+    _apply_operator_state(console.hub.state, stage, rigs, router, handles, say)
     console.start()
     return console
 
 
-def _apply_operator_state(state, stage, rigs, router) -> None:
-    """Put the restored operator state's per-camera settings into the rigs (at start)."""
+def _apply_operator_state(state, stage, rigs, router, handles, say) -> None:
+    """Put the restored operator state into the running stage (at start, on the thread that renders): each
+    camera's settings into its rig, and the scene content when the operator chose another than the stage
+    file's (the renderer was built with the stage file's)."""
+    from stagectl.errors import StageError
+
+    if state.content != str(stage.render.outer.content):
+        from stagectl.console.live import show_content
+
+        try:
+            desc = show_content(handles, state.content)
+            say(f"stagectl run: console: content {desc} (restored from the operator state)")
+        except StageError as exc:
+            say(f"stagectl run: console: the operator state's content cannot be shown ({exc}); the stage "
+                f"file's content {stage.render.outer.content} is shown until content.select")
     for name, rig in rigs.items():
         try:
             cs = state.camera(name)
@@ -289,9 +302,7 @@ def _apply_operator_state(state, stage, rigs, router) -> None:
 
 
 def _close_console(console) -> None:
-    take = console.handles.take
-    if take is not None:  # a take being recorded is closed (everything appended is kept)
-        take.stop()
+    console.handles.close_takes()  # a take being recorded is closed (everything appended is kept)
     console.close()
 
 
@@ -502,7 +513,7 @@ def _loop(args, stage, rigs, planner, output, receivers, stop, say, primary=None
     import numpy as np
 
     from stagectl.render.plan import CameraState, LensValues, PlanError
-    from stagectl.sync.cluster import FrameState
+    from stagectl.sync.cluster import NO_FLAGS, FrameState
     from stagectl.sync.frameloop import FrameLoop
     from stagectl.sync.timebase import Clock, Timecode
 
@@ -521,8 +532,10 @@ def _loop(args, stage, rigs, planner, output, receivers, stop, say, primary=None
         # the timelines run on the monotonic clock (arrival stamps): evaluate at this edge's instant there
         t_query = edge_ns if clock is Clock.MONOTONIC else time.monotonic_ns() + (edge_ns - clock.now_ns())
         states = [s for rig in rigs.values() if (s := _camera_state(rig, t_query, CameraState, LensValues)) is not None]
-        if primary is not None:  # the nodes render frame k while we do
-            primary.publish(FrameState.make(k, rate, edge_ns, clock=clock, epoch_ns=loop.epoch_ns, cameras=states))
+        if primary is not None:  # the nodes render frame k while we do, with the operator's flags and features
+            primary.publish(FrameState.make(k, rate, edge_ns, clock=clock, epoch_ns=loop.epoch_ns, cameras=states,
+                                            flags=console.hub.flags if console is not None else NO_FLAGS),
+                            features=console.hub.features if console is not None else None)
         try:
             if console is not None:
                 plan = planner.plan(states, flags=console.hub.flags, frame=k, features=console.hub.features)
@@ -670,6 +683,7 @@ def _console_status(k, rate, loop, rigs, receivers, plan, counts, primary, now_n
             inner = next((p for p in plan.inner if p.camera == name), None) if plan is not None else None
             if inner is not None:
                 entry["overscan_percent"] = [round(v, 2) for v in inner.overscan_pct]
+                entry["soft_edge"] = round(float(inner.soft_edge), 4)
                 entry["frustum"] = frustum_corners(inner.VP, inner.pupil)
                 entry["position_m"] = [round(float(v), 4) for v in inner.pupil]
         cams[name] = entry

@@ -19,14 +19,23 @@ once a minute.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-__all__ = ["LiveConsole", "RunHandles", "TrackingRouter", "THUMBNAIL_WIDTH", "frustum_corners", "register_effects",
-           "thumbnails"]
+__all__ = [
+    "THUMBNAIL_WIDTH",
+    "LiveConsole",
+    "RunHandles",
+    "TrackingRouter",
+    "frustum_corners",
+    "register_effects",
+    "show_content",
+    "thumbnails",
+]
 
 #: Width (px) of the output thumbnails the web console shows.
 THUMBNAIL_WIDTH = 384
@@ -190,10 +199,13 @@ class TrackingRouter:
     """Which camera timelines each tracking source feeds, switchable while samples arrive (the console's
     ``camera.set tracking``). ``sink(source)`` is the receiver's sink for that source; ``assign`` swaps one
     camera to another source (the new routing is one tuple per source, replaced whole, so a receive thread
-    sees either the old or the new routing)."""
+    sees either the old or the new routing). A timeline has a single writer: each camera's pushes go through
+    a lock of its own, so the old source's receive thread, still inside a push when the routing changes,
+    never writes at the same time as the new one (uncontended otherwise: one receive thread per source)."""
 
     def __init__(self, assignments: dict[str, str], timelines: dict[str, Any]) -> None:
         self._timelines = dict(timelines)
+        self._locks = {cam: threading.Lock() for cam in self._timelines}
         self._assign = dict(assignments)  # camera -> source
         self._targets: dict[str, tuple] = {}
         self._rebuild()
@@ -201,13 +213,14 @@ class TrackingRouter:
     def _rebuild(self) -> None:
         targets: dict[str, list] = {}
         for cam, src in self._assign.items():
-            targets.setdefault(src, []).append(self._timelines[cam].push)
+            targets.setdefault(src, []).append((self._locks[cam], self._timelines[cam].push))
         self._targets = {k: tuple(v) for k, v in targets.items()}
 
     def sink(self, source: str) -> Callable[[int, Any], None]:
         def push(arrival_ns: int, sample: Any) -> None:
-            for fn in self._targets.get(source, ()):
-                fn(arrival_ns, sample)
+            for lock, fn in self._targets.get(source, ()):
+                with lock:
+                    fn(arrival_ns, sample)
         return push
 
     def assign(self, camera: str, source: str) -> None:
@@ -231,6 +244,41 @@ class RunHandles:
     planner: Any
     output: Any = None
     take: Any = None  # the LiveTake being recorded
+    #: threads closing stopped takes (flush, fsync): off the frame loop; joined by :meth:`close_takes`
+    closing: list = dataclasses.field(default_factory=list)
+
+    def close_takes(self, timeout_s: float = 10.0) -> None:
+        """At the end of the run: stop the take being recorded (everything appended is kept) and wait for the
+        takes being closed."""
+        if self.take is not None:
+            take, self.take = self.take, None
+            take.stop()
+        for t in self.closing:
+            t.join(timeout_s)
+        self.closing = []
+
+
+def show_content(h: RunHandles, spec: str) -> str:
+    """Show ``spec`` (``"procedural"`` or a scene file; relative paths from the stage file's folder) in the
+    running stage: loaded into the renderer (render thread, its GL context current) and the planner told
+    whether it is static (a video plate redraws the outer atlas every frame). Returns its description;
+    raises StageError when it cannot be loaded, and then nothing changed."""
+    from stagectl.render.content import content_static
+
+    desc = str(spec)
+    if h.output is not None:
+        desc = h.output.renderer.set_content(spec)
+    h.planner.outer = dataclasses.replace(h.planner.outer, static=content_static(spec))
+    return desc
+
+
+def _with_content(stage, content: str):
+    """``stage`` showing ``content`` (the operator's) instead of its ``render.outer.content``."""
+    if content == str(stage.render.outer.content):
+        return stage
+    r = stage.render
+    return dataclasses.replace(stage, render=dataclasses.replace(r, outer=dataclasses.replace(r.outer,
+                                                                                              content=content)))
 
 
 def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
@@ -241,16 +289,10 @@ def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
     from stagectl.errors import StageError
 
     def content_select(args: dict, state) -> dict:
-        from stagectl.render.content import content_static
-
-        spec = args["content"]
-        desc = spec
-        if h.output is not None:
-            try:
-                desc = h.output.renderer.set_content(spec)
-            except StageError as exc:
-                raise CommandError(f"content.select: {exc}") from None
-        h.planner.outer = dataclasses.replace(h.planner.outer, static=content_static(spec))
+        try:
+            desc = show_content(h, args["content"])
+        except StageError as exc:
+            raise CommandError(f"content.select: {exc}") from None
         say(f"stagectl run: console: content is now {desc}")
         return {"content": desc}
 
@@ -258,15 +300,20 @@ def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
         name = args["camera"]
         rig = h.rigs[name]
         settings = state.camera(name)
-        if "tracking" in args:
+        if "tracking" in args and settings.tracking != rig.source.name:
             src = h.stage.tracking_source(settings.tracking)
             h.router.assign(name, src.name)
             rig.source = src
+            # the smoothing filter starts afresh from the new source's first sample (no glide from the old
+            # source's pose to the new one)
+            rig.timeline.set_smoothing(rig.timeline.smoothing)
         if "delay_frames" in args:
             rig.timeline.set_delay_frames(settings.delay_frames)
         if "smoothing" in args:
             rig.timeline.set_smoothing(settings.smoothing_filter())
         rig.base_overscan = tuple(settings.overscan_percent)
+        if rig.adaptive is not None:  # the operator's overscan is the adaptive overscan's floor
+            rig.adaptive.base_pct = rig.base_overscan
         rig.soft_edge = float(settings.soft_edge)
         return {}
 
@@ -287,11 +334,18 @@ def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
     def record_stop(args: dict, state) -> dict:
         if h.take is None:
             return {}
-        summary = h.take.stop()
-        h.take = None
-        say(f"stagectl run: console: take {summary['path']} closed: {summary['records']} records, "
-            f"{summary['seconds']:.1f} s")
-        return {"records": summary["records"], "seconds": round(summary["seconds"], 3)}
+        take, h.take = h.take, None
+        for r in take.receivers:  # nothing received after this frame boundary is appended
+            r.tap = None
+        records, seconds = take.recorder.records, (time.monotonic_ns() - take.started_ns) / 1e9
+        # flushing and fsync of the file (milliseconds, more for a long take) stay off the frame loop: every
+        # record is in the kernel already, so the file is complete for readers now. Only the recorder is closed
+        # there: the receivers' taps may belong to the next take by then
+        closer = threading.Thread(target=take.recorder.close, name="take-close", daemon=True)
+        closer.start()
+        h.closing.append(closer)
+        say(f"stagectl run: console: take {take.path} closed: {records} records, {seconds:.1f} s")
+        return {"records": records, "seconds": round(seconds, 3)}
 
     def stage_reload(args: dict, state) -> dict:
         new = hub.stage  # already the new stage inside this effect
@@ -307,25 +361,38 @@ def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
         ) if a != b]
         if changed:
             raise CommandError(f"stage.reload: the {' and '.join(changed)} changed: restart stagectl run to apply "
-                               "them (nothing was changed)")
+                               f"{'it' if len(changed) == 1 else 'them'} (nothing was changed)")
+        from stagectl.render.content import content_static
         from stagectl.render.plan import FramePlanner
 
-        planner = FramePlanner(new)
+        # the operator's content (content.select, kept by the reload) stays on, not the stage file's
+        planner = FramePlanner(new, outer_static=content_static(state.content))
         if h.output is not None:
             try:
-                h.output.replace_stage(new)
+                h.output.replace_stage(_with_content(new, state.content))
             except StageError as exc:
                 raise CommandError(f"stage.reload: {exc}") from None
         h.planner.__dict__.update(planner.__dict__)  # the loop holds the planner object: same object, new stage
+        adaptive = new.render.inner.adaptive
         for cam in new.cameras:
             rig = h.rigs[cam.name]
             rig.camera = cam
+            rig.source = new.tracking_source(rig.source.name)
             rig.lens_table = cam.lens_file.table(cam.sensor_mm) if cam.lens_file else None
             rig.T_body_camera = np.ascontiguousarray(cam.T_body_camera)
             rig.T_stage_tracking = np.ascontiguousarray(new.T_stage_tracking)
+            if adaptive != old.render.inner.adaptive:
+                rig.adaptive = rig.overscan = None
+                if adaptive is not None:
+                    from stagectl.render.overscan import AdaptiveOverscan
+
+                    rig.adaptive = AdaptiveOverscan(
+                        rig.base_overscan, max_pct=adaptive.max_percent,
+                        latency_ns=int(adaptive.latency_ms * 1e6), wall_distance_m=adaptive.wall_distance_m,
+                        decay_pct_per_s=adaptive.decay_percent_per_s)
         h.stage = new
         say(f"stagectl run: console: stage {new.path} reloaded")
-        return {"stage": str(new.path)}
+        return {}  # the hub's result, {"stage": name, "warnings"} (docs/console.md), is the ack's
 
     hub.register_effect("content.select", content_select)
     hub.register_effect("camera.set", camera_set)
