@@ -57,10 +57,18 @@ MS = 1_000_000
 # ============================================================================================== worker (node)
 
 
-def worker(name: str, address: str, out: str, fps: int) -> int:
-    """A node process: follow the newest state, meet the barrier, record every wait; write them on SIGTERM."""
+#: SCHED_FIFO priority of the primary's loop and service thread and of the nodes' waits (None: normal); --no-realtime
+PRIORITY: int | None = 10
+
+
+def worker(name: str, address: str, out: str, fps: int, priority: int | None = None) -> int:
+    """A node process: follow the newest state, meet the barrier, record every wait; write them on SIGTERM.
+    With ``priority`` it waits as SCHED_FIFO, as ``stagectl node`` does (this worker only ever waits)."""
     from stagectl.sync.cluster import Node
+    from stagectl.sync.frameloop import EdgePriority
     from stagectl.sync.timebase import FrameRate
+
+    EdgePriority(priority).start().raise_()
 
     stop = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("flag", True))
@@ -95,7 +103,7 @@ class Workers:
         out = self.tmp / f"{name}-{len(self.files.get(name, []))}.npy"
         self.files.setdefault(name, []).append(out)
         cmd = [sys.executable, "-m", "bench", "cluster", "--worker", name, self.address, str(out),
-               str(self.fps)]
+               str(self.fps), str(PRIORITY or 0)]
         self.procs[name] = subprocess.Popen(cmd, cwd=str(REPO))
         return time.monotonic_ns()
 
@@ -203,6 +211,9 @@ class Loop:
 
     def run_until(self, cond, limit_s: float) -> bool:
         from stagectl.sync.cluster import FrameState
+        from stagectl.sync.frameloop import EdgePriority
+
+        EdgePriority(PRIORITY).start().raise_()  # this thread only waits, publishes and meets the barrier
 
         end = time.monotonic() + limit_s
         while time.monotonic() < end:
@@ -258,7 +269,8 @@ def bench_nodes(n_nodes: int, rounds: int, fps: int, member: bool, tmp: Path) ->
     from stagectl.sync.timebase import FrameRate
 
     rate = FrameRate(fps)
-    primary = Primary(rate, state_port=0, sync_port=0, member="primary" if member else None).start()
+    primary = Primary(rate, state_port=0, sync_port=0, member="primary" if member else None,
+                      realtime_priority=PRIORITY).start()
     workers = Workers(primary.address, fps, tmp / f"n{n_nodes}")
     workers.tmp.mkdir(parents=True, exist_ok=True)
     names = [f"n{i}" for i in range(n_nodes)]
@@ -305,7 +317,8 @@ def bench_recovery(n_nodes: int, fps: int, member: bool, tmp: Path) -> dict:
     from stagectl.sync.timebase import FrameRate
 
     rate = FrameRate(fps)
-    primary = Primary(rate, state_port=0, sync_port=0, member="primary" if member else None).start()
+    primary = Primary(rate, state_port=0, sync_port=0, member="primary" if member else None,
+                      realtime_priority=PRIORITY).start()
     workers = Workers(primary.address, fps, tmp / "recovery")
     workers.tmp.mkdir(parents=True, exist_ok=True)
     names = [f"n{i}" for i in range(n_nodes)]
@@ -407,7 +420,7 @@ def plot(results: list[dict], recovery: dict | None, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "--worker":
-        return worker(argv[1], argv[2], argv[3], int(argv[4]))
+        return worker(argv[1], argv[2], argv[3], int(argv[4]), (int(argv[5]) or None) if len(argv) > 5 else None)
     if argv and argv[0] == "--echo":
         return echo_worker(argv[1])
     ap = argparse.ArgumentParser(prog="python -m bench cluster", description=__doc__.split("\n\n")[0])
@@ -418,8 +431,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-kill", action="store_true", help="skip the kill/recovery run")
     ap.add_argument("--coordinator-only", action="store_true",
                     help="the primary coordinates without being a barrier member")
+    ap.add_argument("--no-realtime", action="store_true",
+                    help="everything at normal priority (default: as stagectl run / node: SCHED_FIFO while waiting, "
+                         "when permitted)")
     ap.add_argument("--no-write", action="store_true", help="do not write bench/results JSON and PNG")
     args = ap.parse_args(argv)
+    global PRIORITY
+    PRIORITY = None if args.no_realtime else 10
     counts = [int(x) for x in args.nodes.split(",") if x.strip()]
     member = not args.coordinator_only
     print(f"cluster bench: {os.cpu_count()} CPUs, {args.fps} fps, {args.rounds} rounds per node count, "
@@ -481,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         payload = {
             "what": "swap barrier round trip on loopback: Primary (this process, member) + N node processes",
             "settings": {"fps": args.fps, "rounds": args.rounds, "nodes": counts, "primary_member": member,
+                         "realtime_priority": PRIORITY,
                          "transport": "tcp://127.0.0.1 (XPUB/SUB states, ROUTER/DEALER barrier)",
                          "clock": "CLOCK_MONOTONIC shared by all processes"},
             "definitions": {

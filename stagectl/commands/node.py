@@ -50,6 +50,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sink", action="store_true",
                    help="publish this node's canvases each frame into shared-memory rings that other "
                         "programs can read (stagectl.render.sink.SinkReader; names are printed at start)")
+    p.add_argument("--no-realtime", action="store_true",
+                   help="keep waiting at normal priority (default: SCHED_FIFO while it waits for the primary's "
+                        "state and the barrier's release and presents, when permitted; rendering at normal "
+                        "priority either way)")
     p.add_argument("--duration", type=float, default=None, metavar="S",
                    help="stop after S seconds (default: run until Ctrl-C or SIGTERM)")
     p.add_argument("--status-interval", type=float, default=1.0, metavar="S",
@@ -251,9 +255,7 @@ class _Render:
 
 
 def _loop(args, stage, node, output, stop, say, where: str, default_features=None) -> dict[str, int]:
-    import numpy as np
-
-    from stagectl.sync.timebase import Clock
+    from stagectl.sync.frameloop import EdgePriority
 
     interval_ns = int(args.status_interval * 1e9)
     start = time.monotonic_ns()
@@ -262,9 +264,25 @@ def _loop(args, stage, node, output, stop, say, where: str, default_features=Non
     counts = {"frames": 0, "rendered": 0, "failed": 0, "at_edge": 0}
     render_ms: list[float] = []
     last = node.status()
+    prio = EdgePriority(None if args.no_realtime else 10).start()
+    say(f"stagectl node {args.name}: waits: {prio.why}")
+    try:
+        return _node_frames(args, stage, node, output, stop, say, where, default_features, prio, counts,
+                            render_ms, interval_ns, end, next_status, last)
+    finally:
+        prio.stop()
+
+
+def _node_frames(args, stage, node, output, stop, say, where, default_features, prio, counts, render_ms,
+                 interval_ns, end, next_status, last) -> dict[str, int]:
+    import numpy as np
+
+    from stagectl.sync.timebase import Clock
+
     last_state = None
     warned_rate = False
     while not stop.is_set():
+        prio.raise_()  # waiting for the primary's state: wake at once when it comes
         now = time.monotonic_ns()
         if end is not None and now >= end:
             break
@@ -279,6 +297,7 @@ def _loop(args, stage, node, output, stop, say, where: str, default_features=Non
                 say(f"stagectl node {args.name}: the primary runs at {st.rate.label} fps, this stage file "
                     f"says {stage.frame_rate.label} fps: are both running the same stage?")
             features = node.features_for(st)  # the operator state the primary planned this frame with
+            prio.lower()  # rendering at normal priority
             if output is not None:
                 t0 = time.perf_counter()
                 ok, why = output.render(st, features if features is not None else default_features)
@@ -287,6 +306,7 @@ def _loop(args, stage, node, output, stop, say, where: str, default_features=Non
                 if not ok:
                     say(f"stagectl node {args.name}: frame {st.frame}: {why} "
                         "(the outputs keep the last good frame)")
+            prio.raise_()  # the release and the present on time
             node.wait_barrier(st.frame)
             if st.clock is not Clock.MONOTONIC:
                 # a PTP-disciplined clock is shared with the primary: present at the frame's edge, as it does
@@ -298,6 +318,7 @@ def _loop(args, stage, node, output, stop, say, where: str, default_features=Non
             if output is not None and ok:
                 output.publish(st.frame, time.monotonic_ns())
             counts["frames"] += 1  # presented (headless: nothing to show yet)
+        prio.lower()  # status lines at normal priority
         now = time.monotonic_ns()
         if now >= next_status:
             cur = node.status()

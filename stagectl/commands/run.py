@@ -321,7 +321,8 @@ def _start_primary(args, stage, say):
         raise UsageError(f"--cluster: {exc}") from None
     rate = stage.frame_rate
     primary = Primary(rate, bind=host, state_port=state_port, sync_port=sync_port,
-                      timeout_ns=rate.frames_to_ns(args.cluster_timeout)).start()
+                      timeout_ns=rate.frames_to_ns(args.cluster_timeout),
+                      realtime_priority=None if args.no_realtime else 10).start()
     say(f"stagectl run: cluster primary: frame states on {host}:{primary.state_port}, sync on "
         f"{host}:{primary.sync_port}, swap barrier timeout {primary.timeout_ns / 1e6:.1f} ms; render nodes: "
         f"stagectl node {args.stage} --name N --primary {primary.address}")

@@ -861,8 +861,14 @@ class Primary:
         member: str | None = "primary",
         liveness_ns: int = LIVENESS_NS,
         context: zmq.Context | None = None,
+        realtime_priority: int | None = None,
     ) -> None:
         self.rate = rate if isinstance(rate, FrameRate) else FrameRate.parse(rate)
+        #: SCHED_FIFO priority of the service thread (it sleeps in poll and wakes for every report: at real-time
+        #: priority a report is answered at once on a busy machine); None: normal. ``service_priority`` says what
+        #: the thread got, once it runs.
+        self.realtime_priority = realtime_priority
+        self.service_priority = None
         self.bind = str(bind)
         self._want_ports = (int(state_port), int(sync_port))
         if timeout_ns is None:
@@ -1104,6 +1110,10 @@ class Primary:
 
     # ------------------------------------------------------------------ service thread
     def _serve(self, xpub: zmq.Socket, router: zmq.Socket, pipe: zmq.Socket) -> None:
+        from stagectl.sync.frameloop import EdgePriority
+
+        self.service_priority = EdgePriority(self.realtime_priority).start()
+        self.service_priority.raise_()  # the whole thread: it only ever waits or answers
         poller = zmq.Poller()
         for s in (pipe, router, xpub):
             poller.register(s, zmq.POLLIN)
