@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +20,8 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 from conftest import STAGES
 
-EXE = str(Path(sys.executable).parent / "stagectl")
+from .stage_run import EXE, StageRun
+
 MAGENTA = np.array([255, 0, 255])
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.slow]
@@ -45,32 +45,6 @@ def _stage(tmp_path: Path) -> tuple[Path, dict[str, int]]:
     p = tmp_path / "flat_wall.yaml"
     p.write_text(text)
     return p, ports
-
-
-class _Run:
-    """`stagectl run STAGE --sink` in the background; lines of its output as they come."""
-
-    def __init__(self, stage: Path, *extra: str) -> None:
-        self.proc = subprocess.Popen([EXE, "run", str(stage), "--duration", "60", "--sink", "--preview-every", "0",
-                                      *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: list[str] = []
-
-    def wait_for(self, pattern: str, timeout_s: float = 60.0) -> re.Match:
-        deadline = time.monotonic() + timeout_s
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            m = re.search(pattern, line)
-            if m:
-                return m
-            if time.monotonic() > deadline:
-                break
-        raise AssertionError(f"no {pattern!r} in:\n{''.join(self.lines)}")
-
-    def stop(self) -> str:
-        self.proc.terminate()
-        out, _ = self.proc.communicate(timeout=20)
-        self.lines.append(out)
-        return "".join(self.lines)
 
 
 def _first_frame(reader, after_frame: int, timeout_s: float = 20.0) -> tuple[int, np.ndarray]:
@@ -108,7 +82,7 @@ def test_osc_and_ctl_commands_change_the_rendered_wall_and_survive_a_restart(tmp
     keys = subprocess.run([EXE, "keys", str(stage)], capture_output=True, text=True, timeout=60)
     assert keys.returncode == 0, keys.stderr
     state_file = tmp_path / "operator.json"
-    run = _Run(stage, "--state-file", str(state_file))
+    run = StageRun(stage, "--state-file", str(state_file))
     reader = None
     try:
         sink = run.wait_for(r"shared memory '([A-Za-z0-9_]+)'").group(1)
@@ -160,7 +134,7 @@ def test_osc_and_ctl_commands_change_the_rendered_wall_and_survive_a_restart(tmp
     assert "console: " in out and "OSC refused 1" in out, out
 
     # --- restart: the acknowledged card comes back from the operator state file before any command
-    run = _Run(stage, "--state-file", str(state_file))
+    run = StageRun(stage, "--state-file", str(state_file))
     reader = None
     try:
         sink = run.wait_for(r"shared memory '([A-Za-z0-9_]+)'").group(1)

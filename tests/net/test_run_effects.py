@@ -13,7 +13,6 @@ import json
 import re
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -28,7 +27,8 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 from stagectl.tracking.codecs.freed import FreeDPacket, encode_freed
 
-EXE = str(Path(sys.executable).parent / "stagectl")
+from .stage_run import EXE, StageRun
+
 #: The wall's mapping rectangle on out1 (flat_wall.yaml: rect [0, 0, 1760, 1056] at [0, 0]), rows, columns.
 WALL = (slice(0, 1056), slice(0, 1760))
 #: The plate's colour (8-bit sRGB codes, RGB): the canvases carry sRGB codes, so it comes back as is.
@@ -73,37 +73,17 @@ def _stage(tmp_path: Path, extra: str = "") -> tuple[Path, dict[str, int]]:
     return p, ports
 
 
-class _Run:
-    """`stagectl run STAGE --sink` in the background; lines of its output as they come."""
+class _Run(StageRun):
+    """A :class:`StageRun` of 90 s that can wait until frames run."""
 
     def __init__(self, stage: Path, *extra: str) -> None:
-        self.proc = subprocess.Popen(
-            [EXE, "run", str(stage), "--duration", "90", "--sink", "--preview-every", "0", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: list[str] = []
-
-    def wait_for(self, pattern: str, timeout_s: float = 60.0) -> re.Match:
-        deadline = time.monotonic() + timeout_s
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            m = re.search(pattern, line)
-            if m:
-                return m
-            if time.monotonic() > deadline:
-                break
-        raise AssertionError(f"no {pattern!r} in:\n{''.join(self.lines)}")
+        super().__init__(stage, *extra, duration_s=90)
 
     def started(self) -> str | None:
         """Wait until frames run; the sink's shared-memory name (None with --no-render)."""
         m = self.wait_for(r"shared memory '([A-Za-z0-9_]+)'|--no-render")
         self.wait_for(r"^\[")  # the first status line: frames are running
         return m.group(1)
-
-    def stop(self) -> str:
-        self.proc.terminate()
-        out, _ = self.proc.communicate(timeout=20)
-        self.lines.append(out)
-        return "".join(self.lines)
 
 
 class _Osc:
