@@ -180,7 +180,7 @@ def _burn(stop) -> None:
         x += 1
 
 
-def genlock(seconds: float, compare_seconds: float | None = None) -> dict:
+def genlock(seconds: float, compare_seconds: float | None = None, only: set[str] | None = None) -> dict:
     """Edge error of the frame loop as ``stagectl run`` runs it (real-time edges, stagectl.sync.frameloop
     EdgePriority), idle and with both cores busy, plus the busy machine at normal priority for comparison
     (``compare_seconds`` each, default ``seconds``)."""
@@ -192,6 +192,8 @@ def genlock(seconds: float, compare_seconds: float | None = None) -> dict:
     runs = (("loaded", 10, seconds), ("loaded-normal-priority", None, compare_seconds or seconds),
             ("idle", 10, seconds))
     for load, prio, secs in runs:
+        if only is not None and load not in only:
+            continue
         burners, stop = [], ctx.Event()
         if load.startswith("loaded"):
             burners = [ctx.Process(target=_burn, args=(stop,)) for _ in range(2)]
@@ -278,8 +280,12 @@ def main(argv: list[str]) -> int:
                     help="per rate for the busy machine at normal priority (default: --genlock-seconds)")
     ap.add_argument("--genlock-only", action="store_true",
                     help="run only the genlock part; the motion-to-photon figures of latency-latest.json are kept")
+    ap.add_argument("--genlock-runs", default=None, metavar="LOADS",
+                    help="with --genlock-only: only these of idle, loaded, loaded-normal-priority (comma-separated); "
+                         "the others' figures of latency-latest.json are kept")
     ap.add_argument("--no-render", action="store_true", help="motion-to-photon without rendering")
     args = ap.parse_args(argv)
+    only = None if args.genlock_runs is None else {x.strip() for x in args.genlock_runs.split(",") if x.strip()}
     from stagectl.render.gl.platform import ensure_platform
 
     ensure_platform("egl")
@@ -300,7 +306,10 @@ def main(argv: list[str]) -> int:
               f"{m['packets_buffered_a_frame_or_more']}; sample age at latch p99 "
               f"{m['sample_age_at_latch']['p99_ms']:.1f} ms", flush=True)
     print("genlock ...", flush=True)
-    result["genlock"] = genlock(args.genlock_seconds, args.compare_seconds)
+    result["genlock"] = genlock(args.genlock_seconds, args.compare_seconds, only)
+    if only is not None and args.genlock_only:  # keep the runs not repeated, in the usual order
+        kept = {k: v for k, v in previous.get("genlock", {}).items() if k.partition(":")[0] not in only}
+        result["genlock"] = {**kept, **result["genlock"]}
     for k, g in result["genlock"].items():
         print(f"  {k:>14}: |error| median {g['median_abs_us']:.0f} us, p99 {g['p99_abs_us']:.0f} us, max "
               f"{g['max_abs_us']:.0f} us, drift {g['drift_us_per_min']:+.2f} us/min, dropped {g['dropped']}", flush=True)

@@ -467,16 +467,19 @@ class _Output:
 
     def present(self, frame: int, now_ns: int) -> int | None:
         """At the frame edge: show the canvases in the windows (returns the vsync swap's return instant), then
-        publish them (shared-memory sinks every frame, previews when due)."""
+        publish them into the shared-memory sinks. (PNG previews: :meth:`previews`, after the edge.)"""
         shown = self.presenter.present() if self.presenter is not None else None
         if self.sinks:
             canvases = self.renderer.canvases()
             for key, writer in self.sinks.items():
                 writer.write(frame, now_ns, canvases[key])
+        return shown
+
+    def previews(self, now_ns: int) -> None:
+        """Write the PNG previews when due (slow: called after the edge, at normal priority)."""
         if self.run_dir is not None and now_ns >= self.next_preview_ns:
             self._write_previews()
             self.next_preview_ns = now_ns + self.preview_every_ns
-        return shown
 
     def replace_stage(self, stage) -> None:
         """A reloaded stage with the same outputs (the console's stage.reload): a new renderer in the same
@@ -562,6 +565,8 @@ def _loop(args, stage, rigs, planner, output, receivers, stop, say, primary=None
         now = time.monotonic_ns()
         shown = output.present(k, now) if output is not None else None
         loop.priority.lower()  # the edge is out: status, previews and the console at normal priority
+        if output is not None:
+            output.previews(now)
         if now >= last["status_at"]:
             last["status_at"] += interval_ns
             t = loop.telemetry(last=max(1, int(args.status_interval * rate.fps)))

@@ -1,13 +1,18 @@
 """Screenshot of the web console for the README: ``.venv/bin/python tests/browser/screenshot.py [OUT.png]``.
 
-Runs the demo stage in-process (tests/browser/harness.py: real hub, headless EGL rendering, the WebConsole on
-a free loopback port), sets a light card, a wall colour correction and a test pattern through the hub as an
-operator would, logs in with Debian's chromium (Playwright) at 1280 x 800 and saves the page to
-``docs/img/console.png`` (or OUT.png). Needs /usr/bin/chromium (``make test`` installs it as root).
+Runs ``stagectl run stages/demo.yaml`` as an operator does (simulated tracking, headless rendering, the console
+on free loopback ports, a throw-away operator state file), sets two light cards, a wall colour correction and a
+test pattern over OSC as a control surface would, logs in with Debian's chromium (Playwright) at 1280 x 800,
+edits a card from the page and saves the page to ``docs/img/console.png`` (or OUT.png). Needs
+/usr/bin/chromium (``make test`` installs it as root).
 """
 
 from __future__ import annotations
 
+import json
+import re
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -15,17 +20,26 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path.insert(0, str(HERE))
-
-from stagectl.render.gl.platform import ensure_platform  # noqa: E402
-
-ensure_platform("egl")  # before anything imports OpenGL
-
-from harness import RunningConsole  # noqa: E402
-
+EXE = str(Path(sys.executable).parent / "stagectl")
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _osc(port: int, address: str, *args) -> None:
+    from pythonosc.osc_message import OscMessage
+    from pythonosc.osc_message_builder import OscMessageBuilder
+
+    b = OscMessageBuilder(address=address)
+    for a in args:
+        b.add_arg(a)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(10)
+        s.bind(("127.0.0.1", 0))
+        s.sendto(b.build().dgram, ("127.0.0.1", port))
+        ack = OscMessage(s.recvfrom(65536)[0]).params
+    if ack[1] != 1:
+        raise RuntimeError(f"{address}: {ack}")
 
 
 def main(argv: list[str]) -> int:
@@ -36,37 +50,47 @@ def main(argv: list[str]) -> int:
         print(f"screenshot: {CHROMIUM} is missing (apt-get install chromium)", file=sys.stderr)
         return 2
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp, \
-            RunningConsole(REPO / "stages" / "demo.yaml", Path(tmp), inner_resolution=(960, 540), keep=0) as rc, \
-            sync_playwright() as pw:
-        hub = rc.hub
-        for name, args in (
-            ("card.add", {"wall": "main", "rect": [0.06, 0.15, 0.2, 0.55], "color": [1.0, 0.85, 0.6],
-                          "intensity": 1.2, "feather_px": 24}),
-            ("card.add", {"wall": "ceiling", "rect": [0.3, 0.3, 0.7, 0.6], "color": [0.6, 0.7, 1.0],
-                          "layer": "under"}),
-            ("color.set", {"target": "ceiling", "exposure": -0.5, "temperature": 5600}),
-            ("pattern.set", {"output": "tessera-b/out3", "kind": "cabinet_id", "burn_in": ["frame"]}),
-        ):
-            ack = hub.submit(name, args, who="web:chris")
-            if not ack["ok"]:
-                print(f"screenshot: {name}: {ack['error']}", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = subprocess.Popen([EXE, "run", str(REPO / "stages" / "demo.yaml"), "--web-port", "0", "--osc-port", "0",
+                                "--zmq-port", "0", "--preview-every", "0", "--state-file", f"{tmp}/op.json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            url = token = osc = None
+            for line in run.stdout:
+                m = re.search(r"web console at (\S+)\s+login token: (\S+)", line)
+                if m:
+                    url, token = m.groups()
+                m = re.search(r"OSC commands on udp://[\d.]+:(\d+)", line)
+                if m:
+                    osc = int(m.group(1))
+                if line.startswith("["):
+                    break
+            if not (url and token and osc):
+                print("screenshot: stagectl run did not start its console", file=sys.stderr)
                 return 1
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        page.goto(rc.url)
-        page.fill("#login-name", "chris")
-        page.fill("#login-token", rc.web.token)
-        page.click("#login-submit")
-        page.wait_for_selector("#conn.state-live")
-        page.click("[data-test=card-row][data-card-id=card-1]")
-        page.fill("#card-edit-intensity", "1.4")
-        page.click("#card-set")
-        page.wait_for_selector("#ack.ok")
-        time.sleep(5.0)  # previews, the frame-time graph and the map fill in
-        page.evaluate("() => window.scrollTo(0, 0)")
-        page.screenshot(path=str(out))
-        browser.close()
+            _osc(osc, "/stagectl/card/add", "main", 0.06, 0.15, 0.2, 0.55, 1.0, 0.85, 0.6, 1.2, "over", 24.0)
+            _osc(osc, "/stagectl/card/add", "ceiling", 0.3, 0.3, 0.7, 0.6, 0.6, 0.7, 1.0, 1.0, "under")
+            _osc(osc, "/stagectl/color/set", json.dumps({"target": "ceiling", "exposure": -0.5, "temperature": 5600}))
+            _osc(osc, "/stagectl/pattern/set", "tessera-b/out3", "cabinet_id", "frame")
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+                page = browser.new_page(viewport={"width": 1280, "height": 800})
+                page.goto(url)
+                page.fill("#login-name", "chris")
+                page.fill("#login-token", token)
+                page.click("#login-submit")
+                page.wait_for_selector("#conn.state-live")
+                page.click("[data-test=card-row][data-card-id=card-1]")
+                page.fill("#card-edit-intensity", "1.4")
+                page.click("#card-set")
+                page.wait_for_selector("#ack.ok")
+                time.sleep(6.0)  # previews, the frame-time graph and the map fill in
+                page.evaluate("() => window.scrollTo(0, 0)")
+                page.screenshot(path=str(out))
+                browser.close()
+        finally:
+            run.terminate()
+            run.communicate(timeout=20)
     print(f"screenshot: {out}")
     return 0
 
