@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 EXE = str(Path(sys.executable).parent / "stagectl")
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A loopback port of ``kind`` (SOCK_STREAM / SOCK_DGRAM) that was free a moment ago, for a subprocess."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class StageRun:

@@ -20,24 +20,18 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 from conftest import STAGES
 
-from .stage_run import EXE, StageRun
+from .stage_run import EXE, StageRun, free_port
 
 MAGENTA = np.array([255, 0, 255])
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.slow]
 
 
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _stage(tmp_path: Path) -> tuple[Path, dict[str, int]]:
     """flat_wall.yaml on free ports, with a console section (OSC obeyed from 127.0.0.1 only)."""
-    ports = {"tracking": _free_port(socket.SOCK_DGRAM), "osc": _free_port(socket.SOCK_DGRAM),
-             "zmq": _free_port(socket.SOCK_STREAM), "zmq_state": _free_port(socket.SOCK_STREAM),
-             "web": _free_port(socket.SOCK_STREAM)}
+    ports = {"tracking": free_port(socket.SOCK_DGRAM), "osc": free_port(socket.SOCK_DGRAM),
+             "zmq": free_port(socket.SOCK_STREAM), "zmq_state": free_port(socket.SOCK_STREAM),
+             "web": free_port(socket.SOCK_STREAM)}
     text = (STAGES / "flat_wall.yaml").read_text().replace("port: 40000", f"port: {ports['tracking']}")
     text += (f"\nconsole:\n  zmq: {{bind: 127.0.0.1, port: {ports['zmq']}, state_port: {ports['zmq_state']}}}\n"
              f"  osc:\n    bind: 127.0.0.1\n    port: {ports['osc']}\n    allow:\n      - {{address: 127.0.0.1}}\n"

@@ -27,7 +27,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 from stagectl.tracking.codecs.freed import FreeDPacket, encode_freed
 
-from .stage_run import EXE, StageRun
+from .stage_run import EXE, StageRun, free_port
 
 #: The wall's mapping rectangle on out1 (flat_wall.yaml: rect [0, 0, 1760, 1056] at [0, 0]), rows, columns.
 WALL = (slice(0, 1056), slice(0, 1760))
@@ -38,12 +38,6 @@ pytestmark = [pytest.mark.timeout(150), pytest.mark.slow]
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-
-
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _stage_text(ports: dict[str, int], name: str) -> str:
@@ -65,9 +59,9 @@ def _stage_text(ports: dict[str, int], name: str) -> str:
 
 def _stage(tmp_path: Path, extra: str = "") -> tuple[Path, dict[str, int]]:
     """The stage copy (``_stage_text``, plus ``extra`` YAML at its end) in ``tmp_path`` and its ports."""
-    ports = {"tracking": _free_port(socket.SOCK_DGRAM), "tracking2": _free_port(socket.SOCK_DGRAM),
-             "osc": _free_port(socket.SOCK_DGRAM), "zmq": _free_port(socket.SOCK_STREAM),
-             "zmq_state": _free_port(socket.SOCK_STREAM), "web": _free_port(socket.SOCK_STREAM)}
+    ports = {"tracking": free_port(socket.SOCK_DGRAM), "tracking2": free_port(socket.SOCK_DGRAM),
+             "osc": free_port(socket.SOCK_DGRAM), "zmq": free_port(socket.SOCK_STREAM),
+             "zmq_state": free_port(socket.SOCK_STREAM), "web": free_port(socket.SOCK_STREAM)}
     p = tmp_path / "flat_wall.yaml"
     p.write_text(_stage_text(ports, f"Effects {uuid.uuid4().hex[:8]}") + extra)
     return p, ports
@@ -417,7 +411,7 @@ def test_stage_reload_applies_a_compatible_edit_and_refuses_the_rest(tmp_path: P
         assert _lit(pixels, slice(0, 100)) == 0.0 and _lit(pixels, slice(1780, 1860)) > 0.9
 
         # --- a tracking source's port and a new camera: both named, nothing changes
-        text = original.replace(f"port: {ports['tracking2']}", f"port: {_free_port(socket.SOCK_DGRAM)}")
+        text = original.replace(f"port: {ports['tracking2']}", f"port: {free_port(socket.SOCK_DGRAM)}")
         stage.write_text(text.replace("    sensor_mm: [24.89, 14.0]\n", "    sensor_mm: [24.89, 14.0]\n"
                                       "  - name: cam2\n    tracking: tracker2\n    sensor_mm: [36, 24]\n", 1))
         command, ok, _, error = osc.send("/stagectl/stage/reload")
