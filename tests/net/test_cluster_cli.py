@@ -33,7 +33,7 @@ def test_primary_and_node_processes_share_frames_and_the_barrier(tmp_path: Path)
     stage.write_text((STAGES / "demo.yaml").read_text().replace("port: 40000", f"port: {tracker_port}")
                      .replace("lens: lenses/", f"lens: {STAGES / 'lenses'}/"))
     p1, p2 = _free_port(), _free_port()
-    primary = subprocess.Popen([EXE, "run", str(stage), "--duration", "5", "--no-render",
+    primary = subprocess.Popen([EXE, "run", str(stage), "--duration", "8", "--no-render",
                                 "--cluster", f"127.0.0.1:{p1},{p2}"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
@@ -48,7 +48,7 @@ def test_primary_and_node_processes_share_frames_and_the_barrier(tmp_path: Path)
                 break
         assert "cluster primary:" in head[-1], "".join(head)
         node = subprocess.run([EXE, "node", str(stage), "--name", "n1", "--primary", f"127.0.0.1:{p1},{p2}",
-                               "--no-render", "--duration", "2"], capture_output=True, text=True, timeout=60)
+                               "--no-render", "--duration", "3"], capture_output=True, text=True, timeout=60)
         rest, err = primary.communicate(timeout=60)
         out = "".join(head) + rest
     finally:
@@ -60,7 +60,8 @@ def test_primary_and_node_processes_share_frames_and_the_barrier(tmp_path: Path)
                   r"barrier: (\d+) waits, (\d+) released, (\d+) timed out", node.stdout)
     assert m, node.stdout
     frames, skipped, gaps, bad, waits, released, timed_out = map(int, m.groups())
-    assert frames >= 40 and gaps == 0 and bad == 0  # ~48 frames in 2 s at 23.976 fps
+    # ~72 edges in the node's 3 s at 23.976 fps; its start-up (connect, snapshot) takes a few of them
+    assert frames >= 48 and gaps == 0 and bad == 0
     assert released == waits and timed_out == 0
     # the primary's operator state (its console's, as it started) reached the node with its snapshot, and
     # every frame named one the node had
