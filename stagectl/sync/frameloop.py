@@ -41,6 +41,7 @@ frame became visible (``shown_ns``) and whether the source was locked at that fr
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -358,12 +359,12 @@ class EdgePriority:
         self.priority = priority
         self.active = False
         self.why = "off" if priority is None else "not started"
-        self._normal = None
+        self._normal = None  # (policy, param) of the thread before start()
+        self._fifo = None  # the SCHED_FIFO param, made once
+        self._raised = False  # what the thread runs as now: no system call when nothing changes
 
     def start(self) -> EdgePriority:
         """Probe on the calling (loop) thread: try ``SCHED_FIFO`` once, then return to normal."""
-        import os
-
         if self.priority is None:
             return self
         if not hasattr(os, "sched_setscheduler") or not hasattr(os, "SCHED_FIFO"):
@@ -371,27 +372,27 @@ class EdgePriority:
             return self
         try:
             self._normal = (os.sched_getscheduler(0), os.sched_getparam(0))
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(int(self.priority)))
+            self._fifo = os.sched_param(int(self.priority))
+            os.sched_setscheduler(0, os.SCHED_FIFO, self._fifo)
         except OSError as exc:
             self.why = (f"not permitted ({exc.strerror}): frame edges at normal priority; grant CAP_SYS_NICE or "
                         "an rtprio limit (ulimit -r) for real-time edges")
             return self
         self.active = True
+        self._raised = True
         self.why = f"SCHED_FIFO priority {self.priority} while waiting for the latch point and the edge"
         self.lower()
         return self
 
     def raise_(self) -> None:
-        if self.active:
-            import os
-
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(int(self.priority)))
+        if self.active and not self._raised:
+            os.sched_setscheduler(0, os.SCHED_FIFO, self._fifo)
+            self._raised = True
 
     def lower(self) -> None:
-        if self.active:
-            import os
-
+        if self.active and self._raised:
             os.sched_setscheduler(0, self._normal[0], self._normal[1])
+            self._raised = False
 
     def stop(self) -> None:
         self.lower()
