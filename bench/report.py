@@ -5,7 +5,7 @@
 Reads ``latency``, ``tracking``, ``frustum``, ``render`` and ``cluster`` ``-latest.json`` from
 ``bench/results`` (``--results``) and writes ``bench/results/REPORT.md`` (``--out``): one table per suite with
 median, p99 and the bench's goal, then one table that puts stagectl's latency-relevant figures next to the
-published figures collected in the project's reference notes (``shared/reference/CALIBRATION_AND_TIMING.md``
+published figures collected in the project's reference notes (``docs/reference/CALIBRATION_AND_TIMING.md``
 §0, §6, each cited with its source as written there), all in frames. ``python -m bench all`` writes it after
 the benches.
 
@@ -30,7 +30,7 @@ from bench.common import RESULTS_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 SUITES = ("latency", "tracking", "frustum", "render", "cluster")
-REFERENCE_DOC = "shared/reference/CALIBRATION_AND_TIMING.md"
+REFERENCE_DOC = "docs/reference/CALIBRATION_AND_TIMING.md"
 REFERENCE_RATE = "24000/1001"  # published ms figures are put in frames at the demo stage's rate
 FRUSTUM_RATE = "60"  # the frustum bench's goal is stated against a 60 fps frame (no rate in its JSON)
 

@@ -9,7 +9,7 @@ Parts:
 * decode: FreeD D1 (``time.monotonic_ns()`` stamp + ``decode_freed_sample``, that plus ``Timeline.push``, and
   the stamp + ``decode_freed`` alone, i.e. without building the ``TrackingSample``);
   OpenTrackIO JSON and CBOR datagrams built from the official 1.0.1 recommended and complete examples
-  (``shared/testdata/opentrackio/v1.0.1/examples``; the complete ones need two datagrams each, reassembled).
+  (``tests/data/opentrackio/v1.0.1/examples``; the complete ones need two datagrams each, reassembled).
 * pose_at: ``Timeline.pose_at`` in interpolate / nearest / latest modes, on a 256-sample ring, without and
   with One Euro smoothing (smoothing costs on push, so ``push`` is timed too); against a plain-numpy reference
   of the same interpolation (``searchsorted`` + lerp + numpy slerp + ``ptr_deg_from_rotation``), and the
@@ -43,8 +43,7 @@ import numpy as np
 from bench.common import summarize_ns, time_calls, write_results
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-EXAMPLES = SHARED / "testdata" / "opentrackio" / "v1.0.1" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "tests" / "data" / "opentrackio" / "v1.0.1" / "examples"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 

@@ -1,4 +1,4 @@
-"""Shared test fixtures: paths to the repository, its stages and the shared official test data."""
+"""Shared test fixtures: paths to the repository, its stages and the vendored official test data (tests/data)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ ensure_platform("egl")
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = REPO / "stages"
-SHARED_TESTDATA = REPO.parent / "shared" / "testdata"
+TESTDATA = REPO / "tests" / "data"  # vendored test data, each folder with its provenance README
 
 
 @pytest.fixture

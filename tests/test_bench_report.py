@@ -168,7 +168,7 @@ def test_comparison_in_frames_of_each_figures_own_rate(tmp_path: Path) -> None:
     r = row(text, "end to end", "*The Mandalorian* S1")
     assert r[2] == "10–12" and r[4] == "as published"
     assert r[5] == ("https://theasc.com/articles/the-mandalorian "
-                    "(shared/reference/CALIBRATION_AND_TIMING.md §6.1)")
+                    "(docs/reference/CALIBRATION_AND_TIMING.md §6.1)")
     r = row(text, "end to end", "Blog (low authority): ")
     lo, hi = numbers(r[2])
     assert close(lo, 13.0 / PERIOD_23976) and close(hi, 58.0 / PERIOD_23976)

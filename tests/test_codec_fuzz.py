@@ -33,7 +33,7 @@ from stagectl.tracking.codecs.opentrackio import (
 from stagectl.tracking.errors import DecodeError
 
 N_PER_DECODER = 100_000
-TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "opentrackio"
+TESTDATA = Path(__file__).resolve().parent / "data" / "opentrackio"
 
 
 def _run(

@@ -1,7 +1,7 @@
 """OpenTrackIO codec: Fletcher-16, OTrk header, segmentation / reassembly, the official examples, round trips.
 
-The official examples and schemas are read straight from ``shared/testdata/opentrackio`` next to the
-repository (provenance in its README); expected values are read from the JSON files themselves.
+The official examples and schemas are read from ``tests/data/opentrackio``, vendored unchanged
+(provenance and licence in its README); expected values are read from the JSON files themselves.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ from stagectl.transforms import (
     rotation_rows_from_ptr_deg,
 )
 
-TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "opentrackio"
+TESTDATA = Path(__file__).resolve().parent / "data" / "opentrackio"
 VERSIONS = ("v1.0.0", "v1.0.1", "v0.9.3-classic")
 EXAMPLE_NAMES = (
     "complete_dynamic_example",

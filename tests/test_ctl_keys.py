@@ -132,7 +132,7 @@ class Stage:
     def close(self) -> None:
         t0 = time.monotonic()
         self.console.close()
-        assert time.monotonic() - t0 < 0.2
+        assert time.monotonic() - t0 < 1.0  # well under hub.submit's 2 s wait
         self._stop.set()
         self._thread.join(1.0)
         self.hub.close()

@@ -88,16 +88,19 @@ def test_a_failing_frame_is_counted_and_the_loop_goes_on() -> None:
     assert len(presented) == c.frames >= 10
 
 
-def test_stop_event_ends_the_loop_within_a_period() -> None:
-    loop = FrameLoop(FrameRate(24000, 1001))
+def test_stop_event_ends_the_loop_without_sleeping_out_the_period() -> None:
+    # at 1/4 fps the loop waits 4 s for each edge: ending well inside that proves the wait is woken by the stop
+    # event (the bound is generous for a loaded machine; how fast it reacts is measured in bench/)
+    rate = FrameRate(1, 4)
+    loop = FrameLoop(rate)
     stop = threading.Event()
     done = threading.Event()
     threading.Thread(target=lambda: (loop.run(lambda k, e: None, stop=stop), done.set()), daemon=True).start()
     time.sleep(0.2)
     t0 = time.monotonic()
     stop.set()
-    assert done.wait(2.0)
-    assert time.monotonic() - t0 <= FrameRate(24000, 1001).period_ns / 1e9 + 0.05
+    assert done.wait(rate.period_ns / 1e9)
+    assert time.monotonic() - t0 < 0.5 * rate.period_ns / 1e9
 
 
 def test_system_clock_edges_are_aligned_to_the_epoch_grid() -> None:

@@ -23,7 +23,7 @@ from stagectl.tracking.sample import LensState
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "stages" / "lenses" / "zoom_24-70.yaml"
-TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
+TESTDATA = Path(__file__).resolve().parent / "data"
 OTIO_EXAMPLES = TESTDATA / "opentrackio" / "v1.0.1" / "examples"
 S35 = (24.89, 14.0)
 

@@ -12,7 +12,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from conftest import SHARED_TESTDATA
+from conftest import TESTDATA
 from stagectl.sync.timebase import FrameRate
 from stagectl.sync.timebase import Timecode as TbTimecode
 from stagectl.tracking import moves
@@ -403,7 +403,7 @@ def test_push_tracking_samples_from_codecs() -> None:
     assert (st.pan, st.tilt, st.roll) == pytest.approx((12.5, 3.0, 0.5), abs=1e-9)  # FreeD pan sign flipped
     assert math.isnan(st.zoom) and math.isnan(st.focal_length_mm)
     # OpenTrackIO complete example: PTP sample time, lens values, timecode
-    obj = json.loads((SHARED_TESTDATA / "opentrackio/v1.0.1/examples/complete_dynamic_example.json").read_text())
+    obj = json.loads((TESTDATA / "opentrackio/v1.0.1/examples/complete_dynamic_example.json").read_text())
     sample = decode_sample(encode_payload(obj, ENCODING_JSON), ENCODING_JSON)
     ts = TL.Timeline(R2398, clock="source")
     assert ts.push(123, sample)

@@ -4,7 +4,7 @@ Capture: the camera, genlocked and tracked, pans back and forth over a static, t
 showing a still image, or the set) for 10-30 s, varying speed (a few seconds per swing, some quick reversals);
 the take records the tracking, the camera records the video.
 
-Signals (shared/reference/CALIBRATION_AND_TIMING.md section 3.3)
+Signals (docs/reference/CALIBRATION_AND_TIMING.md section 3.3)
 -----------------------------------------------------------------
 * **Tracking**: per pair of consecutive samples the rotation ``R_k^T R_k+1`` of the camera frame (``R =
   R_tracking_body @ R_body_camera``), as a rotation vector over the time step: the angular rate in the camera

@@ -1,6 +1,6 @@
 """Tracker-to-camera offset (hand-eye): ``T_body_camera`` from tracked views of a static board.
 
-The problem and OpenCV's names for it (shared/reference/CALIBRATION_AND_TIMING.md section 3.1)
+The problem and OpenCV's names for it (docs/reference/CALIBRATION_AND_TIMING.md section 3.1)
 -----------------------------------------------------------------------------------------------
 ``cv2.calibrateHandEye`` solves ``AX = XB`` for a camera on a robot gripper; ``cv2.calibrateRobotWorldHandEye``
 solves ``AX = ZB`` and also returns where the target is. stagectl maps the robot words to its frames

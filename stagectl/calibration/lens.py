@@ -23,7 +23,7 @@ only, or use ChArUco.
 
 RMS
 ---
-Every RMS here is **OpenCV's per-point definition** (shared/reference/CALIBRATION_AND_TIMING.md section 2):
+Every RMS here is **OpenCV's per-point definition** (docs/reference/CALIBRATION_AND_TIMING.md section 2):
 ``rms = sqrt(sum_i |r_i|^2 / N_points)`` with ``r_i`` the 2-D residual of point ``i`` in pixels -- what
 ``cv2.calibrateCamera`` returns. (mrcal's per-coordinate RMS is this divided by sqrt(2).) A view is an
 **outlier** when its RMS exceeds ``OUTLIER_FACTOR`` (2) times the median view RMS.

@@ -1,6 +1,6 @@
 """The stage console over ZeroMQ: a CURVE-authenticated command socket and state stream, and their clients.
 
-Topology (zguide *Clone* pattern; ``shared/reference/STYLE.md`` practice 10)::
+Topology (zguide *Clone* pattern; ``docs/reference/STYLE.md`` practice 10)::
 
     stagectl run (ZmqConsole)                                 client (stagectl ctl, scripts)
     ROUTER port        ◀── {"command": name, "args": {...}} ── REQ or DEALER

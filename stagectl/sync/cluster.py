@@ -1,7 +1,7 @@
 """Cluster: the primary publishes every frame's state over ZeroMQ; render nodes follow it and meet at a swap
 barrier.
 
-Topology (zguide *Clone* pattern plus a barrier service, ``shared/reference/STYLE.md`` practice 10)::
+Topology (zguide *Clone* pattern plus a barrier service, ``docs/reference/STYLE.md`` practice 10)::
 
     primary (stagectl run)                               node (stagectl node --name N)
     XPUB   state port ── operator state (on change) ───▶ SUB    (subscribes before the snapshot)

@@ -1,7 +1,7 @@
 """Per-source FreeD encoder profiles: raw zoom / focus / spare counts -> lens encoders and physical values.
 
 FreeD D1 carries zoom and focus as raw 24-bit counts and a 16-bit spare ("user") field whose meaning is
-vendor-defined (``shared/reference/PROTOCOLS.md`` section 1.6). A profile is plain data (frozen dataclasses);
+vendor-defined (``docs/reference/PROTOCOLS.md`` section 1.6). A profile is plain data (frozen dataclasses);
 :func:`apply_profile` is the one pure function that evaluates it.
 
 Normalised encoders follow **OpenTrackIO's directions** (the same

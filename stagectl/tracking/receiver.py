@@ -10,7 +10,7 @@ source rather than one selector thread for all, because:
 * a stage has a handful of sources, so a handful of mostly-sleeping threads cost nothing. Under the GIL the
   threads do not decode in parallel, but they never queue behind each other in ``recv``.
 
-The receive path (``shared/reference/STYLE.md`` practice 4):
+The receive path (``docs/reference/STYLE.md`` practice 4):
 
 1. ``recvfrom`` on a non-blocking socket, then **immediately** ``time.monotonic_ns()`` -- the arrival stamp
    (clock ``monotonic``, integer ns), taken before any parsing. All datagrams already queued are drained, each

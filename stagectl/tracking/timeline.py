@@ -3,7 +3,7 @@ prediction, One Euro smoothing and timecode matching.
 
 One :class:`Timeline` per camera (tracking source). A receiver thread calls :meth:`Timeline.push` with the
 arrival stamp of every decoded sample; the frame loop calls :meth:`Timeline.pose_at` with the instant it
-renders for. This follows ``shared/reference/PROTOCOLS.md`` section 5 (*Design that follows*): stamp each
+renders for. This follows ``docs/reference/PROTOCOLS.md`` section 5 (*Design that follows*): stamp each
 datagram on arrival (integer ns, ``time.monotonic_ns()``), keep the source's own time, keep a ring per source,
 delay by fractional frames, evaluate nearest or interpolated (lerp positions and encoders, shortest-arc slerp
 for rotations), fall back to latest, flag extrapolation.

@@ -115,7 +115,7 @@ def make_console(hub: ControlHub) -> Iterator[Callable[..., OscConsole]]:
     for c in made:
         t0 = time.monotonic()
         c.close()
-        assert time.monotonic() - t0 < 0.2
+        assert time.monotonic() - t0 < 1.0  # well under hub.submit's 2 s wait
         assert not c.running
 
 
@@ -484,7 +484,7 @@ def test_close_is_fast_while_a_command_waits_for_a_frame(hub, make_console, make
     assert wait_for(lambda: len(hub._queue) == 1)  # the worker is inside hub.submit, waiting for a frame
     t0 = time.monotonic()
     console.close()
-    assert time.monotonic() - t0 < 0.2
+    assert time.monotonic() - t0 < 1.0  # well under hub.submit's 2 s wait
     assert not console.running
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(console.address)  # the port is free again
@@ -511,7 +511,7 @@ def test_the_stage_file_console_section_drives_the_console(tmp_path: Path, make_
     finally:
         t0 = time.monotonic()
         console.close()
-        assert time.monotonic() - t0 < 0.2
+        assert time.monotonic() - t0 < 1.0  # well under hub.submit's 2 s wait
         driver.stop()
         hub.close()
 

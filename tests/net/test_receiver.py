@@ -395,14 +395,13 @@ def test_camera_id_source_number_and_name_filters(make_receiver, udp_socket, wai
 # ------------------------------------------------------------------------------------------------ lifecycle
 
 
-def test_close_returns_within_200_ms_while_blocked() -> None:
+def test_close_wakes_the_thread_blocked_in_select() -> None:
     rx = Receiver("freed", bind="127.0.0.1", port=0).start()
     time.sleep(0.05)  # let the thread block in select
     assert rx.running
     port = rx.port
-    t0 = time.monotonic()
-    rx.close()
-    assert time.monotonic() - t0 < 0.2
+    # select has no timeout: without the wake-up the thread would still be blocked when close gives up
+    rx.close(timeout_s=3.0)
     assert not rx.running
     rx.close()  # twice is fine
     # the port is free again: a fresh socket can bind it
@@ -448,8 +447,7 @@ def test_receiver_group_from_stage_feeds_each_camera(wait, udp_socket) -> None:
         assert wait(lambda: cam in sinks and len(sinks[cam]) == 1)
         assert wait(lambda: group.stats(time.monotonic_ns())[src.name].other_source == 1)
         assert group.states(time.monotonic_ns()) == {src.name: "live"}
-        t0 = time.monotonic()
-    assert time.monotonic() - t0 < 0.25 and not rx.running
+    assert not rx.running  # leaving the block closed the group (woken, not timed out: select has no timeout)
 
 
 def test_receiver_rejects_bad_configuration() -> None:

@@ -8,7 +8,7 @@ does it for you, as long as nothing imported ``OpenGL.GL`` earlier).
 
 Context kinds and the PyOpenGL platform they need:
 
-* ``"egl"``: headless EGL (Mesa surfaceless on CI, see ``/work/shared/reference/HEADLESS.md``). Needs the
+* ``"egl"``: headless EGL (Mesa surfaceless on CI, see ``docs/reference/HEADLESS.md``). Needs the
   ``egl`` platform; sets ``EGL_PLATFORM=surfaceless`` unless the environment already names an EGL platform.
 * ``"glfw"``: on-screen windows. On Linux/X11 GLFW creates GLX contexts, so the ``glx`` platform is chosen
   unless ``PYOPENGL_PLATFORM`` says otherwise; on Wayland (no ``DISPLAY``) ``egl``. If PyOpenGL is already

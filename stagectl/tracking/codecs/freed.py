@@ -1,4 +1,4 @@
-"""FreeD D1 codec (Vinten free-d manual v1.4.4, App. A/B; ``shared/reference/PROTOCOLS.md`` section 1).
+"""FreeD D1 codec (Vinten free-d manual v1.4.4, App. A/B; ``docs/reference/PROTOCOLS.md`` section 1).
 
 Pure functions, no sockets or clocks. Layout of the 29-byte D1 message (big-endian):
 

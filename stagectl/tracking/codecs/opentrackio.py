@@ -1,8 +1,8 @@
 """OpenTrackIO codec: ``OTrk`` datagrams, segmentation, JSON / CBOR payloads and samples.
 
 Pure functions plus one stateful-by-instance :class:`Reassembler`; no sockets, no clocks. References:
-``shared/reference/PROTOCOLS.md`` section 2 and the official examples / schemas in
-``shared/testdata/opentrackio/`` (1.0.0, 1.0.1, classic 0.9.3).
+``docs/reference/PROTOCOLS.md`` section 2 and the official examples / schemas in
+``tests/data/opentrackio/`` (1.0.0, 1.0.1, classic 0.9.3).
 
 Transport (big-endian), 16-byte header then payload:
 
