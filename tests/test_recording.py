@@ -19,8 +19,10 @@ import pytest
 from stagectl.tracking.codecs.freed import FreeDPacket, encode_freed
 from stagectl.tracking.recording import (
     MAGIC,
+    MAX_BODY,
     Recorder,
     TakeFormatError,
+    TakeGap,
     TakeRecord,
     load_take,
     open_udp_receiver,
@@ -110,19 +112,169 @@ def test_truncation_at_every_offset_of_the_last_record_and_the_header(tmp_path: 
             assert got == expected and reader.ignored_bytes == 0
 
 
-def test_reader_stops_at_a_corrupt_record(tmp_path: Path) -> None:
-    path = tmp_path / "c.take"
-    expected = write_take(path, 10)
+def _key(r: TakeRecord) -> tuple:
+    """What identifies a read record, its file offset included (``TakeRecord`` equality ignores the offset)."""
+    return (r.offset, r.arrival_ns, r.source_id, r.protocol, r.data)
+
+
+def _spans(path: Path) -> list[tuple[int, int]]:
+    """``(start, end)`` of every record, source declarations included, of an undamaged take."""
     offs = record_offsets(path)
-    raw = bytearray(path.read_bytes())
-    # flip one byte of the 6th datagram (record index 6: index 0 declares the source "cam B" of datagram 0)
-    victim = offs[6]
-    raw[victim + 8 + 12] ^= 0xFF
-    path.write_bytes(bytes(raw))
-    reader = read_take(path)
-    got = list(reader)
-    assert got == expected[:5] and reader.ignored_bytes == len(raw) - victim
-    # an absurd length field is not followed
+    return list(zip(offs[:-1], offs[1:]))
+
+
+def test_a_bad_byte_anywhere_in_a_record_loses_that_record_only(tmp_path: Path) -> None:
+    path = tmp_path / "b.take"
+    write_take(path, 12)
+    pristine = path.read_bytes()
+    good = list(read_take(path))  # datagrams with their offsets
+    spans = _spans(path)
+    assert len(spans) == 13 and spans[1][0] == good[0].offset  # [0] declares "cam B", then 12 datagrams
+    bad = tmp_path / "bad.take"
+    for victim in (0, 2, 7, 12):  # the declaration of "cam B", datagrams 1 and 6, the last datagram
+        start, end = spans[victim]
+        # every byte of the record head (length, CRC) and body head (kind, protocol, source id, arrival), and
+        # payload bytes at its start, middle and end
+        positions = sorted(p for p in set(range(start, start + 20)) | {start + 20, (start + end) // 2, end - 1}
+                           if p < end)
+        for pos in positions:
+            for mask in (0xFF, 0x01, 0x80, 0x10):
+                raw = bytearray(pristine)
+                raw[pos] ^= mask
+                bad.write_bytes(bytes(raw))
+                reader = read_take(bad)
+                got = list(reader)
+                where = (victim, pos - start, mask)
+                if victim == 12:  # a damaged last record cannot be told from a torn one: a warning, no gap
+                    assert [_key(r) for r in got] == [_key(r) for r in good[:-1]], where
+                    assert reader.gaps == [] and reader.ignored_bytes == end - start and not reader.damaged, where
+                    continue
+                assert [_key(r) for r in got] == [_key(r) for r in good if r.offset != start], where
+                resumed = sum(1 for r in good if r.offset < start)
+                assert reader.gaps == [TakeGap(start, end - start, end, resumed)], where
+                assert reader.ignored_bytes == 0 and not reader.torn and reader.damaged, where
+                assert reader.skipped_bytes == end - start, where
+                if victim == 0:  # the lost declaration: cam B's datagrams still read, under their id
+                    assert {r.source for r in got if r.source_id == 1} == {"source1"}, where
+                    assert all(r.protocol == "opentrackio" for r in got if r.source_id == 1), where
+    take = load_take(bad)  # the last case again, through load_take
+    assert take.gaps == () and take.ignored_bytes > 0 and not take.damaged
+
+
+def test_a_bad_block_spanning_records_is_one_gap(tmp_path: Path) -> None:
+    path = tmp_path / "blk.take"
+    expected = write_take(path, 200, seed=3)
+    pristine = path.read_bytes()
+    good = list(read_take(path))
+    spans = _spans(path)
+    bad = tmp_path / "bad.take"
+    rng = np.random.default_rng(5)
+    for fill in ("zeros", "random", "ones"):
+        lo, hi = 6000, 6000 + 4096
+        raw = bytearray(pristine)
+        raw[lo:hi] = {"zeros": bytes(hi - lo), "ones": b"\xff" * (hi - lo),
+                      "random": bytes(rng.integers(0, 256, hi - lo, dtype=np.uint8))}[fill]
+        bad.write_bytes(bytes(raw))
+        first = next(a for a, b in spans if b > lo)
+        resume = next(a for a, b in spans if a >= hi)
+        take = load_take(bad)
+        assert [_key(r) for r in take.records] == [_key(r) for r in good if r.offset < first or r.offset >= resume]
+        assert take.gaps == (TakeGap(first, resume - first, resume, sum(1 for r in good if r.offset < first)),)
+        assert take.ignored_bytes == 0 and take.damaged and take.skipped_bytes == resume - first
+        assert 4096 <= take.skipped_bytes < 4096 + 2 * (8 + MAX_BODY)
+        assert len(take.records) < len(expected)
+
+
+def test_fuzzed_takes_never_raise_and_never_yield_a_bad_record(tmp_path: Path) -> None:
+    """Random byte changes (and cuts) after the header: the reader yields exactly the records left intact,
+    reports each run of damaged records followed by an intact one as a gap, and a damaged end as a torn tail."""
+    path = tmp_path / "f.take"
+    write_take(path, 150, seed=7)
+    pristine = path.read_bytes()
+    good = {r.offset: r for r in read_take(path)}
+    spans = _spans(path)
+    header_end = spans[0][0]
+    bad = tmp_path / "bad.take"
+    rng = np.random.default_rng(1234)
+    seen = {"gaps": 0, "tails": 0, "both": 0}
+    for trial in range(1000):
+        raw = bytearray(pristine)
+        hits = rng.integers(header_end, len(raw), int(rng.integers(1, 7)))
+        for pos in hits.tolist():
+            raw[pos] = (raw[pos] + int(rng.integers(1, 256))) & 0xFF  # always a different value
+        cut = len(raw) if trial % 3 else int(rng.integers(header_end, len(raw) + 1))
+        bad.write_bytes(bytes(raw[:cut]))
+        intact = [b <= cut and not any(a <= h < b for h in hits.tolist()) for a, b in spans]
+        expect_records = [_key(good[a]) for (a, b), ok in zip(spans, intact) if ok and a in good]
+        expect_gaps = []
+        run_start = None
+        n_before = 0
+        for (a, b), ok in zip(spans, intact):
+            if not ok and run_start is None:
+                run_start = a
+            elif ok and run_start is not None:
+                expect_gaps.append(TakeGap(run_start, a - run_start, a, n_before))
+                run_start = None
+            if ok and a in good:
+                n_before += 1
+        expect_tail = 0 if run_start is None else cut - run_start
+        if run_start is None and cut < len(pristine):
+            expect_tail = cut - max([b for (a, b), ok in zip(spans, intact) if ok] + [header_end])
+        reader = read_take(bad)
+        got = [_key(r) for r in reader]  # never raises
+        assert got == expect_records, (trial, hits, cut)
+        assert reader.gaps == expect_gaps, (trial, hits, cut)
+        assert reader.ignored_bytes == expect_tail, (trial, hits, cut)
+        assert reader.damaged == bool(expect_gaps)
+        # every byte is accounted for: header, valid records, gaps, torn tail
+        valid = sum(b - a for (a, b), ok in zip(spans, intact) if ok)
+        assert header_end + valid + reader.skipped_bytes + reader.ignored_bytes == cut, (trial, hits, cut)
+        seen["gaps"] += bool(expect_gaps)
+        seen["tails"] += bool(expect_tail)
+        seen["both"] += bool(expect_gaps) and bool(expect_tail)
+    assert min(seen.values()) > 50, seen  # the fuzz reached every kind of damage
+
+
+def test_a_bad_byte_in_the_header_keeps_the_records(tmp_path: Path) -> None:
+    path = tmp_path / "h.take"
+    write_take(path, 8)
+    pristine = path.read_bytes()
+    good = list(read_take(path))
+    header_end = _spans(path)[0][0]
+    bad = tmp_path / "bad.take"
+    for pos in range(header_end):
+        for mask in (0xFF, 0x01, 0x40):
+            raw = bytearray(pristine)
+            raw[pos] ^= mask
+            bad.write_bytes(bytes(raw))
+            if pos < 8:
+                with pytest.raises(TakeFormatError, match="not a take"):
+                    read_take(bad)
+                continue
+            reader = read_take(bad)
+            got = list(reader)
+            assert reader.header is not None and reader.header.damaged, (pos, mask)
+            assert reader.header.size == header_end and reader.damaged, (pos, mask)
+            assert [(r.offset, r.data, r.arrival_ns) for r in got] == [(r.offset, r.data, r.arrival_ns) for r in good]
+            assert reader.gaps == [] and reader.ignored_bytes == 0
+            if pos >= header_end - 4:  # only the CRC is hit: the JSON is salvaged, names and all
+                assert reader.header.stage == "demo" and [r.source for r in got] == [r.source for r in good]
+    # a damaged header with no record after it is still an error, and a header cut short an empty take
+    empty = tmp_path / "empty.take"
+    with Recorder(empty, stage="s"):
+        pass
+    raw = bytearray(empty.read_bytes())
+    raw[20] ^= 0x01
+    empty.write_bytes(bytes(raw))
+    with pytest.raises(TakeFormatError, match="CRC"):
+        read_take(empty)
+    empty.write_bytes(bytes(raw[:30]))
+    r = read_take(empty)
+    assert r.header is None and list(r) == [] and r.ignored_bytes == 30
+
+
+def test_a_corrupt_length_is_bounded(tmp_path: Path) -> None:
+    """An absurd length field is not followed: nothing past MAX_BODY is read as one record."""
     good = tmp_path / "e.take"
     write_take(good, 3)
     data = bytearray(good.read_bytes())
@@ -130,6 +282,19 @@ def test_reader_stops_at_a_corrupt_record(tmp_path: Path) -> None:
     good.write_bytes(bytes(data))
     r = read_take(good)
     assert len(list(r)) == 3 and r.ignored_bytes == 8
+    # a plausible length that reaches past the next record: the record is lost, the next one read
+    path = tmp_path / "l.take"
+    write_take(path, 6)
+    spans = _spans(path)
+    raw = bytearray(path.read_bytes())
+    start, end = spans[2]
+    struct.pack_into("<I", raw, start, MAX_BODY)
+    raw += bytes(MAX_BODY)  # room for the bogus length inside the file
+    path.write_bytes(bytes(raw))
+    r = read_take(path)
+    got = list(r)
+    assert [g.offset for g in got] == [a for a, _ in spans[1:] if a != start]
+    assert r.gaps == [TakeGap(start, end - start, end, 1)] and r.ignored_bytes == MAX_BODY
 
 
 def test_not_a_take_raises(tmp_path: Path) -> None:
@@ -140,14 +305,11 @@ def test_not_a_take_raises(tmp_path: Path) -> None:
     good = tmp_path / "y.take"
     write_take(good, 2)
     raw = bytearray(good.read_bytes())
-    raw[8] = 99  # version
+    raw[8] = 99  # a newer version, its header CRC valid
+    (json_len,) = struct.unpack_from("<I", raw, 12)
+    struct.pack_into("<I", raw, 16 + json_len, zlib.crc32(bytes(raw[:16 + json_len])))
     good.write_bytes(bytes(raw))
     with pytest.raises(TakeFormatError, match="version"):
-        read_take(good)
-    raw[8] = 1
-    raw[20] ^= 0x01  # inside the header JSON: CRC mismatch
-    good.write_bytes(bytes(raw))
-    with pytest.raises(TakeFormatError, match="CRC"):
         read_take(good)
     empty = tmp_path / "z.take"
     empty.write_bytes(b"")
@@ -376,6 +538,74 @@ def test_record_count_summary_then_replay_command(tmp_path: Path) -> None:
     assert [d for _, d in catcher.got] == [r.data for r in take.records]
 
 
+def _replay_cmd(path: Path, n: int) -> tuple[subprocess.CompletedProcess, list[bytes]]:
+    """``stagectl replay`` of ``path`` at 4x into a loopback socket here; the result and what arrived."""
+    catcher = _Catcher(n)
+    catcher.start()
+    try:
+        res = subprocess.run([EXE, "replay", str(path), "--to", f"127.0.0.1:{catcher.port}", "--speed", "4"],
+                             capture_output=True, text=True, timeout=60)
+        deadline = time.monotonic() + 3
+        while len(catcher.got) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        catcher.close()
+    assert "Traceback" not in res.stderr, res.stderr
+    return res, [d for _, d in catcher.got]
+
+
+@pytest.mark.net
+def test_replay_command_resumes_after_a_bad_byte_and_exits_3(tmp_path: Path) -> None:
+    """A take recorded by `stagectl record`, one byte flipped in the middle: every other datagram is replayed
+    over UDP, the gap is named, the exit status is 3. Cut mid-record instead, it replays with a warning, 0."""
+    out = tmp_path / "real.stgtake"
+    port = free_udp_port()
+    proc = _start_recorder(out, port, "--count", "60", "--duration", "30")
+    sent = [freed(i) for i in range(60)]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for d in sent:
+            s.sendto(d, ("127.0.0.1", port))
+            time.sleep(0.002)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    take = load_take(out)
+    assert [r.data for r in take.records] == sent and take.ignored_bytes == 0
+    victim = take.records[30]
+    end = take.records[31].offset
+    pristine = out.read_bytes()
+
+    raw = bytearray(pristine)
+    raw[victim.offset + 8 + 12 + 10] ^= 0x04  # one bit of datagram 30's payload
+    bad = tmp_path / "flipped.stgtake"
+    bad.write_bytes(bytes(raw))
+    res, got = _replay_cmd(bad, 59)
+    assert res.returncode == 3, (res.stdout, res.stderr)
+    assert got == sent[:30] + sent[31:]  # everything after the damaged record was replayed, in order
+    assert "sent 59 of 59 datagrams" in res.stdout
+    assert (f"damaged: skipped {end - victim.offset} bytes at offset {victim.offset}, resumed at record 30 "
+            f"(offset {end})") in res.stderr, res.stderr
+    assert f"skipped {end - victim.offset} bytes in 1 gap, at least 1 record lost" in res.stderr
+    assert "(exit 3)" in res.stderr
+
+    raw = bytearray(pristine)
+    raw[victim.offset + 1] ^= 0x20  # its length field
+    raw[take.records[45].offset + 5] ^= 0x01  # and the CRC field of datagram 45
+    bad.write_bytes(bytes(raw))
+    res, got = _replay_cmd(bad, 58)
+    assert res.returncode == 3, (res.stdout, res.stderr)
+    assert got == sent[:30] + sent[31:45] + sent[46:]
+    assert "resumed at record 30" in res.stderr and "resumed at record 44" in res.stderr
+    assert "in 2 gaps, at least 2 records lost" in res.stderr
+
+    cut = tmp_path / "torn.stgtake"
+    cut.write_bytes(pristine[: take.records[-1].offset + 13])  # a crash mid-write of the last record
+    res, got = _replay_cmd(cut, 59)
+    assert res.returncode == 0, (res.stdout, res.stderr)
+    assert got == sent[:59] and "sent 59 of 59 datagrams" in res.stdout
+    assert f"ignored 13 bytes of torn tail at offset {take.records[-1].offset}" in res.stderr
+    assert "damaged" not in res.stderr
+
+
 @pytest.mark.net
 def test_record_stops_on_sigterm_with_a_summary(tmp_path: Path) -> None:
     out = tmp_path / "t.take"
@@ -417,6 +647,8 @@ def test_help_texts() -> None:
     for cmd in ("record", "replay"):
         res = subprocess.run([EXE, cmd, "--help"], capture_output=True, text=True, timeout=30)
         assert res.returncode == 0 and "usage: stagectl " + cmd in res.stdout
+        if cmd == "replay":
+            assert "3 when the take is damaged" in " ".join(res.stdout.split())
 
 
 def test_crc_is_the_zlib_crc32() -> None:

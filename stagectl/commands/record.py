@@ -8,7 +8,8 @@ many the protocol's codec accepts.
 
 Stops after --duration seconds or --count datagrams, whichever comes first, or on Ctrl-C / SIGTERM, and then
 prints a summary. Every datagram is handed to the kernel as it arrives, so a crash or kill -9 of this process
-loses nothing already received (a reader stops cleanly at the last complete record).
+loses nothing already received (a reader plays up to the last complete record). Every record carries its
+length and a CRC-32: a reader skips a damaged one and resumes at the next valid record (docs/takes.md).
 
 Default ports: FreeD 40000, OpenTrackIO 55555; OSC has none, give --port.
 Replay a take with: stagectl replay FILE --to HOST:PORT

@@ -27,10 +27,26 @@ Records, one per datagram (or source declaration)::
       arrival_ns  int64   receiver's time.monotonic_ns() at arrival (clock "monotonic")
       payload     the raw datagram bytes (kind 1) or UTF-8 JSON {"id", "name", "protocol"} (kind 2)
 
-A record is written with one ``write(2)`` of its complete bytes. A reader walks records and stops, without
-raising, at the first one that is incomplete or whose CRC does not match: a torn tail left by a crash, a
-``kill -9`` or a full disk. :attr:`TakeReader.ignored_bytes` says how many bytes it left unread. A file whose
-first bytes are not a take header raises :class:`TakeFormatError`; a header cut short reads as an empty take.
+A record is written with one ``write(2)`` of its complete bytes, so the only damage a crash, a ``kill -9`` or
+a full disk leaves is a **torn tail**: the last record incomplete. A reader never raises for damaged records
+and never yields one whose CRC does not match. When the record at the expected offset is not valid (length
+out of range, body past the end of the file, CRC mismatch) it **resynchronises**: it scans forward, byte by
+byte, for the next offset where a record validates -- a length of 12..:data:`MAX_BODY` bytes, a known kind,
+a body that fits in the file and whose CRC matches -- and goes on from there. A corrupt length is never
+followed: no read is larger than ``8 + MAX_BODY`` bytes, and the scan starts at the byte after the bad
+record's start, whatever its length says.
+
+* Nothing valid after the bad offset: a torn tail. :attr:`TakeReader.ignored_bytes` counts those bytes; it
+  is normal after a crash (a damaged *last* record cannot be told from a torn one and counts the same).
+* A valid record after it: the bytes in between are a **gap**, :class:`TakeGap` ``(offset, skipped,
+  resumed_offset, resumed_record)`` in :attr:`TakeReader.gaps`; the records in a gap (at least one each) are
+  lost. :attr:`TakeReader.skipped_bytes` totals them.
+
+A file whose first 8 bytes are not the magic, or whose header (CRC valid) names another version, raises
+:class:`TakeFormatError`. A header that fails its CRC (a bad byte in its length, JSON or CRC) is read as
+damaged (:attr:`TakeHeader.damaged`) when valid records follow it -- they are found the same way -- and
+raises when none do; a header cut short reads as an empty take. Resynchronisation changes nothing on disk
+(still version 1): every take ever written reads the same way, an undamaged one exactly as before.
 
 Durability (``Recorder`` flush and fsync policy)
 ------------------------------------------------
@@ -75,11 +91,13 @@ __all__ = [
     "KIND_DATAGRAM",
     "KIND_SOURCE",
     "MAX_PAYLOAD",
+    "MAX_BODY",
     "LiveTake",
     "Recorder",
     "ReplayStats",
     "Take",
     "TakeFormatError",
+    "TakeGap",
     "TakeHeader",
     "TakeReader",
     "TakeRecord",
@@ -107,6 +125,10 @@ _CRC: Final = struct.Struct("<I")
 _REC_HEAD: Final = struct.Struct("<II")  # length, crc32
 _BODY_HEAD: Final = struct.Struct("<BBHq")  # kind, protocol, source_id, arrival_ns
 _MAX_JSON: Final = 1 << 20
+#: largest body a record may have (its length field); anything longer is a corrupt length
+MAX_BODY: Final = _BODY_HEAD.size + MAX_PAYLOAD
+#: bytes a resynchronising reader scans per read
+_SCAN_CHUNK: Final = 1 << 20
 
 
 class TakeFormatError(ValueError):
@@ -116,7 +138,10 @@ class TakeFormatError(ValueError):
 @dataclass(frozen=True, slots=True)
 class TakeHeader:
     """A take's header. ``created_ns``: ``time.time_ns()`` at creation (clock ``system``); ``sources`` maps
-    source id -> ``(name, protocol)`` as declared in the header; ``meta``: free-form JSON values."""
+    source id -> ``(name, protocol)`` as declared in the header; ``meta``: free-form JSON values; ``size``:
+    where the records start. ``damaged``: the header failed its CRC (or its length was corrupt) but valid
+    records follow it: they are read, and the fields hold what could be salvaged (``created_ns`` 0, no
+    sources, no meta when its JSON does not parse)."""
 
     version: int
     created_ns: int
@@ -124,6 +149,7 @@ class TakeHeader:
     sources: dict[int, tuple[str, str]]
     meta: dict[str, Any]
     size: int  # bytes of the header in the file
+    damaged: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +164,24 @@ class TakeRecord:
     protocol: str
     data: bytes
     offset: int = field(default=-1, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TakeGap:
+    """Damaged bytes a reader skipped in the middle of a take: ``skipped`` bytes from file ``offset`` (where a
+    record was due but did not validate) up to ``resumed_offset``, where the next valid record starts;
+    ``resumed_record`` is the index of the first datagram read after the gap (``Take.records[resumed_record]``,
+    counted from 0, or the number of datagrams read when none follows). The records in a gap are lost: at
+    least one."""
+
+    offset: int
+    skipped: int
+    resumed_offset: int
+    resumed_record: int
+
+    def __str__(self) -> str:
+        return (f"skipped {self.skipped} bytes at offset {self.offset}, resumed at record {self.resumed_record} "
+                f"(offset {self.resumed_offset})")
 
 
 def _protocol_code(protocol: str) -> int:
@@ -323,8 +367,71 @@ class Recorder:
 
 
 # ================================================================================================ reading
+def _body_at(f: BinaryIO, offset: int, file_size: int) -> bytes | None:
+    """The body of the record at ``offset`` when it validates (length 12..MAX_BODY, inside the first
+    ``file_size`` bytes, CRC); else None. Reads at most ``8 + MAX_BODY`` bytes; a valid record leaves the
+    file at its end."""
+    if offset + _REC_HEAD.size + _BODY_HEAD.size > file_size:
+        return None
+    f.seek(offset)
+    head = f.read(_REC_HEAD.size)
+    if len(head) < _REC_HEAD.size:
+        return None
+    length, crc = _REC_HEAD.unpack(head)
+    if length < _BODY_HEAD.size or length > MAX_BODY or offset + _REC_HEAD.size + length > file_size:
+        return None  # the file may grow while read: what came after the open is not looked at
+    body = f.read(length)
+    if len(body) < length or zlib.crc32(body) != crc:
+        return None
+    return body
+
+
+def _resync(f: BinaryIO, start: int, file_size: int) -> tuple[int, bytes] | None:
+    """The first offset from ``start`` on where a record of a known kind validates, with its body; None when
+    there is none before ``file_size``. Candidates are picked a chunk at a time (4 KiB, doubling up to
+    ``_SCAN_CHUNK``) by their length field and kind byte; only those are read and CRC-checked."""
+    import numpy as np
+
+    pos = start
+    size = 4096
+    while pos + _REC_HEAD.size + _BODY_HEAD.size <= file_size:
+        f.seek(pos)
+        chunk = f.read(min(size, file_size - pos) + _REC_HEAD.size + 1)
+        n = len(chunk) - _REC_HEAD.size  # offsets pos .. pos+n-1 have their length and kind byte in the chunk
+        if n <= 0:
+            return None
+        # the length field at every byte offset: an unaligned little-endian uint32 view, no copy
+        length = np.ndarray((n,), dtype="<u4", buffer=chunk, strides=(1,))
+        kind = np.frombuffer(chunk, dtype=np.uint8, count=n, offset=_REC_HEAD.size)
+        room = file_size - pos - _REC_HEAD.size - np.arange(n, dtype=np.int64)  # body bytes left in the file
+        ok = ((length >= _BODY_HEAD.size) & (length <= MAX_BODY) & (length <= room)
+              & ((kind == KIND_DATAGRAM) | (kind == KIND_SOURCE)))
+        for i in np.flatnonzero(ok).tolist():
+            body = _body_at(f, pos + i, file_size)
+            if body is not None:
+                return pos + i, body
+        pos += n
+        size = min(2 * size, _SCAN_CHUNK)
+    return None
+
+
+def _header_fields(text: bytes) -> tuple[int, str | None, dict[int, tuple[str, str]], dict[str, Any]]:
+    """``(created_ns, stage, sources, meta)`` from the header JSON; raises ValueError (or KeyError, TypeError)
+    when it does not parse."""
+    doc = json.loads(text.decode("utf-8"))
+    if not isinstance(doc, dict):
+        raise ValueError("the header JSON is not an object")
+    sources = {int(s["id"]): (str(s["name"]), str(s["protocol"])) for s in doc.get("sources", [])}
+    stage = doc.get("stage")
+    meta = dict(doc.get("meta") or {})
+    return int(doc.get("created_ns", 0)), None if stage is None else str(stage), sources, meta
+
+
 def _parse_header(f: BinaryIO, file_size: int) -> TakeHeader | None:
-    """The header, or None when the file ends inside it (a torn header). Raises TakeFormatError otherwise."""
+    """The header, or None when the file ends inside it (a torn header: nothing valid follows). A header that
+    fails its CRC but is followed by valid records comes back ``damaged``, with what could be salvaged.
+    Raises TakeFormatError for a file that is not a take, a newer version, or a corrupt header with no valid
+    record after it."""
     fixed = f.read(_HEAD_FIXED.size)
     if len(fixed) < _HEAD_FIXED.size:
         if MAGIC.startswith(fixed[: len(MAGIC)]):
@@ -333,23 +440,36 @@ def _parse_header(f: BinaryIO, file_size: int) -> TakeHeader | None:
     magic, version, _flags, json_len = _HEAD_FIXED.unpack(fixed)
     if magic != MAGIC:
         raise TakeFormatError(f"not a take file (magic {magic!r}, expected {MAGIC!r})")
-    if version != VERSION:
-        raise TakeFormatError(f"unsupported take version {version} (this stagectl reads version {VERSION})")
-    if json_len > _MAX_JSON:
-        raise TakeFormatError(f"corrupt take header: {json_len}-byte JSON")
-    text = f.read(json_len)
-    crc = f.read(_CRC.size)
-    if len(text) < json_len or len(crc) < _CRC.size:
-        return None
-    if _CRC.unpack(crc)[0] != zlib.crc32(fixed + text):
-        raise TakeFormatError("corrupt take header (CRC mismatch)")
+    problem = f"corrupt take header: {json_len}-byte JSON"
+    text = b""
+    if json_len <= _MAX_JSON:
+        text = f.read(json_len)
+        crc = f.read(_CRC.size)
+        if len(text) == json_len and len(crc) == _CRC.size:
+            if _CRC.unpack(crc)[0] == zlib.crc32(fixed + text):
+                if version != VERSION:
+                    raise TakeFormatError(f"unsupported take version {version} "
+                                          f"(this stagectl reads version {VERSION})")
+                try:
+                    created, stage, sources, meta = _header_fields(text)
+                except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+                    raise TakeFormatError(f"corrupt take header JSON: {exc}") from None
+                return TakeHeader(VERSION, created, stage, sources, meta, _HEAD_FIXED.size + json_len + _CRC.size)
+            problem = "corrupt take header (CRC mismatch)"
+        else:
+            problem = ""  # the file ends inside the header: torn, unless valid records follow (a corrupt length)
+    # a damaged header (one bad byte in its length, JSON or CRC): the records after it may all be intact
+    found = _resync(f, _HEAD_FIXED.size, file_size)
+    if found is None:
+        if not problem:
+            return None
+        raise TakeFormatError(problem)
+    created, stage, sources, meta = 0, None, {}, {}
     try:
-        doc = json.loads(text.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TakeFormatError(f"corrupt take header JSON: {exc}") from None
-    sources = {int(s["id"]): (str(s["name"]), str(s["protocol"])) for s in doc.get("sources", [])}
-    return TakeHeader(VERSION, int(doc.get("created_ns", 0)), doc.get("stage"), sources,
-                      dict(doc.get("meta") or {}), _HEAD_FIXED.size + json_len + _CRC.size)
+        created, stage, sources, meta = _header_fields(text)
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+        pass  # nothing salvaged: the sources the header declared read as "source<id>"
+    return TakeHeader(VERSION, created, stage, sources, meta, found[0], damaged=True)
 
 
 class LiveTake:
@@ -384,9 +504,17 @@ class LiveTake:
 class TakeReader:
     """Iterator over a take's datagram records (:class:`TakeRecord`), oldest first.
 
-    ``header`` is None for a file cut inside its header. After iteration, ``ignored_bytes`` is the number of
-    bytes after the last complete record (0 for a cleanly closed take), ``records`` the number of datagram
-    records read, and ``torn`` whether anything was ignored. Source declarations are applied, not yielded.
+    ``header`` is None for a file cut inside its header (``header.damaged`` when it failed its CRC but valid
+    records follow). Source declarations are applied, not yielded. Damaged records are never yielded: the
+    reader resynchronises on the next valid record (module docstring). During and after iteration:
+
+    * ``records``: datagram records read;
+    * ``good_bytes``: the end of the last valid record (the header's end before any);
+    * ``ignored_bytes``: bytes after it (0 for a cleanly closed take; after a crash, the torn tail) and
+      ``torn``: whether there are any;
+    * ``gaps``: the :class:`TakeGap` list of damaged bytes skipped between valid records (records lost),
+      ``skipped_bytes`` their total;
+    * ``damaged``: gaps were skipped or the header is damaged (``header.damaged``).
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -402,35 +530,57 @@ class TakeReader:
         self.records = 0
         self.good_bytes = self.header.size if self.header else 0
         self.ignored_bytes = self.file_size - self.good_bytes
+        self.gaps: list[TakeGap] = []
+        self.skipped_bytes = 0
+        self._pos = self.good_bytes  # where the next record is due
+        self._at = self._f.tell() if self.header else -1  # where the file is, when known
         self._done = self.header is None
         if self._done:
             self._f.close()
 
     @property
     def torn(self) -> bool:
-        """True when bytes after the last complete record were ignored."""
+        """True when bytes after the last valid record were ignored (a torn tail)."""
         return self.ignored_bytes > 0
+
+    @property
+    def damaged(self) -> bool:
+        """True when damaged bytes between valid records were skipped (records lost) or the header is damaged."""
+        return bool(self.gaps) or (self.header is not None and self.header.damaged)
 
     def __iter__(self) -> Iterator[TakeRecord]:
         return self
 
     def __next__(self) -> TakeRecord:
         f = self._f
+        size = self.file_size
         while not self._done:
-            offset = self.good_bytes
-            head = f.read(_REC_HEAD.size)
-            if len(head) < _REC_HEAD.size:
+            offset = self._pos
+            if offset >= size:
                 break
-            length, crc = _REC_HEAD.unpack(head)
-            if (length < _BODY_HEAD.size or length > _BODY_HEAD.size + MAX_PAYLOAD
-                    or offset + _REC_HEAD.size + length > self.file_size):  # the file may grow while read
-                break
-            body = f.read(length)
-            if len(body) < length or zlib.crc32(body) != crc:
-                break
+            body = None
+            if offset == self._at:  # the usual case, inline: the next record where the last one ended
+                head = f.read(_REC_HEAD.size)
+                if len(head) == _REC_HEAD.size:
+                    length, crc = _REC_HEAD.unpack(head)
+                    if _BODY_HEAD.size <= length <= MAX_BODY and offset + _REC_HEAD.size + length <= size:
+                        body = f.read(length)
+                        if len(body) < length or zlib.crc32(body) != crc:
+                            body = None
+            else:
+                body = _body_at(f, offset, size)
+            if body is None:
+                found = _resync(f, offset + 1, size)
+                if found is None:
+                    break  # nothing valid after it: a torn tail, counted in ignored_bytes
+                resumed, body = found
+                gap = TakeGap(offset, resumed - offset, resumed, self.records)
+                self.gaps.append(gap)
+                self.skipped_bytes += gap.skipped
+                offset = resumed
             kind, proto, sid, arrival = _BODY_HEAD.unpack_from(body, 0)
-            self.good_bytes = offset + _REC_HEAD.size + length
-            self.ignored_bytes = self.file_size - self.good_bytes
+            self._pos = self._at = self.good_bytes = offset + _REC_HEAD.size + len(body)
+            self.ignored_bytes = size - self.good_bytes
             payload = body[_BODY_HEAD.size:]
             if kind == KIND_SOURCE:
                 try:
@@ -461,21 +611,36 @@ class TakeReader:
 
 
 def read_take(path: str | os.PathLike[str]) -> TakeReader:
-    """Open a take for reading: iterate the result for its records; it stops at a torn tail without raising
-    and then reports ``ignored_bytes``. Raises :class:`TakeFormatError` for a file that is not a take."""
+    """Open a take for reading: iterate the result for its records. It never raises for damaged records: it
+    skips them (``gaps``, ``skipped_bytes``) and stops at a torn tail (``ignored_bytes``). Raises
+    :class:`TakeFormatError` for a file that is not a take."""
     return TakeReader(path)
 
 
 @dataclass(frozen=True, slots=True)
 class Take:
     """A whole take in memory: ``header`` (None when the file was cut inside it), ``records`` in file order,
-    ``ignored_bytes`` of torn tail, and the final ``sources`` map (id -> (name, protocol))."""
+    ``ignored_bytes`` of torn tail (from file offset ``good_bytes``, the end of the last valid record), the
+    final ``sources`` map (id -> (name, protocol)) and the ``gaps`` of damaged bytes skipped between valid
+    records (:class:`TakeGap`; records in them are lost)."""
 
     path: Path
     header: TakeHeader | None
     records: tuple[TakeRecord, ...]
     ignored_bytes: int
     sources: dict[int, tuple[str, str]]
+    gaps: tuple[TakeGap, ...] = ()
+    good_bytes: int = 0
+
+    @property
+    def skipped_bytes(self) -> int:
+        """Damaged bytes skipped between valid records, all gaps together."""
+        return sum(g.skipped for g in self.gaps)
+
+    @property
+    def damaged(self) -> bool:
+        """True when the take is damaged beyond a torn tail: records lost in gaps, or a damaged header."""
+        return bool(self.gaps) or (self.header is not None and self.header.damaged)
 
     @property
     def duration_ns(self) -> int:
@@ -487,7 +652,8 @@ def load_take(path: str | os.PathLike[str]) -> Take:
     """Read a whole take (see :func:`read_take`)."""
     with read_take(path) as reader:
         records = tuple(reader)
-        return Take(reader.path, reader.header, records, reader.ignored_bytes, dict(reader.sources))
+        return Take(reader.path, reader.header, records, reader.ignored_bytes, dict(reader.sources),
+                    tuple(reader.gaps), reader.good_bytes)
 
 
 # ================================================================================================ replay
