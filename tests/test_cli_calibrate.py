@@ -158,6 +158,18 @@ def test_user_errors_print_one_line_not_a_traceback(tmp_path, capsys):
     assert rc == 1 and "show the board" in capsys.readouterr().err
 
 
+def test_inner_smaller_than_the_board_is_refused(tmp_path, capsys):
+    """`--inner 8x6` on OpenCV's 9 x 6 board used to calibrate a part of it (a lower, meaningless RMS)."""
+    out = tmp_path / "l.yaml"
+    rc = cli_main(["calibrate", "lens", "--images", str(SAMPLES), "--inner", "8x6", "--square", "0.025",
+                   "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    assert "the board has 9 x 6 inner corners, not 8 x 6" in err and "pass --inner 9x6" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists() and not (tmp_path / "l.calibration.yaml").exists()
+
+
 def test_zoom_grid_from_subfolders(tmp_path):
     """Two zoom positions rendered with different focal lengths -> a 2 x 1 lens file that loads."""
     board = L.Board("checkerboard", 9, 6, 0.04)
@@ -267,6 +279,39 @@ def test_handeye_and_pupil_end_to_end(tracked_board, tmp_path, capsys):
     assert (tmp_path / "pupil.report.png").exists()
 
 
+def test_too_few_tracked_views_says_why_each_view_was_skipped(tracked_board, tmp_path, capsys):
+    """Issue 11: "hand-eye needs at least 3 tracked views, got 0" said nothing about why."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("view00.png", "view01.png"):  # two good views: one short of a solve
+        shutil.copy(tracked_board / "images" / name, images / name)
+    cv2.imwrite(str(images / "blank.png"), np.full((SIZE[1], SIZE[0]), 128, np.uint8))  # no board in it
+    shutil.copy(tracked_board / "images" / "view02.png", images / "IMG_0003.png")  # renamed: no pose for it
+    rows = list(csv.reader((tracked_board / "poses.csv").open()))
+    poses = {r[0]: r for r in rows[1:]}
+    with open(tmp_path / "poses.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(rows[0])
+        w.writerow(poses["view00.png"])
+        w.writerow(["view01", *poses["view01.png"][1:]])  # the name without extension matches too
+        w.writerow(["blank.png", *poses["view03.png"][1:]])
+        w.writerow(["view07.png", *poses["view07.png"][1:]])  # a pose whose image is missing
+    lens = write_lens(tmp_path / "lens.yaml")
+    board = ["--board", "charuco", "--squares", "12x8", "--square", "0.06", "--marker", "0.045"]
+    common = ["--images", str(images), "--poses", str(tmp_path / "poses.csv"), "--lens", str(lens), *board]
+    for tool, extra in (("handeye", []), ("pupil", ["--tracker-offset", "0 0 0 0 0 0"])):
+        rc = cli_main(["calibrate", tool, *common, *extra, "--out", str(tmp_path / f"{tool}.yaml")])
+        err = capsys.readouterr().err
+        assert rc == 1, err
+        assert "needs at least 3 tracked views of the board (better 10-20), got 2; skipped 3:" in err, err
+        assert "blank.png: no board found" in err
+        assert "IMG_0003.png: no tracker pose (no row with image IMG_0003.png or IMG_0003" in err
+        assert f"view07.png: a tracker pose but no such image in {images}" in err
+        assert "view00" not in err and "view01" not in err and "Traceback" not in err
+        assert not (tmp_path / f"{tool}.yaml").exists()
+
+
+# ============================================================================================== wall
 # ============================================================================================== wall
 
 

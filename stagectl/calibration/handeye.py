@@ -76,6 +76,7 @@ __all__ = [
     "pupil_to_camera",
     "tracker_offset_values",
     "board_views_from_images",
+    "too_few_views_message",
 ]
 
 HANDEYE_METHODS = {
@@ -404,17 +405,29 @@ def _diversity_warnings(views: Sequence[BoardView]) -> list[str]:
     return warnings
 
 
+def too_few_views_message(what: str, got: int, skipped: Sequence[str], limit: int = 30) -> str:
+    """``"<what> needs at least 3 tracked views ..., got N"`` and, one per line, each skipped view and why."""
+    text = f"{what} needs at least 3 tracked views of the board (better 10-20), got {got}"
+    if not skipped:
+        return text + " (no image with a tracker pose was given)" if got == 0 else text
+    lines = [f"  {s}" for s in list(skipped)[:limit]]
+    if len(skipped) > limit:
+        lines.append(f"  ... and {len(skipped) - limit} more")
+    return "\n".join([f"{text}; skipped {len(skipped)}:", *lines])
+
+
 def calibrate_handeye(
     views: Sequence[BoardView], K: np.ndarray, dist: np.ndarray, *, method: str = "PARK", refine: bool = True,
-    pupil_offset_m: float = 0.0,
+    pupil_offset_m: float = 0.0, skipped: Sequence[str] = (),
 ) -> HandEyeResult:
     """Hand-eye calibration over tracked views (at least 3, better 10-20 with large rotations about several axes).
 
     ``method``: one of :data:`HANDEYE_METHODS` or :data:`ROBOT_WORLD_METHODS`, or ``"best"`` (the lowest
-    reprojection RMS before refinement). Every method is run and compared in ``methods``.
+    reprojection RMS before refinement). Every method is run and compared in ``methods``. ``skipped``: the
+    ``"name: reason"`` lines of :func:`board_views_from_images`, listed when there are too few views.
     """
     if len(views) < 3:
-        raise CalibrationError(f"hand-eye needs at least 3 tracked views of the board (better 10-20), got {len(views)}")
+        raise CalibrationError(too_few_views_message("hand-eye", len(views), skipped))
     method = method.upper()
     if method not in HANDEYE_METHODS and method not in ROBOT_WORLD_METHODS and method != "BEST":
         raise CalibrationError(f"unknown hand-eye method {method!r}: one of "
@@ -486,7 +499,9 @@ def board_views_from_images(
     """Tracked board views from a folder of images and their tracker poses.
 
     Returns ``(views, corner ids per view, skipped "name: reason", image paths used, image size)``. Only images
-    with a pose (and in ``names`` when given) are read; each needs the board detected and a PnP pose.
+    with a pose (and in ``names`` when given) are read; each needs the board detected and a PnP pose. Every
+    image and every pose that gives no view is in ``skipped`` with the reason: no tracker pose for the image,
+    a pose without an image, no board found, no board pose.
     """
     from stagectl.calibration.lens import board_pose, detect_board, draw_detection, list_images, load_gray
 
@@ -496,10 +511,18 @@ def board_views_from_images(
     used: list[Path] = []
     size = None
     ambiguous = False
-    for p in list_images(folder):
-        rec = poses.get(p.name) or poses.get(p.stem)
-        if rec is None or (names is not None and p.name not in names and p.stem not in names):
+    paths = list_images(folder)
+    matched: set[str] = set()
+    for p in paths:
+        key = p.name if p.name in poses else p.stem
+        rec = poses.get(key)
+        if rec is None:
+            skipped.append(f"{p.name}: no tracker pose (no row with image {p.name} or {p.stem} in the poses "
+                           f"file)")
             continue
+        if names is not None and p.name not in names and p.stem not in names:
+            continue  # another zoom/focus group's image
+        matched.add(key)
         gray = load_gray(p)
         s = (gray.shape[1], gray.shape[0])
         if size is None:
@@ -512,13 +535,24 @@ def board_views_from_images(
             d.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(d / (p.stem + ".detect.png")), draw_detection(gray, det, board))
         if det is None:
-            skipped.append(f"{p.name}: no board")
+            why = (f"all {board.cols} x {board.rows} inner corners must be in frame" if board.kind == "checkerboard"
+                   else "fewer than 6 ChArUco corners seen")
+            skipped.append(f"{p.name}: no board found ({why})")
             continue
         ambiguous = ambiguous or det.orientation_ambiguous
-        T, _ = board_pose(det, board, K, dist)
+        try:
+            T, _ = board_pose(det, board, K, dist)
+        except CalibrationError as exc:
+            skipped.append(f"{p.name}: no board pose ({exc})")
+            continue
         views.append(BoardView(p.name, rec.T_tracking_body, T, board.object_points()[det.ids], det.corners))
         ids.append(det.ids)
         used.append(p)
+    wanted = poses if names is None else {k: v for k, v in poses.items() if k in set(names)}
+    have = {p.name for p in paths} | {p.stem for p in paths}
+    for name in wanted:
+        if name not in matched and name not in have:
+            skipped.append(f"{name}: a tracker pose but no such image in {folder}")
     if ambiguous:
         raise CalibrationError(f"a {board.cols} x {board.rows} checkerboard looks the same turned by 180 degrees, so "
                                f"its pose is ambiguous: use a board with one odd and one even inner-corner count "

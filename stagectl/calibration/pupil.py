@@ -46,7 +46,7 @@ import cv2
 import numpy as np
 
 from stagectl.calibration import CalibrationError
-from stagectl.calibration.handeye import BoardView
+from stagectl.calibration.handeye import BoardView, too_few_views_message
 from stagectl.transforms import T_CV_CAMERA, invert_transform
 
 __all__ = ["PupilResult", "solve_pupil_offset"]
@@ -91,15 +91,19 @@ class PupilResult:
 def solve_pupil_offset(
     views: Sequence[BoardView], T_body_camera: np.ndarray, K: np.ndarray, dist: np.ndarray, *,
     corner_ids: Sequence[np.ndarray] | None = None, zoom: float | None = None, focus: float | None = None,
+    skipped: Sequence[str] = (),
 ) -> PupilResult:
     """The closed-form 1-D least-squares pupil offset of the module docstring.
 
     ``views``: tracked views (``T_tracking_body``, ``T_cv_board`` from solvePnP with the lens's K and distortion at
     this zoom/focus, and the corners). ``corner_ids``: per view the board corner ids of ``object_points`` (for
-    partial ChArUco views); by default every view sees the same corners in the same order.
+    partial ChArUco views); by default every view sees the same corners in the same order. ``skipped``: the
+    ``"name: reason"`` lines of :func:`~stagectl.calibration.handeye.board_views_from_images`, listed when
+    there are too few views.
     """
     if len(views) < 3:
-        raise CalibrationError(f"the pupil solve needs at least 3 tracked views of the board, got {len(views)}")
+        at = "".join(f" {k} {v:g}" for k, v in (("at zoom", zoom), ("focus", focus)) if v is not None)
+        raise CalibrationError(too_few_views_message(f"the pupil solve{at}", len(views), skipped))
     ids = corner_ids if corner_ids is not None else [np.arange(len(v.object_points)) for v in views]
     a_list, R_list = [], []
     for v in views:

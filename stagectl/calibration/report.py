@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import errno
 import hashlib
 import json
 import math
@@ -495,8 +496,12 @@ class Report:
     def save(self, path: str | Path) -> Path:
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        if not self.cv2.imwrite(str(p), self.img):
-            raise CalibrationError(f"{p}: cannot write the PNG report")
+        try:
+            ok = self.cv2.imwrite(str(p), self.img)
+        except self.cv2.error:
+            raise CalibrationError(f"{p}: cannot write the report: give it a .png name") from None
+        if not ok:  # OpenCV says only False: an I/O error, like open()'s
+            raise OSError(errno.EIO, "cannot write the PNG report", str(p))
         return p
 
 

@@ -18,6 +18,7 @@ The same tools are the scripts in calibration/ (calibration/lens.py ...).
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import sys
 from pathlib import Path
@@ -302,19 +303,33 @@ def script_main(tool: str, argv: list[str] | None = None, doc: str | None = None
     add_tool_arguments(tool, p)
     args = p.parse_args(argv)
     try:
-        return run_tool(tool, args)
+        try:
+            return run_tool(tool, args)
+        finally:
+            sys.stdout.flush()
     except StageError as exc:
         print(f"calibration/{tool}.py: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `calibration/lens.py ... | head`: quietly, as stagectl.cli.main does
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 # ============================================================================================== running
 
 
 def _say(args, *lines: str) -> None:
-    if not getattr(args, "quiet", False):
+    """Print summary lines; once stdout's reader has gone (`| head`), print nothing more but finish the work:
+    :func:`run_tool` reports the closed pipe after the files are written."""
+    if getattr(args, "quiet", False) or getattr(args, "stdout_gone", False):
+        return
+    try:
         for s in lines:
             print(s)
+    except BrokenPipeError:
+        args.stdout_gone = True
 
 
 def _derived(out: str, suffix: str) -> Path:
@@ -351,8 +366,66 @@ def _board_params(args) -> dict:
 
 
 def run_tool(tool: str, args: argparse.Namespace) -> int:
-    """Run one tool from parsed arguments (heavy imports happen here, after parsing)."""
-    return {"lens": _run_lens, "handeye": _run_handeye, "pupil": _run_pupil, "wall": _run_wall, "delay": _run_delay}[tool](args)
+    """Run one tool from parsed arguments (heavy imports happen here, after parsing).
+
+    The output paths are checked first, so an unwritable ``--out`` costs no calibration run; a file that still
+    cannot be written or read (a disk that fills up, an unreadable image) is a one-line :class:`UsageError`.
+    """
+    from stagectl.errors import UsageError
+
+    _check_outputs(args)
+    try:
+        rc = {"lens": _run_lens, "handeye": _run_handeye, "pupil": _run_pupil, "wall": _run_wall,
+              "delay": _run_delay}[tool](args)
+    except BrokenPipeError:  # stdout's reader went away (`| head`): the caller ends quietly
+        raise
+    except OSError as exc:
+        what = f"{exc.filename}: " if exc.filename else ""
+        raise UsageError(f"{what}{exc.strerror or exc}") from None
+    if getattr(args, "stdout_gone", False):
+        raise BrokenPipeError(errno.EPIPE, "stdout's reader went away")
+    return rc
+
+
+def _check_writable(option: str, path: str | None, *, folder: bool = False) -> None:
+    """Raise :class:`UsageError` unless ``path`` (a file, or a folder with ``folder``) can be written: an
+    existing file or folder of the other kind, a parent that is a file, or no write permission."""
+    import os
+
+    from stagectl.errors import UsageError
+
+    if not path:
+        return
+    p = Path(path)
+    if p.exists():
+        if folder and not p.is_dir():
+            raise UsageError(f"{option}: {p} is a file, not a folder")
+        if not folder and p.is_dir():
+            raise UsageError(f"{option}: {p} is a folder; give a file name, e.g. {p / 'result.yaml'}")
+        if not os.access(p, os.W_OK):
+            raise UsageError(f"{option}: cannot write {p}: permission denied")
+        return
+    q = p.parent
+    while not q.exists() and q != q.parent:
+        q = q.parent
+    if not q.is_dir():
+        raise UsageError(f"{option}: cannot create {p}: {q} is a file, not a folder")
+    if not os.access(q, os.W_OK | os.X_OK):
+        raise UsageError(f"{option}: cannot create {p}: {q} is not writable")
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Every output a tool writes, checked before it starts: ``--out`` (the derived result, report and patch
+    files go next to it), ``--result``, ``--report`` and the ``--debug`` folder."""
+    _check_writable("--out", getattr(args, "out", None))
+    _check_writable("--result", getattr(args, "result", None))
+    report = getattr(args, "report", None)
+    _check_writable("--report", report)
+    if report and Path(report).suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
+        from stagectl.errors import UsageError
+
+        raise UsageError(f"--report: expected an image file name ending in .png, got {report}")
+    _check_writable("--debug", getattr(args, "debug", None), folder=True)
 
 
 def _images_inputs(paths) -> list[dict]:
@@ -555,7 +628,8 @@ def _run_handeye(args) -> int:
     views, _, skipped, used, _ = H.board_views_from_images(args.images, poses, board, K, dist, method=args.detector,
                                                            debug_dir=args.debug)
     e = args.pupil_offset if args.pupil_offset is not None else ev.entrance_pupil_offset_m
-    res = H.calibrate_handeye(views, K, dist, method=args.method, refine=not args.no_refine, pupil_offset_m=e)
+    res = H.calibrate_handeye(views, K, dist, method=args.method, refine=not args.no_refine, pupil_offset_m=e,
+                              skipped=skipped)
     t, rot = H.tracker_offset_values(res.T_body_camera)
     report_path = Path(args.report) if args.report else _derived(args.out, ".report.png")
     residuals = H.reprojection(views, res.T_body_cv, res.T_tracking_board, K, dist)
@@ -609,9 +683,10 @@ def _run_pupil(args) -> int:
         K, dist, _ = intrinsics_from_lens_file(args.lens, size, z, f)
         views, ids, skipped, used, _ = H.board_views_from_images(args.images, poses, board, K, dist, names=names,
                                                                  method=args.detector, debug_dir=args.debug)
-        results.append(solve_pupil_offset(views, T_body_camera, K, dist, corner_ids=ids, zoom=z, focus=f))
+        results.append(solve_pupil_offset(views, T_body_camera, K, dist, corner_ids=ids, zoom=z, focus=f,
+                                          skipped=skipped))
         used_all += used
-        skipped_all += skipped
+        skipped_all += [x for x in skipped if x not in skipped_all]  # images without a pose: in every group
     report_path = Path(args.report) if args.report else _derived(args.out, ".report.png")
     pupil_report(results, report_path)
     lines = [f"entrance pupil ({offset_from}):"]
