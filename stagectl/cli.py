@@ -41,6 +41,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``stagectl`` with ``argv``; returns the exit code.
+
+    A reader that goes away (``stagectl check stages/demo.yaml --json | head -1``, ``stagectl listen ... | head``)
+    ends the command quietly with 141 (128 + SIGPIPE, what the shell reports for a program that SIGPIPE ended):
+    stdout is flushed inside the handler, then pointed at /dev/null so that Python's exit flush has nowhere to
+    fail (no "Exception ignored ... BrokenPipeError")."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            if sys.stdout is not None:
+                sys.stdout.flush()
+    except BrokenPipeError:
+        import os
+
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 141
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
