@@ -121,10 +121,7 @@ def _write(track, paths, formats, start_frame: int) -> list:
     it = iter(paths)
     for f in formats:
         if f == "usd":
-            p = next(it)
-            if p.exists():
-                p.unlink()  # usd-core refuses to create a layer over an existing file
-            written.append(write_usd(track, p, start_frame=start_frame))
+            written.append(write_usd(track, next(it), start_frame=start_frame))
         elif f == "chan":
             written.append(write_chan(track, next(it), start_frame=start_frame))
         elif f == "csv":

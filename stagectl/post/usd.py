@@ -43,14 +43,21 @@ def _prim_name(text: str) -> str:
 
 def write_usd(track: CameraTrack, path: str | os.PathLike[str], *, start_frame: int = DEFAULT_START_FRAME,
               meters_per_unit: float = DEFAULT_METERS_PER_UNIT, root: str = "stagectl") -> Path:
-    """Write ``track`` as a USD layer (``.usda`` text or ``.usd`` / ``.usdc`` crate, by the suffix) and return
-    its path. ``start_frame``: time code of the first frame; ``meters_per_unit``: the stage's scene unit."""
+    """Write ``track`` as a USD layer (``.usda`` text or ``.usd`` / ``.usdc`` crate, by the suffix; an existing
+    file is replaced) and return its path. ``start_frame``: time code of the first frame; ``meters_per_unit``: the stage's scene unit."""
     from pxr import Gf, Sdf, Usd, UsdGeom, Vt
 
     if not meters_per_unit > 0:
         raise ValueError(f"meters_per_unit: expected > 0, got {meters_per_unit!r}")
     path = Path(path)
-    stage = Usd.Stage.CreateNew(str(path))
+    layer = Sdf.Layer.Find(str(path))  # written before by this process: the registry still holds it
+    if layer is not None:
+        layer.Clear()
+        stage = Usd.Stage.Open(layer)
+    else:
+        if path.exists():
+            path.unlink()  # like the other writers, a file there is replaced
+        stage = Usd.Stage.CreateNew(str(path))
     fps = float(track.rate.as_fraction())
     end = start_frame + len(track.frames) - 1
     stage.SetTimeCodesPerSecond(fps)
