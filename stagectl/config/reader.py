@@ -3,17 +3,26 @@
 PyYAML's composed node tree keeps the start mark of every key and value; the readers here walk that tree
 directly, so a value is converted and checked where its line is known. Errors are collected (not raised one by
 one) so a user sees every problem of a file in one run; :meth:`Context.raise_if_errors` ends a phase.
+
+Hostile or broken files are refused before anything walks them, each with one ``file[:line]: ...`` error: a
+file larger than :data:`MAX_FILE_BYTES`, values nested deeper than :data:`MAX_DEPTH` levels, aliases that would
+expand the document by more than :data:`MAX_ALIAS_VALUES` values (a "billion laughs" alias bomb), an alias
+inside the value its anchor names (a recursive document), and paths that cannot be read (symlink loops, folders,
+permissions). Anchors and aliases within those bounds work as YAML defines them.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from yaml.composer import ComposerError
+from yaml.events import AliasEvent, ScalarEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from stagectl.errors import ConfigError, ConfigErrors
@@ -34,9 +43,24 @@ __all__ = [
     "vector",
     "size2",
     "number_or_vector",
+    "MAX_FILE_BYTES",
+    "MAX_DEPTH",
+    "MAX_ALIAS_VALUES",
 ]
 
 T = TypeVar("T")
+
+#: Largest stage or lens file read (bytes). Real ones are a few kilobytes; PyYAML's pure-Python composer
+#: (the one that keeps line numbers) reads roughly 0.2-1 MB/s, so this also bounds the time a file can take.
+MAX_FILE_BYTES = 2 * 1024 * 1024
+#: Deepest nesting of lists and mappings (a stage file needs about 6; PyYAML recurses per level).
+MAX_DEPTH = 64
+#: Most values that aliases may add to a document when expanded (each ``*name`` adds the size of the value
+#: its anchor names). Re-using a cabinet layout or an output list a few hundred times stays far below this; a
+#: 1 KB alias bomb would otherwise expand to hundreds of millions of values.
+MAX_ALIAS_VALUES = 10_000
+#: Longest text of a value quoted in an error message (characters; longer ones are cut with "...").
+_DESCRIBE_CHARS = 60
 
 
 class _InvalidType:
@@ -72,22 +96,29 @@ def _scalar(node: Node) -> Any:
     return _constructor.construct_object(node, deep=True)
 
 
-def describe(node: Node) -> str:
-    """How a value looks to the user, for 'got ...' in messages."""
+def _clip(text: str) -> str:
+    return text if len(text) <= _DESCRIBE_CHARS else text[: _DESCRIBE_CHARS - 3] + "..."
+
+
+def describe(node: Node, _depth: int = 0) -> str:
+    """How a value looks to the user, for 'got ...' in messages (short: long texts are cut, lists are shown
+    two levels deep with at most six entries each)."""
     if isinstance(node, ScalarNode):
         try:
             value = _scalar(node)
-        except yaml.YAMLError:
-            return json.dumps(node.value)
+        except (yaml.YAMLError, ValueError):  # ValueError: an integer beyond Python's 4300-digit limit
+            return _clip(json.dumps(node.value))
         if value is None:
             return "nothing (null)"
         if isinstance(value, str):
-            return json.dumps(value)
+            return _clip(json.dumps(value))
         if isinstance(value, bool):
             return "true" if value else "false"
-        return str(value)
+        return _clip(str(value))
     if isinstance(node, SequenceNode):
-        inner = ", ".join(describe(n) for n in node.value[:6])
+        if _depth >= 2:
+            return "[...]" if node.value else "[]"
+        inner = ", ".join(describe(n, _depth + 1) for n in node.value[:6])
         more = ", ..." if len(node.value) > 6 else ""
         return f"[{inner}{more}]"
     if isinstance(node, MappingNode):
@@ -95,11 +126,20 @@ def describe(node: Node) -> str:
     return "an unreadable value"
 
 
+def _resolve(p: str | Path) -> Path:
+    """``Path(p).resolve()``, or the absolute path as written when it cannot be resolved (a symlink loop raises
+    RuntimeError on Python < 3.13, OSError after; a vanished working directory raises OSError)."""
+    try:
+        return Path(p).resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(p))
+
+
 def display_path(p: str | Path) -> str:
     """A path as a user would type it here: relative to the working directory when below it."""
     try:
-        return str(Path(p).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+        return str(_resolve(p).relative_to(_resolve(Path.cwd())))
+    except (ValueError, OSError):
         return str(p)
 
 
@@ -112,7 +152,7 @@ class Context:
 
     def __init__(self, file: str, base_dir: Path | None = None) -> None:
         self.file = file
-        self.base_dir = base_dir if base_dir is not None else Path(file).resolve().parent
+        self.base_dir = base_dir if base_dir is not None else _resolve(file).parent
         self.errors: list[ConfigError] = []
 
     def error(self, where: Node | int | None, key: str, message: str) -> None:
@@ -131,19 +171,95 @@ class Context:
             raise ConfigErrors(list(self.errors))
 
 
+class _Refused(ComposerError):
+    """A document the bounded loader will not compose (too deep, alias bomb, recursive alias); the message is
+    complete without the "YAML syntax" prefix."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with the document bounded while it is composed, before anything walks it: nesting
+    at most :data:`MAX_DEPTH` levels, aliases adding at most :data:`MAX_ALIAS_VALUES` values when expanded, no
+    alias inside the value its own anchor names (that makes a cyclic node graph)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._open: set[str] = set()  # anchors whose value is being composed
+        self._sizes: dict[int, int] = {}  # id(anchored node) -> values it expands to (itself included)
+        self._counts: list[int] = [0]  # values composed so far inside each open collection
+        self._alias_values = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        if self.check_event(AliasEvent):
+            event = self.peek_event()
+            if event.anchor in self._open:
+                raise _Refused(None, None, f"alias *{event.anchor} is inside the value its anchor &{event.anchor} "
+                               "names (a recursive document); write the value out", event.start_mark)
+            node = super().compose_node(parent, index)  # refuses undefined aliases
+            size = self._sizes.get(id(node), 1)
+            self._alias_values += size
+            if self._alias_values > MAX_ALIAS_VALUES:
+                raise _Refused(None, None, f"aliases expand to more than {MAX_ALIAS_VALUES} values (an alias "
+                               "bomb?); write the values out or use fewer aliases", event.start_mark)
+            self._counts[-1] += size
+            return node
+        event = self.peek_event()
+        if self._depth >= MAX_DEPTH and not self.check_event(ScalarEvent):
+            raise _Refused(None, None, f"values nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        anchor = event.anchor
+        if anchor is not None:
+            self._open.add(anchor)
+        self._depth += 1
+        self._counts.append(0)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+            inner = self._counts.pop()
+            if anchor is not None:
+                self._open.discard(anchor)
+        if anchor is not None:
+            self._sizes[id(node)] = 1 + inner
+        self._counts[-1] += 1 + inner
+        return node
+
+
+def _read_bounded(p: Path, name: str) -> str:
+    def refuse(message: str) -> ConfigErrors:
+        return ConfigErrors([ConfigError(name, None, "", message)])
+
+    try:
+        with open(p, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise refuse("file not found") from None
+    except IsADirectoryError:
+        raise refuse("cannot read: it is a folder, not a file") from None
+    except OSError as exc:  # symlink loops (ELOOP), permissions, devices
+        raise refuse(f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise refuse(f"cannot read: the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB "
+                     "(stage and lens files are a few kilobytes)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise refuse(f"cannot read: not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x})") from None
+
+
 def load_document(path: str | Path, display: str | None = None) -> tuple[Context, Node]:
-    """Compose a YAML file into a node tree; syntax errors become located :class:`ConfigError`."""
+    """Compose a YAML file into a node tree; syntax errors become located :class:`ConfigError`, and so do the
+    bounds of the module docstring (size, nesting, alias expansion, recursive aliases, unreadable paths)."""
     p = Path(path)
     name = display if display is not None else str(path)
-    ctx = Context(name, p.resolve().parent)
+    ctx = Context(name, _resolve(p).parent)
+    text = _read_bounded(p, name)
+    loader = _BoundedLoader(text)
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigErrors([ConfigError(name, None, "", "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigErrors([ConfigError(name, None, "", f"cannot read: {exc}")]) from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = loader.get_single_node()
+    except _Refused as exc:
+        mark = exc.problem_mark
+        raise ConfigErrors([ConfigError(name, mark.line + 1 if mark is not None else None, "",
+                                        exc.problem or "refused")]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -151,6 +267,10 @@ def load_document(path: str | Path, display: str | None = None) -> tuple[Context
         raise ConfigErrors([ConfigError(name, line, "", f"YAML syntax: {problem}")]) from None
     except yaml.YAMLError as exc:
         raise ConfigErrors([ConfigError(name, None, "", f"YAML syntax: {exc}")]) from None
+    except RecursionError:  # not reached within MAX_DEPTH; a last guard so that no traceback escapes
+        raise ConfigErrors([ConfigError(name, None, "", f"values nested deeper than {MAX_DEPTH} levels")]) from None
+    finally:
+        loader.dispose()
     if root is None:
         raise ConfigErrors([ConfigError(name, 1, "", "the file is empty; expected a mapping")])
     return ctx, root
@@ -257,7 +377,7 @@ def _scalar_value(node: Node, expected: str) -> Any:
         raise Invalid(f"expected {expected}, got {describe(node)}")
     try:
         return _scalar(node)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: an integer beyond Python's 4300-digit limit
         raise Invalid(f"expected {expected}, got {describe(node)}") from None
 
 

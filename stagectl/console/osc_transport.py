@@ -29,7 +29,8 @@ command.
   after ``card.add``). On failure ``ok = 0``, ``frame = -1`` and ``message`` is the one-line error. A result
   too large for one datagram (over :data:`MAX_REPLY_CHARS` characters) is replaced by a short JSON note.
   Malformed messages (unknown address, wrong argument types or count, an address *pattern* such as
-  ``/stagectl/card/*``, which OSC would fan out to many commands) are answered with an error ack; a datagram
+  ``/stagectl/card/*``, which OSC would fan out to many commands, a JSON argument nested deeper than
+  :data:`stagectl.console.jsonbounds.MAX_DEPTH` levels) are answered with an error ack; a datagram
   that is not OSC at all is answered with ``/stagectl/ack s:"" i:0 i:-1 s:message``.
 * **Threads.** The receive thread never waits for a frame: it parses, checks and queues. Commands run on a
   small pool of worker threads (``hub.submit`` blocks until the frame loop applied the change). All commands
@@ -70,6 +71,8 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 from pythonosc.parsing import osc_types
 
 from stagectl.console.commands import COMMANDS as SPECS
+from stagectl.console.jsonbounds import JsonTooDeep
+from stagectl.console.jsonbounds import loads as bounded_loads
 from stagectl.tracking.codecs.osc import packet_messages
 from stagectl.tracking.errors import DecodeError
 from stagectl.tracking.receiver import TransportError
@@ -213,9 +216,12 @@ def _as_bool(v: Any, what: str) -> bool:
 
 
 def _loads(text: str) -> Any:
-    """``text`` as JSON when it is a JSON value, else ``text`` itself (``"off"`` stays ``"off"``)."""
+    """``text`` as JSON when it is a JSON value, else ``text`` itself (``"off"`` stays ``"off"``); JSON nested
+    deeper than :data:`~stagectl.console.jsonbounds.MAX_DEPTH` levels is an :class:`OscArgError`."""
     try:
-        return json.loads(text)
+        return bounded_loads(text)
+    except JsonTooDeep as exc:
+        raise OscArgError(str(exc)) from None
     except ValueError:
         return text
 
@@ -417,7 +423,9 @@ def parse_args(command: str, values: Sequence[Any]) -> dict[str, Any]:
     vals = [_f32(v) if isinstance(v, float) else v for v in values]
     if len(vals) == 1 and isinstance(vals[0], str) and vals[0].lstrip().startswith("{"):
         try:
-            args = json.loads(vals[0])
+            args = bounded_loads(vals[0])
+        except JsonTooDeep as exc:
+            raise OscArgError(f"keyed form: {exc}") from None
         except ValueError as exc:
             raise OscArgError(f"keyed form: the string is not valid JSON ({exc})") from None
         if not isinstance(args, dict):

@@ -13,7 +13,9 @@ Topology (zguide *Clone* pattern; ``docs/reference/STYLE.md`` practice 10)::
   envelope (a REQ client's empty delimiter, or any frames a DEALER puts before an empty frame: they come back
   unchanged, so a DEALER can tag requests to match replies). The reply is the hub's ack
   (:meth:`ControlHub.submit`) as one JSON frame after the same envelope. A request that is not such an object
-  is answered ``{"ok": false, "command": null, "error": ...}``, counted and dropped; it never reaches the hub.
+  (not JSON, nested deeper than :data:`stagectl.console.jsonbounds.MAX_DEPTH` levels, more than
+  :data:`MAX_REQUEST_FRAMES` frames) is answered ``{"ok": false, "command": null, "error": ...}``, counted and
+  dropped; it never reaches the hub. A frame over :data:`MAX_REQUEST_BYTES` closes the client's connection.
   ``hub.submit`` blocks until a frame applies a mutation, so the socket thread hands each request to a small
   worker pool and sends the replies the workers pass back through the inproc pipe (ZeroMQ sockets are used by
   one thread at a time: the shared PUSH end is guarded by a lock). A full pool is answered at once ("busy").
@@ -60,6 +62,9 @@ from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 from zmq.utils.monitor import parse_monitor_message
 
+from stagectl.console.jsonbounds import MAX_DEPTH as MAX_JSON_DEPTH
+from stagectl.console.jsonbounds import JsonTooDeep
+from stagectl.console.jsonbounds import loads as bounded_loads
 from stagectl.errors import StageError
 
 __all__ = [
@@ -101,6 +106,9 @@ WORKERS = 4
 MAX_WAITING = 64
 #: Largest request a client may send (bytes); a bigger one drops that client's connection.
 MAX_REQUEST_BYTES = 1 << 20
+#: Most frames one request may have (identity, a DEALER's tags, the empty delimiter, the JSON frame); a request
+#: with more is counted and answered with an error (when its envelope ends within this many frames) or dropped.
+MAX_REQUEST_FRAMES = 16
 #: Refusal records kept for :meth:`ZmqConsole.stats`.
 RECENT_REFUSALS = 32
 #: When an unknown key knocks, the ZAP handler rereads ``<keys>/clients`` if it changed or this long passed
@@ -470,8 +478,11 @@ class _BadSnapshot(Exception):
 def _parse_request(payload: bytes) -> tuple[str, dict[str, Any]]:
     """``(name, args)`` of one request frame; :class:`_BadRequest` with a one-line reason if it is not."""
     try:
-        req = json.loads(payload)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        req = bounded_loads(payload)
+    except JsonTooDeep:
+        raise _BadRequest(f'request nested deeper than {MAX_JSON_DEPTH} levels: expected {{"command": name, '
+                          '"args": {...}}') from None
+    except ValueError:  # UnicodeDecodeError is a ValueError
         raise _BadRequest('request is not JSON: expected {"command": name, "args": {...}}') from None
     if not isinstance(req, dict):
         raise _BadRequest(
@@ -868,6 +879,13 @@ class ZmqConsole:
             except zmq.ZMQError:
                 user = None
             who = f"zmq:{user or '?'}"
+            if len(frames) > MAX_REQUEST_FRAMES:
+                self._count("bad_requests")
+                head = [f.bytes for f in frames[:MAX_REQUEST_FRAMES]]
+                if b"" in head[1:]:
+                    self._reply_now(router, head[: head.index(b"", 1) + 1], _error_ack(
+                        None, f"request has {len(frames)} frames: at most {MAX_REQUEST_FRAMES}"))
+                continue
             raw = [f.bytes for f in frames]
             # envelope: the identity, then everything up to and including the first empty frame
             try:

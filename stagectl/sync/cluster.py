@@ -47,7 +47,14 @@ Topology (zguide *Clone* pattern plus a barrier service, ``docs/reference/STYLE.
   instead of costing everyone a timeout every other frame. A report for a frame already released is answered
   at once (the node is behind: it presents immediately).
 * **Membership** by heartbeats: a node sends ``HB`` when it has sent nothing for ``heartbeat_ns`` (100 ms); a
-  node silent for ``liveness_ns`` (1 s) is marked not alive and out of the barrier. The XPUB socket tells the
+  node silent for ``liveness_ns`` (1 s) is marked not alive and out of the barrier, and one silent for
+  ``forget_ns`` (30 s) is forgotten. The sync port is not authenticated, so the primary checks every message
+  before it learns a name from it: the kind and its frame count and sizes (``HELLO``, ``SNAP``, ``HB``,
+  ``READY``, ``BYE``), then the name (:func:`valid_peer_name`: 1..64 UTF-8 bytes of printable characters, no
+  control characters, line breaks or other invisible ones); anything else is counted in ``bad_messages`` and
+  never enters the table. The table holds at most :data:`MAX_PEERS` names: when it is full the longest-silent
+  node that is out of the barrier makes room, and a new name is refused (counted in ``refused_peers``) when
+  every node in it is alive. Frames larger than :data:`MAX_SYNC_FRAME_BYTES` close the sender's connection. The XPUB socket tells the
   primary when each node's SUB subscription has arrived (a per-node topic), so a caller can wait for
   subscribers instead of sleeping.
 * **Threads.** Every socket of the primary lives in one service thread; the frame loop talks to it through an
@@ -95,6 +102,9 @@ __all__ = [
     "DEFAULT_STATE_PORT",
     "DEFAULT_SYNC_PORT",
     "DEFAULT_TIMEOUT_FRAMES",
+    "FORGET_NS",
+    "MAX_PEERS",
+    "MAX_SYNC_FRAME_BYTES",
     "FEATURES_MAGIC",
     "HEARTBEAT_NS",
     "LIVENESS_NS",
@@ -116,6 +126,7 @@ __all__ = [
     "encode_features",
     "encode_frame_state",
     "parse_primary_address",
+    "valid_peer_name",
 ]
 
 #: First bytes of every encoded frame state (also the SUB topic).
@@ -137,6 +148,13 @@ LIVENESS_NS = 1_000_000_000
 SNAPSHOT_RETRY_NS = 500_000_000
 #: Longest node or camera name on the wire (UTF-8 bytes).
 MAX_NAME_BYTES = 64
+#: Most nodes the primary keeps in its table (the primary itself included).
+MAX_PEERS = 256
+#: A node the primary has not heard from for this long is forgotten (ns).
+FORGET_NS = 30_000_000_000
+#: Largest frame the primary accepts on its sync and state sockets (ZeroMQ ``MAXMSGSIZE``: a larger one closes
+#: that peer's connection); node messages and subscriptions are a few dozen bytes.
+MAX_SYNC_FRAME_BYTES = 4096
 #: Most cameras one encoded state carries.
 MAX_WIRE_CAMERAS = 16
 #: Largest JSON part of an encoded operator state (bytes).
@@ -254,6 +272,14 @@ def _name_bytes(name: str, what: str) -> bytes:
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise FrameStateError(f"{what} {name!r} must not contain control characters")
     return raw
+
+
+def valid_peer_name(name: str) -> bool:
+    """A node name the primary keeps and prints: 1..:data:`MAX_NAME_BYTES` UTF-8 bytes, every character
+    printable (``str.isprintable``: no control characters, line or paragraph separators, format characters or
+    unassigned code points; a plain space is allowed) and no leading or trailing space."""
+    return (isinstance(name, str) and 1 <= len(name.encode("utf-8", "surrogatepass")) <= MAX_NAME_BYTES
+            and name.isprintable() and name == name.strip())
 
 
 def _opt(value: float | None) -> float:
@@ -762,7 +788,9 @@ class ClusterStatus:
 
     ``rounds``: barrier releases; ``timed_out_rounds``: releases that dropped someone; ``hold_*_us``: how long
     rounds held (release minus open) over the last 1024 rounds; ``published``: the last sequence number;
-    ``features_seq``: the number of the last operator state published (0: none).
+    ``features_seq``: the number of the last operator state published (0: none); ``bad_messages``: sync
+    messages refused (unknown kind, wrong frames, a name that is not :func:`valid_peer_name`);
+    ``refused_peers``: well-formed messages from a new name refused because the table was full of live nodes.
     """
 
     session: int
@@ -780,6 +808,7 @@ class ClusterStatus:
     bad_messages: int
     errors: int
     last_error: str | None
+    refused_peers: int = 0
 
     def summary(self) -> str:
         """One line for a status display."""
@@ -830,6 +859,9 @@ _Q = struct.Struct("<q")
 _READY = struct.Struct("<qIq")  # frame, session, previous wait ns
 _GO = struct.Struct("<qBq")  # frame, flags (1 released, 2 in barrier), hold ns
 _SNAP = struct.Struct("<QIq")  # seq, session, barrier timeout ns
+#: Node -> primary messages: frames in all (the router's identity included) and the size of the fourth frame
+_NODE_FRAMES = {b"HELLO": 4, b"HB": 4, b"READY": 4, b"SNAP": 3, b"BYE": 3}
+_NODE_PAYLOAD = {b"HELLO": _U64.size, b"HB": _Q.size, b"READY": _READY.size}
 
 
 class Primary:
@@ -844,6 +876,7 @@ class Primary:
     :param member: the primary's own name in the barrier (it reports through :meth:`barrier`), or ``None``:
         the primary only coordinates the nodes.
     :param liveness_ns: a node not heard from this long is not alive (and out of the barrier).
+    :param forget_ns: a node not heard from this long is removed from the table (and from :meth:`status`).
     :param context: a ``zmq.Context`` to use (default: a new one, terminated by :meth:`close`).
 
     ``start()`` binds (raising :class:`ClusterError` when it cannot) and starts the service thread;
@@ -862,6 +895,7 @@ class Primary:
         liveness_ns: int = LIVENESS_NS,
         context: zmq.Context | None = None,
         realtime_priority: int | None = None,
+        forget_ns: int = FORGET_NS,
     ) -> None:
         self.rate = rate if isinstance(rate, FrameRate) else FrameRate.parse(rate)
         #: SCHED_FIFO priority of the service thread (it sleeps in poll and wakes for every report: at real-time
@@ -877,7 +911,10 @@ class Primary:
         if self.timeout_ns <= 0:
             raise ClusterError(f"barrier timeout must be positive, got {self.timeout_ns} ns")
         self.member = None if member is None else _name_bytes(member, "primary member name").decode()
+        if self.member is not None and not valid_peer_name(self.member):
+            raise ClusterError(f"primary member name {self.member!r}: expected printable characters")
         self.liveness_ns = int(liveness_ns)
+        self.forget_ns = max(int(forget_ns), self.liveness_ns)
         self.session = int.from_bytes(os.urandom(4), "little") or 1
         self._own_ctx = context is None
         self._ctx = context
@@ -903,6 +940,7 @@ class Primary:
         self._rounds = 0
         self._timed_out = 0
         self._bad = 0
+        self._refused_peers = 0
         self._errors = 0
         self._last_error: str | None = None
         # the primary's own barrier wait
@@ -933,6 +971,8 @@ class Primary:
         try:
             xpub = sock(zmq.XPUB)
             router = sock(zmq.ROUTER)
+            for s in (xpub, router):  # inbound: subscriptions and node messages, all small
+                s.setsockopt(zmq.MAXMSGSIZE, MAX_SYNC_FRAME_BYTES)
             svc_pipe = sock(zmq.PAIR)
             pipe = sock(zmq.PAIR)
             binds = ((xpub, self._want_ports[0], "state"), (router, self._want_ports[1], "sync"))
@@ -1106,6 +1146,7 @@ class Primary:
                 bad_messages=self._bad,
                 errors=self._errors,
                 last_error=self._last_error,
+                refused_peers=self._refused_peers,
             )
 
     # ------------------------------------------------------------------ service thread
@@ -1186,33 +1227,64 @@ class Primary:
             except Exception as exc:  # noqa: BLE001
                 self._fail(exc)
 
+    def _peer_name(self, raw: bytes) -> str | None:
+        """The node name in ``raw``, or None when it is not one (bad UTF-8, not :func:`valid_peer_name`, or the
+        primary's own name)."""
+        if not 1 <= len(raw) <= MAX_NAME_BYTES:
+            return None
+        try:
+            name = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        return name if valid_peer_name(name) and name != self.member else None
+
+    def _register(self, name: str, rid: bytes | None, now: int) -> _Peer | None:
+        """A new table entry for ``name``; when the table is full, the longest-silent node out of the barrier
+        is forgotten to make room, and None (refused, counted) when every node in it is alive or a member."""
+        if len(self._peers) >= MAX_PEERS:
+            idle = [q for q in self._peers.values() if not q.is_self and q.state != "member" and not q.alive]
+            if not idle:
+                self._refused_peers += 1
+                return None
+            self._forget(min(idle, key=lambda q: q.last_seen_ns))
+        p = self._peers[name] = _Peer(name, rid, last_seen_ns=now)
+        return p
+
+    def _forget(self, p: _Peer) -> None:
+        self._peers.pop(p.name, None)
+        self._waiters.pop(p.name, None)
+
     def _on_node_message(self, router: zmq.Socket, msg: list[bytes], now: int) -> None:
-        if len(msg) < 3:
+        # the kind and the frames first: nothing unchecked reaches the table
+        if len(msg) < 3 or len(msg) != _NODE_FRAMES.get(msg[1], -1):
             self._bad += 1
             return
         rid, kind, raw_name = msg[0], msg[1], msg[2]
-        try:
-            name = raw_name.decode("utf-8")
-        except UnicodeDecodeError:
+        size = _NODE_PAYLOAD.get(kind)
+        if size is not None and len(msg[3]) != size:
             self._bad += 1
             return
-        if not 1 <= len(raw_name) <= MAX_NAME_BYTES or name == self.member:
+        name = self._peer_name(raw_name)
+        if name is None:
             self._bad += 1
             return
-        if kind == b"BYE":
-            p = self._peers.pop(name, None)
-            self._waiters.pop(name, None)
+        if kind == b"BYE":  # only from the connection the name last spoke on
+            p = self._peers.get(name)
+            if p is not None and not p.is_self and p.rid in (None, rid):
+                self._forget(p)
             return
         p = self._peers.get(name)
         if p is None:
-            p = self._peers[name] = _Peer(name, rid)
+            p = self._register(name, rid, now)
+            if p is None:
+                return
         elif p.rid != rid:
             if p.rid is not None:
                 p.reconnects += 1
             p.rid = rid
         p.last_seen_ns = now
         p.alive = True
-        if kind == b"READY" and len(msg) == 4 and len(msg[3]) == _READY.size:
+        if kind == b"READY":
             frame, session, prev = _READY.unpack(msg[3])
             if prev > 0:
                 p.waits.append(prev)
@@ -1225,12 +1297,7 @@ class Primary:
             seq, payload = self._snapshot
             router.send_multipart([rid, b"SNAP", _SNAP.pack(seq, self.session, self.timeout_ns), payload,
                                    self._features_snapshot], zmq.NOBLOCK)
-        elif kind == b"HB" and len(msg) == 4 and len(msg[3]) == _Q.size:
-            pass  # liveness already noted
-        elif kind == b"HELLO":
-            pass
-        else:
-            self._bad += 1
+        # HB and HELLO: liveness already noted
 
     def _drain_xpub(self, xpub: zmq.Socket) -> None:
         for _ in range(1024):
@@ -1238,17 +1305,17 @@ class Primary:
                 return
             m = xpub.recv(zmq.NOBLOCK)
             if len(m) > 1 and m[1:].startswith(_NODE_TOPIC):
-                try:
-                    name = m[1 + len(_NODE_TOPIC):].decode("utf-8")
-                except UnicodeDecodeError:
-                    continue
-                if not name or name == self.member:
+                name = self._peer_name(m[1 + len(_NODE_TOPIC):])
+                if name is None:
+                    self._bad += 1
                     continue
                 p = self._peers.get(name)
                 if p is None:
                     if m[0] != 1:
                         continue  # the unsubscription of a node that said goodbye
-                    p = self._peers[name] = _Peer(name, None, last_seen_ns=_now())
+                    p = self._register(name, None, _now())
+                    if p is None:
+                        continue
                 p.subscribed = m[0] == 1
 
     def _arrive(self, router: zmq.Socket, p: _Peer, frame: int, now: int, rid: bytes | None) -> None:
@@ -1295,6 +1362,8 @@ class Primary:
         p.last_drop = why
 
     def _sweep(self, now: int) -> None:
+        for p in [q for q in self._peers.values() if not q.is_self and now - q.last_seen_ns > self.forget_ns]:
+            self._forget(p)  # silent for good: the table shrinks
         for p in self._peers.values():
             if p.is_self or not p.alive:
                 continue
@@ -1422,6 +1491,9 @@ class Node:
         features_check: Callable[[FeatureState], FeatureState] | None = None,
     ) -> None:
         self.name = _name_bytes(name, "node name").decode()
+        if not valid_peer_name(self.name):
+            raise ClusterError(f"node name {self.name!r}: expected printable characters without leading or "
+                               "trailing spaces (the primary refuses any other)")
         self._raw_name = self.name.encode()
         try:
             self.host, self.state_port, self.sync_port = parse_primary_address(primary)

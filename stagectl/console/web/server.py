@@ -20,8 +20,10 @@ Routes:
   ``{"type": "status", "status"}``; after the hub reports this server's subscription lagged, a fresh snapshot to
   every client). The client sends ``{"id": n, "command": name, "args": {...}}`` and gets
   ``{"id": n, "ack": {...}}`` (the hub's ack; malformed messages are counted and answered with an error ack,
-  never raised). A client that falls more than :data:`MAX_PENDING` events behind is sent a fresh snapshot;
-  status events waiting for a slow client are coalesced to the newest;
+  never raised: text that is not JSON, JSON nested deeper than :data:`stagectl.console.jsonbounds.MAX_DEPTH`
+  levels, binary messages). A message over :data:`MAX_CLIENT_MESSAGE` bytes closes that WebSocket with code
+  1009 (message too big); the other clients go on. A client that falls more than :data:`MAX_PENDING` events
+  behind is sent a fresh snapshot; status events waiting for a slow client are coalesced to the newest;
 * ``GET /preview/<output key with / replaced by _>.jpg``: the hub's newest JPEG thumbnail of that output
   (``Cache-Control: no-store``; header ``X-Stagectl-Frame``: the frame it shows); 404 before the first one;
 * ``GET /api/snapshot``: ``hub.snapshot()`` plus ``"log"`` as JSON.
@@ -46,6 +48,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from stagectl.console.jsonbounds import JsonTooDeep
+from stagectl.console.jsonbounds import loads as bounded_loads
 from stagectl.errors import StageError
 
 __all__ = ["WebConsole", "WebConsoleError", "jsonable", "dumps", "DEFAULT_BIND", "DEFAULT_PORT", "MAX_PENDING"]
@@ -454,7 +458,12 @@ class WebConsole:
 
     def _handle(self, client: _Client, data: str) -> asyncio.Task | None:
         try:
-            msg = json.loads(data)
+            msg = bounded_loads(data)
+        except JsonTooDeep as exc:
+            self.counters["bad_messages"] += 1
+            client.push({"id": None, "ack": _error_ack(None, f'{exc}: expected a JSON object {{"id", "command", '
+                                                             '"args"}')})
+            return None
         except ValueError:
             msg = None
         if not isinstance(msg, dict):

@@ -37,7 +37,9 @@ direction of y (Unreal's converter adds ``y / sensor height`` to a y-down normal
 conversion to ``docs/conventions.md``'s principal point (+y up) belongs to the lens code, not to this codec.
 
 Unknown top-level keys (e.g. the examples' ``custom``) are kept in ``TrackingSample.raw`` and re-emitted;
-unknown nested keys are ignored. Defaults are not serialised (``subFrame`` 0, ``dropFrame`` false, the default
+unknown nested keys are ignored. A kept value may nest at most :data:`MAX_RAW_DEPTH` levels and may not share or
+contain itself (CBOR's shared references, tags 28/29, can make a 10-byte payload a cycle or a structure
+that expands exponentially when re-emitted): either is a :class:`FieldError`. Defaults are not serialised (``subFrame`` 0, ``dropFrame`` false, the default
 distortion model ``"Brown-Conrady D-U"``).
 """
 
@@ -95,6 +97,7 @@ from stagectl.transforms import Rows3, matmul3, ptr_deg_from_rows, rotation_rows
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",
+    "MAX_RAW_DEPTH",
     "DEFAULT_MAX_SEGMENT_PAYLOAD",
     "DEFAULT_PORT",
     "DEFAULT_PROTOCOL_VERSION",
@@ -543,6 +546,28 @@ def _reject_constant(name: str) -> NoReturn:
 # ``json.loads(text, parse_constant=...)`` builds a new JSONDecoder (and scanner) per call; one is enough (as
 # json's own module-level decoder, it is stateless between calls).
 _JSON_DECODE: Final = json.JSONDecoder(parse_constant=_reject_constant).decode
+
+#: Deepest nesting of a value kept from an unknown top-level key (``TrackingSample.raw``).
+MAX_RAW_DEPTH: Final = 32
+
+
+def _check_raw(key: str, value: Any) -> None:
+    """Refuse a kept unknown value nested deeper than :data:`MAX_RAW_DEPTH` or holding one container twice
+    (a CBOR shared reference: a cycle, or an exponential expansion when re-encoded)."""
+    if not isinstance(value, (Mapping, list, tuple)):
+        return
+    seen: set[int] = set()
+    stack = [(value, 1)]
+    while stack:
+        v, level = stack.pop()
+        if level > MAX_RAW_DEPTH:
+            raise FieldError(key, f"nested deeper than {MAX_RAW_DEPTH} levels")
+        if id(v) in seen:
+            raise FieldError(key, "a value that is shared or contains itself (CBOR tags 28/29) is not accepted")
+        seen.add(id(v))
+        for child in (*v.keys(), *v.values()) if isinstance(v, Mapping) else v:
+            if isinstance(child, (Mapping, list, tuple)) and len(child):  # () is one shared object
+                stack.append((child, level + 1))
 
 
 def parse_payload(payload: bytes | bytearray | memoryview, encoding: int) -> dict[str, Any]:
@@ -1352,6 +1377,7 @@ def sample_from_dict(obj: Mapping[str, Any]) -> TrackingSample:
             if type(key) is not str:
                 _bad("", "string keys at the top level", key)
             if key not in _KNOWN_TOP:
+                _check_raw(key, value)
                 raw[key] = value
     return _new_sample(
         PROTOCOL_OPENTRACKIO,
