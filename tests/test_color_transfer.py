@@ -163,7 +163,7 @@ def test_hlg_inverse_eotf_agrees_with_ocio_rec2100_hlg_display():
     np.testing.assert_allclose(ours[~inside], 1.0, atol=1e-8)  # OETF(1) with the published constants
 
 
-# --------------------------------------------------------------------------------------------- BT.1886, gamma, sRGB
+# -------------------------------------------------------------------------------------- BT.1886, gamma, sRGB
 
 
 def test_bt1886_end_points_round_trip_and_ocio():
@@ -177,7 +177,9 @@ def test_bt1886_end_points_round_trip_and_ocio():
     # L_B = 0: a pure 2.4 power law, as OCIO's Rec.1886 display builtin (XYZ -> Rec.709 -> ^(1/2.4))
     np.testing.assert_allclose(tf.bt1886_eotf(v, peak_nits=lw), lw * v**2.4, rtol=1e-12)
     rgb = np.random.default_rng(5).random((200, 3))
-    got = _ocio_apply(ocio.BuiltinTransform("DISPLAY - CIE-XYZ-D65_to_REC.1886-REC.709"), rgb @ _npm(REC709, D65).T)
+    got = _ocio_apply(
+        ocio.BuiltinTransform("DISPLAY - CIE-XYZ-D65_to_REC.1886-REC.709"), rgb @ _npm(REC709, D65).T
+    )
     np.testing.assert_allclose(got, tf.bt1886_inverse_eotf(rgb * 100.0, peak_nits=100.0), atol=2e-5)
     with pytest.raises(ColorError):
         tf.bt1886_eotf(0.5, peak_nits=100.0, black_nits=200.0)
@@ -185,12 +187,15 @@ def test_bt1886_end_points_round_trip_and_ocio():
 
 def test_gamma_and_srgb_against_ocio_and_features():
     x = np.linspace(0.0, 1.0, 1001)
-    g = _ocio_apply(ocio.ExponentTransform(value=[2.2, 2.2, 2.2, 1.0], direction=ocio.TRANSFORM_DIR_INVERSE), _grey(x))
+    g = _ocio_apply(
+        ocio.ExponentTransform(value=[2.2, 2.2, 2.2, 1.0], direction=ocio.TRANSFORM_DIR_INVERSE), _grey(x)
+    )
     np.testing.assert_allclose(g[:, 0], tf.gamma_encode(x, 2.2), atol=2e-6)
     np.testing.assert_allclose(tf.gamma_decode(tf.gamma_encode(x, 2.6), 2.6), x, atol=1e-12)
     s = _ocio_apply(
-        ocio.ExponentWithLinearTransform(gamma=[2.4] * 3 + [1.0], offset=[0.055] * 3 + [0.0],
-                                         direction=ocio.TRANSFORM_DIR_INVERSE),
+        ocio.ExponentWithLinearTransform(
+            gamma=[2.4] * 3 + [1.0], offset=[0.055] * 3 + [0.0], direction=ocio.TRANSFORM_DIR_INVERSE
+        ),
         _grey(x),
     )
     # OCIO's moncurve derives the toe slope from gamma and offset (12.9232..., continuous at the break);
@@ -237,9 +242,14 @@ def test_quantize_rounds_half_up_clips_and_inverts():
 
 def test_transfer_bundles_round_trip():
     rgb = np.random.default_rng(2).random((100, 3)) * 0.999
-    for t in (tf.Transfer("linear"), tf.Transfer("srgb"), tf.Transfer("gamma", gamma=2.6),
-              tf.Transfer("bt1886", peak_nits=100.0, black_nits=0.05), tf.Transfer("pq", peak_nits=1000.0),
-              tf.Transfer("hlg", peak_nits=1000.0)):
+    for t in (
+        tf.Transfer("linear"),
+        tf.Transfer("srgb"),
+        tf.Transfer("gamma", gamma=2.6),
+        tf.Transfer("bt1886", peak_nits=100.0, black_nits=0.05),
+        tf.Transfer("pq", peak_nits=1000.0),
+        tf.Transfer("hlg", peak_nits=1000.0),
+    ):
         lin = rgb * (10.0 if t.kind == "pq" else 1.0)
         if t.kind == "hlg":  # colours whose scene light stays below the 1000-nit peak (no clip)
             lin = (0.3 + 0.7 * rgb) * 3.0

@@ -224,15 +224,18 @@ def _bt1886_ab(peak_nits: float, black_nits: float, gamma: float) -> tuple[float
     return span**g, lb ** (1.0 / g) / span
 
 
-def bt1886_eotf(signal, *, peak_nits: float = 100.0, black_nits: float = 0.0, gamma: float = 2.4) -> np.ndarray:
+def bt1886_eotf(
+    signal, *, peak_nits: float = 100.0, black_nits: float = 0.0, gamma: float = 2.4
+) -> np.ndarray:
     """ITU-R BT.1886 EOTF: ``V`` (clipped to >= 0) -> ``L = a max(V + b, 0)^gamma`` cd/m^2 with
     ``a = (L_W^(1/g) - L_B^(1/g))^g``, ``b = L_B^(1/g) / (L_W^(1/g) - L_B^(1/g))``."""
     a, b = _bt1886_ab(peak_nits, black_nits, gamma)
     return a * np.power(np.maximum(np.maximum(_f64(signal), 0.0) + b, 0.0), gamma)
 
 
-def bt1886_inverse_eotf(nits, *, peak_nits: float = 100.0, black_nits: float = 0.0,
-                        gamma: float = 2.4) -> np.ndarray:
+def bt1886_inverse_eotf(
+    nits, *, peak_nits: float = 100.0, black_nits: float = 0.0, gamma: float = 2.4
+) -> np.ndarray:
     """Inverse of :func:`bt1886_eotf`: ``V = (L / a)^(1/gamma) - b``, light below ``L_B`` giving ``V = 0``."""
     a, b = _bt1886_ab(peak_nits, black_nits, gamma)
     return np.maximum(np.power(np.maximum(_f64(nits), 0.0) / a, 1.0 / gamma) - b, 0.0)
@@ -259,7 +262,8 @@ def srgb_encode(linear) -> np.ndarray:
 
 
 def srgb_decode(signal) -> np.ndarray:
-    """Inverse of :func:`srgb_encode`: ``V / 12.92`` for ``V <= 0.04045``, else ``((V + 0.055) / 1.055)^2.4``."""
+    """Inverse of :func:`srgb_encode`: ``V / 12.92`` for ``V <= 0.04045``, else
+    ``((V + 0.055) / 1.055)^2.4``."""
     v = np.maximum(_f64(signal), 0.0)
     return np.where(v <= 0.04045, v / 12.92, np.power((v + 0.055) / 1.055, 2.4))
 
@@ -304,7 +308,8 @@ def quantize(signal, bits: int, *, narrow: bool = False) -> np.ndarray:
 
 
 def dequantize(codes, bits: int, *, narrow: bool = False) -> np.ndarray:
-    """Integer codes -> signal ``E'`` (float64): full ``D / (2^n - 1)``, narrow ``(D / 2^(n-8) - 16) / 219``."""
+    """Integer codes -> signal ``E'`` (float64): full ``D / (2^n - 1)``, narrow
+    ``(D / 2^(n-8) - 16) / 219``."""
     n = _bits(bits)
     d = _f64(codes)
     if narrow:
@@ -312,7 +317,7 @@ def dequantize(codes, bits: int, *, narrow: bool = False) -> np.ndarray:
     return d / float((1 << n) - 1)
 
 
-# --------------------------------------------------------------------------------------------- one output's choice
+# ------------------------------------------------------------------------------------- one output's choice
 
 
 @dataclass(frozen=True)
@@ -352,7 +357,9 @@ class Transfer:
             return gamma_encode(linear, self.gamma)
         if k == "bt1886":
             return bt1886_inverse_eotf(
-                _f64(linear) * self.peak_nits, peak_nits=self.peak_nits, black_nits=self.black_nits,
+                _f64(linear) * self.peak_nits,
+                peak_nits=self.peak_nits,
+                black_nits=self.black_nits,
                 gamma=self.gamma,
             )
         if k == "pq":

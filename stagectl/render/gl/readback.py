@@ -27,10 +27,14 @@ from stagectl.render.gl.errors import ReadbackBusy, RenderError, ResourceError
 from stagectl.render.gl.platform import GL
 from stagectl.render.gl.resources import Buffer, Framebuffer, ResourceRegistry, check_gl, gl_pass
 
-__all__ = ["read_pixels", "AsyncReadback", "PIXEL_TYPES"]
+__all__ = ["read_pixels", "read_rgb10_a2", "unpack_rgb10_a2", "AsyncReadback", "PIXEL_TYPES"]
 
 # numpy dtype -> GL pixel type name
-PIXEL_TYPES = {np.dtype(np.uint8): "GL_UNSIGNED_BYTE", np.dtype(np.float32): "GL_FLOAT"}
+PIXEL_TYPES = {
+    np.dtype(np.uint8): "GL_UNSIGNED_BYTE",
+    np.dtype(np.uint16): "GL_UNSIGNED_SHORT",  # full depth of an rgba16 canvas
+    np.dtype(np.float32): "GL_FLOAT",
+}
 
 _GL_ALREADY_SIGNALED = 0x911A
 _GL_TIMEOUT_EXPIRED = 0x911B
@@ -41,7 +45,9 @@ _GL_WAIT_FAILED = 0x911D
 def _gl_type(dtype: np.dtype) -> int:
     name = PIXEL_TYPES.get(np.dtype(dtype))
     if name is None:
-        raise ResourceError(f"readback dtype {np.dtype(dtype)} not supported; expected uint8 or float32")
+        raise ResourceError(
+            f"readback dtype {np.dtype(dtype)} not supported; expected uint8, uint16 or float32"
+        )
     return getattr(GL, name)
 
 
@@ -86,7 +92,8 @@ def read_pixels(
 ) -> np.ndarray:
     """Copy colour ``attachment`` of ``fb`` into an ``(h, w, 4)`` array, **row 0 = top** (flipped here).
 
-    ``dtype`` uint8 (RGBA8 values, floats clamped and quantised by GL) or float32. ``gl_rect`` in GL window
+    ``dtype`` uint8 (RGBA8 values, floats clamped and quantised by GL), uint16 (16-bit codes: the full depth
+    of an ``rgba16`` attachment; :func:`read_rgb10_a2` for ``rgb10_a2``) or float32. ``gl_rect`` in GL window
     coordinates (bottom-left origin), default the whole framebuffer. ``out`` is filled and returned when
     given. Blocks until rendering into ``fb`` has finished.
     """
@@ -102,6 +109,34 @@ def read_pixels(
         GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, 0)
     np.copyto(result, scratch[::-1])  # GL row 0 = bottom -> image row 0 = top
     return result
+
+
+def unpack_rgb10_a2(words) -> np.ndarray:
+    """``GL_UNSIGNED_INT_2_10_10_10_REV`` words (uint32, any shape) -> codes (..., 4) uint16: red in bits
+    0-9, green 10-19, blue 20-29, alpha 30-31."""
+    w = np.asarray(words, dtype=np.uint32)
+    out = np.empty(w.shape + (4,), dtype=np.uint16)
+    out[..., 0] = w & 0x3FF
+    out[..., 1] = (w >> 10) & 0x3FF
+    out[..., 2] = (w >> 20) & 0x3FF
+    out[..., 3] = w >> 30
+    return out
+
+
+def read_rgb10_a2(
+    fb: Framebuffer, *, gl_rect: tuple[int, int, int, int] | None = None, attachment: int = 0
+) -> np.ndarray:
+    """The 10-bit codes of an ``rgb10_a2`` colour ``attachment`` as ``(h, w, 4)`` uint16 (RGB 0..1023, alpha
+    0..3), **row 0 = top** (flipped here): one ``glReadPixels`` with ``GL_UNSIGNED_INT_2_10_10_10_REV``, no
+    8-bit step in between. Blocks like :func:`read_pixels`."""
+    x, y, w, h = _resolve_rect(fb, gl_rect)
+    words = np.empty((h, w), dtype=np.uint32)  # GL order, row 0 = bottom
+    with gl_pass("readback", fb.label):
+        GL.glBindBuffer(GL.GL_PIXEL_PACK_BUFFER, 0)
+        _bind_for_read(fb, attachment)
+        GL.glReadPixels(x, y, w, h, GL.GL_RGBA, GL.GL_UNSIGNED_INT_2_10_10_10_REV, words.ctypes.data)
+        GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, 0)
+    return unpack_rgb10_a2(words[::-1])  # GL row 0 = bottom -> image row 0 = top
 
 
 @dataclass

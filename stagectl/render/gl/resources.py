@@ -161,6 +161,11 @@ def _formats() -> dict[str, TextureFormat]:
         "rgba8": TextureFormat("rgba8", GL.GL_RGBA8, GL.GL_RGBA, GL.GL_UNSIGNED_BYTE, np.uint8),
         "rgba16f": TextureFormat("rgba16f", GL.GL_RGBA16F, GL.GL_RGBA, GL.GL_HALF_FLOAT, np.float16),
         "rgba32f": TextureFormat("rgba32f", GL.GL_RGBA32F, GL.GL_RGBA, GL.GL_FLOAT, np.float32),
+        # deep canvases (docs/colour.md): 10-bit RGB + 2-bit alpha packed in 32 bits, and 16-bit unorm
+        "rgb10_a2": TextureFormat(
+            "rgb10_a2", GL.GL_RGB10_A2, GL.GL_RGBA, GL.GL_UNSIGNED_INT_2_10_10_10_REV, np.uint32
+        ),
+        "rgba16": TextureFormat("rgba16", GL.GL_RGBA16, GL.GL_RGBA, GL.GL_UNSIGNED_SHORT, np.uint16),
         "depth24": TextureFormat(
             "depth24", GL.GL_DEPTH_COMPONENT24, GL.GL_DEPTH_COMPONENT, GL.GL_UNSIGNED_INT, None, True
         ),
@@ -170,7 +175,7 @@ def _formats() -> dict[str, TextureFormat]:
     }
 
 
-TEXTURE_FORMATS = ("rgba8", "rgba16f", "rgba32f", "depth24", "depth32f")
+TEXTURE_FORMATS = ("rgba8", "rgba16f", "rgba32f", "rgb10_a2", "rgba16", "depth24", "depth32f")
 
 
 class GLObject:
@@ -226,7 +231,8 @@ class Texture2D(GLObject):
     def upload(self, image: np.ndarray) -> None:
         """Replace the texels with ``image`` (H, W, 4), **row 0 = top**; flipped here to GL's row 0 = bottom.
 
-        ``uint8`` for ``rgba8``; ``float16``/``float32`` for the float formats (linear-light values).
+        ``uint8`` for ``rgba8``; ``float16``/``float32`` for the float formats (linear-light values) and for
+        ``rgb10_a2``/``rgba16`` (0..1, GL quantises); ``uint16`` codes for ``rgba16``.
         """
         self._require_live()
         fmt = self.format
@@ -241,6 +247,8 @@ class Texture2D(GLObject):
             if image.dtype != np.uint8:
                 raise ResourceError(f"texture {self.label!r}: rgba8 upload needs uint8, got {image.dtype}")
             data, gl_type = np.ascontiguousarray(image[::-1]), GL.GL_UNSIGNED_BYTE
+        elif fmt.name == "rgba16" and image.dtype == np.uint16:  # 16-bit codes as they are
+            data, gl_type = np.ascontiguousarray(image[::-1]), GL.GL_UNSIGNED_SHORT
         elif image.dtype == np.float16:
             data, gl_type = np.ascontiguousarray(image[::-1]), GL.GL_HALF_FLOAT
         else:
@@ -535,6 +543,14 @@ class ResourceRegistry:
         length = GL.GLsizei(0)
         GL.glGetObjectLabel(namespace, obj.glo, 256, ctypes.byref(length), buf)
         return buf.raw[: length.value].decode("utf-8", "replace")
+
+    def adopt(self, obj: GLObject, namespace: int | None) -> GLObject:
+        """Register a GL object made outside this registry's factories (a :class:`GLObject` subclass, e.g.
+        a 3D or 1D LUT texture of :mod:`stagectl.color.gl_ocio`): label it in ``namespace`` (``GL_TEXTURE``
+        ...) and free it with the others; on a GL error it is deleted and :class:`RenderError` raised."""
+        if obj.registry is not self:
+            raise ResourceError(f"{obj.kind} {obj.label!r} belongs to another registry")
+        return self._register(obj, namespace)
 
     def live(self) -> list[GLObject]:
         """Objects created and not yet released, oldest first."""
