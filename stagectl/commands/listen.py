@@ -4,8 +4,14 @@ Binds a real UDP socket (unicast, or multicast with --group), decodes every data
 (JSON or CBOR, segmented or not) or OSC (/stagectl/camera/<name>/..., see docs/osc.md), and prints one line
 per sample. Bad packets (wrong checksum, truncated, bad fields, not this protocol) are reported on stderr as
 they come, and never stop listening. On exit (Ctrl-C, SIGTERM, --count or --duration) it prints per-source
-statistics on stderr: packets, bytes, bad packets by reason, packet rate, arrival jitter, sequence gaps,
-duplicates, senders seen, and whether the source is live or stale.
+statistics on stderr: packets, bytes, bad packets by reason, packet and accepted-sample rates, arrival jitter,
+sequence gaps, duplicates, senders seen, and whether the source is live, stale or lost -- and, when it is not
+live, what arrived instead (no packets at all, packets from other cameras only, bad packets).
+
+The port is exclusive: when another program (a running `stagectl run`, another listen, a tracking tool) already
+listens on it, listen stops at once with "port 40000 is in use by another process (pid ...)" instead of
+silently taking its packets away. A multicast group can be shared on purpose with --share, when every program
+on it asks to (a stage's source says `share_group: true`): each then gets every datagram.
 
 Units are those of docs/conventions.md: positions in metres and angles in degrees in the stage convention
 (pan positive to the LEFT -- a FreeD pan of +10 deg is shown as -10), the tracking frame (Z up, +Y toward the
@@ -17,14 +23,16 @@ pan_deg, tilt_deg, roll_deg; other keys carry their unit in their name, e.g. foc
 sample_timestamp_ns) plus "arrival_ns" and "clock": "monotonic" (time.monotonic_ns() when the datagram was
 read, before parsing), "source" (the sender ip:port) and "index" (samples printed before this one).
 
-Checklist when nothing arrives: is the tracker sending to this machine's address and this port (FreeD is
-usually 40000, OpenTrackIO 55555 multicast 239.135.1.<source number>)? Is --bind the right interface (0.0.0.0
-listens on all)? Does a firewall drop UDP? Is the camera ID / source number filter (--camera-id) right?
+Checklist when nothing arrives (after 3 s listen says what it sees instead): is the tracker sending to this
+machine's address and this port (FreeD is usually 40000, OpenTrackIO 55555 multicast 239.135.1.<source
+number>)? Is --bind the right interface (0.0.0.0 listens on all)? Does a firewall drop UDP? Is the camera ID /
+source number filter (--camera-id) right?
 
 Examples:
   stagectl listen --protocol freed                       # FreeD on 0.0.0.0:40000, any camera ID
   stagectl listen --protocol opentrackio --camera-id 1 --group auto --count 10 --json
   stagectl listen --protocol osc --port 9000 --camera cam-a
+  stagectl listen --protocol opentrackio --camera-id 1 --group auto --share   # beside a stage sharing the group
 """
 
 from __future__ import annotations
@@ -88,6 +96,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=250.0,
         metavar="MS",
         help="a source silent for this long is reported stale (default 250)",
+    )
+    p.add_argument(
+        "--share",
+        action="store_true",
+        help="multicast only: share the group and port with other programs that also ask to (a stage source "
+        "with share_group: true); without it the port is exclusive",
     )
     p.add_argument("--count", type=int, default=None, metavar="N", help="stop after N samples")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
@@ -220,12 +234,28 @@ def format_stats(st: Any) -> str:
         lines.append(f"  state {st.state}: no sample received")
     else:
         lines.append(f"  state {st.state}: last sample {st.last_sample_age_ns / 1e9:.3f} s ago")
+    if st.diagnosis:
+        lines.append(f"  why: {st.diagnosis}")
     if st.peers:
         lines.append("  senders: " + ", ".join(f"{k} ({v} packets)" for k, v in st.peers.items()))
     return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------------ main
+
+
+def _quiet_bad_packet_warnings() -> None:
+    """Drop the receiver's WARNING records about bad packets (listen reports each one on stderr itself);
+    every other record, and those at other levels, still go through."""
+    import logging
+
+    def no_bad_packets(record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.WARNING and "bad packet" in record.getMessage())
+
+    logger = logging.getLogger("stagectl.tracking.receiver")
+    if not any(getattr(f, "__name__", "") == "no_bad_packets" for f in logger.filters):
+        logger.addFilter(no_bad_packets)
+
 
 
 def main(args: argparse.Namespace) -> int:
@@ -247,6 +277,8 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(f"--port: expected 0..65535, got {args.port}")
     if not args.stale_ms > 0:
         raise UsageError(f"--stale-ms: expected a positive number of milliseconds, got {args.stale_ms:g}")
+    if args.share and args.group is None:
+        raise UsageError("--share: only a multicast group can be shared; add --group G (or --group auto)")
     group = args.group
     if group == "auto":
         if args.protocol != "opentrackio" or args.camera_id is None:
@@ -280,10 +312,13 @@ def main(args: argparse.Namespace) -> int:
             profile=profile,
             stale_after_ms=args.stale_ms,
             on_bad=lambda bad: events.put(("bad", bad)),
+            share=args.share,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     rx.start()  # TransportError (a StageError) when the port is taken or the group cannot be joined
+    # listen prints every bad packet itself (below): the receiver's own warnings about them would say it twice
+    _quiet_bad_packet_warnings()
 
     def on_sigterm(signum: int, frame: Any) -> None:
         events.put(("stop",))  # SimpleQueue.put is reentrant: safe in a signal handler
@@ -329,9 +364,10 @@ def main(args: argparse.Namespace) -> int:
             timeout = 0.25 if deadline is None else max(0.0, min(0.25, deadline - now))
             if not hinted and printed == 0 and now - t_start > 3.0:
                 hinted = True
+                why = rx.diagnosis(time.monotonic_ns()) or "no sample yet"
                 print(
-                    "stagectl listen: nothing decoded yet; check the tracker's destination address and port, "
-                    "--bind, the firewall and --camera-id (see stagectl listen --help)",
+                    f"stagectl listen: nothing decoded yet: {why}; check the tracker's destination address "
+                    "and port, --bind, the firewall and --camera-id (see stagectl listen --help)",
                     file=sys.stderr,
                     flush=True,
                 )

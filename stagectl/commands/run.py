@@ -15,8 +15,11 @@ What runs today:
   * every --preview-every seconds the canvases are written as PNG previews into --run-dir (one file per
     output, overwritten), so an operator without a display can look at what the wall shows; with --sink every
     canvas is also published each frame into a shared-memory ring other programs can read;
-  * a status line per second shows the frame, timecode, each camera's tracking state, packet rate, sample age,
-    pose and lens, the covered cabinets, render time, failed and late frames.
+  * a status line per second shows the frame, timecode, each camera's tracking state (live, stale, lost or
+    waiting, and when not live why: no packets, packets from other cameras, bad packets), the rate of accepted
+    samples, the bad packets so far, sample age, pose and lens, the covered cabinets, render time, failed and
+    late frames; the summary at the end counts each source's samples, bad packets by reason and packets from
+    other cameras.
 
 The stage console (--console off to leave it out; docs/console.md) starts with the stage: a web console (its
 URL and login token are printed), OSC commands from the stage's allow-list, and ZeroMQ for `stagectl ctl` when
@@ -243,6 +246,7 @@ def main(args: argparse.Namespace) -> int:
     say(f"stagectl run: {why} after {counts['frames']} frames ({counts['late']} late, {counts['dropped']} dropped"
         f"{'; ' + no_pose if no_pose else ''}); {drawn}; {shown}; {counts['genlock']}"
         + (f"; {console.summary()}" if console is not None else "") + ".")
+    say(_tracking_summary(receivers, time.monotonic_ns()))
     return 0
 
 
@@ -547,6 +551,7 @@ def _loop(args, stage, rigs, planner, output, receivers, stop, say, primary=None
                 plan = planner.plan(states, frame=k)
         except PlanError as exc:
             counts["failed"] += 1
+            counts["last_ok"] = False  # the outputs keep the last good frame
             say(f"stagectl run: frame {k}: no plan: {exc}")
             if primary is not None:
                 primary.barrier(k)
@@ -555,6 +560,7 @@ def _loop(args, stage, rigs, planner, output, receivers, stop, say, primary=None
         if output is not None:
             result = output.renderer.render_frame(plan)
             counts["rendered" if result.ok else "failed"] += 1
+            counts["last_ok"] = result.ok
             if not result.ok:
                 say(f"stagectl run: frame {k}: render failed in {result.failed_pass}: {result.error} "
                     "(the outputs keep the last good frame)")
@@ -640,12 +646,30 @@ def _camera_state(rig: _Rig, edge_ns: int, CameraState, LensValues):
                        (sw, sh), overscan, rig.soft_edge)
 
 
+def _tracking_summary(receivers, now_ns: int) -> str:
+    """The end-of-run line about every tracking source: samples accepted, bad packets by reason, packets from
+    other cameras, and the state it ended in."""
+    parts = []
+    for r in receivers:
+        st = r.stats(now_ns)
+        bad = ", ".join(f"{k} {v}" for k, v in st.bad.items() if v)
+        parts.append(f"{r.name}: {st.samples} samples, {st.bad_total} bad packets{' (' + bad + ')' if bad else ''}, "
+                     f"{st.other_source} from other cameras, {st.state} at the end")
+    return "stagectl run: tracking: " + ("; ".join(parts) if parts else "no sources") + "."
+
+
+def _tracking_words(stats) -> str:
+    """``live 24.0 Hz, bad 0`` / ``lost (no packets arriving: ...) 0.0 Hz, bad 3``: the source's state, why it
+    is not live, the rate of accepted samples over the last second and the bad packets so far."""
+    why = f" ({stats.diagnosis})" if stats.diagnosis else ""
+    return f"{stats.state}{why} {stats.sample_rate_hz:.1f} Hz, bad {stats.bad_total}"
+
+
 def _status(name: str, rig: _Rig, receiver, plan, stage, now_ns: int) -> str:
     stats = receiver.stats(now_ns)
-    state = receiver.state(now_ns)
     st = rig.state
     if st is None or not st.ok:
-        return f"{name}: tracking {state}, no pose yet"
+        return f"{name}: tracking {_tracking_words(stats)}, no pose yet"
     x, y, z = st.position
     inner = next((p for p in plan.inner if p.camera == name), None) if plan is not None else None
     covered = ("inner frustum covers " + " ".join(f"{w.name} {int(c.sum())}" for w, c in zip(stage.walls, inner.covered))
@@ -656,10 +680,29 @@ def _status(name: str, rig: _Rig, receiver, plan, stage, now_ns: int) -> str:
     if rig.distortion is not None:  # the share of the overscan that covers the lens's distorted frame
         d = f"{rig.distortion[0]:.1f}/{rig.distortion[2]:.1f} % (h/v) for lens distortion"
         ov = f"{ov} + {d}" if ov else f"; overscan {rig.base_overscan[0]:g}/{rig.base_overscan[2]:g} % + {d}"
-    return (f"{name}: tracking {state} {stats.packet_rate_hz:.1f} Hz, sample age {age} ({st.status}); at "
+    return (f"{name}: tracking {_tracking_words(stats)}, sample age {age} ({st.status}); at "
             f"({x:+.2f}, {y:+.2f}, {z:+.2f}) m pan {st.pan:+.1f} tilt {st.tilt:+.1f}, {rig.focal_mm:.1f} mm; "
             f"{covered}{ov}")
 
+
+
+def _outputs_status(plan, counts) -> dict:
+    """Per output key: ``black``, and ``frozen``: why its picture does not follow the stage, or None --
+    ``"render failed: the last good frame is kept"`` when the last frame failed to render, ``"camera cam-a
+    frozen"`` when it shows an inner frustum the operator froze."""
+    out = {}
+    if plan is None:
+        return out
+    for o in plan.outputs:
+        why = None
+        if counts.get("last_ok") is False:
+            why = "render failed: the last good frame is kept"
+        elif o.composes:
+            frozen = [plan.inner[i].camera for i in o.layers if i < len(plan.inner) and plan.inner[i].frozen]
+            if frozen:
+                why = "camera " + ", ".join(frozen) + " frozen"
+        out[o.key] = {"black": bool(o.blackout), "frozen": why}
+    return out
 
 
 def _console_status(k, rate, loop, rigs, receivers, plan, counts, primary, now_ns) -> dict:
@@ -677,8 +720,12 @@ def _console_status(k, rate, loop, rigs, receivers, plan, counts, primary, now_n
     for name, rig in rigs.items():
         rec = receivers[rig.source.name]
         st = rig.state
-        entry = {"tracking": rec.state(now_ns), "source": rig.source.name,
-                 "rate_hz": round(rec.stats(now_ns).packet_rate_hz, 1)}
+        rs = rec.stats(now_ns)
+        # the rate counts accepted samples only; bad packets and packets from other cameras are counted apart
+        entry = {"tracking": rs.state, "tracking_why": rs.diagnosis, "source": rig.source.name,
+                 "rate_hz": round(rs.sample_rate_hz, 1), "bad": rs.bad_total,
+                 "bad_by_reason": {k: v for k, v in rs.bad.items() if v}, "other_source": rs.other_source,
+                 "frozen": False}
         if st is not None and st.ok:
             entry.update({
                 "sample_age_ms": None if st.age_ns is None else round(st.age_ns / 1e6, 2),
@@ -688,6 +735,7 @@ def _console_status(k, rate, loop, rigs, receivers, plan, counts, primary, now_n
             })
             inner = next((p for p in plan.inner if p.camera == name), None) if plan is not None else None
             if inner is not None:
+                entry["frozen"] = bool(inner.frozen)  # the operator's freeze: the wall keeps this frustum's image
                 entry["overscan_percent"] = [round(v, 2) for v in inner.overscan_pct]
                 entry["soft_edge"] = round(float(inner.soft_edge), 4)
                 entry["frustum"] = frustum_corners(inner.VP, inner.pupil)
@@ -703,6 +751,7 @@ def _console_status(k, rate, loop, rigs, receivers, plan, counts, primary, now_n
         "latch_lead_ms": round(loop.lead_ns / 1e6, 2),
         "genlock": {"source": g.source, "locked": g.locked, "detail": g.detail, "summary": g.summary()},
         "cameras": cams,
+        "outputs": _outputs_status(plan, counts),
         "cluster": None if primary is None else {"summary": primary.status().summary()},
         "frame_times_ms": [round(float(v), 2) for v in render_ms[-48:]],
     }

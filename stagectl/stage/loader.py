@@ -16,6 +16,7 @@ from stagectl.config.reader import (
     Context,
     Invalid,
     MapReader,
+    boolean,
     describe,
     display_path,
     integer,
@@ -245,11 +246,44 @@ def _tracking(ctx: Context, node: Node, path: str) -> TrackingSource | None:
     delay = r.opt("delay_frames", number(lo=0.0, hi=30.0), 0.0)
     stale = r.opt("stale_after_ms", number(lo=1.0, hi=60000.0), 250.0)
     simulate = r.opt("simulate", one_of(*SIMULATED_MOVES), None)
+    share = r.opt("share_group", boolean(), False)
+    if share is True and group is None:
+        ctx.error(r.node_of("share_group"), r.key_path("share_group"),
+                  "expected false for a unicast source (only a multicast_group can be shared: a unicast port "
+                  "delivers each packet to one program), got true")
+        share = INVALID
     r.done()
-    values = (name, protocol, bind, port, group, cam_id, profile, delay, stale, simulate)
+    values = (name, protocol, bind, port, group, cam_id, profile, delay, stale, simulate, share)
     if _bad(*values) or not r.ok:
         return None
     return TrackingSource(*values)
+
+
+def _check_tracking_ports(ctx: Context, sources: list[tuple[TrackingSource, Node]]) -> None:
+    """Two sources of a stage must not listen on one port: a unicast port delivers each packet to one socket
+    only, and the receivers bind exclusively (stagectl/tracking/receiver.py), so the second could not start.
+    Their addresses overlap when the port is equal and the bound addresses (the group for multicast, else
+    ``bind``) are equal or either is ``0.0.0.0``. Two multicast sources on one group share it only when both
+    say ``share_group: true``."""
+    seen: list[tuple[TrackingSource, int | None, str]] = []
+    for i, (src, node) in enumerate(sources):
+        addr = src.multicast_group if src.multicast_group is not None else src.bind
+        for other, line, other_addr in seen:
+            if other.port != src.port or not (addr == other_addr or "0.0.0.0" in (addr, other_addr)):
+                continue
+            both_groups = src.multicast_group is not None and other.multicast_group is not None
+            if both_groups and src.share_group and other.share_group:
+                continue
+            where = (f"group {other.multicast_group}:{other.port}" if other.multicast_group is not None
+                     else f"{other.bind}:{other.port}")
+            hint = (f"; to share multicast group {addr} on purpose, set share_group: true on both"
+                    if both_groups and addr == other_addr else
+                    "; a tracker's packets reach one socket only: send each tracker to a port of its own")
+            ctx.error(line_of_node(node), f"tracking[{i}].port",
+                      f"expected a port no other tracking source listens on, got {src.port}: source "
+                      f"{other.name!r} (line {line}) already listens on {where}{hint}")
+            break
+        seen.append((src, line_of_node(node), addr))
 
 
 def _camera(ctx: Context, node: Node, path: str) -> tuple[Camera | None, Node | None]:
@@ -512,7 +546,8 @@ def load_stage(path: str | Path) -> Stage:
     rate = top.req("frame_rate", _frame_rate)
     walls = [w for _, n, p in top.items("walls", min_len=1) if (w := _wall(ctx, n, p)) is not None]
     processors = [pr for _, n, p in top.items("processors", min_len=1) if (pr := _processor(ctx, n, p)) is not None]
-    tracking = [t for _, n, p in top.items("tracking", required=False) if (t := _tracking(ctx, n, p)) is not None]
+    tracking_nodes = [(t, n) for _, n, p in top.items("tracking", required=False) if (t := _tracking(ctx, n, p)) is not None]
+    tracking = [t for t, _ in tracking_nodes]
     cams = [_camera(ctx, n, p) for _, n, p in top.items("cameras", required=False)]
     render = _render(ctx, top.sub("render", required=False), walls=[w.name for w in walls],
                      outputs=[f"{p.name}/{o.name}" for p in processors for o in p.outputs])
@@ -526,6 +561,7 @@ def load_stage(path: str | Path) -> Stage:
     _unique(ctx, [(p.name, None) for p in processors], "processor", "processors")
     _unique(ctx, [(f"{p.name}/{o.name}", None) for p in processors for o in p.outputs], "output", "processors")
     _unique(ctx, [(t.name, None) for t in tracking], "tracking source", "tracking")
+    _check_tracking_ports(ctx, tracking_nodes)
     _unique(ctx, [(c.name, line_of_node(n)) for c, n in cams if c is not None], "camera", "cameras")
     source_names = {t.name for t in tracking}
     for i, (cam, node) in enumerate(cams):

@@ -124,6 +124,7 @@ class TrackingSource:
     delay_frames: float
     stale_after_ms: float
     simulate: str | None  # move the built-in simulator plays when no tracker sends
+    share_group: bool = False  # multicast only: share the group and port with other programs that also ask to
 
 
 @dataclass(frozen=True)

@@ -40,23 +40,43 @@ moved, so the receive thread never waits for a reader. Getters take ``now_ns`` (
 ``monotonic``) from the caller and never read a clock themselves.
 
 Staleness: :meth:`Receiver.state` is ``"waiting"`` before the first accepted sample, ``"stale"`` once no
-accepted sample arrived for ``stale_after_ms``, ``"live"`` otherwise; it comes back by itself when samples do.
-The last sample is kept (:meth:`Receiver.last`; the timeline holds its own copy).
+accepted sample arrived for ``stale_after_ms``, ``"lost"`` once none arrived for ``lost_after_ms`` (default the
+larger of 2 s and four times ``stale_after_ms``), ``"live"`` otherwise; it comes back by itself when samples
+do. The last sample is kept (:meth:`Receiver.last`; the timeline holds its own copy). While a source is not
+live, :meth:`Receiver.diagnosis` (and ``ReceiverStats.diagnosis``) says what arrives instead: no packets at all,
+packets from other cameras / source numbers / names only (the filter's reason), bad packets (reason and
+decoder message), or packets that carry no complete sample.
 
 Shutdown: :meth:`Receiver.close` wakes the thread through the socketpair and returns within 200 ms even when
 the thread is blocked in ``select``; a sink that blocks longer leaves the daemon thread to finish on its own.
 
+Ports are exclusive. A unicast socket is bound **without** ``SO_REUSEADDR`` / ``SO_REUSEPORT`` (and with
+``SO_EXCLUSIVEADDRUSE`` on Windows): with them, Linux lets a second program bind the same port, and from then
+on the kernel hands every unicast datagram to one of the two sockets only -- the running stage would go stale
+without a word. Without them the second bind fails, in whichever program comes second, and :meth:`Receiver.start`
+raises :class:`TransportError` "port 40000 is in use by another process (pid 1234: stagectl listen ...)"
+(the holder is named when ``/proc`` shows it, Linux).
+
 Multicast: the socket binds to the **group** address (so it receives that group's datagrams only, on Linux and
-macOS) with ``SO_REUSEADDR`` and joins the group with ``IP_ADD_MEMBERSHIP`` on the interface whose address is
-``bind`` (``0.0.0.0``: the kernel's choice). Default ports: FreeD 40000, OpenTrackIO 55555 (group
-``239.135.1.<source number>``, OpenTrackIO 1.0.1, see :func:`opentrackio_group`), OSC 9000.
+macOS) and joins the group with ``IP_ADD_MEMBERSHIP`` on the interface whose address is ``bind`` (``0.0.0.0``:
+the kernel's choice). A multicast datagram is delivered to *every* socket bound to its group and port, so
+sharing a group loses nothing -- but it is still never silent: by default a multicast socket is exclusive too
+(another socket on the same group and port, or on the wildcard address and that port, makes ``start`` fail).
+With ``share=True`` (stage file ``share_group: true``, ``stagectl listen --share``) it sets ``SO_REUSEADDR``
+and ``SO_REUSEPORT`` so that it can share the group with other sockets that say the same; the kernel refuses
+a share with any socket that did not ask for it, and :meth:`Receiver.start` logs how many other local sockets
+hold the group when it can see them (``/proc/net/udp``). Different groups on one port never conflict. Default
+ports: FreeD 40000, OpenTrackIO 55555 (group ``239.135.1.<source number>``, OpenTrackIO 1.0.1, see
+:func:`opentrackio_group`), OSC 9000.
 """
 
 from __future__ import annotations
 
 import collections
+import errno
 import ipaddress
 import logging
+import os
 import selectors
 import socket
 import sys
@@ -100,19 +120,24 @@ log = logging.getLogger("stagectl.tracking.receiver")
 PROTOCOLS: Final = ("freed", "opentrackio", "osc")
 DEFAULT_PORTS: Final = MappingProxyType({"freed": 40000, "opentrackio": 55555, "osc": 9000})
 BAD_REASONS: Final = ("checksum", "truncated", "field", "other")
-STATES: Final = ("waiting", "live", "stale")
+STATES: Final = ("waiting", "live", "stale", "lost")
 OPENTRACKIO_GROUP_PREFIX: Final = "239.135.1."
 CLOCK_NAME: Final = "monotonic"
 
 _NS_PER_S: Final = 1_000_000_000
 _MAX_DATAGRAM: Final = 65535
 _PACKET_RING: Final = 4096  # arrivals kept for the packet rate (caps the measurable rate at 4096 Hz)
-_SAMPLE_RING: Final = 257  # arrivals kept for the sample rate and the jitter (256 intervals)
+_SAMPLE_RING: Final = 257  # arrivals kept for the jitter (256 intervals)
+_RATE_RING: Final = 4096  # accepted-sample arrivals kept for the sample rate (caps it at 4096 Hz)
 _MAX_PEERS: Final = 16
 _DRAIN_MAX: Final = 256  # datagrams read per wake-up before looking at the wake socket again
 _CLOSE_BUDGET_S: Final = 0.2
 _OTRK_SEQUENCE_MODULUS: Final = 1 << 16
 _FREED_COUNTER_MODULUS: Final = 16
+_LOST_AFTER_MIN_MS: Final = 2000.0
+_DIAGNOSIS_WINDOW_NS: Final = _NS_PER_S  # "packets arrive": one arrived in the last second (or stale window)
+_MESSAGE_MAX: Final = 120  # characters of a decoder / filter message quoted in a diagnosis
+_ADDR_IN_USE: Final = frozenset({errno.EADDRINUSE, 10048, 10013})  # + WSAEADDRINUSE, WSAEACCES (Windows)
 
 Sink = Callable[[int, TrackingSample], None]
 """``sink(arrival_ns, sample)``; ``arrival_ns`` is ``time.monotonic_ns()`` at reception (clock monotonic)."""
@@ -165,11 +190,78 @@ def opentrackio_group(source_number: int) -> str:
     return f"{OPENTRACKIO_GROUP_PREFIX}{source_number}"
 
 
+def _clip(text: str) -> str:
+    return text if len(text) <= _MESSAGE_MAX else text[: _MESSAGE_MAX - 3] + "..."
+
+
 def _ipv4(text: str, what: str) -> str:
     try:
         return str(ipaddress.IPv4Address(text))
     except (ipaddress.AddressValueError, ValueError, TypeError):
         raise ValueError(f"{what}: expected an IPv4 address such as 127.0.0.1, got {text!r}") from None
+
+
+def _udp_sockets_on(port: int) -> list[tuple[str, int]]:
+    """``(local IPv4 address, socket inode)`` of every UDP socket of this host bound to ``port``, from
+    ``/proc/net/udp`` (Linux; empty elsewhere or when it cannot be read)."""
+    out = []
+    try:
+        with open("/proc/net/udp", encoding="ascii") as f:
+            next(f, None)  # header
+            for line in f:
+                cols = line.split()
+                if len(cols) < 10:
+                    continue
+                addr_hex, _, port_hex = cols[1].partition(":")
+                if int(port_hex, 16) != port:
+                    continue
+                addr = socket.inet_ntoa(int(addr_hex, 16).to_bytes(4, "little"))
+                out.append((addr, int(cols[9])))
+    except (OSError, ValueError):
+        return []
+    return out
+
+
+def _holders(inodes: set[int], limit: int = 3) -> list[str]:
+    """``"pid N: command line"`` of the processes holding these socket inodes, as far as ``/proc/<pid>/fd``
+    shows them (processes of other users stay hidden); at most ``limit``."""
+    if not inodes:
+        return []
+    want = {f"socket:[{i}]" for i in inodes}
+    found = []
+    try:
+        pids = [d for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:
+        return []
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in want:
+                    break
+            except OSError:
+                continue
+        else:
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read(400).replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            cmd = ""
+        who = "this process" if int(pid) == os.getpid() else f"pid {pid}"
+        found.append(f"{who}: {cmd}" if cmd else who)
+        if len(found) >= limit:
+            break
+    return found
+
+
+def _conflicting(port: int, address: str) -> set[int]:
+    """Inodes of the sockets bound to ``port`` whose address overlaps ``address`` (equal, or either is the
+    wildcard ``0.0.0.0``): the ones that make a bind to ``(address, port)`` fail or share."""
+    return {ino for a, ino in _udp_sockets_on(port) if a == address or "0.0.0.0" in (a, address)}
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -186,15 +278,17 @@ class ReceiverStats:
     * ``other_source``: valid samples dropped by the camera ID / source number / camera name filter;
     * ``duplicates``, ``sequence_gaps``, ``out_of_order``: see the module docstring;
     * ``sink_errors``: exceptions raised by the sink;
-    * ``packet_rate_hz``, ``sample_rate_hz``: datagrams / samples that arrived in ``(now - 1 s, now]``;
+    * ``packet_rate_hz``: datagrams (good or bad) that arrived in ``(now - 1 s, now]``; ``sample_rate_hz``:
+      accepted samples (delivered to the sink) in the same second -- the rate to show as the tracking rate;
     * ``jitter_std_ns``: standard deviation of the intervals between the last (up to 256) sample arrivals;
       ``jitter_p99_ns``: 99th percentile of ``|interval - median interval|`` over the same intervals; ``None``
       below 3 intervals;
     * ``last_arrival_ns``: arrival stamp of the last datagram; ``last_sample_arrival_ns`` of the last
       delivered sample; ``last_sample_age_ns = now_ns - last_sample_arrival_ns``;
-    * ``state``: ``"waiting"``, ``"live"`` or ``"stale"``; ``stale_recoveries``: times a sample arrived after
-      a silence longer than ``stale_after_ms``;
-    * ``peers``: datagrams per sender ``"ip:port"`` (the 16 most recent senders).
+    * ``state``: ``"waiting"``, ``"live"``, ``"stale"`` or ``"lost"``; ``stale_recoveries``: times a sample
+      arrived after a silence longer than ``stale_after_ms``;
+    * ``peers``: datagrams per sender ``"ip:port"`` (the 16 most recent senders);
+    * ``diagnosis``: while not live, what arrives instead (:meth:`Receiver.diagnosis`); ``None`` while live.
     """
 
     name: str
@@ -221,6 +315,7 @@ class ReceiverStats:
     stale_recoveries: int
     peers: Mapping[str, int] = field(default_factory=dict)
     clock: str = CLOCK_NAME
+    diagnosis: str | None = None
 
     @property
     def bad_total(self) -> int:
@@ -280,6 +375,10 @@ class Receiver:
     :param profile: FreeD encoder profile (name, stage-file mapping or :class:`EncoderProfile`); default
         ``generic``.
     :param stale_after_ms: silence after which :meth:`state` says ``"stale"``, milliseconds.
+    :param lost_after_ms: silence after which :meth:`state` says ``"lost"``, milliseconds (more than
+        ``stale_after_ms``); ``None``: the larger of 2000 and four times ``stale_after_ms``.
+    :param share: multicast only: share the group and port with other sockets that also ask for it
+        (``SO_REUSEADDR`` + ``SO_REUSEPORT``); without it the port is exclusive (module docstring).
     :param on_bad: called with a :class:`BadPacket` for every bad datagram (receive thread; unthrottled).
     :param rcvbuf_bytes: requested socket receive buffer (the kernel may cap it).
     """
@@ -299,6 +398,8 @@ class Receiver:
         stale_after_ms: float = 250.0,
         on_bad: Callable[[BadPacket], None] | None = None,
         rcvbuf_bytes: int = 1 << 20,
+        lost_after_ms: float | None = None,
+        share: bool = False,
     ) -> None:
         self.protocol = normalise_protocol(protocol)
         self.name = name or self.protocol
@@ -328,6 +429,19 @@ class Receiver:
         if not stale_after_ms > 0:
             raise ValueError(f"stale_after_ms: expected > 0, got {stale_after_ms!r}")
         self.stale_after_ns = round(stale_after_ms * 1_000_000)
+        if lost_after_ms is None:
+            lost_after_ms = max(_LOST_AFTER_MIN_MS, 4.0 * stale_after_ms)
+        if not lost_after_ms > stale_after_ms:
+            raise ValueError(
+                f"lost_after_ms: expected more than stale_after_ms ({stale_after_ms:g}), got {lost_after_ms!r}"
+            )
+        self.lost_after_ns = round(lost_after_ms * 1_000_000)
+        if share and self.group is None:
+            raise ValueError(
+                "share: only a multicast group can be shared (a unicast port delivers each datagram to one "
+                "socket only); set a multicast group or leave share off"
+            )
+        self.share = bool(share)
         self.sink = sink
         self.on_bad = on_bad
         #: optional ``tap(arrival_ns, datagram)`` called in the receive thread for every datagram before it is
@@ -352,6 +466,7 @@ class Receiver:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._address: tuple[str, int] | None = None
+        self._started_ns: int | None = None
         self.current_peer = ""
         """Sender ``"ip:port"`` of the datagram being handled; meaningful inside ``sink`` / ``on_bad``."""
         # --- state written only by the receive thread, inside the seqlock (version odd while writing) ---
@@ -373,7 +488,11 @@ class Receiver:
         self._packet_idx = 0
         self._sample_ring: list[int] = [-1] * _SAMPLE_RING
         self._sample_idx = 0
+        self._rate_ring: list[int] = [-1] * _RATE_RING
         self._peers: dict[str, int] = {}
+        # what arrived instead of samples (the diagnosis of a source that is not live)
+        self._last_bad: tuple[int, str, str] | None = None  # arrival_ns, reason, message
+        self._last_other: tuple[int, str] | None = None  # arrival_ns, the filter's reason
         self._last_seq: int | None = None
         self._last_data: bytes | None = None
 
@@ -388,7 +507,8 @@ class Receiver:
         on_bad: Callable[[BadPacket], None] | None = None,
     ) -> Receiver:
         """A receiver for a stage file's tracking source (protocol, bind, port, group, camera ID, profile,
-        ``stale_after_ms``). For OSC the accepted names are the source's own name plus ``camera_names``."""
+        ``stale_after_ms``, ``share_group``). For OSC the accepted names are the source's own name plus
+        ``camera_names``."""
         names = None
         if normalise_protocol(source.protocol) == "osc":
             names = (source.name, *camera_names)
@@ -404,6 +524,7 @@ class Receiver:
             profile=source.encoder_profile,
             stale_after_ms=source.stale_after_ms,
             on_bad=on_bad,
+            share=bool(getattr(source, "share_group", False)),
         )
 
     # --------------------------------------------------------------------------------------- lifecycle
@@ -425,16 +546,27 @@ class Receiver:
         return self._thread is not None and self._thread.is_alive()
 
     def describe(self) -> str:
-        """``"freed on 0.0.0.0:40000"`` or ``"opentrackio on group 239.135.1.1:55555 via 0.0.0.0"``."""
+        """``"freed on 0.0.0.0:40000"`` or ``"opentrackio on group 239.135.1.1:55555 via 0.0.0.0"`` (plus
+        ``" (shared)"`` when the group is shared on purpose)."""
         port = self._address[1] if self._address else self._requested_port
         if self.group:
-            return f"{self.protocol} on group {self.group}:{port} via {self.bind}"
+            shared = " (shared)" if self.share else ""
+            return f"{self.protocol} on group {self.group}:{port} via {self.bind}{shared}"
         return f"{self.protocol} on {self.bind}:{port}"
 
     def _open_socket(self) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if self.share:  # a multicast group shared on purpose: every socket on it gets every datagram
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if hasattr(socket, "SO_REUSEPORT"):  # BSD / macOS need it to share; Linux accepts either
+                    try:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                    except OSError:
+                        pass
+            elif sys.platform == "win32":  # Windows lets SO_REUSEADDR sockets steal a port unless it is exclusive
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)  # type: ignore[attr-defined]
+            # no SO_REUSEADDR otherwise: a second socket on this port must fail, never take the datagrams
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._rcvbuf)
             except OSError:  # a cap on the buffer size is not an error worth refusing to start for
@@ -450,10 +582,33 @@ class Receiver:
             sock.setblocking(False)
         except OSError as exc:
             sock.close()
-            raise TransportError(
-                f"{self.name}: cannot listen for {self.describe()}: {exc.strerror or exc}"
-            ) from None
+            raise TransportError(f"{self.name}: cannot listen for {self.describe()}: {self._why(exc)}") from None
         return sock
+
+    def _why(self, exc: OSError) -> str:
+        """The reason a bind or join failed, in words: for a busy port, who holds it and what to do."""
+        if exc.errno not in _ADDR_IN_USE and getattr(exc, "winerror", None) not in _ADDR_IN_USE:
+            return str(exc.strerror or exc)
+        port = self._requested_port
+        address = self.group if self.group is not None else self.bind
+        holders = _holders(_conflicting(port, address))
+        held = f" ({'; '.join(holders)})" if holders else ""
+        if self.group is None:
+            return (
+                f"port {port} is in use by another process{held}; a tracker's unicast packets reach one "
+                f"program only: stop the other one, or give this source another port"
+            )
+        if self.share:
+            return (
+                f"port {port} (group {self.group}) is in use by another process{held} that does not share it; "
+                f"a multicast group is shared only when every program on it asks to (stage file "
+                f"share_group: true, stagectl listen --share)"
+            )
+        return (
+            f"port {port} (group {self.group}) is in use by another process{held}; to share a multicast "
+            f"group on purpose, every program on it must ask to (stage file share_group: true, stagectl "
+            f"listen --share)"
+        )
 
     def start(self) -> Self:
         """Open and bind the socket (joining the group) and start the receive thread. Returns ``self``.
@@ -467,12 +622,18 @@ class Receiver:
         sock = self._open_socket()
         host, port = sock.getsockname()[:2]
         self._address = (host, port)
+        self._started_ns = time.monotonic_ns()
         self._sock = sock
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._thread = threading.Thread(target=self._run, name=f"stagectl-rx-{self.name}", daemon=True)
         self._thread.start()
         log.info("%s: listening for %s", self.name, self.describe())
+        if self.share and self.group is not None:
+            others = len(_conflicting(port, self.group)) - 1
+            if others > 0:
+                log.info("%s: group %s:%d is shared with %d other local socket(s)", self.name, self.group, port,
+                         others)
         return self
 
     def close(self, timeout_s: float = _CLOSE_BUDGET_S) -> None:
@@ -556,6 +717,7 @@ class Receiver:
     def _count_bad(self, arrival_ns: int, reason: str, message: str, peer: str, size: int) -> None:
         self._version += 1
         self._bad[reason] += 1
+        self._last_bad = (arrival_ns, reason, message)
         self._version += 1
         self._throttle.log(arrival_ns, logging.WARNING, f"bad packet ({reason}) from {peer}: {message}")
         if self.on_bad is not None:
@@ -605,6 +767,7 @@ class Receiver:
             if rejected is not None:
                 self._version += 1
                 self._other_source += 1
+                self._last_other = (arrival_ns, rejected)
                 self._version += 1
                 self._throttle.log(arrival_ns, logging.INFO, f"sample from {peer} ignored: {rejected}")
                 continue
@@ -645,6 +808,7 @@ class Receiver:
                 self._stale_recoveries += 1
             self._samples += 1
             self._sample_ring[self._sample_idx % _SAMPLE_RING] = arrival_ns
+            self._rate_ring[self._sample_idx % _RATE_RING] = arrival_ns
             self._sample_idx += 1
             self._last_sample_arrival_ns = arrival_ns
             self._last = (arrival_ns, sample)
@@ -711,12 +875,55 @@ class Receiver:
 
     # --------------------------------------------------------------------------------------- readers
     def state(self, now_ns: int) -> str:
-        """``"waiting"`` (no sample yet), ``"live"`` or ``"stale"`` (no sample for ``stale_after_ms``) at
-        ``now_ns`` (``time.monotonic_ns()`` read by the caller)."""
-        last = self._last_sample_arrival_ns
-        if last is None:
+        """``"waiting"`` (no sample yet), ``"live"``, ``"stale"`` (no sample for ``stale_after_ms``) or
+        ``"lost"`` (none for ``lost_after_ms``) at ``now_ns`` (``time.monotonic_ns()`` read by the caller)."""
+        return self._state_of(self._last_sample_arrival_ns, now_ns)
+
+    def _state_of(self, last_sample_ns: int | None, now_ns: int) -> str:
+        if last_sample_ns is None:
             return "waiting"
-        return "stale" if now_ns - last > self.stale_after_ns else "live"
+        age = now_ns - last_sample_ns
+        if age > self.lost_after_ns:
+            return "lost"
+        return "stale" if age > self.stale_after_ns else "live"
+
+    def diagnosis(self, now_ns: int) -> str | None:
+        """Why the source is not live at ``now_ns`` (monotonic ns), from what arrived instead; ``None`` while
+        live. One line: ``"no packets arriving (...)"``, ``"packets arrive from other cameras only: ..."``,
+        ``"packets arrive but are bad (checksum: ...)"`` or ``"packets arrive but carry no complete sample
+        ..."`` (several joined with ``"; "``)."""
+        snap = self._snapshot()
+        return self._diagnose(now_ns, snap[10], snap[11], snap[16], snap[17])
+
+    def _diagnose(
+        self,
+        now_ns: int,
+        last_arrival: int | None,
+        last_sample: int | None,
+        last_bad: tuple[int, str, str] | None,
+        last_other: tuple[int, str] | None,
+    ) -> str | None:
+        if self._state_of(last_sample, now_ns) == "live":
+            return None
+        window = max(self.stale_after_ns, _DIAGNOSIS_WINDOW_NS)
+        if last_arrival is None:
+            since = "" if self._started_ns is None else f" in {(now_ns - self._started_ns) / 1e9:.1f} s"
+            return f"no packets arriving: none received{since} at {self.describe()}"
+        if now_ns - last_arrival > window:
+            peer = self.current_peer  # the sender of the last datagram
+            sender = f" from {peer}" if peer and peer != "?" else ""
+            return f"no packets arriving: the last one{sender} came {(now_ns - last_arrival) / 1e9:.1f} s ago"
+        why = []
+        if last_other is not None and now_ns - last_other[0] <= window:
+            why.append(f"packets arrive from other cameras only: {_clip(last_other[1])}")
+        if last_bad is not None and now_ns - last_bad[0] <= window:
+            why.append(f"packets arrive but are bad ({last_bad[1]}: {_clip(last_bad[2])})")
+        if not why:
+            why.append(
+                "packets arrive but carry no complete sample (repeated datagrams, or OpenTrackIO segments "
+                "missing)"
+            )
+        return "; ".join(why)
 
     def last(self) -> tuple[int, TrackingSample] | None:
         """``(arrival_ns, sample)`` of the last delivered sample, kept while the source is stale."""
@@ -745,6 +952,9 @@ class Receiver:
                 self._sample_ring.copy(),
                 self._sample_idx,
                 dict(self._peers),
+                self._last_bad,
+                self._last_other,
+                self._rate_ring.copy(),
             )
             if self._version == v:
                 return snap
@@ -773,10 +983,13 @@ class Receiver:
             sring,
             sidx,
             peers,
+            last_bad,
+            last_other,
+            rring,
         ) = self._snapshot()
         lo = now_ns - _NS_PER_S
         packet_rate = float(sum(1 for t in pring if lo < t <= now_ns))
-        sample_rate = float(sum(1 for t in sring if lo < t <= now_ns))
+        sample_rate = float(sum(1 for t in rring if lo < t <= now_ns))
         if sidx < _SAMPLE_RING:
             ordered = sring[:sidx]
         else:
@@ -787,10 +1000,7 @@ class Receiver:
             intervals = np.diff(np.asarray(ordered, dtype=np.int64)).astype(np.float64)
             jitter_std = float(intervals.std())
             jitter_p99 = float(np.percentile(np.abs(intervals - np.median(intervals)), 99.0))
-        if last_smp is None:
-            state = "waiting"
-        else:
-            state = "stale" if now_ns - last_smp > self.stale_after_ns else "live"
+        state = self._state_of(last_smp, now_ns)
         return ReceiverStats(
             name=self.name,
             protocol=self.protocol,
@@ -815,6 +1025,7 @@ class Receiver:
             state=state,
             stale_recoveries=recov,
             peers=MappingProxyType(peers),
+            diagnosis=self._diagnose(now_ns, last_arr, last_smp, last_bad, last_other),
         )
 
 
@@ -913,5 +1124,5 @@ class ReceiverGroup:
         return {name: r.stats(now_ns) for name, r in self.receivers.items()}
 
     def states(self, now_ns: int) -> dict[str, str]:
-        """``"waiting"`` / ``"live"`` / ``"stale"`` of every source at ``now_ns`` (monotonic ns)."""
+        """``"waiting"`` / ``"live"`` / ``"stale"`` / ``"lost"`` of every source at ``now_ns`` (monotonic ns)."""
         return {name: r.state(now_ns) for name, r in self.receivers.items()}

@@ -163,7 +163,8 @@ def test_multicast_on_loopback_joins_the_group_and_filters_other_groups(
     group_a, group_b = opentrackio_group(7), opentrackio_group(8)
     rec_a, rec_b = Recorder(), Recorder()
     rx_a = make_receiver("opentrackio", sink=rec_a, group=group_a, camera_id=7)
-    # same port, other group: SO_REUSEADDR lets both bind, binding to the group keeps their traffic apart
+    # same port, other group: the bound addresses differ, so both bind (no SO_REUSEADDR needed), and binding to
+    # the group keeps their traffic apart
     rx_b = make_receiver("opentrackio", sink=rec_b, group=group_b, port=rx_a.port)
     assert rx_a.address == (group_a, rx_a.port) and rx_b.port == rx_a.port
     if not _loopback_multicast_works():
@@ -464,6 +465,70 @@ def test_receiver_rejects_bad_configuration() -> None:
         s.bind(("127.0.0.1", 0))
         with pytest.raises(receiver_mod.TransportError, match="cannot listen"):
             Receiver("freed", bind="127.0.0.1", port=s.getsockname()[1]).start()
+
+
+def test_a_source_that_is_not_live_goes_lost_and_says_what_arrives_instead(make_receiver, udp_socket, wait) -> None:
+    """Driving the receive path with known arrival stamps (monotonic ns): stale after stale_after_ms, lost
+    after lost_after_ms, and a diagnosis that tells no packets from other cameras' packets from bad ones."""
+    ms = 1_000_000
+    rx = Receiver("freed", bind="127.0.0.1", port=0, name="cam-a", camera_id=1, stale_after_ms=50.0,
+                  lost_after_ms=300.0)
+    t0 = 10_000_000_000
+    st = rx.stats(t0)
+    assert st.state == "waiting" and st.diagnosis.startswith("no packets arriving: none received"), st.diagnosis
+    rx._handle(t0, _freed(camera_id=1), "10.0.0.9:4000")
+    assert rx.stats(t0 + 10 * ms).diagnosis is None and rx.state(t0 + 10 * ms) == "live"
+    assert rx.state(t0 + 51 * ms) == "stale" and rx.state(t0 + 300 * ms) == "stale"
+    assert rx.state(t0 + 301 * ms) == "lost" and rx.stats(t0 + 301 * ms).state == "lost"
+    # another camera's packets keep arriving: not live, and that is why
+    for i in range(1, 6):
+        rx._handle(t0 + i * 20 * ms, _freed(camera_id=2), "10.0.0.9:4000")
+    st = rx.stats(t0 + 120 * ms)
+    assert st.state == "stale" and st.other_source == 5
+    assert st.diagnosis == "packets arrive from other cameras only: FreeD camera ID 2 (listening for 1 and 0xFF)"
+    # then bad packets as well (a wrong checksum): both reasons, still arriving
+    bad = bytearray(_freed(camera_id=1))
+    bad[-1] ^= 0x5A
+    rx._handle(t0 + 130 * ms, bytes(bad), "10.0.0.9:4000")
+    st = rx.stats(t0 + 140 * ms)
+    assert st.bad_total == 1 and "packets arrive from other cameras only" in st.diagnosis
+    assert "packets arrive but are bad (checksum: " in st.diagnosis, st.diagnosis
+    # a second later only the bad packets keep coming
+    rx._handle(t0 + 1130 * ms, bytes(bad), "10.0.0.9:4000")
+    st = rx.stats(t0 + 1140 * ms)
+    assert st.state == "lost" and st.diagnosis.startswith("packets arrive but are bad (checksum: "), st.diagnosis
+    # then nothing at all
+    st = rx.stats(t0 + 3630 * ms)
+    assert st.state == "lost"
+    assert st.diagnosis == "no packets arriving: the last one from 10.0.0.9:4000 came 2.5 s ago", st.diagnosis
+    # a sample brings it back: live, no diagnosis
+    rx._handle(t0 + 3640 * ms, _freed(camera_id=1), "10.0.0.9:4000")
+    st = rx.stats(t0 + 3650 * ms)
+    assert st.state == "live" and st.diagnosis is None and st.to_dict()["diagnosis"] is None
+    # defaults and checks of lost_after_ms
+    assert Receiver("freed", stale_after_ms=250.0).lost_after_ns == 2_000_000_000
+    assert Receiver("freed", stale_after_ms=1000.0).lost_after_ns == 4_000_000_000
+    with pytest.raises(ValueError, match="lost_after_ms"):
+        Receiver("freed", stale_after_ms=500.0, lost_after_ms=400.0)
+    # a started receiver that never got a packet says where it listens and for how long
+    real = make_receiver("freed", name="quiet")
+    assert wait(lambda: "none received in" in (real.diagnosis(time.monotonic_ns()) or ""))
+    assert f"at freed on 127.0.0.1:{real.port}" in real.diagnosis(time.monotonic_ns())
+
+
+def test_the_sample_rate_counts_accepted_samples_only_and_goes_past_256_hz() -> None:
+    rx = Receiver("freed", bind="127.0.0.1", port=0, name="fast", camera_id=1)
+    t0 = 10_000_000_000
+    period = 1_000_000  # 1000 Hz of accepted samples, plus as many from another camera and bad ones
+    bad = b"\xd1" + b"\x00" * 28
+    for i in range(1000):
+        t = t0 + i * period
+        rx._handle(t, _freed(camera_id=1, x_mm=float(i)), "10.0.0.9:4000")
+        rx._handle(t + 1, _freed(camera_id=2), "10.0.0.9:4000")
+        rx._handle(t + 2, bad, "10.0.0.9:4000")
+    st = rx.stats(t0 + 999 * period + 2)
+    assert st.packets == 3000 and st.samples == 1000 and st.other_source == 1000 and st.bad_total == 1000
+    assert st.sample_rate_hz == 1000.0 and st.packet_rate_hz == 3000.0
 
 
 # ------------------------------------------------------------------------------------------------ statistics

@@ -6,14 +6,22 @@
 // them (docs/console.md): wall UV for cards, linear-light RGB for card and pattern colours, 8-bit sRGB codes for
 // the chroma key, percent for overscan, frames for delays; the map is the stage frame seen from above (metres,
 // +X right, +Y toward the main wall, up on the screen).
+//
+// Honest status: a camera's tracking badge is green live, amber stale / waiting, red lost, with the reason the
+// stage gives (status.cameras[c].tracking_why) under it and its bad-packet count; a frozen camera or output says
+// "frozen" and why. Every live value (top bar, cameras, genlock, cluster, graph, map, previews: class "live") is
+// greyed out while the connection is down or no status came for STATUS_TIMEOUT_MS (body.offline).
 "use strict";
 
 (function () {
   const S = {
     ws: null, nextId: 1, waiting: new Map(), seq: -1, state: null, stage: null, status: null,
     operator: null, frameTimes: [], lastStatusFrame: null, log: [], selectedCard: null, mapBounds: null,
-    previewTimer: null, retry: 0, built: false,
+    previewTimer: null, retry: 0, built: false, connected: false, lastStatusAt: 0, offlineSince: null,
+    previewSeen: {},
   };
+  const STATUS_TIMEOUT_MS = 3000;  // no status for this long while connected: the values are not live either
+  const PREVIEW_STALL_S = 3;  // a preview whose frame is this many seconds behind the status: not updating
   const $ = (id) => document.getElementById(id);
 
   // ------------------------------------------------------------------ small helpers
@@ -106,14 +114,16 @@
     const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
     S.ws = ws;
     setConn("connecting", "state-other");
-    ws.onopen = () => { S.retry = 0; setConn("live", "state-live"); };
+    ws.onopen = () => { S.retry = 0; S.connected = true; setConn("live", "state-live"); updateLive(); };
     ws.onmessage = (e) => {
       let msg;
       try { msg = JSON.parse(e.data); } catch (err) { return; }
       try { handle(msg); } catch (err) { console.error(err); }
     };
     ws.onclose = () => {
+      S.connected = false;
       setConn("disconnected", "state-lost");
+      updateLive();
       for (const [, w] of S.waiting) w.reject(new Error("connection lost before the answer came"));
       S.waiting.clear();
       S.retry = Math.min(S.retry + 1, 5);
@@ -125,6 +135,31 @@
     };
   }
   function setConn(text, cls) { const c = $("conn"); c.textContent = text; c.className = "badge " + cls; }
+
+  // Live values are only live while connected and while status keeps coming: otherwise grey them all out and
+  // say since when (body.offline; the values stay readable but are plainly not current).
+  function updateLive() {
+    const fresh = S.lastStatusAt > 0 && Date.now() - S.lastStatusAt <= STATUS_TIMEOUT_MS;
+    const live = S.connected && fresh;
+    const was = !document.body.classList.contains("offline");
+    document.body.classList.toggle("offline", !live);
+    document.body.dataset.live = live ? "true" : "false";
+    if (!live && (was || S.offlineSince === null)) S.offlineSince = new Date();
+    if (live) S.offlineSince = null;
+    const note = $("offline-note");
+    if (note) {
+      note.hidden = live;
+      if (!live) {
+        const since = S.offlineSince ? S.offlineSince.toLocaleTimeString() : "";
+        note.textContent = S.connected ? `no status from the stage since ${since}: the values shown are old`
+          : S.lastStatusAt === 0 ? "not connected to the stage yet"
+          : `connection lost at ${since}: the values shown are old`;
+      }
+    }
+    if (S.connected && !fresh && S.lastStatusAt > 0) setConn("no status", "state-stale");
+    else if (S.connected && fresh && $("conn").textContent !== "live") setConn("live", "state-live");
+  }
+  setInterval(() => { updateLive(); checkPreviews(); }, 500);
 
   function handle(msg) {
     if (msg.ack !== undefined && "id" in msg) {
@@ -264,7 +299,9 @@
                   width: o.canvas ? o.canvas[0] : null, height: o.canvas ? o.canvas[1] : null }),
       el("figcaption", {}, el("span", { text: o.key }),
         el("span", { id: `preview-frame-${safe(o.key)}`, "data-test": `preview-frame-${safe(o.key)}`, class: "muted",
-                     text: "no preview yet" })))));
+                     text: "no preview yet" })),
+      el("div", { class: "frozen-note", id: `preview-frozen-${safe(o.key)}`, "data-test": `preview-frozen-${safe(o.key)}`,
+                  hidden: true }))));
     if (!S.previewTimer) S.previewTimer = setInterval(refreshPreviews, 500);
   }
 
@@ -287,6 +324,7 @@
         img.onload = () => { if (old) URL.revokeObjectURL(old); };
         img.dataset.url = url;
         img.dataset.frame = frame || "";
+        if (frame) S.previewSeen[k] = Number(frame);
         img.src = url;
         const cap = $(`preview-frame-${k}`);
         if (cap) cap.textContent = frame ? `frame ${frame}` : "";
@@ -483,6 +521,7 @@
   // ------------------------------------------------------------------ status
   function stateClass(s) {
     s = String(s || "").toLowerCase();
+    if (s === "frozen") return "state-frozen";
     if (s === "live" || s === "locked" || s === "ok" || s === "member" || s === "true") return "state-live";
     if (s === "stale" || s === "late" || s === "waiting" || s === "joining") return "state-stale";
     if (s === "lost" || s === "silent" || s === "dead" || s === "none" || s === "error" || s === "dropped") return "state-lost";
@@ -491,6 +530,8 @@
   function renderStatus(status) {
     if (!status) return;
     S.status = status;
+    S.lastStatusAt = Date.now();
+    updateLive();
     $("st-frame").textContent = status.frame ?? "–";
     $("st-timecode").textContent = status.timecode ?? "–";
     $("st-fps").textContent = fmt(status.fps, 2);
@@ -506,11 +547,23 @@
     const cams = status.cameras || {};
     tbody.replaceChildren(...Object.entries(cams).map(([name, c]) => {
       const p = c.position_m;
-      return el("tr", { "data-camera": name, "data-test": `camera-row-${safe(name)}` },
+      const k = safe(name);
+      const reasons = Object.entries(c.bad_by_reason || {}).map(([r, n]) => `${r} ${n}`).join(", ");
+      const bad = typeof c.bad === "number" ? c.bad : null;
+      return el("tr", { "data-camera": name, "data-test": `camera-row-${k}`, "data-tracking": c.tracking ?? "",
+                        class: c.frozen ? "frozen" : null },
         el("td", { text: name }),
-        el("td", {}, el("span", { class: "badge " + stateClass(c.tracking), "data-test": `camera-tracking-${safe(name)}`,
-                                  text: c.tracking ?? "–" })),
+        el("td", {}, el("span", { class: "badge " + stateClass(c.tracking), "data-test": `camera-tracking-${k}`,
+                                  title: c.tracking_why || null, text: c.tracking ?? "–" }),
+          c.frozen ? el("span", { class: "badge state-frozen", "data-test": `camera-frozen-${k}`,
+                                  title: "the operator froze this camera's inner frustum: the wall keeps its image",
+                                  text: "frozen" }) : null,
+          c.tracking_why ? el("div", { class: "why small", "data-test": `camera-why-${k}`, text: c.tracking_why }) : null),
         el("td", { class: "num", text: typeof c.rate_hz === "number" ? `${c.rate_hz.toFixed(1)} Hz` : "–" }),
+        el("td", { class: "num" + (bad ? " bad" : ""), "data-test": `camera-bad-${k}`,
+                   title: reasons ? `bad packets: ${reasons}` + (c.other_source ? `; ${c.other_source} from other cameras` : "")
+                                  : (c.other_source ? `${c.other_source} packets from other cameras` : null),
+                   text: bad === null ? "–" : String(bad) }),
         el("td", { class: "num", text: typeof c.sample_age_ms === "number" ? `${c.sample_age_ms.toFixed(1)} ms` : "–" }),
         el("td", { class: "num", text: Array.isArray(p) ? p.map((v) => fmt(v, 2)).join(" ") : "–" }),
         el("td", { class: "num", text: [c.pan_deg, c.tilt_deg, c.roll_deg].map((v) => fmt(v, 1)).join(" ") }),
@@ -518,6 +571,7 @@
     }));
     renderKv($("genlock"), status.genlock);
     renderCluster(status.cluster);
+    renderOutputsStatus(status.outputs || {});
     // frame-time graph: append the frames since the last status
     const ft = Array.isArray(status.frame_times_ms) ? status.frame_times_ms : [];
     if (typeof status.frame === "number") {
@@ -530,6 +584,37 @@
     if (S.frameTimes.length > keep) S.frameTimes.splice(0, S.frameTimes.length - keep);
     drawGraph();
     drawMap();
+  }
+  // frozen outputs: what the stage says (an operator freeze, a failed render) or a preview that stopped
+  function renderOutputsStatus(outs) {
+    if (!S.stage) return;
+    for (const o of S.stage.outputs) {
+      const k = safe(o.key);
+      const st = outs[o.key] || {};
+      const fig = $(`fig-${k}`);
+      if (!fig) continue;
+      fig.dataset.frozenStage = st.frozen ? String(st.frozen) : "";
+    }
+    checkPreviews();
+  }
+  function checkPreviews() {
+    if (!S.stage) return;
+    const fps = nominalFps();
+    const frame = S.status && typeof S.status.frame === "number" ? S.status.frame : null;
+    for (const o of S.stage.outputs) {
+      const k = safe(o.key);
+      const fig = $(`fig-${k}`), note = $(`preview-frozen-${k}`);
+      if (!fig || !note) continue;
+      let why = fig.dataset.frozenStage || "";
+      const seen = S.previewSeen[k];
+      if (!why && frame !== null && typeof seen === "number" && frame - seen > PREVIEW_STALL_S * fps) {
+        why = `preview not updated since frame ${seen}`;
+      }
+      fig.classList.toggle("frozen", !!why);
+      fig.dataset.frozen = why ? "true" : "false";
+      note.hidden = !why;
+      note.textContent = why ? `FROZEN: ${why}` : "";
+    }
   }
   function renderKv(box, obj) {
     if (obj === null || obj === undefined) { box.textContent = "–"; return; }

@@ -1,0 +1,204 @@
+"""The web console shows status honestly, in a real browser (Debian's chromium driven by Playwright): lost
+tracking in red with the stage's reason and the bad-packet count, stale in amber, a frozen camera and a frozen
+output as frozen, a preview that stopped updating as frozen, and every live value greyed out when no status
+comes or the connection drops.
+
+A real ControlHub on the small test stage and the real WebConsole on a free loopback port; the test publishes
+the status itself (the contract of ``hub.publish_status``, docs/console.md "Status") from a thread that also
+advances the hub's frames, so each case is exactly the status the page is given. Nothing is rendered.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from harness import SMALL_STAGE
+from stagectl.console.hub import ControlHub
+from stagectl.console.web import WebConsole
+from stagectl.stage import load_stage
+from stagectl.stage.model import WebConsoleSettings
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+TOKEN = "status-test-token-0123456789"
+KEY = "proc/out1"
+
+pytestmark = [
+    pytest.mark.net, pytest.mark.slow, pytest.mark.timeout(120),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (make test installs it as root: "
+                                                     "apt-get install chromium)"),
+]
+
+
+def _camera(tracking: str, **kw) -> dict:
+    cam = {"tracking": tracking, "tracking_why": None, "source": "tracker", "rate_hz": 25.0, "bad": 0,
+           "bad_by_reason": {}, "other_source": 0, "frozen": False, "sample_age_ms": 4.0,
+           "position_m": [0.0, 0.0, 1.5], "pan_deg": 0.0, "tilt_deg": 0.0, "roll_deg": 0.0, "focal_mm": 35.0}
+    cam.update(kw)
+    return cam
+
+
+class Publisher:
+    """Every 40 ms: the next frame (``hub.apply_pending``) and, unless paused, ``status`` with that frame."""
+
+    def __init__(self, hub: ControlHub) -> None:
+        self.hub = hub
+        self.frame = 0
+        self.cameras = {"cam": _camera("live")}
+        self.outputs = {KEY: {"black": False, "frozen": None}}
+        self.paused = False
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.04):
+            self.frame += 1
+            self.hub.apply_pending(self.frame)
+            if not self.paused:
+                self.hub.publish_status({
+                    "frame": self.frame, "timecode": f"00:00:00:{self.frame % 25:02d}", "fps": 25.0,
+                    "phase_error_us": 10.0, "late": 0, "dropped": 0, "failed": 0, "render_ms": 5.0,
+                    "genlock": {"source": "internal", "locked": True}, "cameras": dict(self.cameras),
+                    "outputs": dict(self.outputs), "cluster": None, "frame_times_ms": [5.0]})
+
+
+@pytest.fixture
+def stage_console(tmp_path):
+    hub = ControlHub(load_stage(SMALL_STAGE), state_path=tmp_path / "operator.json")
+    pub = Publisher(hub)
+    pub.thread.start()
+    web = WebConsole(hub, WebConsoleSettings("127.0.0.1", 0), token=TOKEN)
+    url = web.start()
+    yield hub, pub, web, url
+    web.close()
+    hub.close()
+    pub.stop.set()
+    pub.thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=10_000)
+    pw = sync_playwright().start()
+    try:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+    finally:
+        pw.stop()
+
+
+def _page(browser, url: str):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = ctx.new_page()
+    page.goto(url)
+    page.fill("#login-name", "ann")
+    page.fill("#login-token", TOKEN)
+    page.click("#login-submit")
+    page.wait_for_selector("#conn.state-live")
+    page.wait_for_function("() => document.body.dataset.live === 'true'")
+    return ctx, page
+
+
+def _colour(page, selector: str) -> tuple[int, int, int]:
+    rgb = page.eval_on_selector(selector, "e => getComputedStyle(e).color")
+    return tuple(int(v) for v in rgb[rgb.index("(") + 1:rgb.index(")")].split(",")[:3])
+
+
+def test_lost_stale_and_frozen_show_as_such(browser, stage_console) -> None:
+    from playwright.sync_api import expect
+
+    hub, pub, web, url = stage_console
+    ctx, page = _page(browser, url)
+    try:
+        badge = page.locator("[data-test=camera-tracking-cam]")
+        expect(badge).to_have_text("live")
+        expect(page.locator("[data-test=camera-bad-cam]")).to_have_text("0")
+        # lost: red, with the reason the stage gives and the bad packets so far
+        why = "no packets arriving: the last one from 10.0.0.9:4000 came 3.2 s ago"
+        pub.cameras = {"cam": _camera("lost", tracking_why=why, rate_hz=0.0, bad=7, bad_by_reason={"checksum": 7},
+                                      other_source=3)}
+        expect(badge).to_have_text("lost")
+        expect(badge).to_have_class("badge state-lost")
+        r, g, b = _colour(page, "[data-test=camera-tracking-cam]")
+        assert r > 200 and g < 120 and b < 120, (r, g, b)  # red
+        expect(page.locator("[data-test=camera-why-cam]")).to_have_text(why)
+        bad = page.locator("[data-test=camera-bad-cam]")
+        expect(bad).to_have_text("7")
+        expect(bad).to_have_class("num bad")
+        assert bad.get_attribute("title") == "bad packets: checksum 7; 3 from other cameras"
+        # stale: amber, not red
+        pub.cameras = {"cam": _camera("stale", tracking_why="packets arrive from other cameras only: FreeD camera "
+                                      "ID 2 (listening for 1 and 0xFF)")}
+        expect(badge).to_have_class("badge state-stale")
+        expect(page.locator("[data-test=camera-why-cam]")).to_contain_text("other cameras only")
+        # a frozen camera, and the output showing it
+        pub.cameras = {"cam": _camera("live", frozen=True)}
+        pub.outputs = {KEY: {"black": False, "frozen": "camera cam frozen"}}
+        expect(page.locator("[data-test=camera-frozen-cam]")).to_have_text("frozen")
+        expect(page.locator("[data-test=camera-why-cam]")).to_have_count(0)
+        note = page.locator("[data-test=preview-frozen-proc_out1]")
+        expect(note).to_have_text("FROZEN: camera cam frozen")
+        expect(page.locator("#fig-proc_out1")).to_have_attribute("data-frozen", "true")
+        pub.cameras = {"cam": _camera("live")}
+        pub.outputs = {KEY: {"black": False, "frozen": None}}
+        expect(page.locator("[data-test=camera-frozen-cam]")).to_have_count(0)
+        expect(note).to_be_hidden()
+        expect(page.locator("#fig-proc_out1")).to_have_attribute("data-frozen", "false")
+        # a preview that stops updating while the frames go on is frozen too (3 s of frames behind)
+        ok, jpeg = cv2.imencode(".jpg", np.full((32, 64, 3), 128, np.uint8))
+        hub.publish_previews({KEY: jpeg.tobytes()})
+        seen = pub.frame
+        page.wait_for_function("() => !!document.querySelector('#preview-proc_out1').dataset.frame")
+        expect(note).to_have_text(f"FROZEN: preview not updated since frame {seen}", timeout=15_000)
+    finally:
+        ctx.close()
+
+
+def test_every_live_value_greys_out_without_status_or_connection(browser, stage_console) -> None:
+    from playwright.sync_api import expect
+
+    hub, pub, web, url = stage_console
+    ctx, page = _page(browser, url)
+    try:
+        live = ["#st-frame", "#cameras-table", "#genlock", "#cluster", "#frame-graph", "#map", "#previews"]
+
+        def looks(selector: str) -> tuple[float, str]:
+            return page.eval_on_selector(selector, "e => [Number(getComputedStyle(e).opacity), "
+                                                   "getComputedStyle(e).filter]")
+
+        for sel in live:
+            assert looks(sel) == [1.0, "none"], sel
+        expect(page.locator("[data-test=offline-note]")).to_be_hidden()
+        # the stage stops sending status (the connection stays up): grey, and the bar says so
+        pub.paused = True
+        page.wait_for_function("() => document.body.dataset.live === 'false'", timeout=10_000)
+        expect(page.locator("#conn")).to_have_text("no status")
+        expect(page.locator("[data-test=offline-note]")).to_contain_text("no status from the stage since")
+        for sel in live:
+            opacity, filt = looks(sel)
+            assert opacity < 0.5 and filt == "grayscale(1)", (sel, opacity, filt)
+        # status again: live again
+        pub.paused = False
+        page.wait_for_function("() => document.body.dataset.live === 'true'")
+        expect(page.locator("#conn")).to_have_text("live")
+        assert looks("#cameras-table") == [1.0, "none"]
+        # the connection drops: grey at once, and the bar says when
+        web.close()
+        page.wait_for_function("() => document.body.dataset.live === 'false'", timeout=10_000)
+        expect(page.locator("#conn")).to_have_text("disconnected")
+        expect(page.locator("[data-test=offline-note]")).to_contain_text("connection lost at")
+        for sel in live:
+            opacity, filt = looks(sel)
+            assert opacity < 0.5 and filt == "grayscale(1)", (sel, opacity, filt)
+    finally:
+        ctx.close()
