@@ -19,7 +19,7 @@ from stagectl.tracking.recording import Recorder
 from stagectl.tracking.simulator import Simulator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "net"))
-from post_take import rotation_angle_deg, true_camera, write_stage  # noqa: E402
+from post_take import rotation_angle_deg, true_camera, write_stage
 
 
 def test_y_up_world_and_camera_axes() -> None:

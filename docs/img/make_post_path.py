@@ -22,12 +22,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from stagectl.post import solve_take  # noqa: E402
-from stagectl.post.usd import write_usd  # noqa: E402
-from stagectl.stage import load_stage  # noqa: E402
-from stagectl.tracking.codecs.freed import encode_freed, sample_to_freed  # noqa: E402
-from stagectl.tracking.recording import Recorder  # noqa: E402
-from stagectl.tracking.simulator import Simulator  # noqa: E402
+from stagectl.post import solve_take
+from stagectl.post.usd import write_usd
+from stagectl.stage import load_stage
+from stagectl.tracking.codecs.freed import encode_freed, sample_to_freed
+from stagectl.tracking.recording import Recorder
+from stagectl.tracking.simulator import Simulator
 
 W, H = 1400, 640
 PANEL = 640
@@ -84,7 +84,7 @@ def make(out: Path) -> None:
         for p, d in zip(pos[::step], look[::step]):
             cv2.arrowedLine(img, px(p), px(p + 0.6 * d), VIEW, 2, cv2.LINE_AA, tipLength=0.25)
         cv2.circle(img, px(pos[0]), 6, PATH, -1, cv2.LINE_AA)
-        for i in range(int(math.floor(lo[0])), int(lo[0] + span) + 1):  # metre ticks
+        for i in range(math.floor(lo[0]), int(lo[0] + span) + 1):  # metre ticks
             cv2.putText(img, f"{i} m", (px((i, lo[1], lo[1]) if ax == 0 else (0, i, lo[1]))[0] - 10, H - 22),
                         cv2.FONT_HERSHEY_SIMPLEX, 0.4, INK, 1, cv2.LINE_AA)
 

@@ -19,12 +19,12 @@ from stagectl.post.track import (
 
 __all__ = [
     "MATCH_MODES",
-    "PostError",
-    "solve_take",
     "T_CAMERA_YUPCAM",
     "T_YUP_STAGE",
     "CameraFrame",
     "CameraTrack",
+    "PostError",
     "RawSample",
     "Slate",
+    "solve_take",
 ]

@@ -29,7 +29,7 @@ def write_chan(track: CameraTrack, path: str | os.PathLike[str], *, start_frame:
                units_per_metre: float = 1.0) -> Path:
     """Write ``track`` as a Nuke ``.chan`` file; returns its path."""
     path = Path(path)
-    sw, sh = track.sensor_mm
+    sh = track.sensor_mm[1]
     lines = []
     for f in track.frames:
         M = f.T_yup_cam()

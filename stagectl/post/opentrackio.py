@@ -29,7 +29,7 @@ from pathlib import Path
 
 from stagectl.post.track import CameraTrack
 
-__all__ = ["write_opentrackio", "frame_sample"]
+__all__ = ["frame_sample", "write_opentrackio"]
 
 _NAMESPACE = uuid.UUID("7d1c6a52-3b7e-4f7e-9a55-6f2d0b8f1c21")  # stagectl post export UUIDs (uuid5)
 

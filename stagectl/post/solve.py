@@ -67,7 +67,7 @@ class _Answer:
     def __init__(self) -> None:
         self.state: Any = None
 
-    def pose_at(self, t_ns: int) -> Any:  # noqa: ARG002 - the instant was already used to evaluate ``state``
+    def pose_at(self, t_ns: int) -> Any:
         return self.state
 
 
@@ -436,7 +436,7 @@ def solve_take(
     if header is not None and header.created_ns:
         import datetime as _dt
 
-        created_utc = _dt.datetime.fromtimestamp(header.created_ns / 1e9, _dt.timezone.utc).isoformat()
+        created_utc = _dt.datetime.fromtimestamp(header.created_ns / 1e9, _dt.UTC).isoformat()
     return CameraTrack(
         name=name, stage=stage.name, camera=cam.name, rate=rate, drop_frame=drop_frame,
         sensor_mm=(float(cam.sensor_mm[0]), float(cam.sensor_mm[1])),

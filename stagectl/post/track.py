@@ -36,8 +36,8 @@ from stagectl.sync.timebase import FrameRate, Timecode
 from stagectl.transforms import ptr_deg_from_rotation
 
 __all__ = [
-    "T_YUP_STAGE",
     "T_CAMERA_YUPCAM",
+    "T_YUP_STAGE",
     "CameraFrame",
     "CameraTrack",
     "RawSample",

@@ -28,7 +28,7 @@ from typing import Any
 
 from stagectl.post.track import CameraTrack
 
-__all__ = ["DEFAULT_START_FRAME", "DEFAULT_METERS_PER_UNIT", "write_usd"]
+__all__ = ["DEFAULT_METERS_PER_UNIT", "DEFAULT_START_FRAME", "write_usd"]
 
 DEFAULT_START_FRAME = 1001
 DEFAULT_METERS_PER_UNIT = 0.01

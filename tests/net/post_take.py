@@ -66,7 +66,7 @@ cameras:
 
 def write_stage(path: Path, rate: str, protocol: str, profile: str = "sony") -> Path:
     """A one-camera stage at ``rate`` whose camera is tracked by ``protocol``, with the example zoom lens."""
-    j = lambda v: ", ".join(repr(float(x)) for x in v)  # noqa: E731
+    j = lambda v: ", ".join(repr(float(x)) for x in v)
     path.write_text(STAGE_YAML.format(
         rate=rate, protocol=protocol, profile=profile, reg_p=j(REGISTRATION["position"]),
         reg_r=j(REGISTRATION["rotation"]), off_t=j(OFFSET["translation"]), off_r=j(OFFSET["rotation"]),
