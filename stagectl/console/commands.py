@@ -16,7 +16,9 @@ its units and an example). This module is pure: no sockets, no GL, no clocks.
 Units at this edge (docs/conventions.md): wall UV for card rectangles and positions (origin top-left, v down),
 linear-light RGB for card and pattern colours, 8-bit sRGB codes for the chroma key colour, wall raster pixels
 for card feathers, percent for overscan, frames for delays, Hz for smoothing cutoffs, stops for exposure,
-kelvin for colour temperature. Paths are relative to the stage file (or absolute).
+kelvin for colour temperature. Paths are relative to the stage file (or absolute) and must resolve inside the
+folder ``console.paths`` names for them (:func:`confined`): ``takes`` for ``record.start``, ``content`` for
+``content.select``, ``luts`` for ``color.set lut``; anything else is refused with :class:`PathRefused`.
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ from stagectl.tracking.timeline import OneEuroParams
 
 __all__ = [
     "CommandError",
+    "PathRefused",
+    "PATH_KINDS",
+    "confined",
+    "folder_of",
     "ArgSpec",
     "CommandSpec",
     "COMMANDS",
@@ -65,8 +71,34 @@ class CommandError(StageError):
     argument (``card.set: id: no light card 'x'; cards: card-1, card-2``)."""
 
 
+class PathRefused(CommandError):
+    """A path argument that does not resolve inside the folder ``console.paths`` gives its kind (or cannot be
+    resolved at all). The message names the command, the argument, the operator's own text and the folder; it
+    never holds the resolved path, anything read from a file, or whether the outside file exists.
+    ``command``, ``arg``, ``kind`` (``takes``, ``content`` or ``luts``) and ``given`` (the operator's text)
+    say what was refused; the hub logs it with who asked."""
+
+    def __init__(
+        self, message: str, command: str = "", arg: str = "", kind: str = "", given: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.command = command
+        self.arg = arg
+        self.kind = kind
+        self.given = given
+
+
 class _ArgError(Exception):
     """An argument's problem (``expected ..., got ...``) before the command and argument names are added."""
+
+
+class _PathError(_ArgError):
+    """A path outside its ``console.paths`` folder (:class:`PathRefused` once the names are added)."""
+
+    def __init__(self, message: str, kind: str, given: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.given = given
 
 
 class LutPath(str):
@@ -144,7 +176,11 @@ _CC_ARGS = (
     _a("offset", "[r, g, b] -10..10", "ASC CDL offset"),
     _a("power", "[r, g, b] > 0", "ASC CDL power"),
     _a("saturation", "number 0..100", "ASC CDL saturation (Rec. 709 luma)"),
-    _a("lut", "path | null", ".cube 3D LUT file, relative to the stage file; null removes the LUT"),
+    _a(
+        "lut",
+        "path | null",
+        ".cube 3D LUT file inside console.paths.luts, relative to the stage file; null removes the LUT",
+    ),
 )
 
 _SPECS = (
@@ -175,7 +211,14 @@ _SPECS = (
     ),
     CommandSpec(
         "content.select",
-        (_a("content", "text", '"procedural" or a scene file relative to the stage file', True),),
+        (
+            _a(
+                "content",
+                "text",
+                '"procedural" or a scene file inside console.paths.content, relative to the stage file',
+                True,
+            ),
+        ),
         False,
         "Change the scene content (procedural world, glTF scene, 360 plate, video plate).",
         {"content": "procedural"},
@@ -339,7 +382,14 @@ _SPECS = (
     ),
     CommandSpec(
         "record.start",
-        (_a("path", "path", "take file, relative to the stage file; default takes/<stage>-<UTC>.stgtake"),),
+        (
+            _a(
+                "path",
+                "path",
+                "take file inside console.paths.takes, relative to the stage file; default "
+                "<takes folder>/<stage>-<UTC>.stgtake",
+            ),
+        ),
         False,
         "Start recording tracking (a take).",
         {"path": "takes/scene12.stgtake"},
@@ -454,11 +504,80 @@ def _resolve(stage, text: str) -> Path:
     return p if p.is_absolute() else Path(stage.path).resolve().parent / p
 
 
-def _file(stage, v: Any, what: str) -> Path:
+#: what each ``console.paths`` folder holds, for messages
+PATH_KINDS = {"takes": "take", "content": "scene", "luts": "LUT"}
+
+
+def _named_folder(stage, kind: str) -> Path:
+    """The folder ``console.paths.<kind>`` as the stage file names it, made absolute (links not resolved)."""
+    from stagectl.stage.model import ConsolePaths
+
+    settings = getattr(stage, "console", None)
+    paths = getattr(settings, "paths", None) or ConsolePaths()
+    return paths.folder(kind, Path(stage.path).resolve().parent)
+
+
+def folder_of(stage, kind: str) -> Path:
+    """The folder ``console.paths.<kind>`` of ``stage`` (``takes``, ``content`` or ``luts``), absolute with
+    its symbolic links resolved (relative folders are taken from the stage file's folder)."""
+    return _named_folder(stage, kind).resolve()
+
+
+def _shown_folder(stage, kind: str) -> str:
+    """The folder as the stage file names it, relative to the stage file's folder (``takes/``) when it is
+    inside it; where a linked folder really lies is not shown."""
+    named = _named_folder(stage, kind)
+    base = Path(stage.path).resolve().parent
+    if named.is_relative_to(base) and named != base:
+        return f"{named.relative_to(base).as_posix()}/"
+    return f"{named}/"
+
+
+def _confined(stage, kind: str, v: Any) -> Path:
+    """The absolute, resolved path that the operator's ``v`` (relative to the stage file, or absolute) names
+    inside the folder ``console.paths.<kind>``: symbolic links are followed and ``..`` folded first, then the
+    result must lie strictly inside the (resolved) folder. Anything else, including a path that cannot be
+    resolved at all, raises :class:`_PathError` with one message that depends only on ``v`` and the folder: it
+    never says whether an outside file exists, nor where a link points."""
+    what = f"a {PATH_KINDS[kind]} file path"
     text = _text(v, what)
-    full = _resolve(stage, text)
-    if not full.is_file():
-        raise _ArgError(f"file not found: {text} (looked for {full})")
+    root = folder_of(stage, kind)
+    try:
+        full = _resolve(stage, text).resolve()
+        inside = full != root and full.is_relative_to(root)
+    except (OSError, ValueError, RuntimeError):  # an embedded NUL, a name too long, a link loop (3.13)
+        inside = False
+    if not inside:
+        raise _PathError(
+            f"refused: {text!r} is not inside the {PATH_KINDS[kind]} folder {_shown_folder(stage, kind)} "
+            f"(console.paths.{kind}); name a file in it",
+            kind,
+            text,
+        )
+    return full
+
+
+def confined(stage, kind: str, v: Any, command: str, arg: str) -> Path:
+    """The absolute, resolved path that ``v`` (relative to the stage file, or absolute) names strictly inside
+    the folder ``console.paths.<kind>`` of ``stage`` (symbolic links followed and ``..`` folded before the
+    check); raises :class:`PathRefused` ``<command>: <arg>: refused: ...`` otherwise. For effects that touch
+    the file later: checking again right before catches a link swapped in since the command was validated."""
+    try:
+        return _confined(stage, kind, v)
+    except _PathError as exc:
+        raise PathRefused(f"{command}: {arg}: {exc}", command, arg, exc.kind, exc.given) from None
+    except _ArgError as exc:
+        raise CommandError(f"{command}: {arg}: {exc}") from None
+
+
+def _file(stage, v: Any, kind: str) -> Path:
+    full = _confined(stage, kind, v)
+    try:
+        found = full.is_file()
+    except OSError as exc:  # a name too long, a folder it may not read: inside the folder, so say why
+        raise _ArgError(f"cannot use {v}: {exc.strerror or exc}") from None
+    if not found:
+        raise _ArgError(f"file not found: {v} (looked for {full})")
     return full
 
 
@@ -517,6 +636,9 @@ def validate(name: Any, args: Any, stage, state) -> dict:
             out[a.name] = _CHECKS[name][a.name](args[a.name], stage, state, out)
         current = ""
         _FINISH.get(name, lambda s, st, o: None)(stage, state, out)
+    except _PathError as exc:
+        msg = f"{name}: {current}: {exc}" if current else f"{name}: {exc}"
+        raise PathRefused(msg, name, current, exc.kind, exc.given) from None
     except _ArgError as exc:
         raise CommandError(f"{name}: {current}: {exc}" if current else f"{name}: {exc}") from None
     except FeatureError as exc:
@@ -586,7 +708,7 @@ def _v_target(v, stage, state, out):
 def _v_lut(v, stage, state, out):
     if v is None:
         return None
-    full = _file(stage, v, "a .cube file path")
+    full = _file(stage, v, "luts")
     try:
         lut = read_cube(full, str(v))
     except ConfigErrors as exc:
@@ -628,15 +750,20 @@ def _v_squares(v, stage, state, out):
 def _v_content(v, stage, state, out):
     if v == "procedural":
         return v
-    return str(_file(stage, v, '"procedural" or a scene file path'))
+    return str(_file(stage, v, "content"))
 
 
 def _v_record_path(v, stage, state, out):
-    text = _text(v, "a take file path")
-    full = _resolve(stage, text)
-    if full.exists():
+    full = _confined(stage, "takes", v)
+    text = v
+    try:
+        exists = full.exists()
+        parent_not_folder = full.parent.exists() and not full.parent.is_dir()
+    except OSError as exc:  # a name too long, a folder it may not read: inside the folder, so say why
+        raise _ArgError(f"cannot use {text}: {exc.strerror or exc}") from None
+    if exists:
         raise _ArgError(f"{text} exists already (at {full}); choose a new file")
-    if full.parent.exists() and not full.parent.is_dir():
+    if parent_not_folder:
         raise _ArgError(f"{full.parent} is not a folder")
     return str(full)
 
@@ -767,7 +894,7 @@ def _finish_record_start(stage, state, out) -> None:
         from stagectl.console.state import utc_stamp
 
         stem = Path(stage.path).stem
-        out["path"] = str(Path(stage.path).resolve().parent / "takes" / f"{stem}-{utc_stamp()[:15]}Z.stgtake")
+        out["path"] = str(folder_of(stage, "takes") / f"{stem}-{utc_stamp()[:15]}Z.stgtake")
 
 
 def _finish_record_stop(stage, state, out) -> None:

@@ -22,6 +22,11 @@ Life of a command (docs/console.md):
 4. No frame within ``timeout_s``: the command is withdrawn and answered
    ``{"ok": False, "error": "<name>: not applied: no frame ran within 2 s"}``.
 
+Paths: a command whose path argument does not resolve inside its ``console.paths`` folder is refused
+(:class:`~stagectl.console.commands.PathRefused`); the refusal is recorded with who asked in
+:attr:`ControlHub.refusals`, logged as a warning on the ``stagectl.console`` logger and passed to every
+:meth:`ControlHub.on_refusal` listener (``stagectl run`` prints it).
+
 Events (:meth:`ControlHub.subscribe`): ``{"seq", "type": "state", "command", "who", "frame", "args",
 "state"}`` for every applied change (``seq`` goes up by exactly 1 per change) and ``{"type": "status",
 "status"}`` (not sequenced). A subscriber's queue is bounded: status events are dropped when it is full; state
@@ -32,6 +37,7 @@ one ``{"type": "lagged", "seq"}`` event and the transport calls :meth:`Subscript
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -40,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from stagectl.console import commands as cmds
-from stagectl.console.commands import COMMANDS, CommandError
+from stagectl.console.commands import COMMANDS, CommandError, PathRefused
 from stagectl.console.state import OperatorState, StateStore, default_state_path, rebase, utc_stamp
 from stagectl.errors import ConfigErrors, StageError
 from stagectl.render.features import FeatureState
@@ -58,8 +64,10 @@ __all__ = [
 
 #: Events a subscriber may have waiting before status events are dropped / it becomes lagged.
 DEFAULT_QUEUE = 256
-#: Change records kept in :attr:`ControlHub.log`.
+#: Change records kept in :attr:`ControlHub.log` (and refusals in :attr:`ControlHub.refusals`).
 LOG_LENGTH = 1000
+
+log = logging.getLogger("stagectl.console")
 
 #: An effect: ``fn(args, state)`` with the normalised arguments and the operator state the command leads to;
 #: it may return a dict merged into the ack's result, or raise CommandError to refuse the command.
@@ -258,6 +266,8 @@ class ControlHub:
         self._queue_size = queue_size
         self._effects: dict[str, EffectFn] = {}
         self._log: collections.deque[dict] = collections.deque(maxlen=LOG_LENGTH)
+        self._refusals: collections.deque[dict] = collections.deque(maxlen=LOG_LENGTH)
+        self._refusal_listeners: list[Callable[[dict], None]] = []
         self._status: dict = {}
         self._previews: dict[str, tuple[int, bytes]] = {}
         self._frame: int | None = None
@@ -319,6 +329,41 @@ class ControlHub:
         with self._lock:
             return list(self._log)
 
+    @property
+    def refusals(self) -> list[dict]:
+        """Recent refused paths ``{"time_utc", "who", "command", "arg", "folder", "given", "error"}``, oldest
+        first: ``folder`` the ``console.paths`` key (``takes``, ``content``, ``luts``), ``given`` the path as
+        the operator sent it, ``error`` the one-line answer they got."""
+        with self._lock:
+            return list(self._refusals)
+
+    def on_refusal(self, fn: Callable[[dict], None]) -> None:
+        """Call ``fn(record)`` (a :attr:`refusals` record) for every refused path, on the thread that refused
+        it (a transport's, or the frame loop's); ``fn`` must not block, and what it raises is logged and
+        ignored."""
+        with self._lock:
+            self._refusal_listeners.append(fn)
+
+    def _refused(self, exc: PathRefused, who: str) -> None:
+        rec = {
+            "time_utc": utc_stamp(iso=True),
+            "who": str(who),
+            "command": exc.command,
+            "arg": exc.arg,
+            "folder": exc.kind,
+            "given": exc.given,
+            "error": _one_line(str(exc)),
+        }
+        with self._lock:
+            self._refusals.append(rec)
+            listeners = list(self._refusal_listeners)
+        log.warning("console: refused %s from %s: %s", exc.command, rec["who"], rec["error"])
+        for fn in listeners:
+            try:
+                fn(rec)
+            except Exception:  # noqa: BLE001 - a listener's bug must not reach a transport or the frame loop
+                log.exception("console: a refusal listener failed")
+
     def status(self) -> dict:
         return self._status
 
@@ -363,6 +408,8 @@ class ControlHub:
                     "inside apply_pending (an effect), which would wait for itself"
                 )
         except CommandError as exc:
+            if isinstance(exc, PathRefused):
+                self._refused(exc, who)
             return {"ok": False, "command": cname, "error": _one_line(str(exc))}
         p = _Pending(name, norm, str(who), gen, new_stage)
         with self._lock:
@@ -447,6 +494,8 @@ class ControlHub:
                 try:
                     out.append(self._apply_one(p, int(frame), effects.get(p.name)))
                 except CommandError as exc:
+                    if isinstance(exc, PathRefused):  # re-checked after a reload, or by an effect
+                        self._refused(exc, p.who)
                     p.ack = {"ok": False, "command": p.name, "error": _one_line(str(exc))}
                 except StageError as exc:
                     p.ack = {"ok": False, "command": p.name, "error": f"{p.name}: {_one_line(str(exc))}"}

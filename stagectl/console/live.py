@@ -289,8 +289,13 @@ def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
     from stagectl.errors import StageError
 
     def content_select(args: dict, state) -> dict:
+        from stagectl.console.commands import confined
+
+        content = args["content"]
+        if content != "procedural":  # checked again right before loading (a link swapped in meanwhile)
+            content = str(confined(h.stage, "content", content, "content.select", "content"))
         try:
-            desc = show_content(h, args["content"])
+            desc = show_content(h, content)
         except StageError as exc:
             raise CommandError(f"content.select: {exc}") from None
         say(f"stagectl run: console: content is now {desc}")
@@ -318,13 +323,15 @@ def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
         return {}
 
     def record_start(args: dict, state) -> dict:
-        from pathlib import Path
-
+        from stagectl.console.commands import confined
         from stagectl.tracking.recording import LiveTake
 
-        path = Path(args["path"])
+        # checked again here (the folder as the stage file in effect names it): a link swapped into the takes
+        # folder since the command was validated is refused, before any folder is made
+        path = confined(h.stage, "takes", args["path"], "record.start", "path")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            path = confined(h.stage, "takes", str(path), "record.start", "path")  # and after making folders
             h.take = LiveTake(path, list(h.receivers), stage=h.stage.name)
         except (OSError, ValueError) as exc:
             raise CommandError(f"record.start: cannot record to {path}: {exc}") from None

@@ -292,7 +292,8 @@ class OperatorState:
         """Read :meth:`to_json`'s form against ``stage``; returns ``(state, warnings)``.
 
         Things the stage no longer has (a card's wall, a pattern's output, a camera, a tracking source) are
-        dropped with a warning, as is a LUT file that cannot be read and a recording (a take does not resume
+        dropped with a warning, as is a LUT file that cannot be read, a scene or LUT path outside its
+        ``console.paths`` folder (unless it is the stage file's own) and a recording (a take does not resume
         after a restart). Anything malformed raises :class:`StateError` ``file: key: what was expected``.
         Cameras the file does not mention keep the stage file's settings.
         """
@@ -355,6 +356,7 @@ class OperatorState:
                 raise r.error("state.chroma_key", str(exc)) from None
 
         lut_paths: list[tuple[str, str]] = []
+        own_luts = {v for _, v in base.lut_paths}
 
         def cc_of(v, k: str, target: str) -> ColorCorrection | None:
             v = r.mapping(v, k)
@@ -362,6 +364,13 @@ class OperatorState:
             lp = v.get("lut")
             if lp is not None:
                 lp = r.text(lp, f"{k}.lut")
+                if lp not in own_luts and not _inside(stage, "luts", lp):
+                    warnings.append(
+                        f"{file}: {k}.lut: {lp} is neither the stage file's LUT nor inside "
+                        f"console.paths.luts; colour correction kept without it"
+                    )
+                    lp = None
+            if lp is not None:
                 try:
                     lut = read_cube(lp)
                     lut_paths.append((target, lp))
@@ -482,7 +491,13 @@ class OperatorState:
             )
 
         content = r.text(d.get("content", base.content), "state.content")
-        if content != "procedural" and not Path(content).is_file():
+        if content not in ("procedural", base.content) and not _inside(stage, "content", content):
+            warnings.append(
+                f"{file}: state.content: {content} is neither the stage file's content nor inside "
+                f"console.paths.content; the stage file's content {base.content} is used"
+            )
+            content = base.content
+        elif content != "procedural" and not Path(content).is_file():
             warnings.append(
                 f"{file}: state.content: file not found: {content}; the stage file's content "
                 f"{base.content} is used"
@@ -560,6 +575,17 @@ def rebase(state: OperatorState, stage) -> tuple[OperatorState, list[str]]:
                 f"camera {name!r}: the stage has no such camera any more; its settings are dropped"
             )
     return new, warnings
+
+
+def _inside(stage, kind: str, path: str) -> bool:
+    """``path`` resolves inside the folder ``console.paths.<kind>`` (as a command's path must)."""
+    from stagectl.console.commands import CommandError, confined
+
+    try:
+        confined(stage, kind, path, "", "")
+    except CommandError:
+        return False
+    return True
 
 
 def _lut_file(lut, stage_dir: Path) -> str | None:

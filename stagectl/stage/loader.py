@@ -38,6 +38,7 @@ from stagectl.stage.model import (
     AdaptiveOverscanSettings,
     Cabinet,
     Camera,
+    ConsolePaths,
     ConsoleSettings,
     InnerRender,
     Mapping,
@@ -396,13 +397,20 @@ def _ip_or_network(ctx: Context, node: Node, path: str) -> str:
     return text
 
 
+#: ``console.paths`` keys, in :class:`ConsolePaths` field order
+_CONSOLE_PATH_KEYS = ("takes", "content", "luts")
+
+
 def _console(ctx: Context, r: MapReader | None) -> ConsoleSettings | None:
-    """``console``: the operator console's transports and state file (docs/stage-file.md); paths relative to
-    the stage file become absolute."""
+    """``console``: the operator console's transports, state file and the folders commands may touch
+    (docs/stage-file.md); paths relative to the stage file become absolute (``base / absolute`` is the
+    absolute path itself)."""
     base = ctx.base_dir
     state_default = base / f"{Path(ctx.file).stem}.operator.json"
+    default_paths = ConsolePaths(*(base / getattr(ConsolePaths(), k) for k in _CONSOLE_PATH_KEYS))
     if r is None:
-        return ConsoleSettings(ZmqConsoleSettings(keys=base / "keys"), state_file=state_default)
+        return ConsoleSettings(ZmqConsoleSettings(keys=base / "keys"), state_file=state_default,
+                               paths=default_paths)
     port = integer(lo=1, hi=65535)
     zmq, osc, web = ZmqConsoleSettings(keys=base / "keys"), OscConsoleSettings(), WebConsoleSettings()
     ok = True
@@ -451,6 +459,15 @@ def _console(ctx: Context, r: MapReader | None) -> ConsoleSettings | None:
         ok = ok and w.ok and not _bad(*vals)
         if ok:
             web = WebConsoleSettings(*vals)
+    paths = default_paths
+    pr = r.sub("paths", required=False)
+    if pr is not None:
+        folders = [pr.opt(k, NAME, None) for k in _CONSOLE_PATH_KEYS]
+        pr.done()
+        ok = ok and pr.ok and not _bad(*folders)
+        if ok:
+            paths = ConsolePaths(*(getattr(default_paths, k) if f is None else base / f
+                                   for k, f in zip(_CONSOLE_PATH_KEYS, folders)))
     state_file = r.opt("state_file", NAME, None)
     r.done()
     if not ok or not r.ok or _bad(state_file):
@@ -466,7 +483,7 @@ def _console(ctx: Context, r: MapReader | None) -> ConsoleSettings | None:
     sf = state_default
     if state_file is not None:
         sf = Path(state_file) if Path(state_file).is_absolute() else base / state_file
-    return ConsoleSettings(zmq, osc, web, sf)
+    return ConsoleSettings(zmq, osc, web, sf, paths)
 
 
 # ------------------------------------------------------------ cross checks

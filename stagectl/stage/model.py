@@ -35,6 +35,7 @@ __all__ = [
     "OscAllow",
     "OscConsoleSettings",
     "WebConsoleSettings",
+    "ConsolePaths",
     "ConsoleSettings",
     "Stage",
 ]
@@ -259,14 +260,34 @@ class WebConsoleSettings:
 
 
 @dataclass(frozen=True)
+class ConsolePaths:
+    """``console.paths``: the only folders the operator's commands may touch (docs/console.md, "Paths"):
+    ``takes`` for ``record.start``, ``content`` for ``content.select``, ``luts`` for ``color.set lut``. A path
+    a command gives must resolve (symbolic links followed, ``..`` folded) to something inside its folder.
+    Absolute once loaded; a relative folder (a stage built in code) is taken from the stage file's folder."""
+
+    takes: Path = Path("takes")
+    content: Path = Path("scenes")
+    luts: Path = Path("luts")
+
+    def folder(self, kind: str, stage_dir: Path) -> Path:
+        """The absolute folder of ``kind`` (``takes``, ``content`` or ``luts``); relative ones from
+        ``stage_dir``."""
+        p = Path(getattr(self, kind))
+        return p if p.is_absolute() else Path(stage_dir) / p
+
+
+@dataclass(frozen=True)
 class ConsoleSettings:
-    """``console``: the operator console's transports and the operator state file (``state_file`` absolute once
-    loaded; None: ``<stage dir>/<stage stem>.operator.json``)."""
+    """``console``: the operator console's transports, the operator state file (``state_file`` absolute once
+    loaded; None: ``<stage dir>/<stage stem>.operator.json``) and the folders commands may touch
+    (``paths``)."""
 
     zmq: ZmqConsoleSettings = ZmqConsoleSettings()
     osc: OscConsoleSettings = OscConsoleSettings()
     web: WebConsoleSettings = WebConsoleSettings()
     state_file: Path | None = None
+    paths: ConsolePaths = ConsolePaths()
 
 
 @dataclass(frozen=True)

@@ -261,15 +261,16 @@ def test_camera_set(demo, base):
 
 
 def test_content_and_record(demo, base, stage_dir):
-    (stage_dir / "scene.gltf").write_text("{}")
-    s, r = run(demo, base, "content.select", {"content": "scene.gltf"})
-    assert s.content == str(stage_dir / "scene.gltf") == r["content"]
+    (stage_dir / "scenes").mkdir()
+    (stage_dir / "scenes" / "scene.gltf").write_text("{}")
+    s, r = run(demo, base, "content.select", {"content": "scenes/scene.gltf"})
+    assert s.content == str(stage_dir / "scenes" / "scene.gltf") == r["content"]
     s, _ = run(demo, s, "content.select", {"content": "procedural"})
     assert s.content == "procedural"
     with pytest.raises(
-        CommandError, match=r"^content.select: content: file not found: none.glb \(looked for "
+        CommandError, match=r"^content.select: content: file not found: scenes/none.glb \(looked for "
     ):
-        validate("content.select", {"content": "none.glb"}, demo, s)
+        validate("content.select", {"content": "scenes/none.glb"}, demo, s)
     s, r = run(demo, s, "record.start", {})
     assert Path(r["path"]).parent == stage_dir / "takes" and r["path"].endswith(".stgtake")
     assert s.recording == r["path"]
@@ -277,9 +278,10 @@ def test_content_and_record(demo, base, stage_dir):
         validate("record.start", {}, demo, s)
     s, r2 = run(demo, s, "record.stop", {})
     assert s.recording is None and r2 == {"path": r["path"]}
-    (stage_dir / "old.stgtake").write_bytes(b"x")
-    with pytest.raises(CommandError, match=r"^record.start: path: old.stgtake exists already"):
-        validate("record.start", {"path": "old.stgtake"}, demo, s)
+    (stage_dir / "takes").mkdir()
+    (stage_dir / "takes" / "old.stgtake").write_bytes(b"x")
+    with pytest.raises(CommandError, match=r"^record.start: path: takes/old.stgtake exists already"):
+        validate("record.start", {"path": "takes/old.stgtake"}, demo, s)
     s, r = run(demo, s, "record.start", {"path": "takes/t1.stgtake"})
     assert s.recording == str(stage_dir / "takes" / "t1.stgtake")
 

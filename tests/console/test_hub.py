@@ -249,7 +249,8 @@ def test_slow_subscriber_lags_on_state_and_drops_status(hub, frame_loop):
 
 
 def test_effects_may_refuse_and_are_rolled_back(hub, frame_loop, stage_dir, state_path):
-    (stage_dir / "scene.glb").write_bytes(b"glTF")
+    (stage_dir / "scenes").mkdir()
+    (stage_dir / "scenes" / "scene.glb").write_bytes(b"glTF")
     seen = []
 
     def refuse(args, state):
@@ -258,22 +259,22 @@ def test_effects_may_refuse_and_are_rolled_back(hub, frame_loop, stage_dir, stat
 
     hub.register_effect("content.select", refuse)
     sub = hub.subscribe()
-    ack = hub.submit("content.select", {"content": "scene.glb"}, "test")
+    ack = hub.submit("content.select", {"content": "scenes/scene.glb"}, "test")
     assert ack == {
         "ok": False,
         "command": "content.select",
         "error": "content.select: scene.glb: not a glTF 2.0 file",
     }
     assert seen == [
-        ({"content": str(stage_dir / "scene.glb")}, str(stage_dir / "scene.glb"))
+        ({"content": str(stage_dir / "scenes" / "scene.glb")}, str(stage_dir / "scenes" / "scene.glb"))
     ]  # the state it leads to
     assert hub.state.content == "procedural" and hub.seq == 0 and hub.log == [] and not state_path.exists()
     assert sub.get(0.05) is None
 
     hub.register_effect("content.select", lambda args, state: {"loaded": "glb", "meshes": 3})
-    ack = hub.submit("content.select", {"content": "scene.glb"}, "test")
+    ack = hub.submit("content.select", {"content": "scenes/scene.glb"}, "test")
     assert ack["ok"] and ack["result"] == {
-        "content": str(stage_dir / "scene.glb"),
+        "content": str(stage_dir / "scenes" / "scene.glb"),
         "loaded": "glb",
         "meshes": 3,
     }

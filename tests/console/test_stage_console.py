@@ -12,6 +12,7 @@ from stagectl.errors import ConfigErrors
 from stagectl.stage.loader import load_stage
 from stagectl.stage.model import (
     CONSOLE_GROUPS,
+    ConsolePaths,
     ConsoleSettings,
     OscAllow,
     OscConsoleSettings,
@@ -42,6 +43,7 @@ def test_defaults(stage_dir):
         OscConsoleSettings("127.0.0.1", 41330, (OscAllow("127.0.0.1", CONSOLE_GROUPS),)),
         WebConsoleSettings("127.0.0.1", 41340),
         stage_dir / "flat_wall.operator.json",
+        ConsolePaths(stage_dir / "takes", stage_dir / "scenes", stage_dir / "luts"),
     )
     assert ", ".join(CONSOLE_GROUPS) == GROUP_NAMES
     assert default_state_path(stage) == stage_dir / "flat_wall.operator.json"
@@ -135,7 +137,7 @@ def test_hub_uses_the_console_state_file(stage_dir):
         (
             "console:\n  webb: {port: 1}\n",
             "webb:",
-            "console.webb: unknown key; expected one of: osc, state_file, web, zmq",
+            "console.webb: unknown key; expected one of: osc, paths, state_file, web, zmq",
         ),
         (
             "console:\n  state_file: 5\n",

@@ -197,9 +197,10 @@ def test_content_select_and_camera_set_change_the_running_stage_and_survive_a_re
 
     adaptive = "{max_percent: 40, latency_ms: 100, decay_percent_per_s: 1000}"
     stage, ports = _stage(tmp_path, f"\nrender:\n  inner:\n    adaptive_overscan: {adaptive}\n")
-    plate = tmp_path / "plate.png"
+    (tmp_path / "scenes").mkdir()  # console.paths.content: the only folder content.select may name
+    plate = tmp_path / "scenes" / "plate.png"
     assert cv2.imwrite(str(plate), np.full((256, 512, 3), PLATE_RGB[::-1], np.uint8))  # BGR on disk
-    broken = tmp_path / "broken.png"
+    broken = tmp_path / "scenes" / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n this is no image")
     state_file = tmp_path / "operator.json"
     feed = _FreeD(ports["tracking2"])
@@ -213,7 +214,7 @@ def test_content_select_and_camera_set_change_the_running_stage_and_survive_a_re
 
         # --- content.select to a solid-colour 360 plate: the whole wall (outer and inner) shows its colour
         # from the acknowledged frame on
-        command, ok, applied_at, result = osc.send("/stagectl/content/select", "plate.png")
+        command, ok, applied_at, result = osc.send("/stagectl/content/select", "scenes/plate.png")
         assert (command, ok) == ("content.select", 1), result
         assert applied_at > frame0 and result["content"].startswith("360 plate"), result
         frame, pixels = _first_frame(reader, applied_at)
@@ -221,7 +222,7 @@ def test_content_select_and_camera_set_change_the_running_stage_and_survive_a_re
         assert osc.state()["state"]["content"] == str(plate)
 
         # --- a file that exists but is no image: refused with the reason, nothing changes
-        command, ok, frame_no, error = osc.send("/stagectl/content/select", "broken.png")
+        command, ok, frame_no, error = osc.send("/stagectl/content/select", "scenes/broken.png")
         assert (command, ok, frame_no) == ("content.select", 0, -1)
         assert error.startswith("content.select: ") and "broken.png" in error and "\n" not in error, error
         assert osc.state()["state"]["content"] == str(plate)
@@ -374,7 +375,9 @@ def test_stage_reload_applies_a_compatible_edit_and_refuses_the_rest(tmp_path: P
 
     stage, ports = _stage(tmp_path)
     original = stage.read_text()
-    assert cv2.imwrite(str(tmp_path / "plate.png"), np.full((256, 512, 3), PLATE_RGB[::-1], np.uint8))
+    (tmp_path / "scenes").mkdir()  # console.paths.content
+    plate = tmp_path / "scenes" / "plate.png"
+    assert cv2.imwrite(str(plate), np.full((256, 512, 3), PLATE_RGB[::-1], np.uint8))
     osc = _Osc(ports["osc"])
     run = _Run(stage)
     reader = None
@@ -382,7 +385,7 @@ def test_stage_reload_applies_a_compatible_edit_and_refuses_the_rest(tmp_path: P
         reader = SinkReader(run.started(), timeout_s=10)
         frame, pixels = _first_frame(reader, 0)
         assert _lit(pixels, slice(0, 100)) > 0.9 and _lit(pixels, slice(1780, 1920)) == 0.0  # wall: x 0..1759
-        command, ok, applied_at, result = osc.send("/stagectl/content/select", "plate.png")
+        command, ok, applied_at, result = osc.send("/stagectl/content/select", "scenes/plate.png")
         assert ok == 1, result
         frame, pixels = _first_frame(reader, applied_at)
         assert _plate_share(pixels) > 0.99
@@ -399,7 +402,7 @@ def test_stage_reload_applies_a_compatible_edit_and_refuses_the_rest(tmp_path: P
         assert _lit(pixels, slice(0, 100)) == 0.0 and _lit(pixels, slice(1780, 1860)) > 0.9, frame
         shifted = pixels[:1056, 100:1860, :3].reshape(-1, 3).astype(int)
         assert np.mean(np.all(np.abs(shifted - PLATE_RGB) <= 3, axis=1)) > 0.99
-        assert osc.state()["state"]["content"] == str(tmp_path / "plate.png")
+        assert osc.state()["state"]["content"] == str(tmp_path / "scenes" / "plate.png")
 
         # --- a new frame rate cannot be applied to a running stage: refused, naming what changed
         stage.write_text(moved.replace("frame_rate: 25", "frame_rate: 30"))
