@@ -11,6 +11,10 @@ prints a summary. Every datagram is handed to the kernel as it arrives, so a cra
 loses nothing already received (a reader plays up to the last complete record). Every record carries its
 length and a CRC-32: a reader skips a damaged one and resumes at the next valid record (docs/takes.md).
 
+The port is exclusive, as for `stagectl listen` and `run`: a port another program listens on is an error
+naming that program, never a silent share that would take its datagrams. To record a multicast group beside a
+running stage, both must share it on purpose (--share here, `share_group: true` in the stage file).
+
 Default ports: FreeD 40000, OpenTrackIO 55555; OSC has none, give --port.
 Replay a take with: stagectl replay FILE --to HOST:PORT
 """
@@ -35,6 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bind", default="0.0.0.0", metavar="A",
                    help="local address to bind, or with --group the interface that joins it (default 0.0.0.0)")
     p.add_argument("--group", default=None, metavar="G", help="IPv4 multicast group to join, e.g. 239.135.1.1")
+    p.add_argument("--share", action="store_true",
+                   help="multicast only: share the group with programs that also ask to (a stage source with "
+                   "share_group: true); without it the port is exclusive")
     p.add_argument("--out", required=True, metavar="FILE", help="take file to write")
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
@@ -90,6 +97,7 @@ def main(args: argparse.Namespace) -> int:
     import socket
 
     from stagectl.errors import UsageError
+    from stagectl.tracking.receiver import bind_failure
     from stagectl.tracking.recording import Recorder, open_udp_receiver
 
     port = args.port if args.port is not None else _DEFAULT_PORTS.get(args.protocol)
@@ -110,11 +118,14 @@ def main(args: argparse.Namespace) -> int:
             raise UsageError(f"--group: expected an IPv4 multicast address (224.0.0.0-239.255.255.255), "
                              f"got {args.group!r}")
 
+    if args.share and args.group is None:
+        raise UsageError("--share: only a multicast group can be shared; add --group G")
     try:
-        sock = open_udp_receiver(port, args.bind, group=args.group)
+        sock = open_udp_receiver(port, args.bind, group=args.group, share=args.share)
     except OSError as exc:
         where = f"{args.group or args.bind}:{port}"
-        raise UsageError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+        reason = bind_failure(exc, port, args.bind, group=args.group, share=args.share)
+        raise UsageError(f"cannot listen on {where}: {reason}") from None
     try:
         try:
             rec = Recorder(args.out, stage=args.stage, overwrite=args.force,

@@ -110,8 +110,10 @@ __all__ = [
     "ReceiverStats",
     "Sink",
     "TransportError",
+    "bind_failure",
     "classify_error",
     "normalise_protocol",
+    "open_tracking_socket",
     "opentrackio_group",
 ]
 
@@ -262,6 +264,71 @@ def _conflicting(port: int, address: str) -> set[int]:
     """Inodes of the sockets bound to ``port`` whose address overlaps ``address`` (equal, or either is the
     wildcard ``0.0.0.0``): the ones that make a bind to ``(address, port)`` fail or share."""
     return {ino for a, ino in _udp_sockets_on(port) if a == address or "0.0.0.0" in (a, address)}
+
+
+def open_tracking_socket(
+    port: int, bind: str = "0.0.0.0", *, group: str | None = None, share: bool = False, rcvbuf: int = 4 << 20
+) -> socket.socket:
+    """A bound (blocking) UDP socket for tracking datagrams: the one way stagectl opens a tracking port.
+
+    ``port`` on ``bind`` (unicast), or ``group`` joined on the interface of ``bind``. The port is exclusive: no
+    ``SO_REUSEADDR`` (``SO_EXCLUSIVEADDRUSE`` on Windows), so a second socket on it fails instead of silently
+    taking the datagrams. ``share=True`` (multicast only, and only when every socket on the group asks) lets
+    several programs receive the same group, each getting every datagram. ``rcvbuf`` asks for a large receive
+    buffer (capped by the kernel's ``net.core.rmem_max``). Raises ``OSError``; :func:`bind_failure` says why in
+    words.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        if share:  # a multicast group shared on purpose: every socket on it gets every datagram
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if hasattr(socket, "SO_REUSEPORT"):  # BSD / macOS need it to share; Linux accepts either
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                except OSError:
+                    pass
+        elif sys.platform == "win32":  # Windows lets SO_REUSEADDR sockets steal a port unless it is exclusive
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)  # type: ignore[attr-defined]
+        # no SO_REUSEADDR otherwise: a second socket on this port must fail, never take the datagrams
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        except OSError:  # a cap on the buffer size is not an error worth refusing to start for
+            log.debug("could not set SO_RCVBUF to %d bytes", rcvbuf)
+        if group is not None:
+            # Binding to the group filters out other groups' datagrams on this port (not on Windows).
+            sock.bind(("" if sys.platform == "win32" else group, port))
+            iface = socket.inet_aton("0.0.0.0" if bind == "" else bind)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.inet_aton(group) + iface)
+        else:
+            sock.bind((bind, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def bind_failure(exc: OSError, port: int, bind: str, *, group: str | None = None, share: bool = False) -> str:
+    """Why :func:`open_tracking_socket` failed, in words: for a busy port, who holds it and what to do."""
+    if exc.errno not in _ADDR_IN_USE and getattr(exc, "winerror", None) not in _ADDR_IN_USE:
+        return str(exc.strerror or exc)
+    holders = _holders(_conflicting(port, group if group is not None else bind))
+    held = f" ({'; '.join(holders)})" if holders else ""
+    if group is None:
+        return (
+            f"port {port} is in use by another process{held}; a tracker's unicast packets reach one "
+            f"program only: stop the other one, or give this source another port"
+        )
+    if share:
+        return (
+            f"port {port} (group {group}) is in use by another process{held} that does not share it; "
+            f"a multicast group is shared only when every program on it asks to (stage file "
+            f"share_group: true, stagectl listen --share)"
+        )
+    return (
+        f"port {port} (group {group}) is in use by another process{held}; to share a multicast "
+        f"group on purpose, every program on it must ask to (stage file share_group: true, stagectl "
+        f"listen --share)"
+    )
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -555,60 +622,14 @@ class Receiver:
         return f"{self.protocol} on {self.bind}:{port}"
 
     def _open_socket(self) -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            if self.share:  # a multicast group shared on purpose: every socket on it gets every datagram
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if hasattr(socket, "SO_REUSEPORT"):  # BSD / macOS need it to share; Linux accepts either
-                    try:
-                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-                    except OSError:
-                        pass
-            elif sys.platform == "win32":  # Windows lets SO_REUSEADDR sockets steal a port unless it is exclusive
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)  # type: ignore[attr-defined]
-            # no SO_REUSEADDR otherwise: a second socket on this port must fail, never take the datagrams
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._rcvbuf)
-            except OSError:  # a cap on the buffer size is not an error worth refusing to start for
-                log.debug("%s: could not set SO_RCVBUF to %d bytes", self.name, self._rcvbuf)
-            if self.group is not None:
-                # Binding to the group filters out other groups' datagrams on this port (not on Windows).
-                host = "" if sys.platform == "win32" else self.group
-                sock.bind((host, self._requested_port))
-                mreq = socket.inet_aton(self.group) + socket.inet_aton(self.bind)
-                sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
-            else:
-                sock.bind((self.bind, self._requested_port))
+            sock = open_tracking_socket(self._requested_port, self.bind, group=self.group, share=self.share,
+                                        rcvbuf=self._rcvbuf)
             sock.setblocking(False)
         except OSError as exc:
-            sock.close()
-            raise TransportError(f"{self.name}: cannot listen for {self.describe()}: {self._why(exc)}") from None
+            reason = bind_failure(exc, self._requested_port, self.bind, group=self.group, share=self.share)
+            raise TransportError(f"{self.name}: cannot listen for {self.describe()}: {reason}") from None
         return sock
-
-    def _why(self, exc: OSError) -> str:
-        """The reason a bind or join failed, in words: for a busy port, who holds it and what to do."""
-        if exc.errno not in _ADDR_IN_USE and getattr(exc, "winerror", None) not in _ADDR_IN_USE:
-            return str(exc.strerror or exc)
-        port = self._requested_port
-        address = self.group if self.group is not None else self.bind
-        holders = _holders(_conflicting(port, address))
-        held = f" ({'; '.join(holders)})" if holders else ""
-        if self.group is None:
-            return (
-                f"port {port} is in use by another process{held}; a tracker's unicast packets reach one "
-                f"program only: stop the other one, or give this source another port"
-            )
-        if self.share:
-            return (
-                f"port {port} (group {self.group}) is in use by another process{held} that does not share it; "
-                f"a multicast group is shared only when every program on it asks to (stage file "
-                f"share_group: true, stagectl listen --share)"
-            )
-        return (
-            f"port {port} (group {self.group}) is in use by another process{held}; to share a multicast "
-            f"group on purpose, every program on it must ask to (stage file share_group: true, stagectl "
-            f"listen --share)"
-        )
 
     def start(self) -> Self:
         """Open and bind the socket (joining the group) and start the receive thread. Returns ``self``.

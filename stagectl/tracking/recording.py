@@ -771,34 +771,19 @@ def open_udp_receiver(
     bind: str = "0.0.0.0",
     *,
     group: str | None = None,
+    share: bool = False,
     rcvbuf: int = 4 << 20,
     timeout_s: float | None = 0.2,
 ) -> socket.socket:
-    """A bound UDP socket for receiving tracking datagrams (plain socket code, no receiver machinery).
+    """A bound UDP socket for recording tracking datagrams (plain socket code, no receiver machinery).
 
-    ``group`` joins that IPv4 multicast group on the interface of ``bind`` (``0.0.0.0``: the default one).
-    ``SO_REUSEADDR`` is set so several listeners can share a multicast port. ``rcvbuf`` asks for a large
-    receive buffer (the kernel caps it at ``net.core.rmem_max``). ``timeout_s`` makes ``recv`` calls return
-    periodically so a caller can check its stop conditions. Raises ``OSError`` when the bind fails.
+    Opened like every tracking port (:func:`stagectl.tracking.receiver.open_tracking_socket`): exclusive, so a
+    recorder never silently takes a running stage's datagrams; ``share`` joins a multicast group that every
+    program on it shares on purpose. ``timeout_s`` makes ``recv`` calls return periodically so a caller can
+    check its stop conditions. Raises ``OSError`` when the bind fails (``bind_failure`` says why in words).
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        except OSError:
-            pass
-        if group is not None:
-            # bound to the group address, Linux delivers only that group's datagrams; ``bind`` picks the
-            # interface that joins it
-            sock.bind((group, port))
-            iface = socket.inet_aton("0.0.0.0" if bind == "" else bind)
-            mreq = socket.inet_aton(group) + iface
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
-        else:
-            sock.bind((bind, port))
-        sock.settimeout(timeout_s)
-    except BaseException:
-        sock.close()
-        raise
+    from stagectl.tracking.receiver import open_tracking_socket
+
+    sock = open_tracking_socket(port, bind, group=group, share=share, rcvbuf=rcvbuf)
+    sock.settimeout(timeout_s)
     return sock
