@@ -172,7 +172,10 @@ def main(args: argparse.Namespace) -> int:
         rigs[cam.name] = _Rig(
             camera=cam,
             source=src,
-            timeline=Timeline(rate, delay_frames=src.delay_frames, name=cam.name),
+            # dejittered: samples at their own time where they carry one; the camera's motion limits judge
+            # samples and bound prediction (docs/stage-file.md, cameras[].motion_limits)
+            timeline=Timeline(rate, delay_frames=src.delay_frames, name=cam.name, clock="dejittered",
+                              motion_limits=cam.motion_limits),
             lens_table=cam.lens_file.table(cam.sensor_mm) if cam.lens_file else None,
             T_body_camera=np.ascontiguousarray(cam.T_body_camera),
             base_overscan=tuple(stage.render.inner.overscan_percent),

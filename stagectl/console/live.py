@@ -309,9 +309,9 @@ def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
             src = h.stage.tracking_source(settings.tracking)
             h.router.assign(name, src.name)
             rig.source = src
-            # the smoothing filter starts afresh from the new source's first sample (no glide from the old
-            # source's pose to the new one)
-            rig.timeline.set_smoothing(rig.timeline.smoothing)
+            # the timeline starts afresh from the new source's first sample: smoothing (no glide from the old
+            # source's pose to the new one), plausibility and timing are not judged against the old source
+            rig.timeline.restart()
         if "delay_frames" in args:
             rig.timeline.set_delay_frames(settings.delay_frames)
         if "smoothing" in args:

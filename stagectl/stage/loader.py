@@ -57,6 +57,7 @@ from stagectl.stage.model import (
     ZmqConsoleSettings,
 )
 from stagectl.sync.timebase import STANDARD_RATES, FrameRate
+from stagectl.tracking.sample import MotionLimits
 
 __all__ = ["load_stage", "WALL_TYPES", "PROTOCOLS", "ENCODER_PROFILES", "SIMULATED_MOVES"]
 
@@ -299,8 +300,9 @@ def _camera(ctx: Context, node: Node, path: str) -> tuple[Camera | None, Node | 
         off.done()
     sensor = r.req("sensor_mm", vector(2, number(lo=1.0, hi=100.0, lo_open=False), "[w, h] sensor size in mm, each 1..100"))
     lens = r.opt("lens", _rel_path, None)
+    limits = _motion_limits(r.sub("motion_limits", required=False))
     r.done()
-    if _bad(name, tracking, t, rot, sensor, lens) or not r.ok:
+    if _bad(name, tracking, t, rot, sensor, lens, limits) or not r.ok:
         return None, None
     lens_file = None
     if lens is not None:
@@ -309,7 +311,29 @@ def _camera(ctx: Context, node: Node, path: str) -> tuple[Camera | None, Node | 
         except ConfigErrors as exc:  # the lens file's own file:line errors join the stage's
             ctx.errors.extend(exc.errors)
             return None, None
-    return Camera(name, tracking, t, rot, sensor, lens, lens_file), r.node_of("tracking")
+    return Camera(name, tracking, t, rot, sensor, lens, lens_file, limits), r.node_of("tracking")
+
+
+# cameras[].motion_limits: key -> (lowest, highest) accepted value; defaults are MotionLimits' (docs/stage-file.md)
+MOTION_LIMIT_RANGES = {
+    "max_speed_m_s": (0.1, 1000.0),
+    "max_accel_m_s2": (0.1, 10000.0),
+    "max_angular_speed_deg_s": (1.0, 100000.0),
+    "max_angular_accel_deg_s2": (1.0, 1000000.0),
+    "max_distance_m": (1.0, 1000000.0),
+}
+
+
+def _motion_limits(r: MapReader | None) -> MotionLimits | object:
+    """``cameras[].motion_limits`` (each key optional); INVALID when a value was refused (error recorded)."""
+    if r is None:
+        return MotionLimits()
+    values = {key: r.opt(key, number(lo=lo, hi=hi), getattr(MotionLimits(), key))
+              for key, (lo, hi) in MOTION_LIMIT_RANGES.items()}
+    r.done()
+    if _bad(*values.values()) or not r.ok:
+        return INVALID
+    return MotionLimits(**values)
 
 
 

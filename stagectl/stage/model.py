@@ -14,6 +14,7 @@ from stagectl.lens.lensfile import LensFile
 from stagectl.render.features import FeatureState
 from stagectl.stage.geometry import WallGeometry
 from stagectl.sync.timebase import FrameRate
+from stagectl.tracking.sample import MotionLimits
 from stagectl.transforms import transform_from_pose
 
 __all__ = [
@@ -137,6 +138,7 @@ class Camera:
     sensor_mm: tuple[float, float]
     lens: Path | None
     lens_file: LensFile | None = None  # the loaded, validated lens file at ``lens``
+    motion_limits: MotionLimits = MotionLimits()  # how fast it can really move: judges samples, bounds prediction
 
     @property
     def T_body_camera(self) -> np.ndarray:

@@ -23,6 +23,7 @@ same instance about three times faster than the generated ``__init__`` (that one
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Final, TypeVar
@@ -42,6 +43,7 @@ __all__ = [
     "GlobalStage",
     "LensEncoders",
     "LensState",
+    "MotionLimits",
     "Pose",
     "PtpSync",
     "Rational",
@@ -97,6 +99,44 @@ class Pose:
         T = np.asarray(T, dtype=np.float64)
         pan, tilt, roll = ptr_deg_from_rotation(T[:3, :3])
         return cls(float(T[0, 3]), float(T[1, 3]), float(T[2, 3]), pan, tilt, roll)
+
+
+@dataclass(frozen=True, slots=True)
+class MotionLimits:
+    """How fast a tracked camera can really move: the bounds a :class:`~stagectl.tracking.timeline.Timeline`
+    judges samples and prediction by (stage file ``cameras[].motion_limits``; docs/stage-file.md).
+
+    * ``max_speed_m_s``: linear speed, m/s. A sample that would need more to be reached from the last accepted
+      one is rejected; a predicted velocity is clamped to it.
+    * ``max_accel_m_s2``: linear acceleration, m/s^2: how much the predicted velocity may differ from the one
+      before it (a glitch within the speed limit cannot throw the prediction).
+    * ``max_angular_speed_deg_s`` / ``max_angular_accel_deg_s2``: the same for the rotation, deg/s and
+      deg/s^2 (the angle of the relative rotation, whatever its axis).
+    * ``max_distance_m``: farthest plausible position from the tracking origin, m; a sample beyond it is
+      rejected outright (FreeD itself cannot say more than 131 m).
+
+    The defaults suit a camera on a crane or a remote head on a stage, with a margin (docs/stage-file.md says
+    why each number). Every limit is > 0; ``math.inf`` switches one off.
+    """
+
+    max_speed_m_s: float = 10.0
+    max_accel_m_s2: float = 30.0
+    max_angular_speed_deg_s: float = 360.0
+    max_angular_accel_deg_s2: float = 1440.0
+    max_distance_m: float = 1000.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_speed_m_s", "max_accel_m_s2", "max_angular_speed_deg_s", "max_angular_accel_deg_s2",
+                     "max_distance_m"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or v <= 0:
+                raise ValueError(f"MotionLimits.{name}: expected a number > 0 (inf: no limit), got {v!r}")
+
+    @classmethod
+    def unlimited(cls) -> MotionLimits:
+        """No limit at all (every sample plausible, prediction unclamped): tests and synthetic data."""
+        inf = math.inf
+        return cls(inf, inf, inf, inf, inf)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
 """Per-camera tracking timeline: a fixed-capacity ring buffer of samples, time matching, delay, bounded
-prediction, One Euro smoothing and timecode matching.
+prediction, plausibility checks, dejittering, One Euro smoothing and timecode matching.
 
 One :class:`Timeline` per camera (tracking source). A receiver thread calls :meth:`Timeline.push` with the
 arrival stamp of every decoded sample; the frame loop calls :meth:`Timeline.pose_at` with the instant it
@@ -17,10 +17,12 @@ Frames, units and clocks (``docs/conventions.md``)
   ``R(q) v = q v q*``. So ``q(pan, tilt, roll) = qz(pan) * qx(tilt) * qy(roll)`` with
   ``qz(a) = (cos a/2, 0, 0, sin a/2)`` etc. (:func:`quat_from_ptr_deg`, :func:`matrix_from_quat`,
   :func:`quat_from_matrix`, :func:`ptr_deg_from_quat`).
-* Every sample has two integer-ns times. ``arrival``: the receiver's ``time.monotonic_ns()`` stamp (clock
+* Every sample has three integer-ns times. ``arrival``: the receiver's ``time.monotonic_ns()`` stamp (clock
   ``monotonic``). ``source``: the sample's own ``timing.sample_timestamp_ns`` (clock ``ptp``) or, when the
-  source sends none (FreeD), the arrival stamp again. The two are never mixed in one computation; a query
-  names the clock it is on (``clock="arrival"`` or ``"source"``).
+  source sends none (FreeD), the arrival stamp again. ``dejittered``: the sample's own time moved onto the
+  ``monotonic`` clock (see *Dejittered clock*). A query names the clock it is on (``clock="arrival"``,
+  ``"source"`` or ``"dejittered"``); ``ptp`` and ``monotonic`` times are never subtracted from one another
+  except through the dejitter offset, which is estimated from the samples themselves.
 * Encoders are normalised 0..1 in OpenTrackIO directions; lens values keep OpenTrackIO units (focal length
   mm, focus distance m, entrance-pupil offset m). Absent values are NaN.
 
@@ -37,20 +39,59 @@ Modes, as in Unreal Live Link / its timecode provider (Lerp / Nearest / Latest):
 
 Status of the result: ``"interpolated"`` (``t_eval`` inside the buffered span: blended, nearest, or an exact
 sample), ``"extrapolated"`` (interpolate mode, ``t_eval`` newer than the newest sample by at most
-``max_prediction_ns``: linear prediction from the last two samples, position by velocity, rotation by angular
-velocity through the quaternion log/exp -- i.e. the same lerp/slerp with a blend factor above 1),
-``"held"`` (``t_eval`` older than the buffer: the oldest sample; newer than the prediction bound: the pose
-predicted at the bound, so the output does not jump; nearest mode newer than the newest sample: the newest),
+``max_prediction_ns``: bounded prediction, see *Prediction*), ``"held"`` (``t_eval`` older than the buffer:
+the oldest sample; newer than the prediction bound: the pose predicted at the bound, so the output does not
+jump; no pair to predict from: the newest; nearest mode newer than the newest sample: the newest),
 ``"latest"`` (latest mode), ``"empty"`` (no sample yet) and ``"no_match"`` (timecode matching only). Pose values
 of ``"empty"`` / ``"no_match"`` results are NaN: check :attr:`TimelineState.ok` before use.
 
+Prediction (never invents motion)
+---------------------------------
+Past the newest sample ``h`` the pose is carried forward at the velocity of a **pair** ``j -> h``: ``j`` is
+the newest sample at least ``min_pair_fraction`` (default 0.5) of a nominal sample period older than ``h``
+(the sample's own ``timing.sample_rate``, else the timeline's ``sample_rate``, default the stage rate). Two
+samples that arrive 0.2 ms apart (a late one flushed with the next) are never a pair: 6 cm over 0.2 ms is
+300 m/s. No such ``j`` (or only one across a re-acquisition, below): the newest is held. The velocity (m/s)
+and the world-frame angular velocity (``log(q_h q_j^-1) / dt``, rad/s) are then bounded by the camera's
+:class:`~stagectl.tracking.sample.MotionLimits`: their change from the previous pair's (``i -> j``) by
+``max_accel * (t_h - t_i) / 2`` (the time between the two estimates' midpoints), and their size by
+``max_speed``. Position ``p_h + v ahead``, rotation ``exp(omega ahead) q_h``; encoders and lens values
+linearly from ``j -> h`` (normalised encoders kept in 0..1, focal length and focus distance kept > 0).
+``blend`` reports ``1 + ahead / (t_h - t_j)``. For a move at constant velocity this is exactly the linear
+prediction from the two samples.
+
+Plausibility (implausible samples are rejected and counted)
+-----------------------------------------------------------
+Before a sample is stored: non-finite pose values (``rejected_non_finite``) and a position farther than
+``max_distance_m`` from the tracking origin (``rejected_out_of_range``) are rejected. Then the sample must be
+reachable from the last accepted one: distance ``<= max_speed * dt`` (``rejected_speed``) and rotation angle
+``<= max_angular_speed * dt`` (``rejected_angular_speed``), with ``dt`` the time between them on the
+timeline's clock but never less than one nominal sample period (two captures are never closer, whatever
+their arrival stamps say). A tracker that really moved (re-localised) is followed: when three rejected
+samples in a row agree with each other by the same test, the third is accepted as the start of a new
+trajectory (``reacquired``), the smoothing restarts there and prediction never pairs across it. The raw pose
+is judged (not the smoothed one). Counters: :meth:`Timeline.counters` (``rejected``, ``rejected_by_reason``).
+
+Dejittered clock
+----------------
+A sample's own time is ``timing.sample_timestamp_ns``, else its timecode position (frame + sub-frame of
+``d`` divisions, at the timecode's exact rate). Its dejittered time is ``own + O`` with ``O`` the smallest
+``arrival - own`` seen -- the fastest route from the tracker to us -- so a sample that was held back lands
+where it was captured, not where it arrived. ``O`` may creep up by 200 ppm of the elapsed time (clock drift,
+a slower route) and drops at once to any smaller offset. A sample whose offset is more than two nominal
+periods below ``O`` or more than 1 s above it is a timing outlier: on a dejittered timeline it is rejected
+(``rejected_timing``); three agreeing outliers in a row mean the source's clock stepped, and ``O`` follows
+(``timing_resyncs``). A sample without an own time (FreeD, OSC) gets its arrival stamp. ``stagectl run``
+orders its timelines on this clock.
+
 Out-of-order samples
 --------------------
-A timeline orders its samples on its ``clock`` (default ``"arrival"``). On the source clock a sample whose
-source time is older than the newest one is dropped and counted (``dropped_out_of_order``; an equal time is a
-duplicate, ``dropped_duplicate``). On the arrival clock nothing is dropped for its source time (source-clock
-queries then raise while the buffer holds such a sample). A sample whose arrival stamp goes back in time is
-always dropped (arrival stamps of one receiver are non-decreasing by construction).
+A timeline orders its samples on its ``clock`` (default ``"arrival"``). On the source or dejittered clock a
+sample whose time on that clock is older than the newest one is dropped and counted (``dropped_out_of_order``;
+an equal time is a duplicate, ``dropped_duplicate``, except for untimed samples on the dejittered clock). On
+the other clocks nothing is dropped for such a time (queries on a clock the buffer is out of order on then
+raise while the buffer holds such a sample). A sample whose arrival stamp goes back in time is always dropped
+(arrival stamps of one receiver are non-decreasing by construction).
 
 Smoothing (One Euro filter)
 ---------------------------
@@ -108,14 +149,15 @@ from typing import Any, Final, NamedTuple
 import numpy as np
 from numba import njit
 
-from stagectl.sync.timebase import FrameRate
+from stagectl.sync.timebase import NS_PER_S, FrameRate
 from stagectl.sync.timebase import Timecode as TimebaseTimecode
-from stagectl.tracking.sample import FRAME_CAMERA, Pose, TrackingSample
+from stagectl.tracking.sample import FRAME_CAMERA, MotionLimits, Pose, TrackingSample
 from stagectl.tracking.sample import Timecode as SampleTimecode
 
 __all__ = [
     "CLOCKS",
     "MODES",
+    "MotionLimits",
     "STATUS_EMPTY",
     "STATUS_EXTRAPOLATED",
     "STATUS_HELD",
@@ -140,7 +182,7 @@ __all__ = [
 ]
 
 # ------------------------------------------------------------------------------------------------ constants
-CLOCKS: Final = ("arrival", "source")
+CLOCKS: Final = ("arrival", "source", "dejittered")
 MODES: Final = ("interpolate", "nearest", "latest")
 
 STATUS_INTERPOLATED: Final = "interpolated"
@@ -160,19 +202,45 @@ _STATUS_NAMES: Final = (
 _S_EMPTY, _S_INTERP, _S_EXTRAP, _S_HELD, _S_LATEST, _S_NOMATCH = range(6)
 _S_UNSORTED = 100  # kernel code: source-clock query while the buffer's source times are out of order
 
-_CLOCK_COL: Final = {"arrival": 0, "source": 1}
 _MODE_CODE: Final = {"interpolate": 0, "nearest": 1, "latest": 2}
 
 # int64 columns of Timeline._times
-_T_ARR, _T_SRC, _T_TC, _T_TCNUM, _T_TCDEN, _T_TCSUB, _T_TCDIV, _T_ORD = range(8)
-_NT: Final = 8
+_T_ARR, _T_SRC, _T_TC, _T_TCNUM, _T_TCDEN, _T_TCSUB, _T_TCDIV, _T_ORD, _T_DJ, _T_PER = range(10)
+_NT: Final = 10
+_CLOCK_COL: Final = {"arrival": _T_ARR, "source": _T_SRC, "dejittered": _T_DJ}
 # float64 columns of Timeline._vals
 _V_X, _V_Y, _V_Z, _V_QW, _V_QX, _V_QY, _V_QZ = range(7)
 _V_ZOOM, _V_FOCUS, _V_IRIS, _V_FL, _V_FD, _V_EP = range(7, 13)
 _NV: Final = 13
 # int64 slots of Timeline._meta
 _M_SEQ, _M_HEAD, _M_COUNT, _M_PUSHED, _M_OVER, _M_OOO, _M_DUP, _M_SRCBREAK, _M_FT, _M_FINIT = range(10)
-_NM: Final = 16
+# plausibility gate: last accepted sample's time, rejected-candidate streak and time, first ordinal of the
+# current trajectory (prediction never pairs across it), ordinal from which the dejittered column is unsorted
+_M_GINIT, _M_GT, _M_CSTREAK, _M_CT, _M_BREAK, _M_DJBREAK = range(10, 16)
+# rejection counters (per reason) and re-acquisitions
+_M_RNF, _M_RRANGE, _M_RSPEED, _M_RANG, _M_RTIME, _M_REACQ = range(16, 22)
+# dejitter state: initialised, offset arrival - own time (ns), arrival of the last timed sample, timing-outlier
+# streak and its offset, resyncs
+_M_DJINIT, _M_DJOFF, _M_DJLAST, _M_DJSTREAK, _M_DJCAND, _M_DJRESYNC = range(22, 28)
+# a restart (Timeline.restart) waiting for the next stored sample to begin a new trajectory
+_M_PENDBRK = 28
+_NM: Final = 32
+# float64 slots of the gate state: the last accepted raw pose and the last rejected one (x, y, z, qw, qx, qy, qz)
+_G_P, _G_C = 0, 7
+_NG: Final = 14
+# float64 slots of the motion limits (SI units: m/s, m/s^2, rad/s, rad/s^2, m), the pair fraction and the
+# nominal sample period (ns) of samples that do not state their rate
+_L_V, _L_A, _L_W, _L_WA, _L_DIST, _L_FRAC, _L_PER = range(7)
+_NL: Final = 7
+# push results
+_R_STORED, _R_OOO, _R_DUP, _R_REJECTED, _R_TIMING = range(5)
+# samples in a row that agree with each other but not with the accepted trajectory (or the timing): after this
+# many the timeline takes them as the new truth (a tracker that re-localised, a clock that stepped)
+_REACQUIRE: Final = 3
+# the dejitter offset may creep up by 1/_DJ_CREEP_DIV of the elapsed time (200 ppm: clock drift, a slower
+# route); a timed sample more than _DJ_LATE_NS later than the fastest route is a timing outlier
+_DJ_CREEP_DIV: Final = 5000
+_DJ_LATE_NS: Final = 1_000_000_000
 # float64 slots of the filter state
 _F_P, _F_DP, _F_Q, _F_W = 0, 3, 6, 10
 _NF: Final = 16
@@ -419,28 +487,151 @@ def _alpha(cutoff_hz, dt_s):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _push_kernel(times, vals, meta, fstate, fparams, order_col, arrival, source, tc_frame, tc_num, tc_den,
-                 tc_sub, tc_div, x, y, z, pan, tilt, roll, zoom, focus, iris, fl, fd, ep):  # pragma: no cover
-    """Append one sample. Returns 0 (stored), 1 (dropped: out of order), 2 (dropped: duplicate)."""
+def _angle_between(aw, ax, ay, az, bw, bx, by, bz):  # pragma: no cover - compiled
+    """Angle (radians, 0..pi) of the rotation that takes unit quaternion ``a`` to ``b``."""
+    d = min(abs(aw * bw + ax * bx + ay * by + az * bz), 1.0)
+    return 2.0 * math.acos(d)
+
+
+@njit(cache=True)
+def _plausible(lim, x0, y0, z0, qw0, qx0, qy0, qz0, t0, x, y, z, qw, qx, qy, qz, t, period):  # pragma: no cover
+    """0 when pose (x..qz) at t is reachable from pose 0 at t0 within the speed limits, else the reason code:
+    1 linear speed, 2 angular speed. The time allowed is at least one nominal sample ``period`` (ns): two
+    captures are never closer than that, whatever their arrival stamps say."""
+    dt_s = max(t - t0, period) * 1e-9
+    dx, dy, dz = x - x0, y - y0, z - z0
+    if math.sqrt(dx * dx + dy * dy + dz * dz) > lim[_L_V] * dt_s:
+        return 1
+    if _angle_between(qw0, qx0, qy0, qz0, qw, qx, qy, qz) > lim[_L_W] * dt_s:
+        return 2
+    return 0
+
+
+@njit(cache=True)
+def _push_kernel(times, vals, meta, fstate, fparams, gstate, lim, order_col, fresh, arrival, source, own,
+                 has_own, period, tc_frame, tc_num, tc_den, tc_sub, tc_div, x, y, z, pan, tilt, roll, zoom, focus, iris,
+                 fl, fd, ep):  # pragma: no cover - compiled
+    """Append one sample. Returns _R_STORED (0), or why it was dropped: _R_OOO (out of order), _R_DUP
+    (duplicate), _R_REJECTED (implausible pose) or _R_TIMING (implausible own time, dejittered clock).
+    ``fresh``: start afresh (a source switch): no plausibility reference, a new dejitter offset, the smoothing
+    restarted, and the next stored sample begins a new trajectory."""
     cap = times.shape[0]
     head = meta[_M_HEAD]
     n = meta[_M_COUNT]
+    if fresh:
+        meta[_M_GINIT] = 0
+        meta[_M_CSTREAK] = 0
+        meta[_M_DJINIT] = 0
+        meta[_M_DJSTREAK] = 0
+        meta[_M_FINIT] = 0
+        meta[_M_PENDBRK] = 1
+    # ---- values that cannot be a camera pose
+    if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(z) and math.isfinite(pan)
+            and math.isfinite(tilt) and math.isfinite(roll)):
+        meta[_M_RNF] += 1
+        return _R_REJECTED
+    if math.sqrt(x * x + y * y + z * z) > lim[_L_DIST]:
+        meta[_M_RRANGE] += 1
+        return _R_REJECTED
+    if period <= 0:
+        period = np.int64(lim[_L_PER])
+
+    # ---- dejittered time: the sample's own time plus the smallest transport offset seen (a decaying minimum)
+    dj = arrival
+    timing_ok = True
+    if has_own:
+        off = arrival - own
+        if meta[_M_DJINIT] == 0:
+            meta[_M_DJINIT] = 1
+            meta[_M_DJOFF] = off
+            meta[_M_DJLAST] = arrival
+        else:
+            el = arrival - meta[_M_DJLAST]
+            o = meta[_M_DJOFF] + (el // _DJ_CREEP_DIV if el > 0 else 0)
+            d = off - o
+            early = 2 * period
+            if d < -early or d > _DJ_LATE_NS:  # earlier than any route allows, or absurdly late
+                if meta[_M_DJSTREAK] > 0 and abs(off - meta[_M_DJCAND]) <= early:
+                    meta[_M_DJSTREAK] += 1
+                else:
+                    meta[_M_DJSTREAK] = 1
+                meta[_M_DJCAND] = off
+                if meta[_M_DJSTREAK] >= _REACQUIRE:  # the source's clock stepped: follow it
+                    meta[_M_DJSTREAK] = 0
+                    meta[_M_DJRESYNC] += 1
+                    meta[_M_DJOFF] = off
+                    meta[_M_DJLAST] = arrival
+                else:
+                    timing_ok = False
+            else:
+                meta[_M_DJSTREAK] = 0
+                meta[_M_DJOFF] = min(o, off)
+                meta[_M_DJLAST] = arrival
+        if timing_ok:
+            dj = own + meta[_M_DJOFF]
+    if order_col == _T_DJ and not timing_ok:
+        meta[_M_RTIME] += 1
+        return _R_TIMING
+
+    # ---- order on the timeline's clock
+    newest_src = times[head, _T_SRC]
+    newest_dj = times[head, _T_DJ]
     if n > 0:
         if arrival < times[head, _T_ARR]:
             meta[_M_OOO] += 1
-            return 1
-        newest_src = times[head, _T_SRC]
-        if order_col == 1:
+            return _R_OOO
+        if order_col == _T_SRC:
             if source < newest_src:
                 meta[_M_OOO] += 1
-                return 1
+                return _R_OOO
             if source == newest_src:
                 meta[_M_DUP] += 1
-                return 2
-        elif source < newest_src:
-            meta[_M_SRCBREAK] = meta[_M_PUSHED]  # the ordinal this sample gets
+                return _R_DUP
+        elif order_col == _T_DJ:
+            if dj < newest_dj:
+                meta[_M_OOO] += 1
+                return _R_OOO
+            if dj == newest_dj and has_own:
+                meta[_M_DUP] += 1
+                return _R_DUP
     qw, qx, qy, qz = _q_from_ptr(pan, tilt, roll)
-    t = arrival if order_col == 0 else source
+    t = arrival
+    if order_col == _T_SRC:
+        t = source
+    elif order_col == _T_DJ:
+        t = dj
+
+    # ---- plausibility: reachable from the last accepted sample within the speed limits?
+    new_trajectory = False
+    if meta[_M_GINIT] != 0:
+        why = _plausible(lim, gstate[_G_P], gstate[_G_P + 1], gstate[_G_P + 2], gstate[_G_P + 3],
+                         gstate[_G_P + 4], gstate[_G_P + 5], gstate[_G_P + 6], meta[_M_GT],
+                         x, y, z, qw, qx, qy, qz, t, period)
+        if why != 0:
+            # consistent with the previous rejected sample? then it may be a new trajectory, not garbage
+            if meta[_M_CSTREAK] > 0 and _plausible(
+                    lim, gstate[_G_C], gstate[_G_C + 1], gstate[_G_C + 2], gstate[_G_C + 3], gstate[_G_C + 4],
+                    gstate[_G_C + 5], gstate[_G_C + 6], meta[_M_CT], x, y, z, qw, qx, qy, qz, t, period) == 0:
+                meta[_M_CSTREAK] += 1
+            else:
+                meta[_M_CSTREAK] = 1
+            gstate[_G_C], gstate[_G_C + 1], gstate[_G_C + 2] = x, y, z
+            gstate[_G_C + 3], gstate[_G_C + 4], gstate[_G_C + 5], gstate[_G_C + 6] = qw, qx, qy, qz
+            meta[_M_CT] = t
+            if meta[_M_CSTREAK] < _REACQUIRE:
+                if why == 1:
+                    meta[_M_RSPEED] += 1
+                else:
+                    meta[_M_RANG] += 1
+                return _R_REJECTED
+            new_trajectory = True  # _REACQUIRE samples agree: the tracker is somewhere else now
+            meta[_M_REACQ] += 1
+            meta[_M_FINIT] = 0  # and the smoothing restarts there instead of gliding across
+    meta[_M_GINIT] = 1
+    meta[_M_CSTREAK] = 0
+    meta[_M_GT] = t
+    gstate[_G_P], gstate[_G_P + 1], gstate[_G_P + 2] = x, y, z
+    gstate[_G_P + 3], gstate[_G_P + 4], gstate[_G_P + 5], gstate[_G_P + 6] = qw, qx, qy, qz
 
     # ---- One Euro smoothing (Casiez et al. 2012), on the timeline clock
     pos_on = fparams[_P_PON] > 0.0
@@ -498,6 +689,14 @@ def _push_kernel(times, vals, meta, fstate, fparams, order_col, arrival, source,
 
     # ---- seqlock write
     meta[_M_SEQ] += 1  # odd: write in progress
+    if n > 0:  # a column the timeline is not ordered on may go backwards: remember from where
+        if source < newest_src:
+            meta[_M_SRCBREAK] = meta[_M_PUSHED]  # the ordinal this sample gets
+        if dj < newest_dj:
+            meta[_M_DJBREAK] = meta[_M_PUSHED]
+    if new_trajectory or meta[_M_PENDBRK] != 0:
+        meta[_M_BREAK] = meta[_M_PUSHED]
+        meta[_M_PENDBRK] = 0
     p = head + 1
     if p >= cap:
         p = 0
@@ -513,6 +712,8 @@ def _push_kernel(times, vals, meta, fstate, fparams, order_col, arrival, source,
     times[p, _T_TCSUB] = tc_sub
     times[p, _T_TCDIV] = tc_div
     times[p, _T_ORD] = meta[_M_PUSHED]
+    times[p, _T_DJ] = dj
+    times[p, _T_PER] = period
     vals[p, _V_X] = x
     vals[p, _V_Y] = y
     vals[p, _V_Z] = z
@@ -529,13 +730,13 @@ def _push_kernel(times, vals, meta, fstate, fparams, order_col, arrival, source,
     meta[_M_HEAD] = p
     meta[_M_PUSHED] += 1
     meta[_M_SEQ] += 1  # even: consistent
-    return 0
+    return _R_STORED
 
 
 # ===================================================================================== query kernels (Numba)
 @njit(cache=True)
-def _blend_into(fout, vals, p0, p1, u, extrapolating):  # pragma: no cover - compiled
-    """fout[0:13] = lerp/slerp of rows p0 -> p1 at u; ptr degrees; blend factor."""
+def _blend_into(fout, vals, p0, p1, u):  # pragma: no cover - compiled
+    """fout[0:13] = lerp/slerp of rows p0 -> p1 at u in [0, 1]; ptr degrees; blend factor."""
     for k in range(3):
         a = vals[p0, k]
         fout[k] = a + u * (vals[p1, k] - a)
@@ -544,16 +745,7 @@ def _blend_into(fout, vals, p0, p1, u, extrapolating):  # pragma: no cover - com
     fout[_V_QW], fout[_V_QX], fout[_V_QY], fout[_V_QZ] = qw, qx, qy, qz
     for k in range(_V_ZOOM, _NV):
         a = vals[p0, k]
-        v = a + u * (vals[p1, k] - a)
-        if extrapolating:
-            if k <= _V_IRIS:  # normalised encoders stay in 0..1 (NaN compares false and stays NaN)
-                if v < 0.0:
-                    v = 0.0
-                elif v > 1.0:
-                    v = 1.0
-            elif k != _V_EP and v <= 0.0:  # focal length and focus distance are > 0: hold the newest
-                v = vals[p1, k]
-        fout[k] = v
+        fout[k] = a + u * (vals[p1, k] - a)
     fout[_O_PAN], fout[_O_TILT], fout[_O_ROLL] = _ptr_from_q(qw, qx, qy, qz)
     fout[_O_BLEND] = u
 
@@ -568,7 +760,92 @@ def _copy_into(fout, vals, p):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _query_kernel(times, vals, meta, te, col, mode, max_pred):  # pragma: no cover - compiled
+def _older_than(times, meta, first, n, p, col, min_gap):  # pragma: no cover - compiled
+    """Ring slot of the newest sample at least ``min_gap`` ns older than the one in slot ``p`` on column
+    ``col``, within the current trajectory (never before a re-acquisition); -1 when there is none."""
+    cap = times.shape[0]
+    k = p - first
+    if k < 0:
+        k += cap
+    t = times[p, col]
+    brk = meta[_M_BREAK]
+    while k > 0:
+        k -= 1
+        q = first + k
+        if q >= cap:
+            q -= cap
+        if times[q, _T_ORD] < brk:
+            return -1
+        if t - times[q, col] >= min_gap:
+            return q
+    return -1
+
+
+@njit(cache=True)
+def _rate(vals, times, col, a, b):  # pragma: no cover - compiled
+    """Velocity (m/s) and world-frame angular velocity (rad/s) from sample slot ``a`` to the later ``b``."""
+    dt = (times[b, col] - times[a, col]) * 1e-9
+    v0 = (vals[b, _V_X] - vals[a, _V_X]) / dt
+    v1 = (vals[b, _V_Y] - vals[a, _V_Y]) / dt
+    v2 = (vals[b, _V_Z] - vals[a, _V_Z]) / dt
+    # q_b * conj(q_a): the world-frame rotation from a to b
+    rw, rx, ry, rz = _qmul(vals[b, _V_QW], vals[b, _V_QX], vals[b, _V_QY], vals[b, _V_QZ],
+                           vals[a, _V_QW], -vals[a, _V_QX], -vals[a, _V_QY], -vals[a, _V_QZ])
+    w0, w1, w2 = _q_log(rw, rx, ry, rz)
+    return v0, v1, v2, w0 / dt, w1 / dt, w2 / dt
+
+
+@njit(cache=True)
+def _limit(a0, a1, a2, b0, b1, b2, bound):  # pragma: no cover - compiled
+    """``a + d`` with ``d = b - a`` shortened to length ``bound`` when longer (``a = 0``: clamp ``b``)."""
+    d0, d1, d2 = b0 - a0, b1 - a1, b2 - a2
+    m = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+    if m > bound:
+        k = bound / m
+        return a0 + k * d0, a1 + k * d1, a2 + k * d2
+    return b0, b1, b2
+
+
+@njit(cache=True)
+def _predict_into(fout, vals, times, col, pi, pj, ph, ahead, lim):  # pragma: no cover - compiled
+    """fout = the newest sample ``ph`` carried ``ahead`` ns forward at the velocity of the pair ``pj -> ph``,
+    that velocity's change from the pair before (``pi -> pj``; ``pi < 0``: none) bounded by the acceleration
+    limits and the result by the speed limits. Encoders and lens values: linear from ``pj -> ph``."""
+    v0, v1, v2, w0, w1, w2 = _rate(vals, times, col, pj, ph)
+    if pi >= 0:
+        u0, u1, u2, o0, o1, o2 = _rate(vals, times, col, pi, pj)
+        mid = 0.5 * (times[ph, col] - times[pi, col]) * 1e-9  # between the two estimates' midpoints
+        v0, v1, v2 = _limit(u0, u1, u2, v0, v1, v2, lim[_L_A] * mid)
+        w0, w1, w2 = _limit(o0, o1, o2, w0, w1, w2, lim[_L_WA] * mid)
+    v0, v1, v2 = _limit(0.0, 0.0, 0.0, v0, v1, v2, lim[_L_V])
+    w0, w1, w2 = _limit(0.0, 0.0, 0.0, w0, w1, w2, lim[_L_W])
+    h = ahead * 1e-9
+    fout[_V_X] = vals[ph, _V_X] + v0 * h
+    fout[_V_Y] = vals[ph, _V_Y] + v1 * h
+    fout[_V_Z] = vals[ph, _V_Z] + v2 * h
+    ew, ex, ey, ez = _q_exp(w0 * h, w1 * h, w2 * h)
+    qw, qx, qy, qz = _qmul(ew, ex, ey, ez, vals[ph, _V_QW], vals[ph, _V_QX], vals[ph, _V_QY], vals[ph, _V_QZ])
+    nq = math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
+    qw, qx, qy, qz = qw / nq, qx / nq, qy / nq, qz / nq
+    fout[_V_QW], fout[_V_QX], fout[_V_QY], fout[_V_QZ] = qw, qx, qy, qz
+    u = 1.0 + ahead / (times[ph, col] - times[pj, col])
+    for k in range(_V_ZOOM, _NV):
+        a = vals[pj, k]
+        v = a + u * (vals[ph, k] - a)
+        if k <= _V_IRIS:  # normalised encoders stay in 0..1 (NaN compares false and stays NaN)
+            if v < 0.0:
+                v = 0.0
+            elif v > 1.0:
+                v = 1.0
+        elif k != _V_EP and v <= 0.0:  # focal length and focus distance are > 0: hold the newest
+            v = vals[ph, k]
+        fout[k] = v
+    fout[_O_PAN], fout[_O_TILT], fout[_O_ROLL] = _ptr_from_q(qw, qx, qy, qz)
+    fout[_O_BLEND] = u
+
+
+@njit(cache=True)
+def _query_kernel(times, vals, meta, te, col, mode, max_pred, lim):  # pragma: no cover - compiled
     """Evaluate at ``te`` (ns, clock column ``col``). Returns (fout, iout); iout[_I_OK] = 0 means the seqlock saw
     a concurrent write and the caller must retry."""
     fout = np.full(_NO, np.nan)
@@ -587,7 +864,8 @@ def _query_kernel(times, vals, meta, te, col, mode, max_pred):  # pragma: no cov
         first = head - n + 1
         if first < 0:
             first += cap
-        if col == 1 and meta[_M_SRCBREAK] >= times[first, _T_ORD]:
+        if ((col == _T_SRC and meta[_M_SRCBREAK] >= times[first, _T_ORD])
+                or (col == _T_DJ and meta[_M_DJBREAK] >= times[first, _T_ORD])):
             iout[_I_STATUS] = _S_UNSORTED
             iout[_I_OK] = 1 if meta[_M_SEQ] == seq0 else 0
             return fout, iout
@@ -608,17 +886,19 @@ def _query_kernel(times, vals, meta, te, col, mode, max_pred):  # pragma: no cov
             iout[_I_T0] = times[first, col]
             iout[_I_T1] = iout[_I_T0]
         elif te >= newest:
-            prev = head - 1
-            if prev < 0:
-                prev += cap
             ahead = te - newest
-            if mode == 0 and n >= 2 and ahead > 0 and max_pred > 0 and newest > times[prev, col]:
-                dt = ahead if ahead <= max_pred else max_pred
-                u = 1.0 + dt / (newest - times[prev, col])
-                _blend_into(fout, vals, prev, head, u, True)
+            pj = -1
+            if mode == 0 and n >= 2 and ahead > 0 and max_pred > 0:
+                # never from a pair closer than a fraction of the nominal sample period (a burst of two)
+                per = times[head, _T_PER]
+                min_gap = max(np.int64(lim[_L_FRAC] * per), 1)
+                pj = _older_than(times, meta, first, n, head, col, min_gap)
+            if pj >= 0:
+                pi = _older_than(times, meta, first, n, pj, col, min_gap)
+                _predict_into(fout, vals, times, col, pi, pj, head, min(ahead, max_pred), lim)
                 iout[_I_STATUS] = _S_EXTRAP if ahead <= max_pred else _S_HELD
-                iout[_I_ORD0] = times[prev, _T_ORD]
-                iout[_I_T0] = times[prev, col]
+                iout[_I_ORD0] = times[pj, _T_ORD]
+                iout[_I_T0] = times[pj, col]
             else:
                 _copy_into(fout, vals, head)
                 iout[_I_STATUS] = _S_INTERP if ahead == 0 else _S_HELD
@@ -657,7 +937,7 @@ def _query_kernel(times, vals, meta, te, col, mode, max_pred):  # pragma: no cov
                 if te == t0:
                     _copy_into(fout, vals, p0)
                 else:
-                    _blend_into(fout, vals, p0, p1, (te - t0) / (t1 - t0), False)
+                    _blend_into(fout, vals, p0, p1, (te - t0) / (t1 - t0))
                 iout[_I_ORD0] = times[p0, _T_ORD]
                 iout[_I_ORD1] = times[p1, _T_ORD]
                 iout[_I_T0] = t0
@@ -736,7 +1016,7 @@ def _timecode_kernel(times, vals, meta, col, frame, sub, div, rnum, rden, max_ga
             iout[_I_WHY] = _WHY_GAP
         else:
             u = (target_num / div - bn / bd) / gap
-            _blend_into(fout, vals, pb, pa, u, False)
+            _blend_into(fout, vals, pb, pa, u)
             iout[_I_STATUS] = _S_INTERP
             iout[_I_ORD0] = times[pb, _T_ORD]
             iout[_I_ORD1] = times[pa, _T_ORD]
@@ -799,9 +1079,16 @@ class TimelineCounters:
     """Counters of a timeline, read consistently (one seqlock-checked snapshot).
 
     ``pushed``: samples stored; ``overwritten``: stored samples later overwritten by the ring;
-    ``dropped_out_of_order``: samples older than the newest (source time on a source-clock timeline, or an
-    arrival stamp going back); ``dropped_duplicate``: same source time as the newest; ``dropped_no_pose``:
-    samples without a pose; ``size`` / ``capacity``: samples held now / at most.
+    ``dropped_out_of_order``: samples older than the newest (on the timeline's clock, or an arrival stamp going
+    back); ``dropped_duplicate``: same source / dejittered time as the newest; ``dropped_no_pose``: samples
+    without a pose; ``size`` / ``capacity``: samples held now / at most.
+
+    Implausible samples, rejected per reason (module docstring, *Plausibility*): ``rejected_non_finite`` (NaN
+    or infinite pose values), ``rejected_out_of_range`` (farther than ``max_distance_m``), ``rejected_speed`` /
+    ``rejected_angular_speed`` (out of reach of the last accepted sample), ``rejected_timing`` (own time
+    implausible, dejittered clock). ``reacquired``: times the timeline took a run of agreeing samples as a new
+    trajectory; ``timing_resyncs``: times the source's clock was followed to a new offset. :attr:`rejected` is
+    the total, :attr:`rejected_by_reason` the nonzero counts by name (what a status line shows).
     """
 
     pushed: int
@@ -811,6 +1098,28 @@ class TimelineCounters:
     dropped_no_pose: int
     size: int
     capacity: int
+    rejected_non_finite: int = 0
+    rejected_out_of_range: int = 0
+    rejected_speed: int = 0
+    rejected_angular_speed: int = 0
+    rejected_timing: int = 0
+    reacquired: int = 0
+    timing_resyncs: int = 0
+
+    @property
+    def rejected(self) -> int:
+        """Samples rejected as implausible, all reasons together."""
+        return (self.rejected_non_finite + self.rejected_out_of_range + self.rejected_speed
+                + self.rejected_angular_speed + self.rejected_timing)
+
+    @property
+    def rejected_by_reason(self) -> dict[str, int]:
+        """Nonzero rejection counts by reason: ``non_finite``, ``out_of_range``, ``speed``, ``angular_speed``,
+        ``timing`` (e.g. ``{"speed": 3}``)."""
+        counts = {"non_finite": self.rejected_non_finite, "out_of_range": self.rejected_out_of_range,
+                  "speed": self.rejected_speed, "angular_speed": self.rejected_angular_speed,
+                  "timing": self.rejected_timing}
+        return {k: v for k, v in counts.items() if v}
 
 
 class TimelineState(NamedTuple):
@@ -906,11 +1215,19 @@ class Timeline:
     :param rate: the stage frame rate (exact); delays and the default prediction bound are in its frames.
     :param capacity: samples kept (ring size); about 0.5-1 s of data is the usual choice.
     :param mode: default query mode, ``"interpolate"`` / ``"nearest"`` / ``"latest"``.
-    :param clock: the clock samples are ordered and matched on by default: ``"arrival"`` or ``"source"``.
+    :param clock: the clock samples are ordered and matched on by default: ``"arrival"``, ``"source"`` or
+        ``"dejittered"`` (each sample at its own time on the arrival clock; what ``stagectl run`` uses).
     :param delay_frames: tracking delay in (fractional) frames of ``rate``, >= 0; ``pose_at(t)`` evaluates at
         ``t - delay_ns`` with ``delay_ns = rate.frames_to_ns(delay_frames)``.
     :param max_prediction_frames: longest extrapolation past the newest sample, in frames (default 1.5);
         ``max_prediction_ns`` overrides it in ns. 0 disables prediction (newer queries are held).
+    :param motion_limits: how fast the camera can really move (:class:`~stagectl.tracking.sample.MotionLimits`,
+        default: a camera on a crane); judges samples and bounds prediction. ``MotionLimits.unlimited()``
+        turns every check off.
+    :param sample_rate: nominal tracker sample rate for samples that do not state their own
+        (``timing.sample_rate``); default ``rate``. Only a lower bound on the time between two captures.
+    :param min_pair_fraction: prediction never uses two samples closer than this fraction of the nominal
+        sample period (default 0.5).
     :param smoothing: optional One Euro smoothing applied on push.
     :param max_timecode_gap_frames: widest gap (frames) between two samples that timecode matching
         interpolates across.
@@ -931,6 +1248,9 @@ class Timeline:
         max_prediction_ns: int | None = None,
         smoothing: Smoothing | None = None,
         max_timecode_gap_frames: float = 2.0,
+        motion_limits: MotionLimits | None = None,
+        sample_rate: FrameRate | None = None,
+        min_pair_fraction: float = 0.5,
         name: str = "",
     ) -> None:
         if not isinstance(rate, FrameRate):
@@ -956,9 +1276,12 @@ class Timeline:
         self._meta = np.zeros(_NM, dtype=np.int64)
         self._meta[_M_HEAD] = capacity - 1  # the first push goes to slot 0
         self._meta[_M_SRCBREAK] = -1
+        self._meta[_M_DJBREAK] = -1
+        self._gstate = np.zeros(_NG)
         self._fstate = np.zeros(_NF)
         self._fparams = np.zeros(9)
         self._dropped_no_pose = 0
+        self._restart = False
         self._delay_ns = 0
         self.set_delay_frames(delay_frames)
         if max_prediction_ns is None:
@@ -969,6 +1292,13 @@ class Timeline:
             raise ValueError(f"max prediction: expected >= 0, got {self.max_prediction_ns} ns")
         self.smoothing: Smoothing | None = None
         self.set_smoothing(smoothing)
+        if not (isinstance(min_pair_fraction, (int, float)) and 0.0 < min_pair_fraction <= 1.0):
+            raise ValueError(f"min_pair_fraction: expected a number in (0, 1], got {min_pair_fraction!r}")
+        self.sample_rate = rate if sample_rate is None else FrameRate.parse(sample_rate)
+        self.min_pair_fraction = float(min_pair_fraction)
+        self.motion_limits = MotionLimits()
+        self._lim = np.zeros(_NL)
+        self.set_motion_limits(MotionLimits() if motion_limits is None else motion_limits)
 
     # ------------------------------------------------------------------------------------------ settings
     @property
@@ -1009,6 +1339,35 @@ class Timeline:
         self._fparams = params
         self.smoothing = smoothing
 
+    def set_motion_limits(self, limits: MotionLimits) -> None:
+        """Judge samples and bound prediction by ``limits`` from the next push / query on (swapped as one
+        array, safe while another thread pushes)."""
+        if not isinstance(limits, MotionLimits):
+            raise TypeError(f"motion limits: expected a MotionLimits, got {type(limits).__name__}")
+        lim = np.empty(_NL)
+        lim[_L_V] = limits.max_speed_m_s
+        lim[_L_A] = limits.max_accel_m_s2
+        lim[_L_W] = math.radians(limits.max_angular_speed_deg_s)
+        lim[_L_WA] = math.radians(limits.max_angular_accel_deg_s2)
+        lim[_L_DIST] = limits.max_distance_m
+        lim[_L_FRAC] = self.min_pair_fraction
+        lim[_L_PER] = float(self.sample_rate.frames_to_ns(1))
+        self._lim = lim
+        self.motion_limits = limits
+
+    def restart(self) -> None:
+        """Start afresh from the next pushed sample (a switch to another tracking source): it is not judged
+        against the old source's poses nor its timing, the smoothing restarts there, and prediction never pairs
+        a sample of the old source with one of the new. The buffered samples stay (queries into the past still
+        find them). Safe to call from any thread: the writer picks it up at its next push."""
+        self._restart = True
+
+    def _take_restart(self) -> bool:
+        if self._restart:
+            self._restart = False
+            return True
+        return False
+
     @property
     def smoothing_latency_ns(self) -> int:
         """Latency the smoothing adds at low speed, ns: ``round(1e9 / (2 pi min_cutoff))`` (0 without it)."""
@@ -1018,8 +1377,10 @@ class Timeline:
     def push(self, arrival_ns: int, sample: TrackingSample) -> bool:
         """Store one decoded sample stamped ``arrival_ns`` (``time.monotonic_ns()`` at arrival).
 
-        The source time is ``sample.timing.sample_timestamp_ns`` when sent, else ``arrival_ns``. Returns
-        False when the sample was dropped (no pose, out of order, duplicate) -- see :meth:`counters`.
+        The source time is ``sample.timing.sample_timestamp_ns`` when sent, else ``arrival_ns``. The sample's own
+        time for the dejittered clock is that timestamp, else its timecode position (frame + sub-frame) at the
+        timecode's exact rate, else none (the dejittered time is then the arrival stamp). Returns False when
+        the sample was dropped (no pose, out of order, duplicate, implausible) -- see :meth:`counters`.
         Single writer: call from one thread only.
         """
         pose = sample.pose
@@ -1028,10 +1389,14 @@ class Timeline:
             return False
         timing = sample.timing
         source_ns = arrival_ns
+        own_ns, has_own, period = 0, False, 0
         tc_frame, tc_num, tc_den, tc_sub, tc_div = -1, 0, 0, 0, 1
         if timing is not None:
             if timing.sample_timestamp_ns is not None:
-                source_ns = timing.sample_timestamp_ns
+                source_ns = own_ns = timing.sample_timestamp_ns
+                has_own = True
+            if timing.sample_rate is not None and timing.sample_rate[0] > 0 and timing.sample_rate[1] > 0:
+                period = (NS_PER_S * timing.sample_rate[1]) // timing.sample_rate[0]
             tc = timing.timecode
             if tc is not None:
                 num, den = tc.rate
@@ -1045,6 +1410,9 @@ class Timeline:
                     q = Fraction(sr[0] * tc_den, sr[1] * tc_num)
                     tc_div = max(1, math.floor(q + Fraction(1, 2)))
                 tc_div = max(tc_div, tc_sub + 1)
+                if not has_own:  # the timecode position in ns: (frame + sub / div) frames of num/den fps
+                    own_ns = ((tc_frame * tc_div + tc_sub) * NS_PER_S * tc_den) // (tc_num * tc_div)
+                    has_own = True
         zoom = focus = iris = fl = fd = ep = _NAN
         lens = sample.lens
         if lens is not None:
@@ -1053,11 +1421,13 @@ class Timeline:
                 zoom, focus, iris = _nan(enc.zoom), _nan(enc.focus), _nan(enc.iris)
             fl, fd, ep = _nan(lens.focal_length_mm), _nan(lens.focus_distance_m), _nan(lens.entrance_pupil_offset_m)
         self.pose_frame = sample.pose_frame
-        return _push_kernel(self._times, self._vals, self._meta, self._fstate, self._fparams, self._col,
-                            arrival_ns, source_ns, tc_frame, tc_num, tc_den, tc_sub, tc_div,
+        return _push_kernel(self._times, self._vals, self._meta, self._fstate, self._fparams, self._gstate,
+                            self._lim, self._col, self._take_restart(), arrival_ns, source_ns, own_ns, has_own,
+                            period,
+                            tc_frame, tc_num, tc_den, tc_sub, tc_div,
                             float(pose.x), float(pose.y), float(pose.z),
                             float(pose.pan), float(pose.tilt), float(pose.roll),
-                            zoom, focus, iris, fl, fd, ep) == 0
+                            zoom, focus, iris, fl, fd, ep) == _R_STORED
 
     def push_values(
         self,
@@ -1076,14 +1446,19 @@ class Timeline:
         focal_length_mm: float = _NAN,
         focus_distance_m: float = _NAN,
         entrance_pupil_offset_m: float = _NAN,
+        sample_period_ns: int = 0,
     ) -> bool:
         """Store a pose given as plain numbers (metres, degrees; simulators, tests, benches). Same rules as
-        :meth:`push`; no timecode."""
-        return _push_kernel(self._times, self._vals, self._meta, self._fstate, self._fparams, self._col,
-                            int(arrival_ns), int(arrival_ns if source_ns is None else source_ns), -1, 0, 0, 0, 1,
+        :meth:`push`; no timecode. ``source_ns`` (the sample's own time, if it has one) also feeds the
+        dejittered clock; ``sample_period_ns`` is its nominal sample period (0: the timeline's)."""
+        src = int(arrival_ns if source_ns is None else source_ns)
+        return _push_kernel(self._times, self._vals, self._meta, self._fstate, self._fparams, self._gstate,
+                            self._lim, self._col, self._take_restart(), int(arrival_ns), src, src,
+                            source_ns is not None,
+                            int(sample_period_ns), -1, 0, 0, 0, 1,
                             float(x), float(y), float(z), float(pan), float(tilt), float(roll),
                             float(zoom), float(focus), float(iris),
-                            float(focal_length_mm), float(focus_distance_m), float(entrance_pupil_offset_m)) == 0
+                            float(focal_length_mm), float(focus_distance_m), float(entrance_pupil_offset_m)) == _R_STORED
 
     # ------------------------------------------------------------------------------------------ reading
     def _state(self, fo: np.ndarray, io: np.ndarray, mode: str, clock: str, query_ns: int,
@@ -1114,17 +1489,17 @@ class Timeline:
             raise ValueError(f"pose_at: clock must be one of {CLOCKS} and mode one of {MODES}, "
                              f"got {clock!r}, {mode!r}") from None
         te = int(t_ns) - self._delay_ns
-        times, vals, meta, mp = self._times, self._vals, self._meta, self.max_prediction_ns
+        times, vals, meta, mp, lim = self._times, self._vals, self._meta, self.max_prediction_ns, self._lim
         for _ in range(_MAX_RETRIES):
-            fo, io = _query_kernel(times, vals, meta, te, col, code, mp)
+            fo, io = _query_kernel(times, vals, meta, te, col, code, mp, lim)
             if io[_I_OK]:
                 break
         else:  # pragma: no cover - needs a writer stuck mid-push
             raise RuntimeError("Timeline.pose_at: the writer never finished a push (seqlock stuck)")
         if io[_I_STATUS] == _S_UNSORTED:
             raise ValueError(
-                f"Timeline {self.name!r}: the buffer holds samples whose source times go backwards (it orders on "
-                "the arrival clock); query it on clock='arrival' or build it with clock='source'"
+                f"Timeline {self.name!r}: the buffer holds samples whose {clock} times go backwards (it orders on "
+                f"the {self.clock} clock); query it on clock={self.clock!r} or build it with clock={clock!r}"
             )
         return self._state(fo, io, mode, clock, int(t_ns))
 
@@ -1210,14 +1585,16 @@ class Timeline:
         """A consistent snapshot of the counters."""
         m = self._consistent(self._meta.copy)
         return TimelineCounters(int(m[_M_PUSHED]), int(m[_M_OVER]), int(m[_M_OOO]), int(m[_M_DUP]),
-                                self._dropped_no_pose, int(m[_M_COUNT]), self.capacity)
+                                self._dropped_no_pose, int(m[_M_COUNT]), self.capacity,
+                                int(m[_M_RNF]), int(m[_M_RRANGE]), int(m[_M_RSPEED]), int(m[_M_RANG]),
+                                int(m[_M_RTIME]), int(m[_M_REACQ]), int(m[_M_DJRESYNC]))
 
     def __len__(self) -> int:
         return int(self._meta[_M_COUNT])
 
     def snapshot(self) -> dict[str, np.ndarray]:
         """Copies of the buffered samples, oldest first, read consistently (seqlock):
-        ``arrival_ns``, ``source_ns``, ``ordinal`` (int64); ``position`` (n, 3) m; ``quaternion`` (n, 4);
+        ``arrival_ns``, ``source_ns``, ``dejittered_ns``, ``ordinal`` (int64); ``position`` (n, 3) m; ``quaternion`` (n, 4);
         ``encoders`` (n, 3) zoom/focus/iris; ``lens`` (n, 3) focal mm / focus distance m / pupil offset m;
         ``timecode_frame`` (-1 absent), ``timecode_rate`` (n, 2), ``timecode_sub`` (n, 2) sub-frame/divisions."""
 
@@ -1231,6 +1608,7 @@ class Timeline:
         return {
             "arrival_ns": t[:, _T_ARR],
             "source_ns": t[:, _T_SRC],
+            "dejittered_ns": t[:, _T_DJ],
             "ordinal": t[:, _T_ORD],
             "position": v[:, _V_X:_V_Z + 1],
             "quaternion": v[:, _V_QW:_V_QZ + 1],
@@ -1251,6 +1629,11 @@ class Timeline:
     def source_ns(self) -> np.ndarray:
         """The ring's source-time column (int64 ns, ring order; live view)."""
         return self._times[:, _T_SRC]
+
+    @property
+    def dejittered_ns(self) -> np.ndarray:
+        """The ring's dejittered-time column (int64 ns on the arrival clock, ring order; live view)."""
+        return self._times[:, _T_DJ]
 
     def __repr__(self) -> str:
         c = self.counters()
