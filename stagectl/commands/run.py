@@ -208,7 +208,9 @@ def main(args: argparse.Namespace) -> int:
     except (TransportError, OSError) as exc:
         if output is not None:
             output.close()
-        raise StageError(f"cannot listen for tracking: {exc}") from None
+        # a TransportError already reads "SOURCE: cannot listen for ...: why"
+        raise StageError(str(exc) if isinstance(exc, TransportError) else f"cannot listen for tracking: {exc}") \
+            from None
     simulators: list[Any] = []
     signals = StopOnSignals().install()
     stop = signals.event
