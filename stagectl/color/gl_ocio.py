@@ -43,7 +43,7 @@ from stagectl.render.gl.resources import (
     reset_draw_state,
 )
 
-__all__ = ["VERTEX_SOURCE", "fragment_source", "LutTexture", "OcioPass"]
+__all__ = ["VERTEX_SOURCE", "fragment_source", "LutTexture", "make_luts", "set_shader_uniform", "OcioPass"]
 
 VERTEX_SOURCE = """#version 330 core
 // OCIO pass (stagectl/color/gl_ocio.py): one full-screen triangle from gl_VertexID, no attributes.
@@ -140,6 +140,44 @@ def _make_lut(
     return resources.adopt(
         LutTexture(resources, glo, f"{label}.{t.name}", target, t.sampler, unit), GL.GL_TEXTURE
     )
+
+
+def make_luts(resources: ResourceRegistry, shader: GpuShader, label: str, first_unit: int) -> list[LutTexture]:
+    """Every LUT texture of ``shader`` (3D first, then 1D/2D) on units ``first_unit``, ``first_unit + 1``, ...
+    (creation binds them on the active unit, which the caller chooses); freed again if one fails."""
+    made: list[LutTexture] = []
+    try:
+        for i, t in enumerate((*shader.textures_3d, *shader.textures)):
+            made.append(_make_lut(resources, label, t, first_unit + i))
+    except BaseException:
+        for lut in made:
+            lut.release()
+        raise
+    return made
+
+
+def set_shader_uniform(program, name: str, kind: str, value) -> None:
+    """Set one OCIO uniform (:class:`~stagectl.color.ocio.ShaderUniform` kind) on ``program`` (in use); a
+    uniform the GLSL compiler optimised away is skipped."""
+    loc = program.location(name)
+    if loc < 0:
+        return
+    if kind == "float":
+        GL.glUniform1f(loc, float(value))
+    elif kind == "bool":
+        GL.glUniform1i(loc, int(bool(value)))
+    elif kind == "vec3":
+        GL.glUniform3f(loc, *(float(v) for v in value))
+    elif kind == "float_array":
+        a = np.ascontiguousarray(value, dtype=np.float32)
+        if a.size:
+            GL.glUniform1fv(loc, a.size, a)
+    elif kind == "int_array":
+        a = np.ascontiguousarray(value, dtype=np.int32)
+        if a.size:
+            GL.glUniform1iv(loc, a.size, a)
+    else:  # pragma: no cover - ShaderUniform kinds are fixed in stagectl.color.ocio
+        raise ResourceError(f"{program.label}: uniform {name!r} of unknown kind {kind!r}")
 
 
 class OcioPass:

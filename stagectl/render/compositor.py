@@ -21,10 +21,16 @@ Three kinds of pass, each a class owning its GL objects (all made through the co
   canvas (static outer content) or composited from the atlas (dynamic content).
 
 **Colour.** The scene writes linear-light RGB. The inner targets and the outer atlas are ``rgba16f`` so that
-they keep linear values without banding and bilinear filtering happens in linear light. The sRGB encoding
-(IEC 61966-2-1 piecewise curve) happens exactly once, at the end of the composite fragment shader; canvases
-are ``rgba8`` holding 8-bit sRGB codes (GL rounds to nearest), alpha 255. :func:`srgb_encode` /
-:func:`to_srgb8` are the numpy twins used for the inner-frustum snapshot image and by tests.
+they keep linear values without banding and bilinear filtering happens in linear light. The output encode
+happens exactly once, at the end of the composite fragment shader. By default (every output of a stage
+without a ``colour:`` section) it is the sRGB encoding (IEC 61966-2-1 piecewise curve) and canvases are
+``rgba8`` holding 8-bit sRGB codes (GL rounds to nearest), alpha 255; :func:`srgb_encode` / :func:`to_srgb8`
+are the numpy twins used for the inner-frustum snapshot image and by tests. An output with an
+:class:`~stagectl.color.output.OutputEncode` (``encodes``) has its own canvas format (``rgba8``, ``rgb10_a2``
+or ``rgba16``: :meth:`CanvasCompositor.canvas_format`) and its programs are compiled with OpenColorIO's GPU
+text (``OCIO_OUTPUT``): OCIO's function, then RGB rounded to the canvas depth in the shader (shaders/
+composite.frag); its LUT textures sit on :data:`OCIO_FIRST_UNIT` onwards and are bound per output. Programs
+are cached per (encode, variant).
 
 **Soft edge** (the exact ramp; :func:`stagectl.render.plan.soft_edge_weight` is its numpy twin): for the
 fragment's NDC ``(x, y)`` in the camera's overscanned frustum, ``d = 1 - max(|x|, |y|)``,
@@ -101,6 +107,8 @@ CELLS_TEXTURE_UNIT = MAX_CAMERAS + 3
 BURN_TEXTURE_UNIT = MAX_CAMERAS + 4
 #: the unit made active while a texture is created or uploaded (both bind and unbind on the active unit)
 _SCRATCH_UNIT = MAX_CAMERAS + 5
+#: first texture unit of an output's OCIO LUTs (its encode's 3D, then 1D/2D textures)
+OCIO_FIRST_UNIT = MAX_CAMERAS + 6
 #: the PATTERN define of each pattern program
 PATTERN_IDS = {"solid": 1, "checkerboard": 2, "color_bars": 3, "aruco": 4, "cabinet_id": 5}
 #: array sizes every variant is compiled with
@@ -133,11 +141,33 @@ def to_srgb8(rgba_linear: np.ndarray) -> np.ndarray:
     return out
 
 
-def _variant(source: str, defines: dict[str, object]) -> str:
-    """``source`` with ``#define``s after its ``#version`` line (log line numbers unchanged)."""
+def _variant(source: str, defines: dict[str, object], extra: str = "") -> str:
+    """``source`` with ``#define``s (and ``extra`` text: OCIO's shader) after its ``#version`` line (log line
+    numbers of ``source`` unchanged)."""
     version, rest = source.split("\n", 1)
     lines = "".join(f"#define {k} {v}\n" for k, v in defines.items())
+    if extra:
+        lines += extra.rstrip("\n") + "\n"
     return f"{version}\n{lines}#line 2\n{rest}"
+
+
+def encode_defines(encode) -> dict[str, object]:
+    """The composite defines of an :class:`~stagectl.color.output.OutputEncode` (none for None)."""
+    if encode is None:
+        return {}
+    top = (1 << encode.bits) - 1
+    d: dict[str, object] = {"OCIO_OUTPUT": 1, "CODE_TOP": f"{top}.0", "CODE_SCALE": f"{1 << (encode.bits - 8)}.0"}
+    if encode.narrow:
+        d["NARROW"] = 1
+    return d
+
+
+def black_of(encode) -> tuple[float, float, float, float]:
+    """The clear colour of an output's canvas: code 0, or the narrow-range black code (64 at 10 bits)."""
+    if encode is None or not encode.narrow:
+        return BLACK
+    b = float(16 << (encode.bits - 8)) / float((1 << encode.bits) - 1)
+    return (b, b, b, 1.0)
 
 
 # --------------------------------------------------------------------------------------------- inner
@@ -256,8 +286,12 @@ class _OutputGL:
     ``i`` before its next use.
     """
 
-    def __init__(self, resources: ResourceRegistry, tiles: CanvasTiles, label: str) -> None:
+    def __init__(self, resources: ResourceRegistry, tiles: CanvasTiles, label: str, encode=None) -> None:
         self.tiles = tiles
+        self.encode = encode
+        self.format = CANVAS_FORMAT if encode is None else encode.format
+        self.black = black_of(encode)
+        self.luts: list = []  # the encode's OCIO LUT textures (CanvasCompositor makes them)
         self.key = tiles.key
         self.canvas = (int(tiles.canvas[0]), int(tiles.canvas[1]))
         self.count = tiles.count
@@ -279,11 +313,11 @@ class _OutputGL:
             self.vao.set_index_buffer(self.ebo)
             w, h = self.canvas
             self.framebuffers: list[Framebuffer] = [
-                self._keep(resources.framebuffer(f"{label}.canvas{i}", w, h, CANVAS_FORMAT, depth=False))
+                self._keep(resources.framebuffer(f"{label}.canvas{i}", w, h, self.format, depth=False))
                 for i in range(2)
             ]
             self.cache = self._keep(
-                resources.framebuffer(f"{label}.outer_canvas", w, h, CANVAS_FORMAT, depth=False)
+                resources.framebuffer(f"{label}.outer_canvas", w, h, self.format, depth=False)
             )
         except BaseException:
             self.release()
@@ -352,10 +386,13 @@ class CanvasCompositor:
 
     PASS = "composite"
 
-    def __init__(self, resources: ResourceRegistry, tiles, *, label: str = "composite") -> None:
+    def __init__(self, resources: ResourceRegistry, tiles, *, label: str = "composite", encodes=None) -> None:
         self.resources = resources
         self.label = label
         self.tiles = tuple(tiles)
+        self.encodes = dict(encodes or {})  # output key -> OutputEncode (absent/None: 8-bit sRGB)
+        self._encode = None  # the encode of the output being drawn: selects the program variants
+        self._luts: dict[str, list] = {}  # encode key -> its OCIO LUT textures
         self._programs: dict[tuple, Program] = {}
         self.outputs: dict[str, _OutputGL] = {}
         self.cache_key: tuple | None = None
@@ -373,15 +410,57 @@ class CanvasCompositor:
         self._burn_lines: tuple | None = None
         try:
             for i, t in enumerate(self.tiles):
-                self.outputs[t.key] = _OutputGL(resources, t, f"{label}.out{i}")
+                self.outputs[t.key] = _OutputGL(resources, t, f"{label}.out{i}", self.encodes.get(t.key))
             with gl_pass("create", label):
                 for o in self.outputs.values():
+                    if o.encode is not None:
+                        o.luts = self._encode_luts(o.encode)
                     for fb in (*o.framebuffers, o.cache):
-                        clear_framebuffer(fb)
+                        clear_framebuffer(fb, o.black)
                     o.dirty = [False, False]
         except BaseException:
             self.release()
             raise
+
+    # ------------------------------------------------------------------ output encodes
+
+    def canvas_format(self, key: str) -> str:
+        """The canvas format of output ``key``: ``rgba8`` (8-bit codes), ``rgb10_a2`` or ``rgba16``."""
+        return self.outputs[key].format
+
+    def black(self, key: str) -> tuple[float, float, float, float]:
+        """The clear colour of output ``key``'s canvas (opaque black at its code range)."""
+        return self.outputs[key].black
+
+    def _encode_luts(self, enc) -> list:
+        """The OCIO LUT textures of ``enc`` (made once per encode, shared by its outputs)."""
+        got = self._luts.get(enc.key)
+        if got is not None:
+            return got
+        from stagectl.color.gl_ocio import make_luts
+
+        n = len(enc.shader.textures_3d) + len(enc.shader.textures)
+        units = int(GL.glGetIntegerv(GL.GL_MAX_TEXTURE_IMAGE_UNITS))
+        if OCIO_FIRST_UNIT + n > units:
+            raise RenderError(self.PASS, self.label, f"OCIO encode {enc.description} needs {n} LUT textures",
+                              detail=f"texture units {OCIO_FIRST_UNIT}..{OCIO_FIRST_UNIT + n - 1}, the GL has "
+                                     f"{units}")
+        GL.glActiveTexture(GL.GL_TEXTURE0 + _SCRATCH_UNIT)
+        got = make_luts(self.resources, enc.shader, f"{self.label}.ocio{len(self._luts)}", OCIO_FIRST_UNIT)
+        GL.glActiveTexture(GL.GL_TEXTURE0)
+        self._luts[enc.key] = got
+        return got
+
+    def _use_output(self, o: _OutputGL) -> None:
+        """Make ``o``'s encode the current one (its programs) and bind its OCIO LUTs."""
+        self._encode = o.encode
+        for lut in o.luts:
+            lut.bind()
+        GL.glActiveTexture(GL.GL_TEXTURE0)
+
+    def _distinct_encodes(self) -> list:
+        return list({(o.encode.key if o.encode is not None else None): o.encode
+                     for o in self.outputs.values()}.values())
 
     # ------------------------------------------------------------------ programs
 
@@ -394,9 +473,12 @@ class CanvasCompositor:
         return variant
 
     def program(self, variant: tuple) -> Program:
-        """A program variant (see the class docstring): compiled once, samplers bound to their units."""
+        """A program variant (see the class docstring) for the current output encode: compiled once, samplers
+        bound to their units."""
         variant = self._normal(variant)
-        p = self._programs.get(variant)
+        enc = self._encode
+        pkey = variant if enc is None else ("ocio", enc.key, variant)  # legacy programs keep their plain keys
+        p = self._programs.get(pkey)
         if p is not None:
             return p
         kind = variant[0]
@@ -426,8 +508,13 @@ class CanvasCompositor:
         else:
             raise RenderError(self.PASS, self.label, f"unknown program variant {variant!r}")
         vert, frag = self._sources
-        p = self.resources.program(f"{self.label}.{name}", _variant(vert, defines), _variant(frag, defines))
-        self._programs[variant] = p
+        defines.update(encode_defines(enc))
+        if enc is not None:
+            name += f".ocio{list(self._luts).index(enc.key) if enc.key in self._luts else ''}"
+        extra = enc.shader.text if enc is not None else ""
+        p = self.resources.program(f"{self.label}.{name}", _variant(vert, defines),
+                                   _variant(frag, defines, extra))
+        self._programs[pkey] = p
         with gl_pass("create", p.label):
             p.use()
             if kind == "composite":
@@ -442,6 +529,14 @@ class CanvasCompositor:
                 p.set_int("u_burn_text", BURN_TEXTURE_UNIT)
             if kind in ("composite", "inner"):
                 p.set_int("u_lut", LUT_TEXTURE_UNIT)
+            if enc is not None:
+                from stagectl.color.gl_ocio import set_shader_uniform
+
+                for lut in self._luts.get(enc.key, ()):
+                    if p.location(lut.sampler) >= 0:
+                        p.set_int(lut.sampler, lut.unit)
+                for un in enc.shader.uniforms:
+                    set_shader_uniform(p, un.name, un.kind, un.value)
             GL.glUseProgram(0)
         return p
 
@@ -474,9 +569,10 @@ class CanvasCompositor:
             defs = variant[1]
         else:
             return
-        if defs and fu is not None and self._fu_set.get(variant) is not fu:
+        fkey = (self._encode.key if self._encode is not None else None, variant)
+        if defs and fu is not None and self._fu_set.get(fkey) is not fu:
             self._set_feature_uniforms(p, defs, fu)
-            self._fu_set[variant] = fu
+            self._fu_set[fkey] = fu
 
     def _set_feature_uniforms(self, p: Program, defs: tuple, fu: FeatureUniforms) -> None:
         c = np.ascontiguousarray
@@ -606,8 +702,11 @@ class CanvasCompositor:
                     variants.append(self._inner_variant(fu, cards))
                 if not static_outer and n:
                     variants.append(self._composite_variant(0, fu, cards))
-            for v in dict.fromkeys(variants):
-                self._set_uniforms(v, u, fu)
+            for enc in self._distinct_encodes():
+                self._encode = enc
+                for v in dict.fromkeys(variants):
+                    self._set_uniforms(v, u, fu)
+            self._encode = None
             for i, tex in enumerate(inner_textures):
                 tex.bind(i)
             atlas_texture.bind(OUTER_TEXTURE_UNIT)
@@ -645,15 +744,20 @@ class CanvasCompositor:
         self.cache_key = None
         variant = self._composite_variant(0, fu)
         with gl_pass(self.PASS, f"{self.label}.outer_canvas"):
-            self._set_uniforms(variant, u, fu)
-            p = self.program(variant)
             atlas_texture.bind(OUTER_TEXTURE_UNIT)
             self._bind_lut(fu)
             GL.glActiveTexture(GL.GL_TEXTURE0)
+            ready: set = set()
             for k, o in self.outputs.items():
                 tiles = np.arange(o.count) if full else np.flatnonzero(masks[k])
                 if not len(tiles):
                     continue
+                self._use_output(o)
+                ekey = o.encode.key if o.encode is not None else None
+                if ekey not in ready:
+                    self._set_uniforms(variant, u, fu)
+                    ready.add(ekey)
+                p = self.program(variant)
                 o.cache.bind()
                 w, h = o.canvas
                 GL.glViewport(0, 0, w, h)
@@ -663,6 +767,7 @@ class CanvasCompositor:
                 o.touched[1][tiles] = True
             GL.glUseProgram(0)
             GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, 0)
+            self._encode = None
         self.cache_key = key
         self._cache_fu = fu
         self._cache_outer_key = outer_key
@@ -709,7 +814,7 @@ class CanvasCompositor:
         with gl_pass(self.PASS, fb.label):
             w, h = o.canvas
             if out.blackout or o.dirty[index]:
-                clear_framebuffer(fb, BLACK)
+                clear_framebuffer(fb, o.black)
                 o.touched[index][:] = True
                 o.dirty[index] = False
                 o.content[index] = None
@@ -721,6 +826,7 @@ class CanvasCompositor:
             GL.glViewport(0, 0, w, h)
             if not o.count:
                 return
+            self._use_output(o)
             if out.pattern is not None:
                 self._draw_pattern(o, out.pattern, index)
             else:
@@ -816,8 +922,12 @@ class CanvasCompositor:
         for i in range(BURN_TEXTURE_UNIT + 1):
             GL.glActiveTexture(GL.GL_TEXTURE0 + i)
             GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
+        for luts in self._luts.values():
+            for lut in luts:
+                lut.unbind()
         GL.glActiveTexture(GL.GL_TEXTURE0)
         self._frame = None
+        self._encode = None
 
     def release(self) -> None:
         for o in self.outputs.values():
@@ -833,5 +943,9 @@ class CanvasCompositor:
             if tex is not None:
                 tex.release()
         self._lut_tex = self._burn_tex = None
+        for luts in self._luts.values():
+            for lut in luts:
+                lut.release()
+        self._luts.clear()
         self._fu_set.clear()
         self.cache_key = None

@@ -27,6 +27,9 @@ it, or making a bad GL call in it, injects a failure in that pass.
 
 Canvases (:meth:`canvases`) are ``(H, W, 4)`` uint8 arrays, row 0 = top, RGB sRGB-encoded, alpha 255,
 keyed ``"processor/output"``; they are the renderer's own buffers (valid until the next frame: copy to keep).
+An output the stage's ``colour:`` section makes deep (:meth:`canvas_format` ``rgb10_a2`` or ``rgba16``) reads
+back at full depth as ``(H, W, 4)`` uint16 codes (0..1023 with alpha 0..3, or 0..65535); :meth:`preview_images`
+gives every canvas as an 8-bit sRGB picture for people (deep and HDR ones tone-mapped, docs/colour.md).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from stagectl.render.compositor import (
 )
 from stagectl.render.gl.errors import RenderError
 from stagectl.render.gl.platform import GL
-from stagectl.render.gl.readback import AsyncReadback, read_pixels
+from stagectl.render.gl.readback import AsyncReadback, canvas_dtype, read_canvas
 from stagectl.render.gl.resources import drain_gl_errors, gl_pass
 from stagectl.render.plan import TILE_PX, FramePlan, build_outer_pass, canvas_tiles
 from stagectl.render.content import Content, load_content
@@ -151,17 +154,23 @@ class StageRenderer:
             self.inner = InnerTargets(self.resources)
             self.outer = OuterAtlas(self.resources, build_outer_pass(stage, face_size=outer_face_size))
             self.tiles = tuple(canvas_tiles(L, tile_px) for L in self.layouts)
-            self.compositor = CanvasCompositor(self.resources, self.tiles)
+            from stagectl.color.output import output_encodes  # the stage's colour section (docs/colour.md)
+
             self.keys = [L.key for L in self.layouts]
+            self.compositor = CanvasCompositor(self.resources, self.tiles,
+                                               encodes=output_encodes(stage, self.keys))
             self._front = {k: 0 for k in self.keys}  # index of the front (last good) canvas framebuffer
             self._safe: dict[str, np.ndarray] = {}
             for L in self.layouts:
                 w, h = L.canvas
                 img = None if safe_images is None else safe_images.get(L.key)
-                if img is None:
-                    img = np.zeros((h, w, 4), dtype=np.uint8)
-                    img[..., 3] = 255
-                img = np.ascontiguousarray(img, dtype=np.uint8)
+                dtype = canvas_dtype(self.canvas_format(L.key))
+                if img is None:  # opaque black at the canvas's depth and code range
+                    img = np.empty((h, w, 4), dtype=dtype)
+                    top = {"rgba8": 255, "rgb10_a2": 1023, "rgba16": 65535}[self.canvas_format(L.key)]
+                    img[...] = np.rint(np.asarray(self.compositor.black(L.key)) * top).astype(dtype)
+                    img[..., 3] = 3 if top == 1023 else top
+                img = np.ascontiguousarray(img, dtype=dtype)
                 if img.shape != (h, w, 4):
                     raise StageError(f"safe image for {L.key}: shape {img.shape} != ({h}, {w}, 4)")
                 self._safe[L.key] = img
@@ -176,7 +185,8 @@ class StageRenderer:
                 for i, L in enumerate(self.layouts):
                     w, h = L.canvas
                     self._async[L.key] = AsyncReadback(
-                        self.resources, w, h, depth=async_depth, label=f"canvas{i}.readback"
+                        self.resources, w, h, depth=async_depth, label=f"canvas{i}.readback",
+                        fmt=self.canvas_format(L.key),
                     )
         except BaseException:
             self.release()
@@ -191,7 +201,7 @@ class StageRenderer:
         if self.readback_mode == "none" and self._arrays_stale:
             for k in self.keys:
                 fb = self.compositor.outputs[k].framebuffers[self._front[k]]
-                read_pixels(fb, out=self._arrays[k])
+                read_canvas(fb, self.canvas_format(k), out=self._arrays[k])
             self._arrays_stale = False
         return dict(self._arrays)
 
@@ -199,6 +209,20 @@ class StageRenderer:
     def canvases_frame(self) -> int | None:
         """The frame number the arrays of :meth:`canvases` show (None: the safe image)."""
         return self._arrays_frame
+
+    def canvas_format(self, key: str) -> str:
+        """Output ``key``'s canvas format: ``rgba8`` (uint8 canvases), ``rgb10_a2`` or ``rgba16`` (uint16 codes)."""
+        return self.compositor.canvas_format(key)
+
+    def preview_images(self) -> dict[str, np.ndarray]:
+        """Output key -> ``(H, W, 4)`` uint8 sRGB picture of :meth:`canvases` for people (PNG previews,
+        thumbnails): 8-bit sRGB canvases as they are, other encodes tone-mapped for an sRGB screen by
+        :meth:`stagectl.color.output.OutputEncode.preview_rgba8` (not the output's signal)."""
+        out = {}
+        for k, img in self.canvases().items():
+            enc = self.compositor.outputs[k].encode
+            out[k] = img if enc is None else enc.preview_rgba8(img)
+        return out
 
     def front_framebuffer(self, key: str):
         """The canvas framebuffer holding the last good frame of output ``key`` (for presentation)."""
@@ -299,7 +323,7 @@ class StageRenderer:
                     current = f"composite:{out.key}"
                     self._hook(current)
                     with gl_pass("composite", out.key):
-                        clear_framebuffer(self._back(out.key), BLACK)
+                        clear_framebuffer(self._back(out.key), self.compositor.black(out.key))
                     self.compositor.mark_dirty(out.key, 1 - self._front[out.key])
                     t0 = timed(current, t0)
             elif plan.outputs:
@@ -357,7 +381,7 @@ class StageRenderer:
         if self.readback_mode == "sync":
             for k in self.keys:
                 fb = self.compositor.outputs[k].framebuffers[1 - self._front[k]]
-                read_pixels(fb, out=self._back_arrays[k])
+                read_canvas(fb, self.canvas_format(k), out=self._back_arrays[k])
         elif self.readback_mode == "async":
             for k in self.keys:
                 rb = self._async[k]
@@ -425,7 +449,7 @@ class StageRenderer:
         """Put the safe image into the front canvas framebuffer (``both``: into both)."""
         o = self.compositor.outputs[key]
         img = self._safe[key]
-        black = bool(np.all(img[..., :3] == 0) and np.all(img[..., 3] == 255))
+        black = img.dtype == np.uint8 and bool(np.all(img[..., :3] == 0) and np.all(img[..., 3] == 255))
         fbs = o.framebuffers if both else [o.framebuffers[self._front[key]]]
         with gl_pass("safe", key):
             for fb in fbs:

@@ -595,6 +595,10 @@ def load_stage(path: str | Path) -> Stage:
     sync = _sync(ctx, top.sub("sync", required=False))
     registration = _tracking_registration(ctx, top.sub("tracking_registration", required=False))
     console = _console(ctx, top.sub("console", required=False))
+    from stagectl.color.stagefile import parse_colour  # the colour section (docs/colour.md)
+
+    colour = parse_colour(ctx, top.sub("colour", required=False),
+                          outputs=[f"{p.name}/{o.name}" for p in processors for o in p.outputs])
     top.done()
     ctx.raise_if_errors()
 
@@ -624,6 +628,7 @@ def load_stage(path: str | Path) -> Stage:
         sync=sync,
         console=console,
         tracking_registration=registration,
+        colour=None if colour is INVALID else colour,
     )
 
 

@@ -305,6 +305,7 @@ class Stage:
     sync: SyncSettings
     tracking_registration: TrackingRegistration = TrackingRegistration()  # T_stage_tracking (calibrate wall)
     console: ConsoleSettings = ConsoleSettings()  # operator console transports and state file
+    colour: object | None = None  # stagectl.color.stagefile.ColourSettings; None: 8-bit sRGB canvases as ever
 
     @property
     def T_stage_tracking(self) -> np.ndarray:

@@ -27,7 +27,8 @@ from stagectl.render.gl.errors import ReadbackBusy, RenderError, ResourceError
 from stagectl.render.gl.platform import GL
 from stagectl.render.gl.resources import Buffer, Framebuffer, ResourceRegistry, check_gl, gl_pass
 
-__all__ = ["read_pixels", "read_rgb10_a2", "unpack_rgb10_a2", "AsyncReadback", "PIXEL_TYPES"]
+__all__ = ["read_pixels", "read_rgb10_a2", "unpack_rgb10_a2", "pack_rgb10_a2", "read_canvas", "canvas_dtype",
+           "AsyncReadback", "PIXEL_TYPES"]
 
 # numpy dtype -> GL pixel type name
 PIXEL_TYPES = {
@@ -123,6 +124,37 @@ def unpack_rgb10_a2(words) -> np.ndarray:
     return out
 
 
+def pack_rgb10_a2(codes) -> np.ndarray:
+    """Codes (..., 4) (RGB 0..1023, alpha 0..3) -> ``GL_UNSIGNED_INT_2_10_10_10_REV`` words (...) uint32 (the
+    inverse of :func:`unpack_rgb10_a2`)."""
+    c = np.asarray(codes).astype(np.uint32)
+    return (c[..., 0] & 0x3FF) | ((c[..., 1] & 0x3FF) << 10) | ((c[..., 2] & 0x3FF) << 20) | ((c[..., 3] & 3) << 30)
+
+
+def canvas_dtype(fmt: str) -> np.dtype:
+    """The numpy dtype of a canvas of ``fmt`` as :func:`read_canvas` returns it: uint8 for ``rgba8``, uint16
+    codes for ``rgb10_a2`` (0..1023, alpha 0..3) and ``rgba16`` (0..65535)."""
+    if fmt == "rgba8":
+        return np.dtype(np.uint8)
+    if fmt in ("rgb10_a2", "rgba16"):
+        return np.dtype(np.uint16)
+    raise ResourceError(f"canvas format {fmt!r}: expected rgba8, rgb10_a2 or rgba16")
+
+
+def read_canvas(fb: Framebuffer, fmt: str, *, out: np.ndarray | None = None) -> np.ndarray:
+    """A canvas at its full depth, ``(h, w, 4)`` row 0 = top: :func:`read_pixels` (uint8, or uint16 for
+    ``rgba16``) or :func:`read_rgb10_a2` (uint16 codes) by the canvas format ``fmt``; into ``out`` when
+    given."""
+    if fmt == "rgb10_a2":
+        img = read_rgb10_a2(fb)
+        if out is None:
+            return img
+        _check_out(out, img.shape, np.dtype(np.uint16))
+        np.copyto(out, img)
+        return out
+    return read_pixels(fb, dtype=canvas_dtype(fmt), out=out)
+
+
 def read_rgb10_a2(
     fb: Framebuffer, *, gl_rect: tuple[int, int, int, int] | None = None, attachment: int = 0
 ) -> np.ndarray:
@@ -161,8 +193,9 @@ class AsyncReadback:
         rb.release()
 
     ``start`` raises :class:`ReadbackBusy` when all ``depth`` slots are still waiting to be collected; call
-    ``finish()`` (blocking) or ``poll()`` first. Arrays are ``(H, W, 4)`` ``uint8`` (or float32), row 0 = top,
-    freshly allocated unless ``out`` is given.
+    ``finish()`` (blocking) or ``poll()`` first. Arrays are ``(H, W, 4)`` ``uint8`` (or uint16, float32), row
+    0 = top, freshly allocated unless ``out`` is given. ``fmt="rgb10_a2"``: the PBOs hold the packed
+    ``GL_UNSIGNED_INT_2_10_10_10_REV`` words (4 bytes a pixel) and arrays are ``(H, W, 4)`` uint16 codes.
     """
 
     def __init__(
@@ -174,16 +207,20 @@ class AsyncReadback:
         depth: int = 3,
         dtype: Any = np.uint8,
         label: str = "readback",
+        fmt: str | None = None,
     ) -> None:
         if depth < 1:
             raise ResourceError(f"readback ring {label!r}: depth must be >= 1, got {depth}")
         self.registry = registry
         self.width = int(width)
         self.height = int(height)
-        self.dtype = np.dtype(dtype)
-        self._gl_type = _gl_type(self.dtype)
+        self.packed = fmt == "rgb10_a2"
+        if fmt is not None and not self.packed:
+            dtype = canvas_dtype(fmt)
+        self.dtype = np.dtype(np.uint16) if self.packed else np.dtype(dtype)
+        self._gl_type = GL.GL_UNSIGNED_INT_2_10_10_10_REV if self.packed else _gl_type(self.dtype)
         self.label = label
-        self.frame_bytes = self.width * self.height * 4 * self.dtype.itemsize
+        self.frame_bytes = self.width * self.height * (4 if self.packed else 4 * self.dtype.itemsize)
         self._free: deque[_Slot] = deque()
         self._busy: deque[_Slot] = deque()  # started, oldest first
         for i in range(depth):
@@ -252,8 +289,12 @@ class AsyncReadback:
                 if not address:
                     raise RenderError("readback", slot.buffer.label, "glMapBufferRange returned NULL")
                 raw = (ctypes.c_ubyte * self.frame_bytes).from_address(address)
-                mapped = np.frombuffer(raw, dtype=self.dtype).reshape(slot.shape)
-                np.copyto(result, mapped[::-1])  # GL row 0 = bottom -> image row 0 = top
+                if self.packed:
+                    words = np.frombuffer(raw, dtype=np.uint32).reshape(slot.shape[:2])
+                    np.copyto(result, unpack_rgb10_a2(words[::-1]))
+                else:
+                    mapped = np.frombuffer(raw, dtype=self.dtype).reshape(slot.shape)
+                    np.copyto(result, mapped[::-1])  # GL row 0 = bottom -> image row 0 = top
             finally:
                 if address:
                     GL.glUnmapBuffer(GL.GL_PIXEL_PACK_BUFFER)

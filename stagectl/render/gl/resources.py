@@ -232,7 +232,8 @@ class Texture2D(GLObject):
         """Replace the texels with ``image`` (H, W, 4), **row 0 = top**; flipped here to GL's row 0 = bottom.
 
         ``uint8`` for ``rgba8``; ``float16``/``float32`` for the float formats (linear-light values) and for
-        ``rgb10_a2``/``rgba16`` (0..1, GL quantises); ``uint16`` codes for ``rgba16``.
+        ``rgb10_a2``/``rgba16`` (0..1, GL quantises); ``uint16`` codes for ``rgba16`` and for ``rgb10_a2``
+        (RGB 0..1023, alpha 0..3: packed here, exact).
         """
         self._require_live()
         fmt = self.format
@@ -249,6 +250,11 @@ class Texture2D(GLObject):
             data, gl_type = np.ascontiguousarray(image[::-1]), GL.GL_UNSIGNED_BYTE
         elif fmt.name == "rgba16" and image.dtype == np.uint16:  # 16-bit codes as they are
             data, gl_type = np.ascontiguousarray(image[::-1]), GL.GL_UNSIGNED_SHORT
+        elif fmt.name == "rgb10_a2" and image.dtype == np.uint16:  # 10-bit codes, packed as GL stores them
+            c = image[::-1].astype(np.uint32)
+            data = np.ascontiguousarray((c[..., 0] & 0x3FF) | ((c[..., 1] & 0x3FF) << 10)
+                                        | ((c[..., 2] & 0x3FF) << 20) | ((c[..., 3] & 3) << 30))
+            gl_type = GL.GL_UNSIGNED_INT_2_10_10_10_REV
         elif image.dtype == np.float16:
             data, gl_type = np.ascontiguousarray(image[::-1]), GL.GL_HALF_FLOAT
         else:

@@ -31,8 +31,17 @@
 //          (t = 1 - v: the inner target was rendered by GL, row 0 = bottom, and is never flipped);
 //          inner_i is colour corrected (INNER_CC, INNER_LUT), or replaced by the key colour and markers (KEY).
 //   then the light cards over the frustum.
-//   output: sRGB encoding (IEC 61966-2-1 piecewise curve) of the linear-light colour, alpha 1; the rgba8
-//          canvas quantises it (round to nearest).
+//   output: OUTPUT_ENCODE(linear colour), alpha 1. Without OCIO_OUTPUT (every output of a stage without a
+//          colour: section) that is the sRGB encoding (IEC 61966-2-1 piecewise curve) and the rgba8 canvas
+//          quantises it (round to nearest). With OCIO_OUTPUT (stagectl/color/output.py) compositor.py inserts
+//          OpenColorIO's GPU text (function ocio_output, its LUT samplers and uniforms) after the defines,
+//          and the encode is ocio_output() then RGB rounded in the shader to the canvas depth: code
+//          d = floor(v * CODE_TOP + 0.5) (full range) or floor((219 v + 16) * CODE_SCALE + 0.5) (NARROW,
+//          BT.2100), clamped to the allowed codes, stored as d / CODE_TOP (CODE_TOP = 2^n - 1,
+//          CODE_SCALE = 2^(n-8)); so the unorm canvas holds exactly stagectl.color.transfer.quantize's codes
+//          whatever the driver's float->unorm rounding (llvmpipe's 10-bit conversion is not round-to-
+//          nearest, docs/colour.md). Patterns and burn-in give 8-bit sRGB codes: OUTPUT_CODE shows them as
+//          the same light on any output (decoded to linear, then OUTPUT_ENCODE); unchanged without OCIO.
 // Wall raster positions (v_raster) are pixels, top-left origin, y down; a fragment centre is at +0.5.
 // No data-dependent branches in the composition: llvmpipe pays for both sides of a branch.
 
@@ -67,6 +76,28 @@ vec3 srgb_decode(vec3 c) {
     vec3 hi = pow((c + 0.055) / 1.055, vec3(2.4));
     return mix(hi, lo, vec3(lessThanEqual(c, vec3(0.04045))));
 }
+
+// ---------------------------------------------------------------------------------------------- output encode
+#ifdef OCIO_OUTPUT
+// quantised codes of signal v at the canvas depth, as unorm floats (see the header)
+vec3 output_round(vec3 v) {
+#ifdef NARROW
+    vec3 d = floor((219.0 * v + 16.0) * CODE_SCALE + 0.5);
+    d = clamp(d, vec3(CODE_SCALE), vec3(CODE_TOP - CODE_SCALE));
+#else
+    vec3 d = clamp(floor(v * CODE_TOP + 0.5), 0.0, CODE_TOP);
+#endif
+    return d / CODE_TOP;
+}
+vec3 output_encode(vec3 c) {
+    return output_round(ocio_output(vec4(c, 1.0)).rgb);
+}
+#define OUTPUT_ENCODE(c) output_encode(c)
+#define OUTPUT_CODE(c) output_encode(srgb_decode(c))
+#else
+#define OUTPUT_ENCODE(c) srgb_encode(c)
+#define OUTPUT_CODE(c) (c)
+#endif
 
 int wall_id() {
     return int(v_ids.x + 0.5);
@@ -226,10 +257,13 @@ vec3 inner_source(sampler2D tex, vec2 uv) {
 #endif
 
 #if defined(COPY)
-uniform sampler2D u_source;          // the cached outer-only canvas of this output (rgba8, sRGB codes)
+uniform sampler2D u_source;          // the cached outer-only canvas of this output (its canvas format)
 
 void main() {
     o_color = texelFetch(u_source, ivec2(gl_FragCoord.xy), 0);
+#ifdef OCIO_OUTPUT
+    o_color.rgb = floor(o_color.rgb * CODE_TOP + 0.5) / CODE_TOP;  // the same code again, on any driver
+#endif
 }
 
 #elif defined(PATTERN)
@@ -287,7 +321,7 @@ void main() {
     c = (inside > 0.5 && v > 0.5) ? 1.0 : c;
     code = vec3(c);
 #endif
-    o_color = vec4(code, 1.0);
+    o_color = vec4(OUTPUT_CODE(code), 1.0);
 }
 
 #elif defined(BURNIN)
@@ -309,7 +343,7 @@ void main() {
     bool inside = all(greaterThanEqual(rel, ivec2(0))) && all(lessThan(q, size));
     ivec2 t = clamp(q, ivec2(0), size - 1);
     float bit = texelFetch(u_burn_text, ivec2(t.x, size.y - 1 - t.y), 0).r;
-    o_color = vec4(vec3(inside && bit > 0.5 ? 1.0 : 0.0), 1.0);
+    o_color = vec4(OUTPUT_CODE(vec3(inside && bit > 0.5 ? 1.0 : 0.0)), 1.0);
 }
 
 #elif defined(INNER_ONLY)
@@ -323,7 +357,7 @@ void main() {
 #ifdef CARDS
     color = cards(color, u_cards_under, u_cards_total);
 #endif
-    o_color = vec4(srgb_encode(color), 1.0);
+    o_color = vec4(OUTPUT_ENCODE(color), 1.0);
 }
 
 #else
@@ -398,6 +432,6 @@ void main() {
 #ifdef CARDS
     color = cards(color, u_cards_under, u_cards_total);
 #endif
-    o_color = vec4(srgb_encode(color), 1.0);
+    o_color = vec4(OUTPUT_ENCODE(color), 1.0);
 }
 #endif

@@ -1,0 +1,201 @@
+"""One output's encode as OpenColorIO transforms: the processor, its GPU shader, its preview (no GL here).
+
+:func:`output_encode` turns an output's :class:`~stagectl.color.stagefile.OutputColour` into an
+:class:`OutputEncode`: the OCIO processor from the working space to the output's signal (0..1 floats), the GPU
+shader the composite pass compiles in (:mod:`stagectl.render.compositor`), the code depth and range the shader
+rounds to, and a preview path. Legacy outputs (8-bit sRGB, no ``colour:`` section) have no encode: the composite
+shader's own sRGB encode runs, unchanged.
+
+The transforms of a ``transfer`` output (scene-linear working space in, signal out; docs/colour.md):
+
+* every kind: ``ColorSpaceTransform(working -> target)`` (the target's linear primaries);
+* ``pq``: ``RangeTransform`` clamp to ``[0, peak_nits / 100]`` (light above the wall's peak never reaches the
+  curve), then the built-in ``CURVE - LINEAR_to_ST-2084`` (OCIO's nits/100 convention: 1.0 = 100 cd/m^2);
+* ``hlg``: a ``MatrixTransform`` target RGB -> CIE XYZ (from the BT.2020 primaries and D65, derived here), then
+  the built-in ``DISPLAY - CIE-XYZ-D65_to_REC.2100-HLG-1000nit`` (the inverse EOTF of a 1000-nit display);
+* ``srgb``: clamp to ``[0, 1]``, ``ExponentWithLinearTransform(2.4, 0.055)`` inverse (IEC 61966-2-1);
+* ``gamma``: clamp to ``[0, 1]``, ``ExponentTransform(gamma)`` inverse;
+* ``bt1886``: clamp to ``[0, 1]``, ``ExponentTransform(2.4)`` inverse (BT.1886 with black 0: scene-linear 1.0 =
+  the display's white ``peak_nits``).
+
+A ``display`` output is OCIO's ``DisplayViewTransform(working, display, view)``.
+
+**Preview** (:meth:`OutputEncode.preview_rgba8`): a deep or HDR canvas shown on an 8-bit sRGB screen (PNG
+previews, console thumbnails). The canvas codes are turned back into signal, the output's transforms are
+inverted by OCIO (back to the working space, clipped where the encode clipped) and the config's SDR view of
+``sRGB - Display`` applied (ACES 2.0 SDR in the studio config: a tone map, so 1000-nit highlights roll off
+instead of clipping at 100 nits). It is a picture for people, **not** the output's signal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from stagectl.color.errors import ColorError
+from stagectl.color.stagefile import LEGACY, ColourSettings, OutputColour, config_for
+
+__all__ = ["PREVIEW_DISPLAY", "rgb_to_xyz_matrix", "output_transforms", "OutputEncode", "output_encode",
+           "output_encodes"]
+
+PREVIEW_DISPLAY = "sRGB - Display"  #: the display previews are made for (its default view)
+
+#: CIE 1931 xy of the BT.2020 primaries and D65 (ITU-R BT.2020 Table 3)
+_BT2020_XY = ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046))
+_D65_XY = (0.3127, 0.3290)
+
+
+def rgb_to_xyz_matrix(primaries_xy=_BT2020_XY, white_xy=_D65_XY) -> np.ndarray:
+    """The 3x3 normalised primary matrix RGB -> XYZ (SMPTE RP 177): columns the primaries' XYZ scaled so that
+    RGB (1, 1, 1) gives the white point with Y = 1."""
+    def xyz(x: float, y: float) -> np.ndarray:
+        return np.array([x / y, 1.0, (1.0 - x - y) / y])
+
+    P = np.stack([xyz(*p) for p in primaries_xy], axis=1)
+    S = np.linalg.solve(P, xyz(*white_xy))
+    return P * S
+
+
+def _clamp(o, lo: float, hi: float):
+    return o.RangeTransform(minInValue=lo, maxInValue=hi, minOutValue=lo, maxOutValue=hi)
+
+
+def output_transforms(cfg, working_space: str, oc: OutputColour) -> list:
+    """The OCIO transforms from ``working_space`` to the output's signal (module docstring)."""
+    from stagectl.color.ocio import ocio_module
+
+    o = ocio_module()
+    if oc.mode == "display":
+        return [o.DisplayViewTransform(src=working_space, display=oc.display, view=oc.view)]
+    kind = oc.transfer or "srgb"
+    target = oc.target
+    steps: list = []
+    if target is not None and target != working_space:
+        steps.append(o.ColorSpaceTransform(src=working_space, dst=target))
+    if kind == "pq":
+        steps += [_clamp(o, 0.0, float(oc.peak_nits) / 100.0), o.BuiltinTransform("CURVE - LINEAR_to_ST-2084")]
+    elif kind == "hlg":
+        m = np.eye(4)
+        m[:3, :3] = rgb_to_xyz_matrix()
+        steps += [o.MatrixTransform(matrix=[float(v) for v in m.ravel()]),
+                  o.BuiltinTransform("DISPLAY - CIE-XYZ-D65_to_REC.2100-HLG-1000nit")]
+    elif kind == "srgb":
+        steps += [_clamp(o, 0.0, 1.0), o.ExponentWithLinearTransform(
+            gamma=[2.4, 2.4, 2.4, 1.0], offset=[0.055, 0.055, 0.055, 0.0], direction=o.TRANSFORM_DIR_INVERSE)]
+    else:  # gamma, bt1886 (black 0)
+        g = float(oc.gamma) if kind == "gamma" else 2.4
+        steps += [_clamp(o, 0.0, 1.0), o.ExponentTransform(value=[g, g, g, 1.0],
+                                                           direction=o.TRANSFORM_DIR_INVERSE)]
+    return steps
+
+
+@dataclass(frozen=True, eq=False)
+class OutputEncode:
+    """A non-legacy output's encode: ``colour`` (its settings), ``processor`` (working space -> signal),
+    ``shader`` (its :class:`~stagectl.color.ocio.GpuShader`, function ``ocio_output``), ``bits`` and
+    ``narrow`` (what the composite shader rounds to), ``key`` (equal encodes share composite programs)."""
+
+    key: str
+    colour: OutputColour
+    working_space: str
+    config: object
+    processor: object
+    shader: object
+    description: str
+
+    @property
+    def format(self) -> str:
+        return self.colour.format
+
+    @property
+    def bits(self) -> int:
+        return self.colour.bits
+
+    @property
+    def narrow(self) -> bool:
+        return self.colour.narrow
+
+    def signal(self, linear: np.ndarray) -> np.ndarray:
+        """OCIO's CPU processor: working-space linear (..., 3 or 4) -> signal floats (the GPU's reference)."""
+        return self.processor.apply(linear)
+
+    def codes(self, linear: np.ndarray) -> np.ndarray:
+        """The canvas codes the composite shader writes for ``linear`` (CPU reference): RGB quantised like
+        :func:`stagectl.color.transfer.quantize` at the canvas depth and range, (..., 3) uint16."""
+        from stagectl.color.transfer import quantize
+
+        rgb = np.asarray(self.signal(np.asarray(linear, np.float32)[..., :3]), np.float64)
+        return quantize(np.clip(rgb, 0.0, 1.0), self.bits, narrow=self.narrow)
+
+    def preview_rgba8(self, canvas: np.ndarray) -> np.ndarray:
+        """``(H, W, 4)`` codes of this output's canvas -> ``(H, W, 4)`` uint8 sRGB picture (module docstring)."""
+        from stagectl.color.transfer import dequantize
+
+        codes = np.asarray(canvas)
+        signal = dequantize(codes[..., :3], self.bits, narrow=self.narrow).astype(np.float32)
+        out = np.empty(codes.shape[:2] + (4,), np.uint8)
+        rgb = self._preview_processor().apply(np.ascontiguousarray(signal))
+        out[..., :3] = np.clip(np.floor(np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5), 0, 255).astype(np.uint8)
+        out[..., 3] = 255
+        return out
+
+    def _preview_processor(self):
+        got = getattr(self, "_preview", None)
+        if got is None:
+            got = _preview_processor(self.config, self.working_space, self.colour)
+            object.__setattr__(self, "_preview", got)
+        return got
+
+
+def _preview_processor(cfg, working_space: str, oc: OutputColour):
+    from stagectl.color.ocio import ColorProcessor, ocio_module
+
+    o = ocio_module()
+    back = o.GroupTransform(output_transforms(cfg, working_space, oc))
+    back.setDirection(o.TRANSFORM_DIR_INVERSE)
+    display = PREVIEW_DISPLAY if PREVIEW_DISPLAY in cfg.displays() else cfg.default_display
+    view = cfg.default_view(display)
+    steps = o.GroupTransform([back, o.DisplayViewTransform(src=working_space, display=display, view=view)])
+    try:
+        raw = cfg.raw.getProcessor(steps)
+    except Exception as exc:  # noqa: BLE001 - OCIO's own exception types
+        raise ColorError(f"preview of {oc.describe()}: {str(exc).splitlines()[0]}") from None
+    return ColorProcessor(raw, f"preview {oc.describe()} -> {display} / {view}")
+
+
+def output_encode(settings: ColourSettings | None, key: str) -> OutputEncode | None:
+    """The encode of output ``key`` (None: legacy, the composite shader's own 8-bit sRGB encode)."""
+    if settings is None:
+        return None
+    oc = settings.output(key)
+    if oc.mode == "legacy":
+        return None
+    from stagectl.color.ocio import ColorProcessor, ocio_module
+
+    o = ocio_module()
+    cfg = config_for(settings.config)
+    steps = output_transforms(cfg, settings.working_space, oc)
+    what = f"{settings.working_space} -> {oc.describe()}"
+    try:
+        raw = cfg.raw.getProcessor(o.GroupTransform(steps))
+    except Exception as exc:  # noqa: BLE001 - OCIO's own exception types
+        raise ColorError(f"output {key}: OCIO processor {what}: {str(exc).splitlines()[0]}") from None
+    proc = ColorProcessor(raw, what)
+    shader = proc.gpu_shader(function_name="ocio_output", resource_prefix="ocio_out_")
+    ekey = f"{shader.cache_id}|{oc.format}|{oc.range}"
+    return OutputEncode(ekey, oc, settings.working_space, cfg, proc, shader, what)
+
+
+def output_encodes(stage, keys) -> dict[str, OutputEncode | None]:
+    """Output key -> :func:`output_encode` for ``stage`` (processors and shaders shared between equal
+    outputs)."""
+    settings = getattr(stage, "colour", None)
+    made: dict[OutputColour, OutputEncode | None] = {}
+    out: dict[str, OutputEncode | None] = {}
+    for k in keys:
+        oc = settings.output(k) if settings is not None else LEGACY
+        if oc not in made:
+            made[oc] = output_encode(settings, k)
+        out[k] = made[oc]
+    return out

@@ -1,0 +1,353 @@
+"""The stage file's ``colour:`` section: the OCIO config, the working space, and each output's canvas and encode.
+
+Layout (every key optional; docs/colour.md has the detail, docs/stage-file.md the summary)::
+
+    colour:
+      config: studio-config-latest      # an OCIO built-in (with or without ocio://) or a .ocio/.ocioz path
+                                        # relative to the stage file; default ocio://studio-config-latest
+      working_space: Linear Rec.709 (sRGB)   # what the renderer's linear RGB is; default the scene_linear role
+      output:                           # defaults for every output
+        canvas: {format: rgb10_a2, transfer: pq, peak_nits: 1000, range: full}
+      outputs:                          # per output key (processor/output), over the defaults
+        tessera-a/out1:
+          canvas: {format: rgb10_a2, range: narrow}
+          display: Rec.2100-PQ - Display
+          view: ACES 2.0 - HDR 1000 nits (P3 D65)
+
+An output is encoded in one of three ways (:class:`OutputColour`):
+
+* **legacy** — ``rgba8``, ``srgb``, full range, no display: the composite shader's own sRGB encode, exactly as
+  a stage without ``colour:`` (8-bit sRGB codes). Every output of a stage without the section is legacy.
+* **transfer** — ``canvas.transfer`` (``srgb``, ``gamma``, ``bt1886``, ``pq``, ``hlg``): the working space
+  converted to ``target`` (a linear colour space of the config; default ``Linear Rec.2020`` for PQ/HLG,
+  ``Linear Rec.709 (sRGB)`` otherwise), then the curve, all as OCIO transforms
+  (:func:`stagectl.color.output.output_transforms`). PQ: scene-linear 1.0 = 100 nits, clipped at
+  ``peak_nits``; HLG: OCIO's built-in 1000-nit display encoding (``peak_nits`` must be 1000).
+* **display** — ``display`` and ``view`` of the config (``view`` default: the display's default view): OCIO's
+  display/view transform from the working space; the display sets the curve, so ``transfer``, ``peak_nits``
+  and ``target`` are refused beside it.
+
+``canvas.format`` (``rgba8``, ``rgb10_a2``, ``rgba16``; default ``rgba8``) sets the canvas and the code depth
+(8, 10, 16 bits); ``canvas.range`` (``full`` / ``narrow``) the code range. Every error is
+``file:line: key: expected ..., got ...``. Names are checked against the loaded config here, at load time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from yaml.nodes import MappingNode, Node
+
+from stagectl.color.errors import ColorError
+
+__all__ = [
+    "CANVAS_FORMATS",
+    "FORMAT_BITS",
+    "CANVAS_TRANSFERS",
+    "CODE_RANGES",
+    "DEFAULT_TARGETS",
+    "OutputColour",
+    "ColourSettings",
+    "LEGACY",
+    "parse_colour",
+    "config_for",
+    "output_colour",
+]
+
+CANVAS_FORMATS = ("rgba8", "rgb10_a2", "rgba16")
+FORMAT_BITS = {"rgba8": 8, "rgb10_a2": 10, "rgba16": 16}  #: code depth of each canvas format
+CANVAS_TRANSFERS = ("srgb", "gamma", "bt1886", "pq", "hlg")
+CODE_RANGES = ("full", "narrow")
+#: linear colour space a transfer encodes when ``target`` is not given (names of the studio config)
+DEFAULT_TARGETS = {"pq": "Linear Rec.2020", "hlg": "Linear Rec.2020", "srgb": "Linear Rec.709 (sRGB)",
+                   "gamma": "Linear Rec.709 (sRGB)", "bt1886": "Linear Rec.709 (sRGB)"}
+_PEAK_DEFAULT = {"pq": 1000.0, "hlg": 1000.0, "bt1886": 100.0}
+
+
+@dataclass(frozen=True)
+class OutputColour:
+    """One output's canvas and encode (see the module docstring). ``mode``: ``legacy``, ``transfer`` or
+    ``display``. ``peak_nits``: PQ clip / HLG nominal peak / BT.1886 white (cd/m^2); ``gamma``: the
+    ``gamma`` curve's exponent (BT.1886 uses 2.4)."""
+
+    format: str = "rgba8"
+    transfer: str | None = None
+    peak_nits: float | None = None
+    gamma: float = 2.2
+    range: str = "full"
+    target: str | None = None
+    display: str | None = None
+    view: str | None = None
+
+    @property
+    def bits(self) -> int:
+        return FORMAT_BITS[self.format]
+
+    @property
+    def narrow(self) -> bool:
+        return self.range == "narrow"
+
+    @property
+    def mode(self) -> str:
+        if self.display is not None:
+            return "display"
+        if self.format == "rgba8" and self.transfer in (None, "srgb") and self.range == "full":
+            return "legacy"
+        return "transfer"
+
+    @property
+    def deep(self) -> bool:
+        return self.format != "rgba8"
+
+    def describe(self) -> str:
+        rng = ", narrow range" if self.narrow else ""
+        if self.mode == "legacy":
+            return f"{self.format} sRGB (stagectl's encode){rng}"
+        if self.mode == "display":
+            return f"{self.format} {self.display} / {self.view}{rng}"
+        t = self.transfer or "srgb"
+        extra = f" {self.peak_nits:g} nits" if t in ("pq", "hlg") else (f" {self.gamma:g}" if t == "gamma" else "")
+        return f"{self.format} {t}{extra} in {self.target}{rng}"
+
+
+LEGACY = OutputColour()  #: every output of a stage without a ``colour:`` section
+
+
+@dataclass(frozen=True)
+class ColourSettings:
+    """The parsed ``colour:`` section: the config (``config``: ``ocio://...`` or an absolute path), the working
+    space, and per output key its :class:`OutputColour` (every output of the stage is listed)."""
+
+    config: str
+    working_space: str
+    outputs: dict[str, OutputColour] = field(default_factory=dict)
+
+    def output(self, key: str) -> OutputColour:
+        return self.outputs.get(key, LEGACY)
+
+
+def output_colour(stage, key: str) -> OutputColour:
+    """The :class:`OutputColour` of output ``key`` of ``stage`` (legacy without a ``colour:`` section)."""
+    settings = getattr(stage, "colour", None)
+    return LEGACY if settings is None else settings.output(key)
+
+
+_CONFIGS: dict[str, object] = {}
+
+
+def config_for(source: str):
+    """The loaded :class:`~stagectl.color.ocio.ColorConfig` of ``source`` (loaded once per process)."""
+    from stagectl.color.ocio import load_config
+
+    got = _CONFIGS.get(source)
+    if got is None:
+        got = _CONFIGS[source] = load_config(source)
+    return got
+
+
+# --------------------------------------------------------------------------------------------- parsing
+
+
+def _config_source(text: str, base_dir: Path) -> tuple[str, bool]:
+    """``(source, is_builtin)``: ``ocio://name`` for a built-in, else the absolute path."""
+    if text.startswith("ocio://"):
+        return text, True
+    p = Path(text)
+    if p.suffix.lower() in (".ocio", ".ocioz") or len(p.parts) > 1 or p.is_absolute():
+        return str(p if p.is_absolute() else base_dir / p), False
+    return "ocio://" + text, True
+
+
+def _canvas(ctx, r, base: dict) -> dict:
+    from stagectl.config.reader import INVALID, number, one_of
+
+    got = dict(base)
+    fmt = r.opt("format", one_of(*CANVAS_FORMATS), None)
+    transfer = r.opt("transfer", one_of(*CANVAS_TRANSFERS), None)
+    peak = r.opt("peak_nits", number(lo=1.0, hi=10000.0), None)
+    gamma = r.opt("gamma", number(lo=1.0, hi=4.0), None)
+    rng = r.opt("range", one_of(*CODE_RANGES), None)
+    r.done()
+    for k, v in (("format", fmt), ("transfer", transfer), ("peak_nits", peak), ("gamma", gamma), ("range", rng)):
+        if v is INVALID:
+            got["_bad"] = True
+        elif v is not None:
+            got[k] = v
+            got[f"_{k}_node"] = r.node_of(k)
+    return got
+
+
+def _entry(ctx, r, base: dict) -> dict:
+    """One ``output`` / ``outputs.<key>`` mapping over ``base`` (raw values with their nodes)."""
+    from stagectl.config.reader import INVALID, string
+
+    got = dict(base)
+    c = r.sub("canvas", required=False)
+    if c is not None:
+        got = _canvas(ctx, c, got)
+    for key in ("display", "view", "target"):
+        v = r.opt(key, string(), None)
+        if v is INVALID:
+            got["_bad"] = True
+        elif v is not None:
+            got[key] = v
+            got[f"_{key}_node"] = r.node_of(key)
+    r.done()
+    # an output's own display replaces an inherited transfer, and its own transfer an inherited display
+    own = {k for k in ("display", "view", "transfer", "peak_nits", "target") if f"_{k}_node" in got
+           and got.get(f"_{k}_node") is not base.get(f"_{k}_node")}
+    drop = ()
+    if own & {"display", "view"}:
+        drop = ("transfer", "peak_nits", "target")
+    elif "transfer" in own:
+        drop = ("display", "view")
+    for k in drop:
+        if k not in own:
+            got.pop(k, None)
+            got.pop(f"_{k}_node", None)
+    if c is not None and not c.ok:
+        got["_bad"] = True
+    return got
+
+
+def _resolve(ctx, cfg, raw: dict, where: str, fallback_node: Node) -> OutputColour | None:
+    """Check one output's raw values against each other and the config; None after an error."""
+    if raw.get("_bad"):
+        return None
+
+    def node(k: str) -> Node:
+        return raw.get(f"_{k}_node") or fallback_node
+
+    def err(k: str, message: str) -> None:
+        ctx.error(node(k), f"{where}.{'canvas.' if k in ('format', 'transfer', 'peak_nits', 'gamma', 'range') else ''}{k}",
+                  message)
+
+    fmt = raw.get("format", "rgba8")
+    transfer = raw.get("transfer")
+    display, view, target = raw.get("display"), raw.get("view"), raw.get("target")
+    peak, gamma = raw.get("peak_nits"), raw.get("gamma", 2.2)
+    if display is not None or view is not None:
+        for k in ("transfer", "peak_nits", "target"):
+            if raw.get(k) is not None:
+                err(k, f"expected no {k} beside a display/view (the display sets the encoding), got "
+                       f"{raw[k]!r}")
+                return None
+        if display is None:
+            err("view", f"expected a display beside the view (one of {', '.join(cfg.displays())}), got none")
+            return None
+        if display not in cfg.displays():
+            err("display", f"expected a display of OCIO config {cfg.name!r} ({', '.join(cfg.displays())}), "
+                           f"got {display!r}")
+            return None
+        views = cfg.views(display)
+        if view is None:
+            view = cfg.default_view(display)
+        elif view not in views:
+            err("view", f"expected a view of display {display!r} ({', '.join(views)}), got {view!r}")
+            return None
+        return OutputColour(format=fmt, range=raw.get("range", "full"), display=display, view=view)
+    kind = transfer or "srgb"
+    if peak is not None and kind not in _PEAK_DEFAULT:
+        err("peak_nits", f"expected no peak_nits for transfer {kind} (pq, hlg and bt1886 take one), got {peak:g}")
+        return None
+    if raw.get("gamma") is not None and kind != "gamma":
+        err("gamma", f"expected no gamma for transfer {kind} (only transfer gamma takes one), got {gamma:g}")
+        return None
+    peak = _PEAK_DEFAULT.get(kind) if peak is None else float(peak)
+    if kind == "hlg" and peak != 1000.0:
+        err("peak_nits", f"expected 1000 for hlg (OCIO's built-in HLG display encoding is 1000 nits; other "
+                         f"peaks through a display/view), got {peak:g}")
+        return None
+    out = OutputColour(format=fmt, transfer=kind, peak_nits=peak, gamma=float(gamma),
+                       range=raw.get("range", "full"))
+    if out.mode == "legacy" and target is None:
+        return out
+    target = DEFAULT_TARGETS[kind] if target is None else target
+    try:
+        cfg.check_color_space(target)
+    except ColorError:
+        err("target", f"expected a colour space of OCIO config {cfg.name!r} (a linear one, e.g. "
+                      f"{DEFAULT_TARGETS[kind]!r}), got {target!r}")
+        return None
+    return OutputColour(format=fmt, transfer=kind, peak_nits=peak, gamma=float(gamma),
+                        range=raw.get("range", "full"), target=target)
+
+
+def parse_colour(ctx, r, outputs) -> ColourSettings | None:
+    """Read the ``colour:`` section (a :class:`stagectl.config.reader.MapReader`; None when the stage has none)
+    for the stage's output keys ``outputs``. Returns None when absent; ``INVALID`` after an error (recorded in
+    ``ctx`` as ``file:line: key: expected ..., got ...``)."""
+    from stagectl.config.reader import INVALID, MapReader, describe, string
+
+    if r is None:
+        return None
+    outputs = list(outputs)
+    text = r.opt("config", string(), "ocio://studio-config-latest")
+    ws = r.opt("working_space", string(), None)
+    defaults: dict = {}
+    d = r.sub("output", required=False)
+    if d is not None:
+        defaults = _entry(ctx, d, {})
+    per: dict[str, tuple[dict, Node, str]] = {}
+    r.used.add("outputs")
+    onode = r.node_of("outputs")
+    if onode is not None:
+        if not isinstance(onode, MappingNode):
+            ctx.error(onode, r.key_path("outputs"), f"expected a mapping of output keys (processor/output), "
+                                                    f"got {describe(onode)}")
+        else:
+            for knode, vnode in onode.value:
+                key = str(knode.value)
+                path = f"{r.key_path('outputs')}.{key}"
+                if key not in outputs:
+                    ctx.error(knode, path, f"expected an output of this stage ({', '.join(outputs)}), got {key!r}")
+                    continue
+                per[key] = (_entry(ctx, MapReader(ctx, vnode, path), defaults), vnode, path)
+    r.done()
+    if text is INVALID or ws is INVALID or not r.ok:
+        return INVALID
+    source, builtin = _config_source(text, ctx.base_dir)
+    cnode = r.node_of("config") or r.node
+    if not builtin and not Path(source).is_file():
+        ctx.error(cnode, r.key_path("config"), f"expected an OCIO built-in (e.g. studio-config-latest) or a "
+                                               f".ocio file, got {text!r} (no file {source})")
+        return INVALID
+    try:
+        cfg = config_for(source)
+    except ColorError as exc:
+        ctx.error(cnode, r.key_path("config"), f"expected an OCIO config OpenColorIO can load, got {text!r} "
+                                               f"({exc})")
+        return INVALID
+    if ws is None:
+        try:
+            ws = cfg.working_space
+        except ColorError:
+            ctx.error(r.node, r.key_path("working_space"), f"expected a working space (OCIO config "
+                                                           f"{cfg.name!r} has no scene_linear role), got none")
+            return INVALID
+    else:
+        try:
+            cfg.check_color_space(ws)
+        except ColorError:
+            ctx.error(r.node_of("working_space"), r.key_path("working_space"),
+                      f"expected a colour space of OCIO config {cfg.name!r} (e.g. {cfg.working_space!r}), "
+                      f"got {ws!r}")
+            return INVALID
+    resolved: dict[str, OutputColour] = {}
+    bad = False
+    for key in outputs:
+        if key in per:
+            raw, vnode, path = per[key]
+        else:
+            raw, vnode, path = defaults, (d.node if d is not None else r.node), r.key_path("output")
+        oc = _resolve(ctx, cfg, raw, path, vnode)
+        if oc is None:
+            bad = True
+            if key not in per:
+                break  # the defaults are wrong: said once
+            continue
+        resolved[key] = oc
+    if bad:
+        return INVALID
+    return ColourSettings(config=source, working_space=ws, outputs=resolved)
