@@ -20,7 +20,7 @@ if str(REPO) not in sys.path:  # bench/ is a folder of the repository, not an in
     sys.path.insert(0, str(REPO))
 
 from bench import report  # noqa: E402
-REFERENCE = REPO.parent / "shared" / "reference" / "CALIBRATION_AND_TIMING.md"
+REFERENCE = REPO / "docs" / "reference" / "CALIBRATION_AND_TIMING.md"
 
 PERIOD_25 = 40.0  # ms
 PERIOD_2997 = 1000.0 * 1001 / 30000  # 33.3667 ms

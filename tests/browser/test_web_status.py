@@ -110,8 +110,14 @@ def _page(browser, url: str):
 
 
 def _colour(page, selector: str) -> tuple[int, int, int]:
-    rgb = page.eval_on_selector(selector, "e => getComputedStyle(e).color")
-    return tuple(int(v) for v in rgb[rgb.index("(") + 1:rgb.index(")")].split(",")[:3])
+    # the page rebuilds its rows on every status: an element caught just as it is replaced is detached and has no
+    # computed style (""), so wait for an attached one
+    handle = page.wait_for_function(
+        """sel => { const e = document.querySelector(sel);
+                    const c = e && e.isConnected ? getComputedStyle(e).color : "";
+                    return c.includes("(") ? c : null; }""", arg=selector, timeout=10_000)
+    rgb = handle.json_value()
+    return tuple(int(float(v)) for v in rgb[rgb.index("(") + 1:rgb.index(")")].split(",")[:3])
 
 
 def test_lost_stale_and_frozen_show_as_such(browser, stage_console) -> None:
