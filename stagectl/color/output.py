@@ -11,7 +11,7 @@ The transforms of a ``transfer`` output (scene-linear working space in, signal o
 * every kind: ``ColorSpaceTransform(working -> target)`` (the target's linear primaries);
 * ``pq``: ``RangeTransform`` clamp to ``[0, peak_nits / 100]`` (light above the wall's peak never reaches the
   curve), then the built-in ``CURVE - LINEAR_to_ST-2084`` (OCIO's nits/100 convention: 1.0 = 100 cd/m^2);
-* ``hlg``: a ``MatrixTransform`` target RGB -> CIE XYZ (from the BT.2020 primaries and D65, derived here), then
+* ``hlg``: clamp to ``[0, 10]`` (1000 nits), a ``MatrixTransform`` target RGB -> CIE XYZ (from the BT.2020 primaries and D65, derived here), then
   the built-in ``DISPLAY - CIE-XYZ-D65_to_REC.2100-HLG-1000nit`` (the inverse EOTF of a 1000-nit display);
 * ``srgb``: clamp to ``[0, 1]``, ``ExponentWithLinearTransform(2.4, 0.055)`` inverse (IEC 61966-2-1);
 * ``gamma``: clamp to ``[0, 1]``, ``ExponentTransform(gamma)`` inverse;
@@ -76,6 +76,7 @@ def output_transforms(cfg, working_space: str, oc: OutputColour) -> list:
     if kind == "pq":
         steps += [_clamp(o, 0.0, float(oc.peak_nits) / 100.0), o.BuiltinTransform("CURVE - LINEAR_to_ST-2084")]
     elif kind == "hlg":
+        steps.append(_clamp(o, 0.0, float(oc.peak_nits) / 100.0))  # OCIO's curve runs on past the peak
         m = np.eye(4)
         m[:3, :3] = rgb_to_xyz_matrix()
         steps += [o.MatrixTransform(matrix=[float(v) for v in m.ravel()]),

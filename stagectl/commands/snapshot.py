@@ -7,7 +7,11 @@ the camera's tracker offset (T_body_camera) is applied: T_stage_camera = T_stage
 @ T_body_camera. The lens file is evaluated at --zoom/--focus (normalised encoders 0..1); a camera without a
 lens file uses a 35 mm lens with a centred principal point, and the command says so.
 
-Writes into --out: one PNG per output canvas (<processor>_<output>.png, 8-bit sRGB, the canvas size), the
+Writes into --out: one PNG per output canvas (<processor>_<output>.png, the canvas size: 8-bit sRGB codes for an
+8-bit output; for a deep output of the stage's colour section (rgb10_a2, rgba16) a 16-bit PNG of the canvas
+codes at full depth, 10-bit codes scaled to 16 bits as round(code * 65535 / 1023) so that PNG value / 65535 is
+the signal and round(value * 1023 / 65535) gives the code back, plus <processor>_<output>.preview.png, an 8-bit
+sRGB picture tone-mapped for a screen, not the signal; snapshot.json says which is which), the
 inner-frustum image (inner_<camera>.png, 8-bit sRGB, the inner resolution, overscan included), and
 snapshot.json with the matrices used (T_stage_tracking, T_tracking_body, T_body_camera, T_stage_camera,
 T_stage_pupil, V, P, VP; row-major, acting on column vectors; NDC -> image u = (x + 1) / 2, v = (1 - y) / 2,
@@ -125,6 +129,8 @@ def main(args: argparse.Namespace) -> int:
             if not result.ok:
                 raise StageError(f"rendering failed in pass {result.failed_pass}: {result.error}")
             canvases = {k: v.copy() for k, v in renderer.canvases().items()}
+            formats = {k: renderer.canvas_format(k) for k in canvases}
+            previews = {k: v.copy() for k, v in renderer.preview_images().items() if formats[k] != "rgba8"}
             inner = renderer.inner_image(ip.camera)
         finally:
             renderer.release()
@@ -134,13 +140,33 @@ def main(args: argparse.Namespace) -> int:
 
     written: list[tuple[str, Path, tuple[int, int]]] = []
     outputs_json = []
+    from stagectl.color.stagefile import output_colour
+    from stagectl.render.sink import write_png
+
     for key, img in canvases.items():
         path = out_dir / (_safe_name(key.replace("/", "_")) + ".png")
-        if not cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGBA2BGR)):
-            raise StageError(f"could not write {path}")
         h, w = img.shape[:2]
-        written.append((f"canvas {key}", path, (w, h)))
-        outputs_json.append({"key": key, "file": path.name, "canvas": [w, h]})
+        fmt = formats[key]
+        entry = {"key": key, "file": path.name, "canvas": [w, h], "format": fmt,
+                 "encoding": output_colour(stage, key).describe()}
+        if fmt == "rgba8":
+            if not cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGBA2BGR)):
+                raise StageError(f"could not write {path}")
+            written.append((f"canvas {key}", path, (w, h)))
+        else:
+            top = 1023 if fmt == "rgb10_a2" else 65535
+            deep = img.astype(np.uint32) * 65535
+            deep = ((deep + top // 2) // top).astype(np.uint16)  # round(code * 65535 / top)
+            if fmt == "rgb10_a2":
+                deep[..., 3] = 65535
+            write_png(path, deep[..., :3])
+            preview = path.with_suffix(".preview.png")
+            write_png(preview, previews[key][..., :3])
+            written.append((f"canvas {key} ({fmt}, 16-bit PNG of the codes)", path, (w, h)))
+            written.append((f"preview of {key} (8-bit sRGB, tone-mapped for a screen)", preview, (w, h)))
+            entry.update({"png_bits": 16, "code_bits": 10 if fmt == "rgb10_a2" else 16,
+                          "png_value": f"round(code * 65535 / {top})", "preview": preview.name})
+        outputs_json.append(entry)
     inner_path = out_dir / f"inner_{_safe_name(ip.camera)}.png"
     if not cv2.imwrite(str(inner_path), cv2.cvtColor(inner, cv2.COLOR_RGBA2BGR)):
         raise StageError(f"could not write {inner_path}")

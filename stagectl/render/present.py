@@ -28,6 +28,12 @@ card has one (frame lock across machines through a sync board); without the exte
 ``swap group: not available``. :meth:`WindowPresenter.probe_vsync` times a few back-to-back swaps at start-up:
 only a display that paces them at the stage's period can drive the frame edges (Xvfb returns at once).
 
+**Deep outputs.** An output whose canvas is ``rgb10_a2`` or ``rgba16`` (the stage's ``colour:`` section) asks
+GLFW for a 10-bit framebuffer (``color_bits``: red/green/blue 10, alpha 2); the presenter reads back what the
+driver gave (:func:`~stagectl.render.gl.context.framebuffer_color_bits`) and :meth:`WindowPresenter.describe`
+says it (``10-bit asked, got 8-bit``: the blit then rounds the codes to 8 bits for that window; the canvas, the
+readback and the sinks keep the full depth). :func:`window_color_bits` gives the request for a stage.
+
 Closing a window or pressing Esc in it never stops the run: the window is closed and logged, every canvas is
 still rendered and the other windows keep being presented (the vsync moves to the next open window).
 """
@@ -36,6 +42,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import dataclasses
 import sys
 import time
 import warnings
@@ -56,6 +63,7 @@ __all__ = [
     "window_specs",
     "parse_monitor_assignments",
     "open_window_context",
+    "window_color_bits",
     "judge_vsync",
     "VsyncProbe",
     "WindowPresenter",
@@ -127,10 +135,33 @@ def window_specs(
     assign: Mapping[str, str] | None = None,
     *,
     vsync: bool = False,
+    color_bits: Mapping[str, int] | None = None,
 ) -> list[WindowSpec]:
     """One :class:`WindowSpec` per output ``(key, canvas size)``, in order (see the module docstring for the
     modes). ``vsync``: swap interval 1 on the first window, 0 on the others; else 0 everywhere. Raises
-    :class:`UsageError` when fullscreen has no monitor for an output or two outputs want one monitor."""
+    :class:`UsageError` when fullscreen has no monitor for an output or two outputs want one monitor.
+    ``color_bits``: output key -> bits per channel to ask for (:func:`window_color_bits`)."""
+    specs = _window_specs(outputs, mode, monitors, assign, vsync=vsync)
+    bits = dict(color_bits or {})
+    return [dataclasses.replace(s, color_bits=bits.get(s.name)) for s in specs]
+
+
+def window_color_bits(stage) -> dict[str, int]:
+    """Output key -> 10 for every deep output of ``stage`` (``rgb10_a2`` / ``rgba16`` canvases)."""
+    from stagectl.color.stagefile import output_colour
+    from stagectl.render.canvas import canvas_layouts
+
+    return {L.key: 10 for L in canvas_layouts(stage) if output_colour(stage, L.key).deep}
+
+
+def _window_specs(
+    outputs: Sequence[tuple[str, tuple[int, int]]],
+    mode: str,
+    monitors: Sequence[MonitorInfo],
+    assign: Mapping[str, str] | None = None,
+    *,
+    vsync: bool = False,
+) -> list[WindowSpec]:
     if mode not in WINDOW_MODES:
         raise UsageError(f"--windows: expected one of {', '.join(WINDOW_MODES)}, got {mode!r}")
     assign = dict(assign or {})
@@ -182,12 +213,14 @@ def open_window_context(
     assign: Mapping[str, str] | None = None,
     *,
     vsync: bool = False,
+    color_bits: Mapping[str, int] | None = None,
 ) -> GLFWContext:
-    """The GLFW share group of a run: root context current, one window per output (:func:`window_specs`).
-    Raises :class:`ContextError` (no display, no OpenGL 3.3 core) or :class:`UsageError` (monitors)."""
+    """The GLFW share group of a run: root context current, one window per output (:func:`window_specs`;
+    ``color_bits`` from :func:`window_color_bits` asks deep outputs' windows for 10 bits). Raises
+    :class:`ContextError` (no display, no OpenGL 3.3 core) or :class:`UsageError` (monitors)."""
     from stagectl.render.gl.context import create_context, list_monitors
 
-    specs = window_specs(outputs, mode, list_monitors(), assign, vsync=vsync)
+    specs = window_specs(outputs, mode, list_monitors(), assign, vsync=vsync, color_bits=color_bits)
     ctx = create_context("glfw", windows=specs)
     assert isinstance(ctx, GLFWContext)
     return ctx
@@ -239,6 +272,8 @@ class _Window:
         self.open = True
         self.close_request: str | None = None
         self.presented = 0
+        self.asked_bits = window.spec.color_bits  # None: the default (8)
+        self.got_bits: tuple[int, int, int, int] | None = None  # what the driver gave (r, g, b, a)
 
 
 class WindowPresenter:
@@ -281,6 +316,13 @@ class WindowPresenter:
                 w = _Window(key, win, sizes[key])
                 win.make_current()
                 w.fbo = int(GL.glGenFramebuffers(1))
+                try:
+                    from stagectl.render.gl.context import framebuffer_color_bits
+
+                    w.got_bits = framebuffer_color_bits()
+                except Exception:  # noqa: BLE001 - a driver that cannot say: reported as unknown
+                    GL.glGetError()
+                    w.got_bits = None
                 GL.glDisable(GL.GL_FRAMEBUFFER_SRGB)
                 GL.glDisable(GL.GL_DITHER)
                 glfw.set_key_callback(win.handle, self._on_key(w))
@@ -473,7 +515,11 @@ class WindowPresenter:
             where = f"fullscreen on {w.window.monitor_name!r}" if w.window.fullscreen else "windowed"
             scale = "1:1" if (dw, dh) == w.canvas or (self.mode == "fullscreen" and dw >= w.canvas[0]
                                                       and dh >= w.canvas[1]) else "scaled to fit"
-            parts.append(f"{w.key} {w.canvas[0]} x {w.canvas[1]} -> {where} {dw} x {dh} ({scale})")
+            depth = ""
+            if w.asked_bits is not None:
+                got = "an unknown depth" if w.got_bits is None else f"{min(w.got_bits[:3])}-bit"
+                depth = f", {w.asked_bits}-bit framebuffer asked, got {got}"
+            parts.append(f"{w.key} {w.canvas[0]} x {w.canvas[1]} -> {where} {dw} x {dh} ({scale}{depth})")
         return "; ".join(parts)
 
     def status(self) -> str:

@@ -8,23 +8,28 @@ process or language). All integers little-endian; byte offsets:
 offset type     field
 ====== ======== =====================================================================================
 0      8 bytes  magic ``b"STGSINK\\0"``
-8      u32      version (:data:`VERSION` = 1)
+8      u32      version: 1 for ``rgba8`` rings (unchanged since the first sink), 2 for the deep formats (a
+                version-1 reader refuses them instead of misreading them)
 12     u32      header_bytes: offset of slot 0's pixels (a multiple of 4096)
 16     u32      width (pixels)
 20     u32      height (pixels)
 24     u32      channels (4: R, G, B, A)
 28     u32      slots (N)
-32     u64      slot_bytes: distance between two slots' pixels (``height * width * channels`` rounded up
-                to 64)
+32     u64      slot_bytes: distance between two slots' pixels (``height * width * bytes per pixel``
+                rounded up to 64)
 40     u64      write_count: frames written so far; the newest is write number ``write_count`` in slot
                 ``(write_count - 1) % N`` (0: nothing written yet)
 48     u32      closed: 1 once the writer has closed the ring (it is then unlinked; reattach to a new one)
-52     u32      pixel format: 0 = uint8, RGB sRGB-encoded, alpha 255, **row 0 = top** (a canvas as it is
-                shown)
+52     u32      pixel format (:data:`PIXEL_FORMATS`), **row 0 = top** (a canvas as it is shown):
+                0 ``rgba8``: 4 x uint8 a pixel, RGB 8-bit codes (sRGB unless the stage's colour section
+                says otherwise), alpha 255;
+                1 ``rgba16``: 4 x uint16 a pixel, 16-bit codes of the output's signal, alpha 65535;
+                2 ``rgb10_a2``: one uint32 a pixel, ``GL_UNSIGNED_INT_2_10_10_10_REV`` packing (red bits
+                0-9, green 10-19, blue 20-29, alpha 30-31), 10-bit codes of the output's signal
 56     8 bytes  reserved
 64     N x 32   slot table, slot ``i`` at ``64 + 32 i``: ``seq`` u64, ``frame_no`` i64, ``time_ns`` i64,
                 ``write_no`` u64 (which write the slot holds)
-header N x ...  pixels: slot ``i`` at ``header_bytes + i * slot_bytes``, ``height x width x channels`` uint8
+header N x ...  pixels: slot ``i`` at ``header_bytes + i * slot_bytes``, ``height x width`` pixels
 ====== ======== =====================================================================================
 
 **Torn-read detection** is a sequence lock per slot. The writer makes the slot's ``seq`` odd, fences, copies
@@ -66,6 +71,7 @@ from stagectl.errors import StageError
 __all__ = [
     "MAGIC",
     "VERSION",
+    "PIXEL_FORMATS",
     "SinkError",
     "SinkFrame",
     "SinkWriter",
@@ -79,7 +85,11 @@ __all__ = [
 ]
 
 MAGIC = b"STGSINK\0"
-VERSION = 1
+VERSION = 1  #: version of an rgba8 ring; deep rings are version 2
+VERSIONS = (1, 2)  #: versions this reader reads
+#: canvas format -> (pixel_format code, numpy dtype of a pixel's words, words a pixel)
+PIXEL_FORMATS = {"rgba8": (0, np.uint8, 4), "rgba16": (1, np.uint16, 4), "rgb10_a2": (2, np.uint32, 1)}
+_FORMAT_OF_CODE = {v[0]: k for k, v in PIXEL_FORMATS.items()}
 _TABLE_OFFSET = 64
 _SLOT_ENTRY = 32
 _PAGE = 4096
@@ -181,9 +191,15 @@ def _attach_untracked(name: str) -> shared_memory.SharedMemory:
             resource_tracker.register = original  # type: ignore[assignment]
 
 
+def _pixel_shape(fmt: str, height: int, width: int, channels: int) -> tuple[tuple[int, ...], np.dtype]:
+    _, dtype, words = PIXEL_FORMATS[fmt]
+    shape = (height, width, channels) if words == 4 else (height, width)
+    return shape, np.dtype(dtype)
+
+
 class _Layout:
     def __init__(
-        self, buf, slots: int, header_bytes: int, slot_bytes: int, shape: tuple[int, int, int]
+        self, buf, slots: int, header_bytes: int, slot_bytes: int, shape: tuple[int, ...], dtype=np.uint8
     ) -> None:
         self.header = np.ndarray((), _HEADER, buffer=buf, offset=0)
         self.table = np.ndarray((slots,), _SLOT, buffer=buf, offset=_TABLE_OFFSET)
@@ -192,15 +208,15 @@ class _Layout:
         self.time_ns = self.table["time_ns"]
         self.write_no = self.table["write_no"]
         self.pixels = [
-            np.ndarray(shape, np.uint8, buffer=buf, offset=header_bytes + i * slot_bytes)
+            np.ndarray(shape, dtype, buffer=buf, offset=header_bytes + i * slot_bytes)
             for i in range(slots)
         ]
 
 
-def _sizes(width: int, height: int, channels: int, slots: int) -> tuple[int, int, int]:
+def _sizes(width: int, height: int, channels: int, slots: int, pixel_bytes: int | None = None) -> tuple[int, int, int]:
     header = _TABLE_OFFSET + slots * _SLOT_ENTRY
     header_bytes = -(-header // _PAGE) * _PAGE
-    frame = width * height * channels
+    frame = width * height * (channels if pixel_bytes is None else pixel_bytes)
     slot_bytes = -(-frame // 64) * 64
     return header_bytes, slot_bytes, header_bytes + slots * slot_bytes
 
@@ -236,11 +252,20 @@ class SinkWriter:
 
     ``write(frame_no, time_ns, array)`` copies an ``(H, W, channels)`` uint8 array (row 0 = top) into the next
     slot. ``replace``: unlink a segment of that name left behind (by a crashed writer) instead of failing.
+    ``fmt``: the canvas format (:data:`PIXEL_FORMATS`; a renderer says it: ``StageRenderer.canvas_format``):
+    ``rgba16`` takes ``(H, W, 4)`` uint16 codes, ``rgb10_a2`` ``(H, W, 4)`` uint16 codes (packed here) or
+    ``(H, W)`` uint32 words already packed.
     """
 
     def __init__(
-        self, name: str, width: int, height: int, slots: int = 3, *, channels: int = 4, replace: bool = False
+        self, name: str, width: int, height: int, slots: int = 3, *, channels: int = 4, replace: bool = False,
+        fmt: str = "rgba8",
     ) -> None:
+        if fmt not in PIXEL_FORMATS:
+            raise SinkError(f"sink {name!r}: pixel format must be one of {', '.join(PIXEL_FORMATS)}, got {fmt!r}")
+        if fmt != "rgba8" and channels != 4:
+            raise SinkError(f"sink {name!r}: {fmt} frames have 4 channels, got {channels}")
+        self.format = fmt
         if width <= 0 or height <= 0 or channels <= 0:
             raise SinkError(f"sink {name!r}: size {width}x{height}x{channels} must be positive")
         if slots < 2:
@@ -252,7 +277,9 @@ class SinkWriter:
             int(channels),
             int(slots),
         )
-        header_bytes, slot_bytes, total = _sizes(self.width, self.height, self.channels, self.slots)
+        self._shape, self._dtype = _pixel_shape(fmt, self.height, self.width, self.channels)
+        pixel_bytes = self._dtype.itemsize * (self.channels if len(self._shape) == 3 else 1)
+        header_bytes, slot_bytes, total = _sizes(self.width, self.height, self.channels, self.slots, pixel_bytes)
         try:
             self._shm = shared_memory.SharedMemory(name=name, create=True, size=total)
         except FileExistsError:
@@ -271,11 +298,9 @@ class SinkWriter:
             self._shm = shared_memory.SharedMemory(name=name, create=True, size=total)
         except (OSError, ValueError) as exc:
             raise SinkError(f"sink {name!r}: cannot create shared memory of {total} bytes: {exc}") from None
-        self._layout = _Layout(
-            self._shm.buf, self.slots, header_bytes, slot_bytes, (self.height, self.width, self.channels)
-        )
+        self._layout = _Layout(self._shm.buf, self.slots, header_bytes, slot_bytes, self._shape, self._dtype)
         h = self._layout.header
-        h["version"] = VERSION
+        h["version"] = VERSION if fmt == "rgba8" else 2
         h["header_bytes"] = header_bytes
         h["width"], h["height"], h["channels"], h["slots"] = (
             self.width,
@@ -286,7 +311,7 @@ class SinkWriter:
         h["slot_bytes"] = slot_bytes
         h["write_count"] = 0
         h["closed"] = 0
-        h["pixel_format"] = 0
+        h["pixel_format"] = PIXEL_FORMATS[fmt][0]
         memory_fence()
         h["magic"] = MAGIC  # last: a reader that sees the magic sees a complete header
         memory_fence()
@@ -303,8 +328,13 @@ class SinkWriter:
             raise SinkError(f"sink {self.name!r} written after close()")
         a = np.asarray(array)
         shape = (self.height, self.width, self.channels)
-        if a.shape != shape or a.dtype != np.uint8:
-            raise SinkError(f"sink {self.name!r}: frame must be {shape} uint8, got {a.shape} {a.dtype}")
+        if self.format == "rgb10_a2" and a.shape == shape and a.dtype == np.uint16:
+            from stagectl.render.gl.readback import pack_rgb10_a2
+
+            a = pack_rgb10_a2(a)
+        if a.shape != self._shape or a.dtype != self._dtype:
+            want = f"{self._shape} {self._dtype}" + (f" (or {shape} uint16 codes)" if self.format == "rgb10_a2" else "")
+            raise SinkError(f"sink {self.name!r}: {self.format} frame must be {want}, got {a.shape} {a.dtype}")
         L = self._layout
         n = self._count + 1
         slot = (n - 1) % self.slots
@@ -391,19 +421,26 @@ class SinkReader:
             memory_fence()
             fields = struct.unpack_from(_HEADER_STRUCT, self._shm.buf, 0)
             _, version, header_bytes, width, height, channels, slots, slot_bytes = fields[:8]
-            if version != VERSION:
-                raise SinkError(f"sink {name!r}: version {version}, this reader reads version {VERSION}")
+            code = fields[10]
+            if version not in VERSIONS:
+                raise SinkError(f"sink {name!r}: version {version}, this reader reads versions "
+                                f"{', '.join(map(str, VERSIONS))}")
+            if code not in _FORMAT_OF_CODE or (version == 1 and code != 0):
+                raise SinkError(f"sink {name!r}: pixel format {code} is not one this reader knows")
+            self.format = _FORMAT_OF_CODE[code]
             self.width, self.height, self.channels, self.slots = width, height, channels, slots
+            self._shape, self._dtype = _pixel_shape(self.format, height, width, channels)
+            frame_bytes = int(np.prod(self._shape)) * self._dtype.itemsize
             if (
                 slots < 1
                 or header_bytes + slots * slot_bytes > size
-                or slot_bytes < width * height * channels
+                or slot_bytes < frame_bytes
             ):
                 raise SinkError(
                     f"sink {name!r}: inconsistent header ({width}x{height}x{channels}, {slots} slots "
                     f"of {slot_bytes} bytes from {header_bytes}) for a segment of {size} bytes"
                 )
-            self._layout = _Layout(self._shm.buf, slots, header_bytes, slot_bytes, (height, width, channels))
+            self._layout = _Layout(self._shm.buf, slots, header_bytes, slot_bytes, self._shape, self._dtype)
         except BaseException:
             self._layout = None
             self._shm.close()
@@ -411,8 +448,13 @@ class SinkReader:
         self.retries = 0
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        return self.height, self.width, self.channels
+    def shape(self) -> tuple[int, ...]:
+        """Shape of a frame's pixels: ``(H, W, channels)``, or ``(H, W)`` packed words for ``rgb10_a2``."""
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
 
     @property
     def write_count(self) -> int:
@@ -443,9 +485,9 @@ class SinkReader:
 
     def _out(self, out: np.ndarray | None) -> np.ndarray:
         if out is None:
-            return np.empty(self.shape, np.uint8)
-        if out.shape != self.shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
-            raise SinkError(f"sink {self.name!r}: out must be C-contiguous {self.shape} uint8")
+            return np.empty(self.shape, self._dtype)
+        if out.shape != self.shape or out.dtype != self._dtype or not out.flags.c_contiguous:
+            raise SinkError(f"sink {self.name!r}: out must be C-contiguous {self.shape} {self._dtype}")
         return out
 
     def read(

@@ -382,7 +382,9 @@ class WindowSpec:
     fullscreen video mode (None: keep the monitor's current mode, which gives a borderless window without a
     mode switch). ``refresh_hz`` only matters with an explicit fullscreen ``size``. ``position``: windowed
     top-left in screen coordinates. ``swap_interval`` 1 = vsync. ``resizable``: a windowed window the user may
-    resize.
+    resize. ``color_bits``: bits per colour channel asked of the window's framebuffer (10 for a deep output:
+    GLFW hints 10/10/10/2; None: the driver's default, 8); what the driver gave is
+    :func:`framebuffer_color_bits`.
     """
 
     name: str
@@ -394,6 +396,20 @@ class WindowSpec:
     decorated: bool = True
     swap_interval: int = 1
     resizable: bool = False
+    color_bits: int | None = None
+
+
+def framebuffer_color_bits() -> tuple[int, int, int, int]:
+    """Bits of red, green, blue and alpha of the current context's default framebuffer's back buffer."""
+    from stagectl.render.gl.platform import GL
+
+    GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, 0)
+    got = []
+    for what in ("RED", "GREEN", "BLUE", "ALPHA"):
+        v = GL.glGetFramebufferAttachmentParameteriv(
+            GL.GL_DRAW_FRAMEBUFFER, GL.GL_BACK_LEFT, getattr(GL, f"GL_FRAMEBUFFER_ATTACHMENT_{what}_SIZE"))
+        got.append(int(v[0] if hasattr(v, "__len__") else v))
+    return tuple(got)  # type: ignore[return-value]
 
 
 def select_monitor(names: Sequence[str], wanted: str) -> int:
@@ -637,6 +653,10 @@ class GLFWContext(GLContext):
                     glfw.window_hint(glfw.REFRESH_RATE, int(spec.refresh_hz))
         else:
             width, height = spec.size if spec.size is not None else (1280, 720)
+        if spec.color_bits is not None:  # a deep output: ask for a 10-bit (or deeper) framebuffer
+            for hint in (glfw.RED_BITS, glfw.GREEN_BITS, glfw.BLUE_BITS):
+                glfw.window_hint(hint, int(spec.color_bits))
+            glfw.window_hint(glfw.ALPHA_BITS, 2 if spec.color_bits == 10 else int(spec.color_bits))
         handle = glfw.create_window(int(width), int(height), f"stagectl {spec.name}", monitor, share)
         if not handle:
             raise _glfw_error(
