@@ -26,24 +26,24 @@ import datetime as _dt
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from stagectl.errors import ConfigErrors, StageError
 from stagectl.render.features import (
-    LAYERS,
-    PATTERN_KINDS,
     ChromaKey,
-    ChromaMarkers,
     ColorCorrection,
-    FeatureError,
     FeatureState,
+    FieldError,
     FreezeFrustum,
     LightCard,
+    Lut3D,
     OutputPattern,
+    from_dict,
     read_cube,
+    to_dict,
 )
 from stagectl.tracking.timeline import OneEuroParams, Smoothing
 
@@ -225,44 +225,14 @@ class OperatorState:
     def to_json(self) -> dict:
         """The JSON-able form (module docstring); :meth:`from_json` reads it back."""
         f = self.features
-        key = None
-        if f.chroma_key is not None:
-            m = f.chroma_key.markers
-            key = {
-                "enabled": f.chroma_key.enabled,
-                "color": _codes(f.chroma_key.color),
-                "markers": None
-                if m is None
-                else {
-                    "color": _codes(m.color),
-                    "size": m.size,
-                    "thickness": m.thickness,
-                    "spacing": m.spacing,
-                    "units": m.units,
-                },
-            }
         return {
-            "light_cards": [
-                {
-                    "id": c.id,
-                    "wall": c.wall,
-                    "rect": list(c.rect),
-                    "color": list(c.color),
-                    "intensity": c.intensity,
-                    "layer": c.layer,
-                    "feather_px": c.feather_px,
-                }
-                for c in f.light_cards
-            ],
-            "chroma_key": key,
+            "light_cards": [to_dict(c, op=True) for c in f.light_cards],
+            "chroma_key": None if f.chroma_key is None else to_dict(f.chroma_key, op=True),
             "color": {
                 "walls": {w: self._cc_json(w, cc) for w, cc in f.wall_color},
                 "inner": None if f.inner_color is None else self._cc_json("inner", f.inner_color),
             },
-            "patterns": {
-                k: {"kind": p.kind, "color": list(p.color), "squares": p.squares, "burn_in": list(p.burn_in)}
-                for k, p in f.patterns
-            },
+            "patterns": {k: to_dict(p, op=True) for k, p in f.patterns},
             "blackout": sorted(f.blackout),
             "blackout_all": self.blackout_all,
             "cameras": {k: v.to_json() for k, v in self.cameras},
@@ -272,20 +242,8 @@ class OperatorState:
         }
 
     def _cc_json(self, target: str, cc: ColorCorrection) -> dict:
-        lut = None
-        if cc.lut is not None:
-            lut = self.lut_path(target) or cc.lut.source or None  # best effort for a LUT of unknown origin
-        return {
-            "exposure": cc.exposure,
-            "gains": None if cc.gains is None else list(cc.gains),
-            "temperature": cc.temperature,
-            "tint": cc.tint,
-            "slope": list(cc.slope),
-            "offset": list(cc.offset),
-            "power": list(cc.power),
-            "saturation": cc.saturation,
-            "lut": lut,
-        }
+        # the LUT by the path the operator gave, else where the stage file's LUT came from (best effort)
+        return to_dict(cc, op=True, lut=lambda lut: self.lut_path(target) or lut.source or None)
 
     @classmethod
     def from_json(cls, data: Any, stage, *, file: str = "<state>") -> tuple[OperatorState, list[str]]:
@@ -308,19 +266,7 @@ class OperatorState:
         cards: list[LightCard] = []
         for i, c in enumerate(r.seq(d.get("light_cards", []), "state.light_cards")):
             k = f"state.light_cards[{i}]"
-            c = r.mapping(c, k)
-            try:
-                card = LightCard(
-                    r.text(c.get("id"), f"{k}.id"),
-                    r.text(c.get("wall"), f"{k}.wall"),
-                    r.numbers(c.get("rect"), 4, f"{k}.rect"),
-                    r.numbers(c.get("color", [1, 1, 1]), 3, f"{k}.color"),
-                    r.number(c.get("intensity", 1.0), f"{k}.intensity"),
-                    r.choice(c.get("layer", "over"), LAYERS, f"{k}.layer"),
-                    r.number(c.get("feather_px", 0.0), f"{k}.feather_px"),
-                )
-            except FeatureError as exc:
-                raise r.error(k, str(exc)) from None
+            card = r.feature(LightCard, c, k)
             if card.wall not in walls:
                 warnings.append(
                     f"{file}: {k}: light card {card.id!r} is on wall {card.wall!r}, which the stage no "
@@ -331,70 +277,34 @@ class OperatorState:
                 raise r.error(f"{k}.id", f"light card id {card.id!r} is used twice")
             cards.append(card)
 
-        key = None
         ck = d.get("chroma_key")
-        if ck is not None:
-            ck = r.mapping(ck, "state.chroma_key")
-            markers = None
-            mk = ck.get("markers")
-            try:
-                if mk is not None:
-                    mk = r.mapping(mk, "state.chroma_key.markers")
-                    markers = ChromaMarkers(
-                        _from_codes(r.numbers(mk.get("color"), 3, "state.chroma_key.markers.color")),
-                        r.number(mk.get("size"), "state.chroma_key.markers.size"),
-                        r.number(mk.get("thickness"), "state.chroma_key.markers.thickness"),
-                        r.number(mk.get("spacing"), "state.chroma_key.markers.spacing"),
-                        r.choice(mk.get("units"), ("m", "px"), "state.chroma_key.markers.units"),
-                    )
-                key = ChromaKey(
-                    r.boolean(ck.get("enabled", True), "state.chroma_key.enabled"),
-                    _from_codes(r.numbers(ck.get("color"), 3, "state.chroma_key.color")),
-                    markers,
-                )
-            except FeatureError as exc:
-                raise r.error("state.chroma_key", str(exc)) from None
+        key = None if ck is None else r.feature(ChromaKey, ck, "state.chroma_key")
 
         lut_paths: list[tuple[str, str]] = []
         own_luts = {v for _, v in base.lut_paths}
 
-        def cc_of(v, k: str, target: str) -> ColorCorrection | None:
-            v = r.mapping(v, k)
-            lut = None
-            lp = v.get("lut")
-            if lp is not None:
-                lp = r.text(lp, f"{k}.lut")
+        def cc_of(v, k: str, target: str) -> ColorCorrection:
+            def lut_of(lp, key: str) -> Lut3D | None:
+                """The LUT file the state names (a path), or None with a warning."""
+                lp = r.text(lp, key)
                 if lp not in own_luts and not _inside(stage, "luts", lp):
                     warnings.append(
-                        f"{file}: {k}.lut: {lp} is neither the stage file's LUT nor inside "
+                        f"{file}: {key}: {lp} is neither the stage file's LUT nor inside "
                         f"console.paths.luts; colour correction kept without it"
                     )
-                    lp = None
-            if lp is not None:
+                    return None
                 try:
                     lut = read_cube(lp)
-                    lut_paths.append((target, lp))
                 except ConfigErrors as exc:
                     warnings.append(
-                        f"{file}: {k}.lut: cannot read the LUT, colour correction kept without it: "
+                        f"{file}: {key}: cannot read the LUT, colour correction kept without it: "
                         f"{str(exc).splitlines()[0]}"
                     )
-            gains = v.get("gains")
-            temp = v.get("temperature")
-            try:
-                return ColorCorrection(
-                    r.number(v.get("exposure", 0.0), f"{k}.exposure"),
-                    None if gains is None else r.numbers(gains, 3, f"{k}.gains"),
-                    None if temp is None else r.number(temp, f"{k}.temperature"),
-                    r.number(v.get("tint", 0.0), f"{k}.tint"),
-                    r.numbers(v.get("slope", [1, 1, 1]), 3, f"{k}.slope"),
-                    r.numbers(v.get("offset", [0, 0, 0]), 3, f"{k}.offset"),
-                    r.numbers(v.get("power", [1, 1, 1]), 3, f"{k}.power"),
-                    r.number(v.get("saturation", 1.0), f"{k}.saturation"),
-                    lut,
-                )
-            except FeatureError as exc:
-                raise r.error(k, str(exc)) from None
+                    return None
+                lut_paths.append((target, lp))
+                return lut
+
+            return r.feature(ColorCorrection, v, k, lut=lut_of)
 
         col = r.mapping(d.get("color", {}), "state.color")
         wall_cc = []
@@ -416,23 +326,7 @@ class OperatorState:
             if o not in outputs:
                 warnings.append(f"{file}: {k}: the stage has no output {o!r}; its pattern is dropped")
                 continue
-            v = r.mapping(v, k)
-            try:
-                patterns.append(
-                    (
-                        o,
-                        OutputPattern(
-                            r.choice(v.get("kind"), PATTERN_KINDS, f"{k}.kind"),
-                            r.numbers(v.get("color", [1, 1, 1]), 3, f"{k}.color"),
-                            int(r.number(v.get("squares", 1), f"{k}.squares")),
-                            tuple(
-                                r.text(x, f"{k}.burn_in") for x in r.seq(v.get("burn_in", []), f"{k}.burn_in")
-                            ),
-                        ),
-                    )
-                )
-            except FeatureError as exc:
-                raise r.error(k, str(exc)) from None
+            patterns.append((o, r.feature(OutputPattern, v, k)))
 
         blackout = []
         for i, o in enumerate(r.seq(d.get("blackout", []), "state.blackout")):
@@ -615,25 +509,6 @@ def _corrections(f: FeatureState) -> list[tuple[str, ColorCorrection]]:
     return out
 
 
-def _codes(color01: Sequence[float]) -> list[float]:
-    """sRGB-encoded 0..1 -> 8-bit codes (whole numbers when they are, within 1e-9)."""
-    out = []
-    for c in color01:
-        v = float(c) * 255.0
-        out.append(float(round(v)) if abs(v - round(v)) < 1e-9 else v)
-    return out
-
-
-def _from_codes(codes: Sequence[float]) -> tuple[float, float, float]:
-    out = []
-    for c in codes:
-        v = float(c)
-        if abs(v - round(v)) < 1e-9:
-            v = float(round(v))
-        out.append(v / 255.0)
-    return tuple(out)  # type: ignore[return-value]
-
-
 class _Reader:
     """Strict readers of the state JSON's values; errors are ``file: key: what was expected``."""
 
@@ -679,10 +554,14 @@ class _Reader:
             raise self.error(key, f"expected true or false, got {self._got(v)}")
         return v
 
-    def choice(self, v, choices: Sequence[str], key: str) -> str:
-        if v not in choices:
-            raise self.error(key, f"expected one of {', '.join(choices)}, got {self._got(v)}")
-        return v
+    def feature(self, cls, v, key: str, lut=None):
+        """The feature object ``cls`` of :func:`~stagectl.render.features.to_dict`'s form in operator units
+        (missing keys take their defaults); errors keyed under ``key``."""
+        v = self.mapping(v, key)
+        try:
+            return from_dict(cls, v, op=True, strict=False, lut=lut, key=key)
+        except FieldError as exc:
+            raise self.error(exc.key or key, exc.message) from None
 
 
 # --------------------------------------------------------------------------------------------- store

@@ -41,13 +41,24 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stagectl.errors import ConfigError, ConfigErrors, StageError
+from stagectl.errors import ConfigError, ConfigErrors
+from stagectl.render.feature_fields import (
+    FeatureError,
+    FieldError,
+    check_fields,
+    declared,
+    from_dict,
+    to_dict,
+    value_of,
+    values_of,
+    yaml_converter,
+)
 
 __all__ = [
     "MAX_CARDS",
@@ -79,6 +90,11 @@ __all__ = [
     "OutputPattern",
     "FreezeFrustum",
     "FeatureState",
+    "FieldError",
+    "to_dict",
+    "from_dict",
+    "value_of",
+    "values_of",
     "parse_features",
 ]
 
@@ -101,10 +117,6 @@ DEFAULT_KEY_SRGB = (0.0, 128.0 / 255.0, 0.0)
 LAYERS = ("over", "under")
 PATTERN_KINDS = ("none", "cabinet_id", "color_bars", "checkerboard", "aruco", "solid", "white_flash")
 BURN_IN_FIELDS = ("frame", "timecode")
-
-
-class FeatureError(StageError):
-    """A feature value that cannot be used (bad rectangle, unknown layer, non-finite colour, ...)."""
 
 
 # --------------------------------------------------------------------------------------------- colour
@@ -139,17 +151,6 @@ def _triple(value, what: str, *, lo: float | None = None) -> tuple[float, float,
     return t  # type: ignore[return-value]
 
 
-def _finite(value, what: str, lo: float | None = None, hi: float | None = None, lo_open=False) -> float:
-    v = float(value)
-    if not math.isfinite(v) or (lo is not None and (v < lo or (lo_open and v == lo))) or (
-        hi is not None and v > hi
-    ):
-        rng = f" in {'(' if lo_open else '['}{lo:g}, {hi:g}]" if lo is not None and hi is not None else (
-            f" {'>' if lo_open else '>='} {lo:g}" if lo is not None else "")
-        raise FeatureError(f"{what}: expected a finite number{rng}, got {value!r}")
-    return v
-
-
 # --------------------------------------------------------------------------------------------- light cards
 
 
@@ -164,27 +165,26 @@ class LightCard:
     border (0: a hard edge: a pixel is lit when its centre lies in ``[x0, x1) x [y0, y1)``).
     """
 
-    id: str
-    wall: str
-    rect: tuple[float, float, float, float]
-    color: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    intensity: float = 1.0
-    layer: str = "over"
-    feather_px: float = 0.0
+    id: str = declared(kind="text", help="the card id")
+    wall: str = declared(kind="text", help="the wall the card is on")
+    rect: tuple[float, float, float, float] = declared(
+        kind="vector", parts=("u0", "v0", "u1", "v1"), lo=-10.0, hi=10.0, unit="wall UV",
+        noun="with u0 < u1, v0 < v1 in wall UV (each {range})",
+        help="rectangle in wall UV (origin top-left, v down), u0 < u1, v0 < v1")
+    color: tuple[float, float, float] = declared(
+        (1.0, 1.0, 1.0), kind="vector", parts=("r", "g", "b"), lo=0.0, hi=1000.0, unit="linear-light RGB",
+        noun="linear-light values {range}", help="linear-light RGB")
+    intensity: float = declared(1.0, kind="number", lo=0.0, hi=1000.0, help="multiplier of the colour")
+    layer: str = declared("over", kind="choice", choices=LAYERS, help="over or under the inner frustum")
+    feather_px: float = declared(0.0, kind="number", lo=0.0, hi=100000.0, unit="wall raster pixels",
+                                 help="soft border inside the rectangle")
 
     def __post_init__(self) -> None:
-        r = tuple(float(v) for v in self.rect)
-        if len(r) != 4 or not all(math.isfinite(v) for v in r) or not (r[0] < r[2] and r[1] < r[3]):
+        check_fields(self, f"light card {self.id!r}")
+        r = self.rect
+        if not (r[0] < r[2] and r[1] < r[3]):
             raise FeatureError(f"light card {self.id!r}: rect must be (u0, v0, u1, v1) with u0 < u1 and v0 < v1 "
                                f"(wall UV), got {self.rect!r}")
-        if self.layer not in LAYERS:
-            raise FeatureError(f"light card {self.id!r}: layer must be one of {', '.join(LAYERS)}, got "
-                               f"{self.layer!r}")
-        object.__setattr__(self, "rect", r)
-        object.__setattr__(self, "color", _triple(self.color, f"light card {self.id!r}: color", lo=0.0))
-        object.__setattr__(self, "intensity", _finite(self.intensity, f"light card {self.id!r}: intensity", 0.0))
-        object.__setattr__(self, "feather_px", _finite(self.feather_px, f"light card {self.id!r}: feather_px",
-                                                       0.0))
 
     @property
     def rgb(self) -> tuple[float, float, float]:
@@ -225,21 +225,22 @@ class ChromaMarkers:
     ``d.x < size/2 and d.y < thickness/2`` or ``d.y < size/2 and d.x < thickness/2`` (per axis in pixels).
     """
 
-    color: tuple[float, float, float] = (0.0, 200.0 / 255.0, 0.0)
-    size: float = 0.1
-    thickness: float | None = None
-    spacing: float = 0.5
-    units: str = "m"
+    color: tuple[float, float, float] = declared(
+        (0.0, 200.0 / 255.0, 0.0), kind="vector", parts=("r", "g", "b"), lo=0.0, hi=1.0, scale=255.0,
+        unit="8-bit sRGB codes", noun="8-bit sRGB codes, each {range}", help="marker colour")
+    size: float = declared(0.1, kind="number", lo=0.0, lo_open=True, unit="m or px (units)",
+                           help="arm length of a cross, tip to tip")
+    thickness: float | None = declared(None, kind="number", lo=0.0, lo_open=True, nullable=True,
+                                       unit="m or px (units)", help="width of an arm (default size / 5)")
+    spacing: float = declared(0.5, kind="number", lo=0.0, lo_open=True, unit="m or px (units)",
+                              help="grid pitch")
+    units: str = declared("m", kind="choice", choices=("m", "px"),
+                          help="m (wall metres) or px (wall raster pixels)")
 
     def __post_init__(self) -> None:
-        if self.units not in ("m", "px"):
-            raise FeatureError(f"chroma key markers: units must be 'm' or 'px', got {self.units!r}")
-        object.__setattr__(self, "color", _triple(self.color, "chroma key markers: color", lo=0.0))
-        object.__setattr__(self, "size", _finite(self.size, "chroma key markers: size", 0.0, lo_open=True))
-        th = self.size / 5.0 if self.thickness is None else self.thickness
-        object.__setattr__(self, "thickness", _finite(th, "chroma key markers: thickness", 0.0, lo_open=True))
-        object.__setattr__(self, "spacing", _finite(self.spacing, "chroma key markers: spacing", 0.0,
-                                                    lo_open=True))
+        check_fields(self, "chroma key markers")
+        if self.thickness is None:
+            object.__setattr__(self, "thickness", self.size / 5.0)
         if self.size > self.spacing:
             raise FeatureError(f"chroma key markers: size {self.size:g} must not exceed spacing {self.spacing:g}")
 
@@ -268,14 +269,17 @@ class ChromaKey:
     """The inner frusta filled with a key colour (sRGB-encoded 0..1, default nDisplay's ``(0, 128, 0)/255``),
     optionally with :class:`ChromaMarkers`. The soft edge is the inner frustum's."""
 
-    enabled: bool = True
-    color: tuple[float, float, float] = DEFAULT_KEY_SRGB
-    markers: ChromaMarkers | None = None
+    enabled: bool = declared(True, kind="bool", help="fill the inner frusta with the key colour")
+    color: tuple[float, float, float] = declared(
+        DEFAULT_KEY_SRGB, kind="vector", parts=("r", "g", "b"), lo=0.0, hi=1.0, scale=255.0,
+        unit="8-bit sRGB codes", noun="8-bit sRGB codes, each {range}", help="key colour")
+    markers: ChromaMarkers | None = declared(  # noqa: RUF009 - declared() is a dataclasses.field
+        None, kind="object", cls=ChromaMarkers, help="tracking markers (crosses on a grid)")
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "color", _triple(self.color, "chroma key: color", lo=0.0))
-        if max(self.color) > 1.0:
-            raise FeatureError(f"chroma key: color is sRGB-encoded 0..1, got {self.color!r}")
+        check_fields(self, "chroma key")
+        if self.markers is not None and not isinstance(self.markers, ChromaMarkers):
+            raise FeatureError(f"chroma key: markers: expected ChromaMarkers, got {type(self.markers).__name__}")
 
     @property
     def linear_color(self) -> tuple[float, float, float]:
@@ -597,32 +601,34 @@ class ColorCorrection:
        its output decoded back to linear light.
     """
 
-    exposure: float = 0.0
-    gains: tuple[float, float, float] | None = None
-    temperature: float | None = None
-    tint: float = 0.0
-    slope: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    power: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    saturation: float = 1.0
-    lut: Lut3D | None = None
+    exposure: float = declared(0.0, kind="number", lo=-16.0, hi=16.0, unit="stops",
+                               help="exposure change in stops (x 2^stops)")
+    gains: tuple[float, float, float] | None = declared(
+        None, kind="vector", parts=("r", "g", "b"), lo=0.0, hi=100.0, nullable=True, unit="linear RGB gains",
+        noun="linear gains {range}", help="white balance as linear RGB gains (replaces temperature/tint)")
+    temperature: float | None = declared(None, kind="number", lo=1667.0, hi=25000.0, nullable=True,
+                                         unit="kelvin", help="white balance colour temperature (replaces gains)")
+    tint: float = declared(0.0, kind="number", lo=-100.0, hi=100.0, unit="Duv x -1000",
+                           help="white balance tint with the temperature (positive: magenta)")
+    slope: tuple[float, float, float] = declared(
+        (1.0, 1.0, 1.0), kind="vector", parts=("r", "g", "b"), lo=0.0, hi=100.0, noun="slope, each {range}",
+        help="ASC CDL slope")
+    offset: tuple[float, float, float] = declared(
+        (0.0, 0.0, 0.0), kind="vector", parts=("r", "g", "b"), lo=-10.0, hi=10.0, noun="offset, each {range}",
+        help="ASC CDL offset")
+    power: tuple[float, float, float] = declared(
+        (1.0, 1.0, 1.0), kind="vector", parts=("r", "g", "b"), lo=0.0, hi=100.0, lo_open=True,
+        noun="power, each {range}", help="ASC CDL power")
+    saturation: float = declared(1.0, kind="number", lo=0.0, hi=100.0, help="ASC CDL saturation (Rec. 709 luma)")
+    lut: Lut3D | None = declared(  # noqa: RUF009 - declared() is a dataclasses.field
+        None, kind="lut", help=".cube 3D LUT, applied to the sRGB-encoded values")
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "exposure", _finite(self.exposure, "exposure", -16.0, 16.0))
         if self.gains is not None and self.temperature is not None:
             raise FeatureError("white balance: give gains or temperature/tint, not both")
-        if self.gains is not None:
-            object.__setattr__(self, "gains", _triple(self.gains, "white balance gains", lo=0.0))
-        if self.temperature is not None:
-            object.__setattr__(self, "temperature", _finite(self.temperature, "temperature", 1667.0, 25000.0))
-        object.__setattr__(self, "tint", _finite(self.tint, "tint", -100.0, 100.0))
-        object.__setattr__(self, "slope", _triple(self.slope, "CDL slope", lo=0.0))
-        object.__setattr__(self, "offset", _triple(self.offset, "CDL offset"))
-        power = _triple(self.power, "CDL power")
-        if min(power) <= 0:
-            raise FeatureError(f"CDL power: expected values > 0, got {self.power!r}")
-        object.__setattr__(self, "power", power)
-        object.__setattr__(self, "saturation", _finite(self.saturation, "CDL saturation", 0.0))
+        check_fields(self, "")
+        if self.lut is not None and not isinstance(self.lut, Lut3D):
+            raise FeatureError(f"lut: expected a Lut3D, got {type(self.lut).__name__}")
         if self.temperature is not None:
             white_balance_gains(self.temperature, self.tint)  # refuses a white outside the gamut now
 
@@ -673,23 +679,17 @@ class OutputPattern:
     black in the top-left cabinet of every mapping of the output (see :mod:`stagectl.render.patterns`).
     """
 
-    kind: str = "none"
-    color: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    squares: int = 1
-    burn_in: tuple[str, ...] = ()
+    kind: str = declared("none", kind="choice", choices=PATTERN_KINDS,
+                         help="the test pattern (none: the normal composition)")
+    color: tuple[float, float, float] = declared(
+        (1.0, 1.0, 1.0), kind="vector", parts=("r", "g", "b"), lo=0.0, hi=1000.0, unit="linear-light RGB",
+        noun="linear-light values {range}", help="linear-light RGB of the solid pattern")
+    squares: int = declared(1, kind="whole", lo=1, hi=64, help="checkerboard squares per cabinet side")
+    burn_in: tuple[str, ...] = declared((), kind="words", choices=BURN_IN_FIELDS, label="burn-in",
+                                        help="burn-in drawn in the top-left cabinet of every mapping")
 
     def __post_init__(self) -> None:
-        if self.kind not in PATTERN_KINDS:
-            raise FeatureError(f"pattern kind must be one of {', '.join(PATTERN_KINDS)}, got {self.kind!r}")
-        object.__setattr__(self, "color", _triple(self.color, "pattern color", lo=0.0))
-        if int(self.squares) != self.squares or not 1 <= self.squares <= 64:
-            raise FeatureError(f"checkerboard squares per cabinet must be a whole number 1..64, got {self.squares!r}")
-        object.__setattr__(self, "squares", int(self.squares))
-        b = (self.burn_in,) if isinstance(self.burn_in, str) else tuple(self.burn_in)
-        for f in b:
-            if f not in BURN_IN_FIELDS:
-                raise FeatureError(f"burn-in fields are {', '.join(BURN_IN_FIELDS)}, got {f!r}")
-        object.__setattr__(self, "burn_in", tuple(f for f in BURN_IN_FIELDS if f in b))
+        check_fields(self, "pattern")
 
 
 @dataclass(frozen=True)
@@ -699,13 +699,15 @@ class FreezeFrustum:
     keeps the image it has (nothing is rendered); False: the scene is rendered every frame from the frozen
     matrices (animated content keeps moving, the frustum stays put)."""
 
-    cameras: frozenset[str] | None = None
-    keep_image: bool = True
+    cameras: frozenset[str] | None = declared(None, kind="names", nullable=True,
+                                              help="the cameras frozen (null: every camera)")
+    keep_image: bool = declared(True, kind="bool", help="also keep the image (nothing is rendered)")
 
     def __post_init__(self) -> None:
         if self.cameras is not None and not isinstance(self.cameras, frozenset):
             cams = (self.cameras,) if isinstance(self.cameras, str) else self.cameras
             object.__setattr__(self, "cameras", frozenset(cams))
+        check_fields(self, "freeze")
 
     def applies(self, camera: str) -> bool:
         return self.cameras is None or camera in self.cameras
@@ -736,13 +738,14 @@ class FeatureState:
     Frozen and comparable, so a planner can tell when nothing changed.
     """
 
-    light_cards: tuple[LightCard, ...] = ()
-    chroma_key: ChromaKey | None = None
-    wall_color: Any = ()
-    inner_color: ColorCorrection | None = None
-    patterns: Any = ()
-    blackout: frozenset[str] = frozenset()
-    freeze: FreezeFrustum | None = None
+    # declared() is a dataclasses.field (ruff cannot tell)
+    light_cards: tuple[LightCard, ...] = declared((), kind="objects", cls=LightCard)
+    chroma_key: ChromaKey | None = declared(None, kind="object", cls=ChromaKey)  # noqa: RUF009
+    wall_color: Any = declared((), kind="pairs", cls=ColorCorrection)  # noqa: RUF009
+    inner_color: ColorCorrection | None = declared(None, kind="object", cls=ColorCorrection)  # noqa: RUF009
+    patterns: Any = declared((), kind="pairs", cls=OutputPattern)  # noqa: RUF009
+    blackout: frozenset[str] = declared(frozenset(), kind="names")
+    freeze: FreezeFrustum | None = declared(None, kind="object", cls=FreezeFrustum)  # noqa: RUF009
 
     def __post_init__(self) -> None:
         cards = tuple(self.light_cards)
@@ -865,22 +868,16 @@ def parse_features(ctx, reader, *, walls: Sequence[str] | None = None,
     """
     from yaml.nodes import MappingNode, ScalarNode
 
-    from stagectl.config.reader import (
-        INVALID,
-        Invalid,
-        MapReader,
-        boolean,
-        describe,
-        display_path,
-        number,
-        one_of,
-        string,
-        vector,
-    )
+    from stagectl.config.reader import INVALID, Invalid, MapReader, describe, display_path, string
 
     ok = True
-    codes = vector(3, number(0.0, 255.0), "[r, g, b] 8-bit sRGB codes, each 0..255")
-    linear3 = vector(3, number(0.0, 1000.0), "[r, g, b] linear-light values >= 0")
+
+    def get(r, cls, name: str, required: bool = False):
+        """Field ``name`` of ``cls`` from reader ``r``, converted as its declaration says (model units)."""
+        conv = yaml_converter(value_of(cls, name))
+        if required:
+            return r.req(name, conv)
+        return r.opt(name, conv, _default(cls, name))
 
     def bad(*vals) -> bool:
         return any(v is INVALID for v in vals)
@@ -889,22 +886,19 @@ def parse_features(ctx, reader, *, walls: Sequence[str] | None = None,
     key = None
     ck = reader.sub("chroma_key", required=False)
     if ck is not None and ck.ok:
-        enabled = ck.opt("enabled", boolean(), True)
-        color = ck.opt("color", codes, (0.0, 128.0, 0.0))
+        enabled = get(ck, ChromaKey, "enabled")
+        color = get(ck, ChromaKey, "color")
         markers = None
         mk = ck.sub("markers", required=False)
         if mk is not None and mk.ok:
-            m_color = mk.opt("color", codes, (0.0, 200.0, 0.0))
-            size = mk.opt("size", number(lo=0.0, lo_open=True), 0.1)
-            thick = mk.opt("thickness", number(lo=0.0, lo_open=True), None)
-            spacing = mk.opt("spacing", number(lo=0.0, lo_open=True), 0.5)
-            units = mk.opt("units", one_of("m", "px"), "m")
+            m_color, size, thick, spacing, units = (get(mk, ChromaMarkers, k) for k in (
+                "color", "size", "thickness", "spacing", "units"))
             mk.done()
             if bad(m_color, size, thick, spacing, units):
                 ok = False
             else:
                 try:
-                    markers = ChromaMarkers(tuple(c / 255.0 for c in m_color), size, thick, spacing, units)
+                    markers = ChromaMarkers(m_color, size, thick, spacing, units)
                 except FeatureError as exc:
                     ctx.error(mk.node, mk.path, str(exc))
                     ok = False
@@ -914,7 +908,7 @@ def parse_features(ctx, reader, *, walls: Sequence[str] | None = None,
         if bad(enabled, color):
             ok = False
         elif ok:
-            key = ChromaKey(enabled, tuple(c / 255.0 for c in color), markers)
+            key = ChromaKey(enabled, color, markers)
     elif ck is not None:
         ok = False
 
@@ -925,13 +919,9 @@ def parse_features(ctx, reader, *, walls: Sequence[str] | None = None,
         if not r.ok:
             ok = False
             continue
-        cid = r.req("id", string())
-        wall = r.req("wall", string())
-        rect = r.req("rect", vector(4, number(-10.0, 10.0), "[u0, v0, u1, v1] wall UV"))
-        color = r.opt("color", linear3, (1.0, 1.0, 1.0))
-        intensity = r.opt("intensity", number(0.0, 1000.0), 1.0)
-        layer = r.opt("layer", one_of(*LAYERS), "over")
-        feather = r.opt("feather_px", number(0.0, 100000.0), 0.0)
+        cid, wall, rect = (get(r, LightCard, k, required=True) for k in ("id", "wall", "rect"))
+        color, intensity, layer, feather = (get(r, LightCard, k) for k in (
+            "color", "intensity", "layer", "feather_px"))
         r.done()
         if bad(cid, wall, rect, color, intensity, layer, feather):
             ok = False
@@ -969,14 +959,8 @@ def parse_features(ctx, reader, *, walls: Sequence[str] | None = None,
         if not r.ok:
             ok = False
             return None
-        exposure = r.opt("exposure", number(-16.0, 16.0), 0.0)
-        gains = r.opt("gains", vector(3, number(0.0, 100.0), "[r, g, b] linear gains >= 0"), None)
-        temp = r.opt("temperature", number(1667.0, 25000.0), None)
-        tint = r.opt("tint", number(-100.0, 100.0), 0.0)
-        slope = r.opt("slope", vector(3, number(0.0, 100.0), "[r, g, b] slope >= 0"), (1.0, 1.0, 1.0))
-        offset = r.opt("offset", vector(3, number(-10.0, 10.0), "[r, g, b] offset"), (0.0, 0.0, 0.0))
-        power = r.opt("power", vector(3, number(0.0, 100.0, lo_open=True), "[r, g, b] power > 0"), (1.0, 1.0, 1.0))
-        sat = r.opt("saturation", number(0.0, 100.0), 1.0)
+        exposure, gains, temp, tint, slope, offset, power, sat = (get(r, ColorCorrection, k) for k in (
+            "exposure", "gains", "temperature", "tint", "slope", "offset", "power", "saturation"))
         lut_path = r.opt("lut", lut_file, None)
         r.done()
         if bad(exposure, gains, temp, tint, slope, offset, power, sat, lut_path):
@@ -1039,7 +1023,7 @@ def parse_features(ctx, reader, *, walls: Sequence[str] | None = None,
                 ok = False
                 continue
             if isinstance(vnode, ScalarNode):
-                kind = ctx.convert(vnode, path, one_of(*PATTERN_KINDS))
+                kind = ctx.convert(vnode, path, yaml_converter(value_of(OutputPattern, "kind")))
                 if kind is INVALID:
                     ok = False
                 else:
@@ -1050,10 +1034,8 @@ def parse_features(ctx, reader, *, walls: Sequence[str] | None = None,
                 ok = False
                 continue
             r = MapReader(ctx, vnode, path)
-            kind = r.req("kind", one_of(*PATTERN_KINDS))
-            color = r.opt("color", linear3, (1.0, 1.0, 1.0))
-            squares = r.opt("squares", number(1, 64), 1)
-            burn = r.opt("burn_in", _burn_in_fields, ())
+            kind = get(r, OutputPattern, "kind", required=True)
+            color, squares, burn = (get(r, OutputPattern, k) for k in ("color", "squares", "burn_in"))
             r.done()
             if bad(kind, color, squares, burn):
                 ok = False
@@ -1073,17 +1055,8 @@ def parse_features(ctx, reader, *, walls: Sequence[str] | None = None,
                         inner_color=inner_cc, patterns=tuple(patterns))
 
 
-def _burn_in_fields(ctx, node, path) -> tuple[str, ...]:
-    from yaml.nodes import ScalarNode, SequenceNode
-
-    from stagectl.config.reader import Invalid, describe
-
-    items = [node] if isinstance(node, ScalarNode) else (node.value if isinstance(node, SequenceNode) else None)
-    if items is None:
-        raise Invalid(f"expected a list of {', '.join(BURN_IN_FIELDS)}, got {describe(node)}")
-    out = []
-    for n in items:
-        if not isinstance(n, ScalarNode) or n.value not in BURN_IN_FIELDS:
-            raise Invalid(f"expected burn-in fields from {', '.join(BURN_IN_FIELDS)}, got {describe(node)}")
-        out.append(n.value)
-    return tuple(out)
+def _default(cls, name: str):
+    for f in fields(cls):
+        if f.name == name:
+            return f.default
+    raise KeyError(name)

@@ -85,15 +85,13 @@ import zmq
 from stagectl.errors import StageError
 from stagectl.render.features import (
     MAX_WALLS,
-    ChromaKey,
-    ChromaMarkers,
-    ColorCorrection,
     FeatureError,
     FeatureState,
-    FreezeFrustum,
-    LightCard,
+    FieldError,
     Lut3D,
-    OutputPattern,
+    from_dict,
+    to_dict,
+    values_of,
 )
 from stagectl.render.plan import CameraState, LensValues, OperatorFlags
 from stagectl.sync.timebase import Clock, FrameRate, Timecode
@@ -417,15 +415,8 @@ def _decode(buf: memoryview) -> FrameState:
 # table (N x N x N x 3 float32 little-endian, indexed [r, g, b]) in the order of the JSON's "luts"
 _FEAT_HEADER = struct.Struct("<4sBIQI")
 
-_CARD_KEYS = ("id", "wall", "rect", "color", "intensity", "layer", "feather_px")
-_KEY_KEYS = ("enabled", "color", "markers")
-_MARKER_KEYS = ("color", "size", "thickness", "spacing", "units")
-_CC_KEYS = ("exposure", "gains", "temperature", "tint", "slope", "offset", "power", "saturation", "lut")
-_PATTERN_KEYS = ("kind", "color", "squares", "burn_in")
-_FREEZE_KEYS = ("cameras", "keep_image")
 _LUT_KEYS = ("size", "domain_min", "domain_max", "title", "source")
-_FEATURE_KEYS = ("light_cards", "chroma_key", "wall_color", "inner_color", "patterns", "blackout", "freeze",
-                 "luts")
+_FEATURE_KEYS = (*(name for name, _, _ in values_of(FeatureState)), "luts")
 
 
 class FeatureUpdate(NamedTuple):
@@ -450,46 +441,15 @@ def encode_features(features: FeatureState, *, seq: int, session: int) -> bytes:
     """
     luts: list[Lut3D] = []
 
-    def lut_index(lut: Lut3D | None) -> int | None:
-        if lut is None:
-            return None
+    def lut_index(lut: Lut3D) -> int:
         for i, have in enumerate(luts):
             if have == lut:
                 return i
         luts.append(lut)
         return len(luts) - 1
 
-    def cc(c: ColorCorrection | None) -> dict | None:
-        if c is None:
-            return None
-        return {"exposure": c.exposure, "gains": None if c.gains is None else list(c.gains),
-                "temperature": c.temperature, "tint": c.tint, "slope": list(c.slope),
-                "offset": list(c.offset), "power": list(c.power), "saturation": c.saturation,
-                "lut": lut_index(c.lut)}
-
-    f = features
     try:
-        key = None
-        if f.chroma_key is not None:
-            m = f.chroma_key.markers
-            key = {"enabled": bool(f.chroma_key.enabled), "color": list(f.chroma_key.color),
-                   "markers": None if m is None else {"color": list(m.color), "size": m.size,
-                                                      "thickness": m.thickness, "spacing": m.spacing,
-                                                      "units": m.units}}
-        doc = {
-            "light_cards": [{"id": c.id, "wall": c.wall, "rect": list(c.rect), "color": list(c.color),
-                             "intensity": c.intensity, "layer": c.layer, "feather_px": c.feather_px}
-                            for c in f.light_cards],
-            "chroma_key": key,
-            "wall_color": [[w, cc(c)] for w, c in f.wall_color],
-            "inner_color": cc(f.inner_color),
-            "patterns": [[o, {"kind": p.kind, "color": list(p.color), "squares": p.squares,
-                              "burn_in": list(p.burn_in)}] for o, p in f.patterns],
-            "blackout": sorted(f.blackout),
-            "freeze": None if f.freeze is None else {
-                "cameras": None if f.freeze.cameras is None else sorted(f.freeze.cameras),
-                "keep_image": bool(f.freeze.keep_image)},
-        }
+        doc = to_dict(features, lut=lut_index)  # the features in model units, LUTs by index
         doc["luts"] = [{"size": t.size, "domain_min": list(t.domain_min), "domain_max": list(t.domain_max),
                         "title": t.title, "source": t.source} for t in luts]
         text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
@@ -570,12 +530,6 @@ def _text(v: Any, what: str) -> str:
     return v
 
 
-def _flag(v: Any, what: str) -> bool:
-    if not isinstance(v, bool):
-        raise FrameStateError(f"operator state: {what}: expected true or false, got {v!r}")
-    return v
-
-
 def _whole(v: Any, what: str) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
         raise FrameStateError(f"operator state: {what}: expected a whole number, got {v!r}")
@@ -618,76 +572,17 @@ def _decode_features(buf: memoryview) -> FeatureUpdate:
     if off != n:
         raise FrameStateError(f"operator state has {n - off} trailing bytes")
 
-    def cc(v: Any, what: str) -> ColorCorrection | None:
-        if v is None:
-            return None
-        v = _obj(v, _CC_KEYS, what)
-        lut = None
-        if v["lut"] is not None:
-            i = _whole(v["lut"], f"{what}.lut")
-            if not 0 <= i < len(luts):
-                raise FrameStateError(f"operator state: {what}.lut: no 3D LUT {i} (it carries {len(luts)})")
-            lut = luts[i]
-        return ColorCorrection(
-            _num(v["exposure"], f"{what}.exposure"),
-            None if v["gains"] is None else _nums(v["gains"], 3, f"{what}.gains"),
-            None if v["temperature"] is None else _num(v["temperature"], f"{what}.temperature"),
-            _num(v["tint"], f"{what}.tint"), _nums(v["slope"], 3, f"{what}.slope"),
-            _nums(v["offset"], 3, f"{what}.offset"), _nums(v["power"], 3, f"{what}.power"),
-            _num(v["saturation"], f"{what}.saturation"), lut)
+    def lut_at(v: Any, what: str) -> Lut3D:
+        i = _whole(v, what)
+        if not 0 <= i < len(luts):
+            raise FrameStateError(f"operator state: {what}: no 3D LUT {i} (it carries {len(luts)})")
+        return luts[i]
 
-    def pairs(v: Any, what: str) -> list[tuple[str, Any]]:
-        out = []
-        for i, item in enumerate(_list(v, what)):
-            item = _list(item, f"{what}[{i}]")
-            if len(item) != 2:
-                raise FrameStateError(f"operator state: {what}[{i}]: expected [name, value]")
-            out.append((_text(item[0], f"{what}[{i}][0]"), item[1]))
-        return out
-
-    cards = []
-    for i, c in enumerate(_list(doc["light_cards"], "light_cards")):
-        c = _obj(c, _CARD_KEYS, f"light_cards[{i}]")
-        at = f"light_cards[{i}]"
-        cards.append(LightCard(_text(c["id"], f"{at}.id"), _text(c["wall"], f"{at}.wall"),
-                               _nums(c["rect"], 4, f"{at}.rect"), _nums(c["color"], 3, f"{at}.color"),
-                               _num(c["intensity"], f"{at}.intensity"), _text(c["layer"], f"{at}.layer"),
-                               _num(c["feather_px"], f"{at}.feather_px")))
-    key = None
-    if doc["chroma_key"] is not None:
-        k = _obj(doc["chroma_key"], _KEY_KEYS, "chroma_key")
-        markers = None
-        if k["markers"] is not None:
-            m = _obj(k["markers"], _MARKER_KEYS, "chroma_key.markers")
-            markers = ChromaMarkers(_nums(m["color"], 3, "chroma_key.markers.color"),
-                                    _num(m["size"], "chroma_key.markers.size"),
-                                    _num(m["thickness"], "chroma_key.markers.thickness"),
-                                    _num(m["spacing"], "chroma_key.markers.spacing"),
-                                    _text(m["units"], "chroma_key.markers.units"))
-        key = ChromaKey(_flag(k["enabled"], "chroma_key.enabled"), _nums(k["color"], 3, "chroma_key.color"),
-                        markers)
-    wall_color = [(w, cc(v, f"wall_color.{w}")) for w, v in pairs(doc["wall_color"], "wall_color")]
-    if any(c is None for _, c in wall_color):
-        raise FrameStateError("operator state: wall_color: a wall's colour correction is null")
-    patterns = []
-    for o, v in pairs(doc["patterns"], "patterns"):
-        v = _obj(v, _PATTERN_KEYS, f"patterns.{o}")
-        patterns.append((o, OutputPattern(
-            _text(v["kind"], f"patterns.{o}.kind"), _nums(v["color"], 3, f"patterns.{o}.color"),
-            _whole(v["squares"], f"patterns.{o}.squares"),
-            tuple(_text(x, f"patterns.{o}.burn_in") for x in _list(v["burn_in"], f"patterns.{o}.burn_in")))))
-    blackout = [_text(x, "blackout") for x in _list(doc["blackout"], "blackout")]
-    if len(set(blackout)) != len(blackout):
-        raise FrameStateError("operator state: blackout: an output is given twice")
-    freeze = None
-    if doc["freeze"] is not None:
-        fz = _obj(doc["freeze"], _FREEZE_KEYS, "freeze")
-        cams = None
-        if fz["cameras"] is not None:
-            cams = frozenset(_text(x, "freeze.cameras") for x in _list(fz["cameras"], "freeze.cameras"))
-        freeze = FreezeFrustum(cams, _flag(fz["keep_image"], "freeze.keep_image"))
-    features = FeatureState(tuple(cards), key, tuple(wall_color), cc(doc["inner_color"], "inner_color"),
-                            tuple(patterns), frozenset(blackout), freeze)
+    del doc["luts"]
+    try:
+        features = from_dict(FeatureState, doc, lut=lut_at)  # exactly the declared keys, every value checked
+    except FieldError as exc:
+        raise FrameStateError(f"operator state: {exc}") from None
     return FeatureUpdate(seq, session, features)
 
 
