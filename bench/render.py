@@ -21,7 +21,13 @@ image):
   frame (what a renderer without tile culling or an outer cache pays);
 * ``frame-features`` / ``per-pass-features``: as frame-sync / per-pass with the stage features an operator
   typically has on (:func:`busy_features`): four light cards (over and under, feathered), colour correction of
-  every wall (exposure, white balance, ASC CDL) and of the inner frustum with a 33-point 3D LUT.
+  every wall (exposure, white balance, ASC CDL) and of the inner frustum with a 33-point 3D LUT;
+* ``per-pass-features-ocio`` / ``per-pass-features-pq``: per-pass-features with every output a 10-bit
+  (``rgb10_a2``) canvas encoded by OpenColorIO in the composite shader (:func:`colour_settings`): the ACES 2.0
+  HDR 1000-nit view on the Rec.2100-PQ display of the built-in studio config (``-ocio``), or a plain PQ
+  1000-nit encode (``-pq``). Run with per-pass-features in one run to compare the composite pass with and
+  without the OCIO display transform (``--modes colour`` does exactly that); the colour modes' figures go to
+  ``bench/results/render-colour-*.json``.
 
 The outer pass (atlas of the needed cube faces) and the outer-only canvases are timed separately: with static
 content they are drawn once and then only when the viewpoint changes. Goal: >= 24 frames per second (41.7 ms)
@@ -75,13 +81,30 @@ def busy_features(stage):
                         inner_color=ColorCorrection(exposure=-0.2, lut=Lut3D(table, title="bench S-curve")))
 
 
+def colour_settings(stage, kind: str):
+    """The ``colour:`` section of the colour modes for every output of ``stage``: ``ocio`` (ACES 2.0 HDR 1000
+    nits on Rec.2100-PQ, studio config) or ``pq`` (PQ 1000 nits, Rec.2020), 10-bit canvases."""
+    from stagectl.color.stagefile import ColourSettings, OutputColour
+
+    if kind == "ocio":
+        oc = OutputColour("rgb10_a2", display="Rec.2100-PQ - Display", view="ACES 2.0 - HDR 1000 nits (P3 D65)")
+    else:
+        oc = OutputColour("rgb10_a2", "pq", 1000.0, target="Linear Rec.2020")
+    keys = [f"{p.name}/{o.name}" for p in stage.processors for o in p.outputs]
+    return ColourSettings("ocio://studio-config-latest", "Linear Rec.709 (sRGB)", {k: oc for k in keys})
+
+
+COLOUR_MODES = ["per-pass-features", "per-pass-features-ocio", "per-pass-features-pq"]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench render", description=__doc__.split("\n\n")[0])
     ap.add_argument("--stage", default=str(REPO / "stages" / "demo.yaml"))
     ap.add_argument("--frames", type=int, default=96, help="timed frames per mode")
     ap.add_argument("--warmup", type=int, default=8, help="untimed frames before each mode")
     ap.add_argument("--move", default="orbit", help="simulator move the camera follows")
-    ap.add_argument("--modes", default="all", help="comma-separated modes (default all)")
+    ap.add_argument("--modes", default="all", help="comma-separated modes (default all; 'colour': "
+                                                   + ", ".join(COLOUR_MODES) + ")")
     ap.add_argument("--no-write", action="store_true", help="do not write bench/results JSON")
     args = ap.parse_args(argv)
 
@@ -112,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
 
     all_modes = ["per-pass", "frame-sync", "frame-async", "frame-noreadback", "frame-dynamic-outer",
                  "frame-no-tile-culling", "per-pass-features", "frame-features"]
-    modes = all_modes if args.modes == "all" else [m.strip() for m in args.modes.split(",")]
+    colour_only = ["per-pass-features-ocio", "per-pass-features-pq"]
+    modes = all_modes if args.modes == "all" else (
+        COLOUR_MODES if args.modes == "colour" else [m.strip() for m in args.modes.split(",")])
+    all_modes = all_modes + colour_only
     unknown = set(modes) - set(all_modes)
     if unknown:
         print(f"unknown modes {sorted(unknown)}; known: {', '.join(all_modes)}", file=sys.stderr)
@@ -128,9 +154,16 @@ def main(argv: list[str] | None = None) -> int:
                 cull_tiles=(mode != "frame-no-tile-culling"),
             )
             readback = {"frame-async": "async", "frame-noreadback": "none"}.get(mode, "sync")
-            renderer = StageRenderer(stage, ctx, readback=readback)
-            features = busy_features(stage) if mode.endswith("-features") else None
+            mode_stage = stage
+            if mode in colour_only:
+                import dataclasses
+
+                mode_stage = dataclasses.replace(stage, colour=colour_settings(stage, mode.rsplit("-", 1)[1]))
+            renderer = StageRenderer(mode_stage, ctx, readback=readback)
+            features = busy_features(stage) if "-features" in mode else None
             finish = mode.startswith("per-pass")
+            if mode in colour_only:
+                print(f"    ({mode}: {mode_stage.colour.output(renderer.keys[0]).describe()})")
             try:
                 plans = [planner.plan(cameras(k), frame=k, features=features) for k in range(n_total)]
                 if mode == "per-pass":
@@ -251,7 +284,11 @@ def main(argv: list[str] | None = None) -> int:
             "modes": results,
             "summary": summary,
         }
-        stamped, latest = write_results("render", payload)
+        colour_run = any(m in colour_only for m in modes)
+        if colour_run:
+            payload["what"] += ("; the composite pass with the busy features, plain (8-bit sRGB) against 10-bit "
+                                "outputs encoded by OpenColorIO in the composite shader")
+        stamped, latest = write_results("render-colour" if colour_run else "render", payload)
         print(f"wrote {stamped.relative_to(REPO)} and {latest.relative_to(REPO)}")
     return 0
 

@@ -139,7 +139,7 @@ def test_snapshot_writes_16bit_png_of_deep_canvases(gl, stage_file, tmp_path) ->
     out = tmp_path / "snap"
     cmd = [sys.executable, "-m", "stagectl.cli", "snapshot", str(stage_file), f"--pose={','.join(map(str, POSE))}",
            "--out", str(out)]
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     doc = json.loads((out / "snapshot.json").read_text())
     by_key = {o["key"]: o for o in doc["outputs"]}
