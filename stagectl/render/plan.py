@@ -78,6 +78,8 @@ __all__ = [
     "CameraState",
     "camera_state",
     "camera_state_from_pose",
+    "camera_state_of",
+    "stage_camera_transform",
     "OperatorFlags",
     "InnerPass",
     "CubeFace",
@@ -217,6 +219,42 @@ def _find_camera(stage: Stage, camera: str | Camera | None) -> Camera:
     raise PlanError(f"stage {stage.name!r} has no camera {camera!r}; cameras: {names}")
 
 
+def stage_camera_transform(
+    T_stage_tracking: np.ndarray,
+    T_tracking_pose: np.ndarray,
+    T_body_camera: np.ndarray,
+    pose_frame: str = "body",
+) -> np.ndarray:
+    """``T_stage_camera`` (4x4) of a tracked pose: ``T_stage_tracking @ (T_tracking_body @ T_body_camera)`` for
+    a ``"body"`` pose (the tracker's body, e.g. FreeD: the camera's tracker offset applies), ``T_stage_tracking
+    @ T_tracking_camera`` for a ``"camera"`` pose (OpenTrackIO sends the camera itself). ``T_stage_tracking``:
+    the stage's wall registration. The one place a tracked pose becomes a stage pose (``stagectl run``, post
+    solve, snapshots)."""
+    T = np.asarray(T_tracking_pose, dtype=np.float64).reshape(4, 4)
+    if pose_frame == "body":
+        T = T @ T_body_camera
+    return np.ascontiguousarray(np.asarray(T_stage_tracking, dtype=np.float64).reshape(4, 4) @ T)
+
+
+def camera_state_of(
+    camera: Camera,
+    T_stage_camera: np.ndarray,
+    lens: LensValues,
+    *,
+    overscan_pct: Sequence[float] | None = None,
+    distortion_pct: Sequence[float] | None = None,
+    soft_edge: float | None = None,
+) -> CameraState:
+    """The :class:`CameraState` of ``camera`` at ``T_stage_camera`` with ``lens``: its overscan is
+    ``overscan_pct`` (left, right, bottom, top percent; None: the stage's) widened by the lens's distortion
+    overscan ``distortion_pct`` (percent per side, None: none; it needs ``overscan_pct``, the margin on top of
+    it: :func:`with_distortion_overscan`); ``soft_edge`` None keeps the stage's."""
+    overscan = (overscan_pct if distortion_pct is None
+                else with_distortion_overscan(overscan_pct, distortion_pct))  # type: ignore[arg-type]
+    return CameraState(camera.name, T_stage_camera, lens, (float(camera.sensor_mm[0]), float(camera.sensor_mm[1])),
+                       overscan, soft_edge)
+
+
 def camera_state(
     stage: Stage,
     camera: str | Camera | None,
@@ -229,18 +267,17 @@ def camera_state(
 ) -> CameraState:
     """A camera's state from a tracked body pose and lens encoders.
 
-    ``T_stage_camera = T_stage_tracking @ T_tracking_body @ T_body_camera``; ``T_stage_tracking`` defaults to
-    the stage's wall registration (``stage.T_stage_tracking``, identity until calibrated). The lens file is
-    evaluated at normalised ``(zoom, focus)``; a camera without a lens file gets :data:`DEFAULT_FOCAL_MM`, a
-    centred principal point and no pupil offset (its ``source`` says so). ``lens`` overrides both.
+    ``T_stage_camera = T_stage_tracking @ T_tracking_body @ T_body_camera`` (:func:`stage_camera_transform`);
+    ``T_stage_tracking`` defaults to the stage's wall registration (``stage.T_stage_tracking``, identity until
+    calibrated). The lens file is evaluated at normalised ``(zoom, focus)``; a camera without a lens file gets
+    :data:`DEFAULT_FOCAL_MM`, a centred principal point and no pupil offset (its ``source`` says so). ``lens``
+    overrides both.
     """
     cam = _find_camera(stage, camera)
-    T = np.asarray(T_tracking_body, dtype=np.float64).reshape(4, 4)
     if T_stage_tracking is None:
         T_stage_tracking = stage.T_stage_tracking
-    T = np.asarray(T_stage_tracking, dtype=np.float64).reshape(4, 4) @ T
-    T_stage_camera = np.ascontiguousarray(T @ cam.T_body_camera)
-    overscan = None
+    T_stage_camera = stage_camera_transform(T_stage_tracking, T_tracking_body, cam.T_body_camera)
+    overscan = distortion = None
     if lens is None:
         if cam.lens_file is not None:
             ev = cam.lens_file.evaluate(float(zoom), float(focus))
@@ -250,15 +287,13 @@ def camera_state(
                 float(zoom), float(focus),
             )
             # the camera sees the distorted frame: the inner frustum must reach as far (stage overscan on top)
-            overscan = with_distortion_overscan(stage.render.inner.overscan_percent,
-                                                ev.overscan(cam.sensor_mm).percent())
+            overscan, distortion = stage.render.inner.overscan_percent, ev.overscan(cam.sensor_mm).percent()
         else:
             lens = LensValues(
                 DEFAULT_FOCAL_MM, (0.0, 0.0), 0.0,
                 f"no lens file: default {DEFAULT_FOCAL_MM:g} mm, centred principal point, no pupil offset",
             )
-    return CameraState(cam.name, T_stage_camera, lens, (float(cam.sensor_mm[0]), float(cam.sensor_mm[1])),
-                       overscan)
+    return camera_state_of(cam, T_stage_camera, lens, overscan_pct=overscan, distortion_pct=distortion)
 
 
 def camera_state_from_pose(

@@ -1,0 +1,179 @@
+"""The output side of a running stage: the GL context, the renderer of every output canvas, and where the
+canvases go -- output windows, PNG previews, shared-memory sinks.
+
+One :class:`StageOutput` serves ``stagectl run`` (every canvas of the stage; headless or in GLFW output
+windows, previews, ``--sink``) and ``stagectl node`` (the canvases of the outputs assigned to that node,
+headless, ``--sink``). Per frame: :meth:`StageOutput.render` draws a :class:`~stagectl.render.plan.FramePlan`,
+:meth:`StageOutput.present` shows the canvases at the frame edge (windows) and publishes them into the sinks,
+:meth:`StageOutput.previews` writes the PNG previews when due (slow: after the edge, at normal priority).
+
+The canvases are RGBA, row 0 the top; sinks and previews receive them as the renderer reads them back
+(:meth:`stagectl.render.renderer.StageRenderer.canvases`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["StageOutput"]
+
+
+class StageOutput:
+    """Rendering of every canvas of ``stage`` (headless, or in the GLFW context of the output windows), the
+    windows, the PNG previews and the shared-memory sinks. Open it with :meth:`open`; :meth:`close` releases
+    everything (sinks unlinked, windows closed, the context released)."""
+
+    def __init__(self, stage, ctx, renderer, *, presenter=None, run_dir: Path | None = None,
+                 preview_every_s: float = 0.0) -> None:
+        self.stage = stage
+        self.ctx = ctx
+        self.renderer = renderer
+        self.run_dir = run_dir
+        self.preview_every_ns = int(preview_every_s * 1e9) if preview_every_s else 0
+        self.next_preview_ns = 0
+        self.sinks: dict[str, Any] = {}  # output key -> SinkWriter
+        self.presenter = presenter  # WindowPresenter with output windows
+        self.probe = None  # VsyncProbe with genlock vsync
+
+    @classmethod
+    def open(cls, stage, say: Callable[[str], None], *, prefix: str, headline: Callable[[StageOutput], str],
+             windows: str | None = None, monitors: Sequence[str] = (), vsync: bool = False,
+             sink: Sequence[str] | None = None, run_dir: Path | None = None,
+             preview_every_s: float = 0.0) -> StageOutput:
+        """Open the context and the renderer of ``stage`` and say ``f"{prefix}: {headline(output)}"``.
+
+        :param windows: ``"windowed"`` or ``"fullscreen"``: a GLFW window per output (``monitors``:
+            ``OUTPUT=MONITOR`` placements); None: headless (EGL). ``vsync``: the windows swap on vsync (genlock
+            vsync: :meth:`genlock_source`).
+        :param sink: the shared-memory ring names' leading parts (the stage's name, then the node's): every
+            canvas is published each frame into the ring ``sink_name(*sink, output key)``; None: no sinks.
+        :param run_dir: where :meth:`previews` writes a PNG per output every ``preview_every_s`` seconds.
+        """
+        from stagectl.errors import StageError
+        from stagectl.render.gl.context import create_context
+        from stagectl.render.gl.errors import ContextError
+        from stagectl.render.renderer import StageRenderer
+
+        presenter = None
+        if windows:
+            from stagectl.render.canvas import canvas_layouts
+            from stagectl.render.present import (
+                WindowPresenter,
+                open_window_context,
+                parse_monitor_assignments,
+            )
+
+            outputs = [(L.key, tuple(L.canvas)) for L in canvas_layouts(stage)]
+            assign = parse_monitor_assignments(list(monitors), [k for k, _ in outputs])
+            try:
+                ctx = open_window_context(outputs, windows, assign, vsync=vsync)
+            except ContextError as exc:
+                raise StageError(f"--windows: {exc}") from None
+        else:
+            ctx = create_context("egl")
+        try:  # with windows and no sink nothing needs the canvases every frame: previews read them on demand
+            readback = "none" if windows and sink is None else "sync"
+            renderer = StageRenderer(stage, ctx, readback=readback)
+            if windows:
+                presenter = WindowPresenter(ctx, renderer, mode=windows, vsync=vsync,
+                                            say=lambda text: say(f"{prefix}: {text}"))
+        except BaseException:
+            ctx.release()
+            raise
+        out = cls(stage, ctx, renderer, presenter=presenter, run_dir=run_dir, preview_every_s=preview_every_s)
+        try:
+            say(f"{prefix}: {headline(out)}")
+            if presenter is not None:
+                say(f"{prefix}: windows ({windows}): {presenter.describe()}; Esc or closing a window closes that "
+                    "window only")
+                if presenter.vsync:
+                    out.probe = presenter.probe_vsync(stage.frame_rate.period_ns)
+                    say(f"{prefix}: vsync: {out.probe.text}; {presenter.swap_group}")
+            if sink is not None:
+                from stagectl.render.sink import SinkWriter, sink_name
+
+                for L in renderer.layouts:
+                    ring = sink_name(*sink, L.key)
+                    out.sinks[L.key] = SinkWriter(ring, L.canvas[0], L.canvas[1], slots=3, replace=True)
+                    say(f"{prefix}: output {L.key} ({L.canvas[0]} x {L.canvas[1]} RGBA) -> shared memory {ring!r}")
+        except BaseException:
+            out.close()
+            raise
+        return out
+
+    def where(self) -> str:
+        """``headless`` or ``for N output windows``."""
+        return f"for {len(self.presenter.windows)} output windows" if self.presenter else "headless"
+
+    def genlock_source(self, rate, clock):
+        """The frame loop's edge source for genlock vsync (None: the internal clock); the presenter then
+        stamps its swaps on ``clock``."""
+        if self.presenter is None or not self.presenter.vsync:
+            return None
+        from stagectl.sync.frameloop import VsyncGenlock
+
+        self.presenter.now_ns = clock.now_ns
+        return VsyncGenlock(rate, clock, paced=self.probe.paced, why_not=self.probe.short)
+
+    # ------------------------------------------------------------------ per frame
+    def render(self, plan):
+        """Draw ``plan`` (:meth:`stagectl.render.renderer.StageRenderer.render_frame`; a failed frame keeps the
+        last good canvases and says where it failed)."""
+        return self.renderer.render_frame(plan)
+
+    def canvases(self) -> dict:
+        """Output key -> the canvas (RGBA, row 0 the top) of the last good frame."""
+        return self.renderer.canvases()
+
+    def present(self, frame: int, now_ns: int) -> int | None:
+        """At the frame edge: show the canvases in the windows (returns the vsync swap's return instant), then
+        publish them into the shared-memory sinks. (PNG previews: :meth:`previews`, after the edge.)"""
+        shown = self.presenter.present() if self.presenter is not None else None
+        if self.sinks:
+            canvases = self.renderer.canvases()
+            for key, writer in self.sinks.items():
+                writer.write(frame, now_ns, canvases[key])
+        return shown
+
+    def previews(self, now_ns: int) -> None:
+        """Write the PNG previews when due (slow: called after the edge, at normal priority)."""
+        if self.run_dir is not None and now_ns >= self.next_preview_ns:
+            self._write_previews()
+            self.next_preview_ns = now_ns + self.preview_every_ns
+
+    def _write_previews(self) -> None:
+        import cv2
+
+        for key, img in self.renderer.canvases().items():
+            path = self.run_dir / ("preview_" + key.replace("/", "_") + ".png")
+            cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGBA2BGR))
+
+    # ------------------------------------------------------------------ changes and the end
+    def replace_stage(self, stage) -> None:
+        """A reloaded stage with the same outputs (the console's stage.reload): a new renderer in the same
+        context, built before the old one is released (a StageError leaves the old one running)."""
+        from stagectl.render.renderer import StageRenderer
+
+        new = StageRenderer(stage, self.ctx, readback=self.renderer.readback_mode)
+        old, self.renderer = self.renderer, new
+        if self.presenter is not None:
+            self.presenter.renderer = new
+        old.release()
+        self.stage = stage
+
+    def close(self) -> None:
+        for writer in self.sinks.values():
+            writer.close(unlink=True)
+        self.sinks = {}
+        try:
+            if self.presenter is not None:
+                self.presenter.close()
+            self.renderer.release()
+        finally:
+            self.ctx.release()
+
+    def __repr__(self) -> str:
+        return f"StageOutput({self.stage.name!r}, {self.where()}, {len(self.sinks)} sinks)"
+
