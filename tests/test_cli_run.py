@@ -43,9 +43,10 @@ def test_run_for_a_duration_tracks_renders_and_says_what_it_did(tmp_path: Path) 
     m = re.search(r"duration reached after (\d+) frames \((\d+) late, (\d+) dropped", out)
     assert m, out
     # every one of the ~60 edges inside 2.5 s at 24000/1001 fps was either rendered or counted as dropped (59-60
-    # by the phase of the start; one more when the duration is noticed after a late frame on a loaded machine)
+    # by the phase of the start); the duration is noticed after the frame in flight, whose overrun edges on a
+    # loaded machine are counted drops too: a few more than 60, never the ~120 of edges counted twice
     frames, dropped = int(m.group(1)), int(m.group(3))
-    assert 57 <= frames + dropped <= 61, out
+    assert 57 <= frames + dropped <= 70, out
     r = re.search(r"rendered (\d+) frames of 3 canvases headless \((\d+) failed", out)
     assert r and int(r.group(1)) == frames and int(r.group(2)) == 0, out
     # the simulator fed the camera over real UDP, and the status line shows it live

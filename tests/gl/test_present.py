@@ -540,8 +540,10 @@ def test_stagectl_run_presents_on_windows(tmp_path: Path, x_display: str) -> Non
     assert m, out
     frames, dropped, presented, windows = map(int, m.groups())
     # every frame the loop made was presented; the 50 edges of 2 s at 25 fps were each a frame or a counted
-    # drop (llvmpipe on a shared 2-core machine renders a 1920 x 1080 canvas in 30-100 ms)
-    assert windows == 1 and presented == frames >= 5 and 45 <= frames + dropped <= 50, out
+    # drop (llvmpipe on a shared 2-core machine renders a 1920 x 1080 canvas in 30-100 ms, more when loaded);
+    # the duration is noticed after the frame in flight, whose overrun edges are counted drops too: a few more
+    # than 50, never the ~100 of edges counted twice
+    assert windows == 1 and presented == frames >= 5 and 45 <= frames + dropped <= 60, out
     status = [line for line in out.splitlines() if line.startswith("[00:00:")]
     assert status and status[-1].endswith("| genlock internal: free-running (25 fps on the monotonic clock), "
                                           "windows 1/1 open"), status
