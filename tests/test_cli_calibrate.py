@@ -496,8 +496,7 @@ def test_wall_markers_end_to_end(tmp_path, capsys):
 def test_run_frame_state_maps_tracker_poses_through_the_registration(tmp_path):
     """stagectl run's per-frame camera state: T_stage_tracking @ T_tracking_body @ T_body_camera for a FreeD
     (body) pose, T_stage_tracking @ T_tracking_camera for an OpenTrackIO (camera) pose."""
-    from stagectl.commands import run as run_cmd
-    from stagectl.render.plan import CameraState, LensValues
+    from stagectl.runtime import CameraRig
     from stagectl.tracking.timeline import Timeline
 
     text = (STAGES / "flat_wall.yaml").read_text()
@@ -513,9 +512,8 @@ def test_run_frame_state_maps_tracker_poses_through_the_registration(tmp_path):
         for k in range(2):
             tl.push_values(1_000_000_000 + k * 40_000_000, *pose)
         tl.pose_frame = frame
-        rig = run_cmd._Rig(camera=cam, source=stage.tracking[0], timeline=tl, lens_table=None,
-                           T_body_camera=cam.T_body_camera, T_stage_tracking=stage.T_stage_tracking)
-        cs = run_cmd._camera_state(rig, 1_040_000_000, CameraState, LensValues)
+        rig = CameraRig.for_camera(stage, cam, timeline=tl)
+        cs = rig.state_at(1_040_000_000)
         want = ptr_matrix(0.2, -0.3, 0.01, 4.0, 0.5, -0.25) @ ptr_matrix(*pose) @ offset
         np.testing.assert_allclose(cs.T_stage_camera, want, atol=1e-9)
 

@@ -139,11 +139,12 @@ def main(args: argparse.Namespace) -> int:
 
     if args.sink and args.no_render:
         raise UsageError("--sink publishes the rendered canvases: drop --no-render")
-    output = None
+    runtime = None
     if not args.no_render:
-        output = _Render.open(stage, args.name, say, sink=args.sink)
+        runtime = _open_runtime(stage, args.name, say, sink=args.sink)
     else:
         say(f"stagectl node {args.name}: --no-render: following the frame states and the barrier only")
+    output = runtime.output if runtime is not None else None
 
     from stagectl.sync.cluster import ClusterError, Node
 
@@ -160,7 +161,7 @@ def main(args: argparse.Namespace) -> int:
     signals = StopOnSignals()
     try:
         with signals:
-            counts = _loop(args, stage, node, output, signals.event, say, f"{host}:{state_port},{sync_port}",
+            counts = _loop(args, stage, node, runtime, signals.event, say, f"{host}:{state_port},{sync_port}",
                            default_features)
     finally:
         node.close()
@@ -179,82 +180,26 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Render:
-    """Headless rendering of this node's canvases from the primary's camera states."""
+def _open_runtime(stage, name: str, say, sink: bool = False):
+    """The :class:`~stagectl.runtime.StageRuntime` of node ``name``: its outputs' canvases rendered headless
+    (:class:`~stagectl.runtime.StageOutput`; with ``sink`` also published into shared-memory rings named after
+    the stage, the node -- a primary may run on this machine -- and the output), no cameras of its own (the
+    primary's camera states are drawn)."""
+    from stagectl.render.frustum import warmup
+    from stagectl.runtime import StageOutput, StageRuntime
 
-    def __init__(self, stage, ctx, renderer, planner) -> None:
-        self.stage = stage
-        self.ctx = ctx
-        self.renderer = renderer
-        self.planner = planner
-        self.sinks: dict = {}  # output key -> SinkWriter (--sink)
-
-    @classmethod
-    def open(cls, stage, name: str, say, sink: bool = False) -> _Render:
-        from stagectl.render.frustum import warmup
-        from stagectl.render.gl.context import create_context
-        from stagectl.render.plan import FramePlanner
-        from stagectl.render.renderer import StageRenderer
-
-        sub = node_stage(stage, name)
-        t0 = time.perf_counter()
-        warmup()
-        planner = FramePlanner(sub)
-        ctx = create_context("egl")
-        try:
-            renderer = StageRenderer(sub, ctx)
-        except BaseException:
-            ctx.release()
-            raise
-        say(f"stagectl node {name}: rendering {len(sub.outputs())} canvases headless on {ctx.info.summary()} "
-            f"(ready in {time.perf_counter() - t0:.2f} s)")
-        out = cls(sub, ctx, renderer, planner)
-        if sink:
-            from stagectl.render.sink import SinkWriter, sink_name
-
-            try:
-                for L in renderer.layouts:  # the node's name in the ring's: a primary may run on this machine
-                    ring = sink_name(stage.name, name, L.key)
-                    out.sinks[L.key] = SinkWriter(ring, L.canvas[0], L.canvas[1], slots=3, replace=True)
-                    say(f"stagectl node {name}: output {L.key} ({L.canvas[0]} x {L.canvas[1]} RGBA) -> "
-                        f"shared memory {ring!r}")
-            except BaseException:
-                out.close()
-                raise
-        return out
-
-    def render(self, state, features=None):
-        """Plan and render ``state`` with the operator's ``features`` (None: the planner's, the stage file's);
-        returns (ok, message)."""
-        from stagectl.render.plan import PlanError
-
-        try:
-            plan = self.planner.plan(list(state.cameras), state.flags, state.frame, features=features)
-        except PlanError as exc:
-            return False, f"no plan: {exc}"
-        result = self.renderer.render_frame(plan)
-        if not result.ok:
-            return False, f"render failed in {result.failed_pass}: {result.error}"
-        return True, ""
-
-    def publish(self, frame: int, now_ns: int) -> None:
-        """After the barrier released ``frame``: its canvases into the shared-memory rings (--sink)."""
-        if self.sinks:
-            canvases = self.renderer.canvases()
-            for key, writer in self.sinks.items():
-                writer.write(frame, now_ns, canvases[key])
-
-    def close(self) -> None:
-        for writer in self.sinks.values():
-            writer.close(unlink=True)
-        self.sinks = {}
-        try:
-            self.renderer.release()
-        finally:
-            self.ctx.release()
+    sub = node_stage(stage, name)
+    t0 = time.perf_counter()
+    warmup()
+    runtime = StageRuntime(sub)  # the planner first: "ready" means ready to plan and draw
+    runtime.output = StageOutput.open(
+        sub, say, prefix=f"stagectl node {name}", sink=(stage.name, name) if sink else None,
+        headline=lambda out: f"rendering {len(sub.outputs())} canvases headless on {out.ctx.info.summary()} "
+                             f"(ready in {time.perf_counter() - t0:.2f} s)")
+    return runtime
 
 
-def _loop(args, stage, node, output, stop, say, where: str, default_features=None) -> dict[str, int]:
+def _loop(args, stage, node, runtime, stop, say, where: str, default_features=None) -> dict[str, int]:
     from stagectl.sync.frameloop import EdgePriority
 
     interval_ns = int(args.status_interval * 1e9)
@@ -267,13 +212,13 @@ def _loop(args, stage, node, output, stop, say, where: str, default_features=Non
     prio = EdgePriority(None if args.no_realtime else 10).start()
     say(f"stagectl node {args.name}: waits: {prio.why}")
     try:
-        return _node_frames(args, stage, node, output, stop, say, where, default_features, prio, counts,
+        return _node_frames(args, stage, node, runtime, stop, say, where, default_features, prio, counts,
                             render_ms, interval_ns, end, next_status, last)
     finally:
         prio.stop()
 
 
-def _node_frames(args, stage, node, output, stop, say, where, default_features, prio, counts, render_ms,
+def _node_frames(args, stage, node, runtime, stop, say, where, default_features, prio, counts, render_ms,
                  interval_ns, end, next_status, last) -> dict[str, int]:
     import numpy as np
 
@@ -298,13 +243,15 @@ def _node_frames(args, stage, node, output, stop, say, where, default_features, 
                     f"says {stage.frame_rate.label} fps: are both running the same stage?")
             features = node.features_for(st)  # the operator state the primary planned this frame with
             prio.lower()  # rendering at normal priority
-            if output is not None:
+            if runtime is not None:
                 t0 = time.perf_counter()
-                ok, why = output.render(st, features if features is not None else default_features)
+                drawn = runtime.draw(list(st.cameras), st.frame, flags=st.flags,
+                                     features=features if features is not None else default_features)
+                ok = drawn.ok
                 render_ms.append((time.perf_counter() - t0) * 1e3)
                 counts["rendered" if ok else "failed"] += 1
                 if not ok:
-                    say(f"stagectl node {args.name}: frame {st.frame}: {why} "
+                    say(f"stagectl node {args.name}: frame {st.frame}: {drawn.why} "
                         "(the outputs keep the last good frame)")
             prio.raise_()  # the release and the present on time
             node.wait_barrier(st.frame)
@@ -315,8 +262,8 @@ def _node_frames(args, stage, node, output, stop, say, where, default_features, 
                 if 0 < delay <= st.rate.period_ns:
                     time.sleep(delay / 1e9)
                     counts["at_edge"] += 1
-            if output is not None and ok:
-                output.publish(st.frame, time.monotonic_ns())
+            if runtime is not None and ok:
+                runtime.output.present(st.frame, time.monotonic_ns())  # headless: into the sinks (--sink)
             counts["frames"] += 1  # presented (headless: nothing to show yet)
         prio.lower()  # status lines at normal priority
         now = time.monotonic_ns()
@@ -332,7 +279,7 @@ def _node_frames(args, stage, node, output, stop, say, where, default_features, 
                 p50 = "n/a" if cur.wait_p50_us is None else f"{cur.wait_p50_us / 1e3:.2f}"
                 p99 = "n/a" if cur.wait_p99_us is None else f"{cur.wait_p99_us / 1e3:.2f}"
                 rend = ""
-                if output is not None:
+                if runtime is not None:
                     med = f"{np.median(render_ms):.1f} ms" if render_ms else "n/a"
                     rend = (f" | rendered {counts['rendered']} ({counts['failed']} failed), "
                             f"render median {med}")

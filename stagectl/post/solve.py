@@ -4,7 +4,7 @@
 iteration and header only), decodes the chosen camera's source with the tracking codecs
 (:mod:`stagectl.tracking.codecs`), pushes every sample into a :class:`stagectl.tracking.timeline.Timeline` like a
 live receiver does, and evaluates the camera at every frame of the stage's exact frame rate with the function
-``stagectl run`` renders from (``stagectl.commands.run._camera_state``: wall registration ``T_stage_tracking``,
+``stagectl run`` renders from (``stagectl.runtime.CameraRig.state_at``: wall registration ``T_stage_tracking``,
 the tracker offset ``T_body_camera`` for body poses, the lens file's table at the zoom/focus encoders, else the
 tracker's focal length). Distortion and focus distance come from the same lens table at the same encoders.
 
@@ -61,7 +61,7 @@ class PostError(StageError):
 
 
 class _Answer:
-    """Stands in for a rig's timeline in ``stagectl run``'s ``_camera_state``: answers every ``pose_at`` with the
+    """Stands in for a rig's timeline in ``stagectl run``'s ``CameraRig.state_at``: answers every ``pose_at`` with the
     state this module already evaluated for the frame (by time or by timecode)."""
 
     def __init__(self) -> None:
@@ -275,8 +275,7 @@ def solve_take(
     Raises :class:`PostError` for a file that is not a take, a camera the stage lacks, a take without samples
     of that camera.
     """
-    from stagectl.commands.run import _camera_state, _Rig
-    from stagectl.render.plan import CameraState, LensValues
+    from stagectl.runtime import CameraRig
     from stagectl.tracking.recording import TakeFormatError, read_take
     from stagectl.tracking.timeline import Timeline
 
@@ -363,11 +362,8 @@ def solve_take(
         raise PostError(f"drop-frame timecode exists only at 29.97 and 59.94 fps, not at {rate.label}")
 
     answer = _Answer()
-    lens_table = cam.lens_file.table(cam.sensor_mm) if cam.lens_file else None
-    rig = _Rig(camera=cam, source=src, timeline=answer, lens_table=lens_table,
-               T_body_camera=np.ascontiguousarray(cam.T_body_camera),
-               T_stage_tracking=np.ascontiguousarray(stage.T_stage_tracking),
-               base_overscan=tuple(stage.render.inner.overscan_percent))
+    rig = CameraRig.for_camera(stage, cam, source=src, timeline=answer)  # run's maths, the lens file's table
+    lens_table = rig.lens_table
 
     # (label frame count, state, query instant) per frame
     plan: list[tuple[int, Any, int]] = []
@@ -406,7 +402,7 @@ def solve_take(
     missing = 0
     for n, st, q in plan:
         answer.state = st
-        cs = _camera_state(rig, q, CameraState, LensValues)
+        cs = rig.state_at(q)
         if cs is None:
             missing += 1
             continue
