@@ -26,14 +26,15 @@ from typing import Any
 
 import numpy as np
 
+from stagectl.runtime.status import frustum_corners  # the web console's map; kept importable from here
+
 __all__ = [
     "THUMBNAIL_WIDTH",
     "LiveConsole",
     "RunHandles",
-    "TrackingRouter",
     "frustum_corners",
     "register_effects",
-    "show_content",
+    "restore_operator_state",
     "thumbnails",
 ]
 
@@ -42,19 +43,6 @@ THUMBNAIL_WIDTH = 384
 #: How often the status is published (ns) and the thumbnails are made (ns).
 STATUS_EVERY_NS = 250_000_000
 PREVIEW_EVERY_NS = 500_000_000
-
-
-def frustum_corners(VP: np.ndarray, eye: np.ndarray, reach_m: float = 8.0) -> list[list[float]]:
-    """The four corners of a frustum ``reach_m`` metres from ``eye`` along its corner rays (stage metres;
-    order: bottom-left, bottom-right, top-right, top-left in NDC), for the web console's map."""
-    inv = np.linalg.inv(np.asarray(VP, dtype=np.float64))
-    out = []
-    for x, y in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
-        p = inv @ np.array([x, y, 1.0, 1.0])
-        d = p[:3] / p[3] - eye
-        n = float(np.linalg.norm(d))
-        out.append((eye + d / n * reach_m).round(4).tolist() if n > 0 else eye.round(4).tolist())
-    return out
 
 
 class LiveConsole:
@@ -195,57 +183,21 @@ class LiveConsole:
 # ------------------------------------------------------------------------------------- effects of stagectl run
 
 
-class TrackingRouter:
-    """Which camera timelines each tracking source feeds, switchable while samples arrive (the console's
-    ``camera.set tracking``). ``sink(source)`` is the receiver's sink for that source; ``assign`` swaps one
-    camera to another source (the new routing is one tuple per source, replaced whole, so a receive thread
-    sees either the old or the new routing). A timeline has a single writer: each camera's pushes go through
-    a lock of its own, so the old source's receive thread, still inside a push when the routing changes,
-    never writes at the same time as the new one (uncontended otherwise: one receive thread per source)."""
-
-    def __init__(self, assignments: dict[str, str], timelines: dict[str, Any]) -> None:
-        self._timelines = dict(timelines)
-        self._locks = {cam: threading.Lock() for cam in self._timelines}
-        self._assign = dict(assignments)  # camera -> source
-        self._targets: dict[str, tuple] = {}
-        self._rebuild()
-
-    def _rebuild(self) -> None:
-        targets: dict[str, list] = {}
-        for cam, src in self._assign.items():
-            targets.setdefault(src, []).append((self._locks[cam], self._timelines[cam].push))
-        self._targets = {k: tuple(v) for k, v in targets.items()}
-
-    def sink(self, source: str) -> Callable[[int, Any], None]:
-        def push(arrival_ns: int, sample: Any) -> None:
-            for lock, fn in self._targets.get(source, ()):
-                with lock:
-                    fn(arrival_ns, sample)
-        return push
-
-    def assign(self, camera: str, source: str) -> None:
-        self._assign[camera] = source
-        self._rebuild()
-
-    def source_of(self, camera: str) -> str:
-        return self._assign[camera]
-
-
 @dataclasses.dataclass
 class RunHandles:
-    """What the console's effects change in a running ``stagectl run``: ``rigs`` camera name -> its rig
-    (``timeline``, ``source``, ``base_overscan``, ``soft_edge``), the receivers and the tracking router,
-    ``output`` (the renderer's owner; None with --no-render) and the planner."""
+    """What the console's effects change in a running ``stagectl run``: its
+    :class:`~stagectl.runtime.StageRuntime` (the stage in effect, rigs, receivers, router, planner, output) and
+    the take being recorded."""
 
-    stage: Any
-    rigs: dict
-    receivers: Any
-    router: TrackingRouter
-    planner: Any
-    output: Any = None
+    runtime: Any
     take: Any = None  # the LiveTake being recorded
     #: threads closing stopped takes (flush, fsync): off the frame loop; joined by :meth:`close_takes`
     closing: list = dataclasses.field(default_factory=list)
+
+    @property
+    def stage(self):
+        """The stage in effect (the reloaded one after a stage.reload)."""
+        return self.runtime.stage
 
     def close_takes(self, timeout_s: float = 10.0) -> None:
         """At the end of the run: stop the take being recorded (everything appended is kept) and wait for the
@@ -258,27 +210,27 @@ class RunHandles:
         self.closing = []
 
 
-def show_content(h: RunHandles, spec: str) -> str:
-    """Show ``spec`` (``"procedural"`` or a scene file; relative paths from the stage file's folder) in the
-    running stage: loaded into the renderer (render thread, its GL context current) and the planner told
-    whether it is static (a video plate redraws the outer atlas every frame). Returns its description;
-    raises StageError when it cannot be loaded, and then nothing changed."""
-    from stagectl.render.content import content_static
+def restore_operator_state(state, runtime, say: Callable[[str], None]) -> None:
+    """Put the restored operator state into the running stage (at start, on the thread that renders): each
+    camera's settings into the runtime (:meth:`~stagectl.runtime.StageRuntime.set_camera`), and the scene
+    content when the operator chose another than the stage file's (the renderer was built with the stage
+    file's)."""
+    from stagectl.errors import StageError
 
-    desc = str(spec)
-    if h.output is not None:
-        desc = h.output.renderer.set_content(spec)
-    h.planner.outer = dataclasses.replace(h.planner.outer, static=content_static(spec))
-    return desc
-
-
-def _with_content(stage, content: str):
-    """``stage`` showing ``content`` (the operator's) instead of its ``render.outer.content``."""
-    if content == str(stage.render.outer.content):
-        return stage
-    r = stage.render
-    return dataclasses.replace(stage, render=dataclasses.replace(r, outer=dataclasses.replace(r.outer,
-                                                                                              content=content)))
+    stage = runtime.stage
+    if state.content != str(stage.render.outer.content):
+        try:
+            desc = runtime.show_content(state.content)
+            say(f"stagectl run: console: content {desc} (restored from the operator state)")
+        except StageError as exc:
+            say(f"stagectl run: console: the operator state's content cannot be shown ({exc}); the stage "
+                f"file's content {stage.render.outer.content} is shown until content.select")
+    for name in runtime.rigs:
+        try:
+            cs = state.camera(name)
+        except KeyError:
+            continue
+        runtime.set_camera(name, cs)
 
 
 def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
@@ -288,6 +240,8 @@ def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
     from stagectl.console.commands import CommandError
     from stagectl.errors import StageError
 
+    runtime = h.runtime
+
     def content_select(args: dict, state) -> dict:
         from stagectl.console.commands import confined
 
@@ -295,7 +249,7 @@ def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
         if content != "procedural":  # checked again right before loading (a link swapped in meanwhile)
             content = str(confined(h.stage, "content", content, "content.select", "content"))
         try:
-            desc = show_content(h, content)
+            desc = runtime.show_content(content)
         except StageError as exc:
             raise CommandError(f"content.select: {exc}") from None
         say(f"stagectl run: console: content is now {desc}")
@@ -303,23 +257,9 @@ def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
 
     def camera_set(args: dict, state) -> dict:
         name = args["camera"]
-        rig = h.rigs[name]
-        settings = state.camera(name)
-        if "tracking" in args and settings.tracking != rig.source.name:
-            src = h.stage.tracking_source(settings.tracking)
-            h.router.assign(name, src.name)
-            rig.source = src
-            # the timeline starts afresh from the new source's first sample: smoothing (no glide from the old
-            # source's pose to the new one), plausibility and timing are not judged against the old source
-            rig.timeline.restart()
-        if "delay_frames" in args:
-            rig.timeline.set_delay_frames(settings.delay_frames)
-        if "smoothing" in args:
-            rig.timeline.set_smoothing(settings.smoothing_filter())
-        rig.base_overscan = tuple(settings.overscan_percent)
-        if rig.adaptive is not None:  # the operator's overscan is the adaptive overscan's floor
-            rig.adaptive.base_pct = rig.base_overscan
-        rig.soft_edge = float(settings.soft_edge)
+        # the tracking source (its timeline starts afresh from the new source's first sample), the delay and
+        # smoothing named in the command, the overscan and soft edge
+        runtime.set_camera(name, state.camera(name), only=args.keys())
         return {}
 
     def record_start(args: dict, state) -> dict:
@@ -332,7 +272,7 @@ def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path = confined(h.stage, "takes", str(path), "record.start", "path")  # and after making folders
-            h.take = LiveTake(path, list(h.receivers), stage=h.stage.name)
+            h.take = LiveTake(path, list(runtime.receivers), stage=h.stage.name)
         except (OSError, ValueError) as exc:
             raise CommandError(f"record.start: cannot record to {path}: {exc}") from None
         say(f"stagectl run: console: recording tracking into {path}")
@@ -356,48 +296,11 @@ def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
 
     def stage_reload(args: dict, state) -> dict:
         new = hub.stage  # already the new stage inside this effect
-        old = h.stage
-        changed = [what for what, a, b in (
-            ("frame rate", old.frame_rate, new.frame_rate),
-            ("tracking sources", [(s.name, s.protocol, s.port, s.bind, s.multicast_group) for s in old.tracking],
-             [(s.name, s.protocol, s.port, s.bind, s.multicast_group) for s in new.tracking]),
-            ("cameras", [c.name for c in old.cameras], [c.name for c in new.cameras]),
-            ("outputs", [(p.name, o.name, tuple(o.canvas)) for p, o in old.outputs()],
-             [(p.name, o.name, tuple(o.canvas)) for p, o in new.outputs()]),
-            ("sync", old.sync, new.sync),
-        ) if a != b]
-        if changed:
-            raise CommandError(f"stage.reload: the {' and '.join(changed)} changed: restart stagectl run to apply "
-                               f"{'it' if len(changed) == 1 else 'them'} (nothing was changed)")
-        from stagectl.render.content import content_static
-        from stagectl.render.plan import FramePlanner
-
-        # the operator's content (content.select, kept by the reload) stays on, not the stage file's
-        planner = FramePlanner(new, outer_static=content_static(state.content))
-        if h.output is not None:
-            try:
-                h.output.replace_stage(_with_content(new, state.content))
-            except StageError as exc:
-                raise CommandError(f"stage.reload: {exc}") from None
-        h.planner.__dict__.update(planner.__dict__)  # the loop holds the planner object: same object, new stage
-        adaptive = new.render.inner.adaptive
-        for cam in new.cameras:
-            rig = h.rigs[cam.name]
-            rig.camera = cam
-            rig.source = new.tracking_source(rig.source.name)
-            rig.lens_table = cam.lens_file.table(cam.sensor_mm) if cam.lens_file else None
-            rig.T_body_camera = np.ascontiguousarray(cam.T_body_camera)
-            rig.T_stage_tracking = np.ascontiguousarray(new.T_stage_tracking)
-            if adaptive != old.render.inner.adaptive:
-                rig.adaptive = rig.overscan = None
-                if adaptive is not None:
-                    from stagectl.render.overscan import AdaptiveOverscan
-
-                    rig.adaptive = AdaptiveOverscan(
-                        rig.base_overscan, max_pct=adaptive.max_percent,
-                        latency_ns=int(adaptive.latency_ms * 1e6), wall_distance_m=adaptive.wall_distance_m,
-                        decay_pct_per_s=adaptive.decay_percent_per_s)
-        h.stage = new
+        try:
+            # the operator's content (content.select, kept by the reload) stays on, not the stage file's
+            runtime.reload(new, state.content)
+        except StageError as exc:
+            raise CommandError(f"stage.reload: {exc}") from None
         say(f"stagectl run: console: stage {new.path} reloaded")
         return {}  # the hub's result, {"stage": name, "warnings"} (docs/console.md), is the ack's
 

@@ -20,7 +20,7 @@ import pytest
 from stagectl.console.hub import ControlHub
 from stagectl.console.live import RunHandles, register_effects
 from stagectl.errors import ConfigErrors
-from stagectl.render.plan import FramePlanner
+from stagectl.runtime import StageRuntime
 from stagectl.stage.loader import load_stage
 from stagectl.stage.model import ConsolePaths
 
@@ -53,7 +53,7 @@ class Run:
     def __init__(self, stage, state_path: Path) -> None:
         self.hub = ControlHub(stage, state_path)
         self.said: list[str] = []
-        self.handles = RunHandles(stage, {}, [], None, FramePlanner(stage))
+        self.handles = RunHandles(StageRuntime(stage))
         register_effects(self.hub, self.handles, self.said.append)
         self.hub.on_refusal(
             lambda r: self.said.append(f"refused {r['command']} from {r['who']}: {r['error']}")
