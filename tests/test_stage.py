@@ -144,7 +144,10 @@ def test_error_format_for_bad_pixels(tmp_path: Path) -> None:
         ("schema_version: 1", "schema_version: 7", "schema_version: 7", "schema_version", "expected 1"),
         ("    start_deg: 51.79 ", "    end_deg: 100.0\n    start_deg: 51.79 ", "end_deg: 100.0", "walls[0].end_deg", "end at 128.21 degrees"),
         ("overscan_percent: 10 ", "overscan_percent: [10, 10, 10] ", "overscan_percent", "render.inner.overscan_percent", "[left, right, bottom, top]"),
-        ("genlock: internal", "genlock: house", "genlock: house", "sync.genlock", "expected one of internal, vsync, cluster"),
+        ("genlock: internal", "genlock: house", "genlock: house", "sync.genlock", "expected one of internal, vsync, got"),
+        ("genlock: internal", "genlock: cluster", "genlock: cluster", "sync.genlock",
+         ("expected one of internal, vsync, got \"cluster\": render nodes (stagectl node) always follow the "
+          "primary's frame states and swap barrier; use internal (or vsync) for the primary's edges and clock: system")),
     ],
 )
 def test_bad_values_are_located(tmp_path: Path, old: str, new: str, needle: str, key: str, fragment: str) -> None:

@@ -67,7 +67,7 @@ PROTOCOLS = ("freed", "opentrackio", "osc")
 DEFAULT_PORTS = {"freed": 40000, "opentrackio": 55555, "osc": 9000}
 ENCODER_PROFILES = ("generic", "panasonic", "sony", "mosys", "stype", "ncam", "zcam", "syncrolink")
 SIMULATED_MOVES = ("orbit", "dolly", "pan", "crane", "handheld")
-GENLOCK_SOURCES = ("internal", "vsync", "cluster")
+GENLOCK_SOURCES = ("internal", "vsync")
 CLOCKS = ("monotonic", "system")
 ROTATIONS = (0, 90, 180, 270)
 NAME = string()
@@ -385,10 +385,21 @@ def _render(ctx: Context, r: MapReader | None, walls=None, outputs=None) -> Rend
     return RenderSettings(inner, outer, features)
 
 
+def _genlock(ctx: Context, node: Node, path: str) -> str:
+    """``sync.genlock``: where the frame edges of ``stagectl run`` come from. ``cluster`` is refused with what to
+    use instead: it was accepted once and never did anything -- render nodes always take their frames from the
+    primary's frame states and swap barrier, whatever the stage file says."""
+    if getattr(node, "value", None) == "cluster":
+        raise Invalid(f"expected one of {', '.join(GENLOCK_SOURCES)}, got \"cluster\": render nodes (stagectl node) "
+                      "always follow the primary's frame states and swap barrier; use internal (or vsync) for the "
+                      "primary's edges and clock: system so that the nodes present at each frame's edge")
+    return one_of(*GENLOCK_SOURCES)(ctx, node, path)
+
+
 def _sync(ctx: Context, r: MapReader | None) -> SyncSettings | None:
     if r is None:
         return SyncSettings("internal", "monotonic", 0)
-    genlock = r.opt("genlock", one_of(*GENLOCK_SOURCES), "internal")
+    genlock = r.opt("genlock", _genlock, "internal")
     clock = r.opt("clock", one_of(*CLOCKS), "monotonic")
     phase = r.opt("phase_offset_ms", number(-1000.0, 1000.0), 0.0)
     r.done()

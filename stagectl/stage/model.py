@@ -179,7 +179,7 @@ class RenderSettings:
 
 @dataclass(frozen=True)
 class SyncSettings:
-    genlock: str  # internal | vsync | cluster
+    genlock: str  # internal | vsync
     clock: str  # monotonic | system
     phase_offset_ns: int
 
