@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import STAGES
+
 from stagectl.console.state import CameraSettings
 from stagectl.runtime import CameraRig, ReloadRefused, StageRuntime
 from stagectl.runtime.status import camera_line
