@@ -3,8 +3,12 @@
 A command is a lower-case dotted name plus a dict of JSON-able arguments (docs/console.md lists every one with
 its units and an example). This module is pure: no sockets, no GL, no clocks.
 
-* :data:`COMMANDS` — the registry: name -> :class:`CommandSpec` (arguments with types, ranges and units,
-  ``read_only``, help text, an example).
+* :data:`COMMANDS` — the registry: name -> :class:`CommandSpec`, each command declared once: its arguments
+  (:class:`ArgSpec`: type, limits, unit, help, check, OSC kind; those that set a feature take all of it from the
+  feature field's declaration, :mod:`stagectl.render.feature_fields`), ``read_only``, help text, an example,
+  its handler, its positional OSC form and the prose of its docs. The ``help`` command, the OSC forms
+  (:mod:`stagectl.console.osc_transport`) and the command reference of docs/console.md
+  (:mod:`stagectl.console.docs`) are generated from it.
 * :func:`validate` ``(name, args, stage, state)`` — checks everything against the stage and the current
   operator state and returns the normalised arguments, or raises :class:`CommandError` with one line such as
   ``card.add: rect: expected [u0, v0, u1, v1] with u0 < u1, v0 < v1 in wall UV, got [0.5, 0.1, 0.2, 0.3]``.
@@ -26,23 +30,23 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from stagectl.errors import ConfigErrors, StageError
+from stagectl.render.feature_fields import Value, show
 from stagectl.render.features import (
-    BURN_IN_FIELDS,
-    LAYERS,
     MAX_CARDS,
-    PATTERN_KINDS,
     ChromaKey,
     ColorCorrection,
     FeatureError,
+    FieldError,
     LightCard,
     Lut3D,
     OutputPattern,
     read_cube,
+    value_of,
 )
 from stagectl.stage.model import CONSOLE_GROUPS
 from stagectl.tracking.timeline import OneEuroParams
@@ -114,14 +118,30 @@ class LutPath(str):
         return s
 
 
+_Checker = Callable[[Any, Any, Any, dict], Any]
+#: ``handler(state, args) -> (new_state, result)`` of a validated command
+_Handler = Callable[[Any, dict], tuple[Any, dict]]
+
+
 @dataclass(frozen=True)
 class ArgSpec:
-    """One argument: ``name``, ``type`` (as the help shows it), ``required``, ``help`` (with units)."""
+    """One argument, declared once: ``name``, ``type`` (as the help and docs show it, limits included),
+    ``required``, ``help`` (with units), ``check`` ``(value, stage, state, normalised so far)`` -> the
+    normalised value (raises ``_ArgError``), and how OSC carries it: ``osc`` the value kind (``str``,
+    ``path``, ``num``, ``vec``, ``bool``, ``words``, ``smoothing``), ``parts`` the names of a vector's numbers
+    (``u0 v0 u1 v1``), ``choices`` the words a ``str`` or ``words`` value may be, ``label`` how OSC errors name
+    it. Arguments read from a feature field (:func:`_field`) take all of this from the field's declaration
+    (:mod:`stagectl.render.feature_fields`)."""
 
     name: str
     type: str
     required: bool
     help: str
+    check: _Checker = field(compare=False, repr=False, default=None)  # type: ignore[assignment]
+    osc: str = "str"
+    parts: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()
+    label: str = ""
 
     def to_json(self) -> dict:
         return {"name": self.name, "type": self.type, "required": self.required, "help": self.help}
@@ -129,8 +149,14 @@ class ArgSpec:
 
 @dataclass(frozen=True)
 class CommandSpec:
-    """One command: ``name``, ``args``, ``read_only`` (answers at once, changes nothing), ``help``,
-    ``example`` (JSON-able arguments), ``needs_one_of``: at least one of these arguments must be given."""
+    """One command, declared once: ``name``, ``args``, ``read_only`` (answers at once, changes nothing),
+    ``help``, ``example`` (JSON-able arguments), ``needs_one_of`` (at least one of these arguments must be
+    given), ``handler`` (the state transition of :func:`apply`), ``finish`` ``(stage, state, normalised)``
+    (checks across arguments at :func:`validate`), ``osc`` (the positional OSC form, read by
+    :mod:`stagectl.console.osc_transport`: argument names in order, ``[...]`` optional, ``a | b``
+    alternatives, ``name=value`` a default when left out, ``name*`` any of a word list, ``...`` the other
+    arguments as ``s:key value`` pairs), ``osc_note`` / ``osc_example`` (the OSC table), ``doc`` (what
+    docs/console.md says under the argument table: results, errors, details)."""
 
     name: str
     args: tuple[ArgSpec, ...]
@@ -138,6 +164,12 @@ class CommandSpec:
     help: str
     example: dict
     needs_one_of: tuple[str, ...] = ()
+    handler: _Handler | None = field(compare=False, repr=False, default=None)
+    finish: Callable[[Any, Any, dict], None] | None = field(compare=False, repr=False, default=None)
+    osc: str = ""
+    osc_note: str = ""
+    osc_example: tuple = ()
+    doc: str = ""
 
     @property
     def group(self) -> str:
@@ -157,279 +189,119 @@ class CommandSpec:
         }
 
 
-def _a(name: str, type_: str, help_: str, required: bool = False) -> ArgSpec:
-    return ArgSpec(name, type_, required, help_)
+_OSC_KIND = {
+    "number": "num",
+    "whole": "int",
+    "vector": "vec",
+    "text": "str",
+    "choice": "str",
+    "bool": "bool",
+    "words": "words",
+}
 
 
-_CC_ARGS = (
-    _a("exposure", "number -16..16", "exposure change in stops (x 2^stops)"),
-    _a(
-        "temperature",
-        "number 1667..25000 | null",
-        "white balance colour temperature, kelvin (replaces gains)",
-    ),
-    _a(
-        "tint", "number -100..100", "white balance tint with the temperature (positive: magenta), Duv x -1000"
-    ),
-    _a("gains", "[r, g, b] >= 0 | null", "white balance as linear RGB gains (replaces temperature/tint)"),
-    _a("slope", "[r, g, b] >= 0", "ASC CDL slope"),
-    _a("offset", "[r, g, b] -10..10", "ASC CDL offset"),
-    _a("power", "[r, g, b] > 0", "ASC CDL power"),
-    _a("saturation", "number 0..100", "ASC CDL saturation (Rec. 709 luma)"),
-    _a(
-        "lut",
-        "path | null",
-        ".cube 3D LUT file inside console.paths.luts, relative to the stage file; null removes the LUT",
-    ),
-)
+def _checked(val: Value) -> _Checker:
+    """The command check of a declared value (operator units; vectors and word lists as lists)."""
 
-_SPECS = (
-    CommandSpec(
-        "status", (), True, "Live status: cameras, frame rate, phase error, drops, cluster, genlock.", {}
-    ),
-    CommandSpec(
-        "state",
-        (),
-        True,
-        "The full operator state and its sequence number (a snapshot for late joiners).",
-        {},
-    ),
-    CommandSpec(
-        "help",
-        (_a("command", "text", "one command's name; all commands when absent"),),
-        True,
-        "The command list with argument specs.",
-        {"command": "card.add"},
-    ),
-    CommandSpec(
-        "stage.reload",
-        (),
-        False,
-        "Reload and re-validate the stage file; on an error nothing changes and the error is "
-        "file:line: key: ... . The operator state is kept (re-checked against the new stage).",
-        {},
-    ),
-    CommandSpec(
-        "content.select",
-        (
-            _a(
-                "content",
-                "text",
-                '"procedural" or a scene file inside console.paths.content, relative to the stage file',
-                True,
-            ),
-        ),
-        False,
-        "Change the scene content (procedural world, glTF scene, 360 plate, video plate).",
-        {"content": "procedural"},
-    ),
-    CommandSpec(
-        "camera.set",
-        (
-            _a("camera", "camera name", "the camera", True),
-            _a("tracking", "tracking source name", "the tracking source driving the camera"),
-            _a("delay_frames", "number 0..30", "tracking delay, frames (fractional allowed)"),
-            _a(
-                "smoothing",
-                '"off" | {min_cutoff_hz, beta, d_cutoff_hz?}',
-                "One Euro smoothing of position and rotation: cutoff at rest (Hz, > 0), speed coefficient "
-                "(>= 0), "
-                "speed cutoff (Hz, default 1)",
-            ),
-            _a(
-                "overscan_percent",
-                "number | [l, r, b, t], 0..100",
-                "inner frustum overscan per side, percent",
-            ),
-            _a(
-                "soft_edge",
-                "number 0..0.5",
-                "fraction of the inner frustum's half-size blended at its border",
-            ),
-            _a("freeze", "bool", "keep the inner frustum (matrices and image) where it is"),
-        ),
-        False,
-        "Per-camera settings.",
-        {"camera": "cam-a", "overscan_percent": 15, "freeze": False},
-        needs_one_of=("tracking", "delay_frames", "smoothing", "overscan_percent", "soft_edge", "freeze"),
-    ),
-    CommandSpec(
-        "chroma.set",
-        (
-            _a("enabled", "bool", "fill the inner frusta with the key colour"),
-            _a("color", "[r, g, b] 0..255", "key colour, 8-bit sRGB codes"),
-        ),
-        False,
-        "The chroma-key frustum.",
-        {"enabled": True, "color": [0, 128, 0]},
-        needs_one_of=("enabled", "color"),
-    ),
-    CommandSpec(
-        "card.add",
-        (
-            _a("wall", "wall name", "the wall the card is on", True),
-            _a(
-                "rect",
-                "[u0, v0, u1, v1]",
-                "rectangle in wall UV (origin top-left, v down), u0 < u1, v0 < v1",
-                True,
-            ),
-            _a("id", "text", 'the card id; "card-N" (the lowest free N) when absent'),
-            _a("color", "[r, g, b] 0..1000", "linear-light RGB (default white)"),
-            _a("intensity", "number 0..1000", "multiplier of the colour (default 1)"),
-            _a("layer", "over | under", "over (default) or under the inner frustum"),
-            _a(
-                "feather_px",
-                "number 0..100000",
-                "soft border inside the rectangle, wall raster pixels (default 0)",
-            ),
-        ),
-        False,
-        "Add a light card; the result has its id.",
-        {"wall": "main", "rect": [0.05, 0.1, 0.25, 0.6], "color": [1.0, 0.9, 0.8], "intensity": 1.5},
-    ),
-    CommandSpec(
-        "card.set",
-        (
-            _a("id", "card id", "the card", True),
-            _a("rect", "[u0, v0, u1, v1]", "rectangle in wall UV"),
-            _a("color", "[r, g, b] 0..1000", "linear-light RGB"),
-            _a("intensity", "number 0..1000", "multiplier of the colour"),
-            _a("layer", "over | under", "over or under the inner frustum"),
-            _a("feather_px", "number 0..100000", "soft border, wall raster pixels"),
-        ),
-        False,
-        "Change a light card.",
-        {"id": "card-1", "intensity": 2.0},
-        needs_one_of=("rect", "color", "intensity", "layer", "feather_px"),
-    ),
-    CommandSpec(
-        "card.move",
-        (
-            _a("id", "card id", "the card", True),
-            _a("u", "number -10..10", "new centre, wall UV u", True),
-            _a("v", "number -10..10", "new centre, wall UV v (down)", True),
-        ),
-        False,
-        "Move a light card keeping its size.",
-        {"id": "card-1", "u": 0.5, "v": 0.4},
-    ),
-    CommandSpec(
-        "card.resize",
-        (
-            _a("id", "card id", "the card", True),
-            _a("width", "number 0..20 (> 0)", "new width, wall UV", True),
-            _a("height", "number 0..20 (> 0)", "new height, wall UV", True),
-        ),
-        False,
-        "Resize a light card about its centre.",
-        {"id": "card-1", "width": 0.2, "height": 0.3},
-    ),
-    CommandSpec(
-        "card.remove",
-        (_a("id", "card id", "the card", True),),
-        False,
-        "Remove a light card.",
-        {"id": "card-1"},
-    ),
-    CommandSpec(
-        "color.set",
-        (_a("target", 'wall name | "inner"', "which image to correct", True),) + _CC_ARGS,
-        False,
-        "Colour correction of a wall's outer image or of the inner frusta, merged into the current "
-        "one (exposure, white balance, ASC CDL, 3D LUT, in that order).",
-        {"target": "main", "exposure": 0.5, "temperature": 5600},
-        needs_one_of=tuple(a.name for a in _CC_ARGS),
-    ),
-    CommandSpec(
-        "color.reset",
-        (_a("target", 'wall name | "inner"', "which correction to remove", True),),
-        False,
-        "Remove a colour correction.",
-        {"target": "main"},
-    ),
-    CommandSpec(
-        "pattern.set",
-        (
-            _a("output", "processor/output", "the output", True),
-            _a("kind", " | ".join(PATTERN_KINDS), "the test pattern (none: the normal composition)", True),
-            _a("color", "[r, g, b] 0..1000", "linear-light RGB of the solid pattern (default white)"),
-            _a("squares", "whole number 1..64", "checkerboard squares per cabinet side (default 1)"),
-            _a(
-                "burn_in", "list of frame, timecode", "burn-in drawn in the top-left cabinet of every mapping"
-            ),
-        ),
-        False,
-        "Per-output test pattern.",
-        {"output": "tessera-a/out1", "kind": "checkerboard", "burn_in": ["frame"]},
-    ),
-    CommandSpec(
-        "output.blackout",
-        (
-            _a("output", 'processor/output | "all"', "the output, or all outputs", True),
-            _a("on", "bool", "black (true) or showing (false); all + false clears every blackout", True),
-        ),
-        False,
-        "Blackout of one output or of all.",
-        {"output": "all", "on": True},
-    ),
-    CommandSpec(
-        "inner.set",
-        (_a("enabled", "bool", "composite the inner frusta", True),),
-        False,
-        "Inner frusta on or off.",
-        {"enabled": False},
-    ),
-    CommandSpec(
-        "record.start",
-        (
-            _a(
-                "path",
-                "path",
-                "take file inside console.paths.takes, relative to the stage file; default "
-                "<takes folder>/<stage>-<UTC>.stgtake",
-            ),
-        ),
-        False,
-        "Start recording tracking (a take).",
-        {"path": "takes/scene12.stgtake"},
-    ),
-    CommandSpec("record.stop", (), False, "Stop recording.", {}),
-)
+    def check(v, stage, state, out):
+        if val.kind == "bool":
+            return _bool(v)
+        try:
+            x = val.check(v, op=True)
+        except FieldError as exc:
+            raise _ArgError(exc.message) from None
+        return list(x) if isinstance(x, tuple) else x
 
-#: name -> spec, in the order of docs/console.md
-COMMANDS: dict[str, CommandSpec] = {s.name: s for s in _SPECS}
-#: the write groups an OSC ``allow`` entry may name (the first dotted part of every mutating command)
-GROUPS = CONSOLE_GROUPS
-assert set(GROUPS) == {s.group for s in _SPECS if not s.read_only}
+    return check
 
 
-def group_of(name: str) -> str:
-    return name.split(".", 1)[0]
+def _help_of(val: Value, help_: str = "") -> str:
+    text = help_ or val.help
+    return f"{text}, {val.unit}" if val.unit and val.unit not in text else text
 
 
-def is_read_only(name: str) -> bool:
-    spec = COMMANDS.get(name)
-    return spec is not None and spec.read_only
+def _value(
+    name: str,
+    val: Value,
+    help_: str = "",
+    required: bool = False,
+    check: _Checker | None = None,
+    type_: str = "",
+) -> ArgSpec:
+    """An argument declared by a :class:`~stagectl.render.feature_fields.Value` (``help_`` replaces its
+    help; the unit is added when the text does not say it)."""
+    return ArgSpec(
+        name,
+        type_ or val.type_text(),
+        required,
+        _help_of(val, help_),
+        check or _checked(val),
+        _OSC_KIND.get(val.kind, "str"),
+        val.parts,
+        val.choices,
+        val.label,
+    )
 
 
-def spec_json(name: str | None = None) -> dict:
-    """The ``help`` command's result: every command's spec, or one."""
-    if name is None:
-        return {"commands": [s.to_json() for s in _SPECS]}
-    return {"commands": [COMMANDS[name].to_json()]}
+def _field(
+    cls,
+    name: str,
+    *,
+    required: bool = False,
+    help_: str = "",
+    default: bool = False,
+    check: _Checker | None = None,
+    nullable: bool = True,
+    type_: str = "",
+) -> ArgSpec:
+    """An argument that sets feature field ``cls.name``: type, limits, unit and help from its declaration;
+    ``default``: the help names the field's default."""
+    val = value_of(cls, name)
+    if not nullable:
+        val = replace(val, nullable=False)
+    text = _help_of(val, help_)
+    if default:
+        d = val.to_op(next(f.default for f in fields(cls) if f.name == name))
+        shown = (
+            "white"
+            if d == (1.0, 1.0, 1.0) and val.kind == "vector"
+            else (
+                json.dumps(list(d))
+                if isinstance(d, tuple)
+                else (f"{d:g}" if isinstance(d, float) else str(d))
+            )
+        )
+        text = f"{text} (default {shown})"
+    return ArgSpec(
+        name,
+        type_ or val.type_text(),
+        required,
+        text,
+        check or _checked(val),
+        _OSC_KIND.get(val.kind, "str"),
+        val.parts,
+        val.choices,
+        val.label,
+    )
+
+
+def _arg(
+    name: str,
+    type_: str,
+    help_: str,
+    check: _Checker,
+    required: bool = False,
+    osc: str = "str",
+    choices: tuple[str, ...] = (),
+) -> ArgSpec:
+    """An argument that names something of the stage or the state (a wall, a card, a file, ...)."""
+    return ArgSpec(name, type_, required, help_, check, osc, (), choices)
 
 
 # --------------------------------------------------------------------------------------------- value checks
 
 
-def _show(v: Any) -> str:
-    if isinstance(v, str):
-        return repr(v)
-    try:
-        return json.dumps(v, allow_nan=True)
-    except (TypeError, ValueError):
-        return repr(v)
+_show = show  # a value as error messages quote it (text as Python shows it, anything else as JSON)
 
 
 def _num(
@@ -597,10 +469,16 @@ def _card(state, v: Any) -> LightCard:
     raise _ArgError(f"no light card {cid!r}; cards: {_names(_card_ids(state))}")
 
 
+#: limits of the arguments that are not feature fields (camera settings, card moves)
+_DELAY = Value("number", lo=0.0, hi=30.0, unit="frames", help="tracking delay, frames (fractional allowed)")
+_SOFT_EDGE = Value(
+    "number", lo=0.0, hi=0.5, help="fraction of the inner frustum's half-size blended at its border"
+)
+_OVERSCAN = Value("number", lo=0.0, hi=100.0, unit="percent")
+_UV = Value("number", lo=-10.0, hi=10.0, unit="wall UV")
+_SIZE_UV = Value("number", lo=0.0, hi=20.0, lo_open=True, unit="wall UV")
+
 # --------------------------------------------------------------------------------------------- validate
-
-
-_Checker = Callable[[Any, Any, Any, dict], Any]
 
 
 def validate(name: Any, args: Any, stage, state) -> dict:
@@ -633,9 +511,10 @@ def validate(name: Any, args: Any, stage, state) -> dict:
             if a.name not in args:
                 continue
             current = a.name
-            out[a.name] = _CHECKS[name][a.name](args[a.name], stage, state, out)
+            out[a.name] = a.check(args[a.name], stage, state, out)
         current = ""
-        _FINISH.get(name, lambda s, st, o: None)(stage, state, out)
+        if spec.finish is not None:
+            spec.finish(stage, state, out)
     except _PathError as exc:
         msg = f"{name}: {current}: {exc}" if current else f"{name}: {exc}"
         raise PathRefused(msg, name, current, exc.kind, exc.given) from None
@@ -680,10 +559,19 @@ def _v_smoothing(v, stage, state, out):
 
 
 def _v_overscan(v, stage, state, out):
-    what = "a percentage 0..100 or [left, right, bottom, top] each 0..100"
+    rng = _OVERSCAN.range_text()
+    what = f"a percentage {rng} or [left, right, bottom, top] each {rng}"
+    lo, hi = _OVERSCAN.limits()
     if isinstance(v, (list, tuple)):
-        return list(_vec(v, 4, 0.0, 100.0, what))
-    return [_num(v, 0.0, 100.0, what=what)] * 4
+        return list(_vec(v, 4, lo, hi, what))
+    return [_num(v, lo, hi, what=what)] * 4
+
+
+def _v_rect(v, stage, state, out):
+    r = _checked(value_of(LightCard, "rect"))(v, stage, state, out)
+    if not (r[0] < r[2] and r[1] < r[3]):
+        raise _ArgError(f"expected [u0, v0, u1, v1] with u0 < u1, v0 < v1 in wall UV, got {_show(v)}")
+    return r
 
 
 def _v_wall(v, stage, state, out):
@@ -732,21 +620,6 @@ def _v_output_or_all(v, stage, state, out):
     return v
 
 
-def _v_burn_in(v, stage, state, out):
-    items = [v] if isinstance(v, str) else v
-    what = f"a list of {', '.join(BURN_IN_FIELDS)}"
-    if not isinstance(items, (list, tuple)) or any(x not in BURN_IN_FIELDS for x in items):
-        raise _ArgError(f"expected {what}, got {_show(v)}")
-    return [f for f in BURN_IN_FIELDS if f in items]
-
-
-def _v_squares(v, stage, state, out):
-    n = _num(v, 1.0, 64.0, what="a whole number 1..64")
-    if n != int(n):
-        raise _ArgError(f"expected a whole number 1..64, got {_show(v)}")
-    return int(n)
-
-
 def _v_content(v, stage, state, out):
     if v == "procedural":
         return v
@@ -768,109 +641,15 @@ def _v_record_path(v, stage, state, out):
     return str(full)
 
 
-_LIN3 = lambda v, s, st, o: list(_vec(v, 3, 0.0, 1000.0, "[r, g, b] linear-light values 0..1000"))  # noqa: E731
-_CODES = lambda v, s, st, o: list(_vec(v, 3, 0.0, 255.0, "[r, g, b] 8-bit sRGB codes, each 0..255"))  # noqa: E731
-_BOOL = lambda v, s, st, o: _bool(v)  # noqa: E731
-
-
-def _nullable(check):
-    return lambda v, s, st, o: None if v is None else check(v, s, st, o)
-
-
-_CHECKS: dict[str, dict[str, _Checker]] = {
-    "status": {},
-    "state": {},
-    "help": {"command": lambda v, s, st, o: _choice(v, list(COMMANDS), " (commands)")},
-    "stage.reload": {},
-    "content.select": {"content": _v_content},
-    "camera.set": {
-        "camera": _v_camera,
-        "tracking": _v_tracking,
-        "delay_frames": lambda v, s, st, o: _num(v, 0.0, 30.0),
-        "smoothing": _v_smoothing,
-        "overscan_percent": _v_overscan,
-        "soft_edge": lambda v, s, st, o: _num(v, 0.0, 0.5),
-        "freeze": _BOOL,
-    },
-    "chroma.set": {"enabled": _BOOL, "color": _CODES},
-    "card.add": {
-        "wall": _v_wall,
-        "rect": lambda v, s, st, o: list(_rect(v)),
-        "id": _v_new_id,
-        "color": _LIN3,
-        "intensity": lambda v, s, st, o: _num(v, 0.0, 1000.0),
-        "layer": lambda v, s, st, o: _choice(v, LAYERS),
-        "feather_px": lambda v, s, st, o: _num(v, 0.0, 100000.0),
-    },
-    "card.set": {
-        "id": _v_id,
-        "rect": lambda v, s, st, o: list(_rect(v)),
-        "color": _LIN3,
-        "intensity": lambda v, s, st, o: _num(v, 0.0, 1000.0),
-        "layer": lambda v, s, st, o: _choice(v, LAYERS),
-        "feather_px": lambda v, s, st, o: _num(v, 0.0, 100000.0),
-    },
-    "card.move": {
-        "id": _v_id,
-        "u": lambda v, s, st, o: _num(v, -10.0, 10.0),
-        "v": lambda v, s, st, o: _num(v, -10.0, 10.0),
-    },
-    "card.resize": {
-        "id": _v_id,
-        "width": lambda v, s, st, o: _num(v, 0.0, 20.0, lo_open=True),
-        "height": lambda v, s, st, o: _num(v, 0.0, 20.0, lo_open=True),
-    },
-    "card.remove": {"id": _v_id},
-    "color.set": {
-        "target": _v_target,
-        "exposure": lambda v, s, st, o: _num(v, -16.0, 16.0),
-        "temperature": _nullable(lambda v, s, st, o: _num(v, 1667.0, 25000.0)),
-        "tint": lambda v, s, st, o: _num(v, -100.0, 100.0),
-        "gains": _nullable(lambda v, s, st, o: list(_vec(v, 3, 0.0, 100.0, "[r, g, b] linear gains 0..100"))),
-        "slope": lambda v, s, st, o: list(_vec(v, 3, 0.0, 100.0, "[r, g, b] slope, each 0..100")),
-        "offset": lambda v, s, st, o: list(_vec(v, 3, -10.0, 10.0, "[r, g, b] offset, each -10..10")),
-        "power": lambda v, s, st, o: list(
-            _vec(v, 3, 0.0, 100.0, "[r, g, b] power, each > 0 and <= 100", lo_open=True)
-        ),
-        "saturation": lambda v, s, st, o: _num(v, 0.0, 100.0),
-        "lut": _v_lut,
-    },
-    "color.reset": {"target": _v_target},
-    "pattern.set": {
-        "output": _v_output,
-        "kind": lambda v, s, st, o: _choice(v, PATTERN_KINDS),
-        "color": _LIN3,
-        "squares": _v_squares,
-        "burn_in": _v_burn_in,
-    },
-    "output.blackout": {"output": _v_output_or_all, "on": _BOOL},
-    "inner.set": {"enabled": _BOOL},
-    "record.start": {"path": _v_record_path},
-    "record.stop": {},
-}
-
-
 def _finish_card_add(stage, state, out) -> None:
     if len(state.features.light_cards) >= MAX_CARDS:
         raise _ArgError(
             f"at most {MAX_CARDS} light cards are drawn; remove one first (cards: {_names(_card_ids(state))})"
         )
-    LightCard(
-        out.get("id", "new"),
-        out["wall"],
-        out["rect"],
-        out.get("color", (1.0, 1.0, 1.0)),
-        out.get("intensity", 1.0),
-        out.get("layer", "over"),
-        out.get("feather_px", 0.0),
-    )
+    _new_card(out.get("id", "new"), out)
 
 
-def _finish_card_set(stage, state, out) -> None:
-    _card_edit(state, out)
-
-
-def _finish_card_move(stage, state, out) -> None:
+def _finish_card_edit(stage, state, out) -> None:
     _card_edit(state, out)
 
 
@@ -900,18 +679,6 @@ def _finish_record_start(stage, state, out) -> None:
 def _finish_record_stop(stage, state, out) -> None:
     if state.recording is None:
         raise _ArgError("no take is being recorded")
-
-
-_FINISH: dict[str, Callable[[Any, Any, dict], None]] = {
-    "card.add": _finish_card_add,
-    "card.set": _finish_card_set,
-    "card.move": _finish_card_move,
-    "card.resize": _finish_card_move,
-    "color.set": _finish_color_set,
-    "color.reset": _finish_color_reset,
-    "record.start": _finish_record_start,
-    "record.stop": _finish_record_stop,
-}
 
 
 # --------------------------------------------------------------------------------------------- apply
@@ -974,102 +741,509 @@ def _free_card_id(state) -> str:
     return f"card-{n}"
 
 
+_CC_ARGS = tuple(
+    _field(ColorCorrection, k)
+    for k in ("exposure", "temperature", "tint", "gains", "slope", "offset", "power", "saturation")
+) + (
+    _arg(
+        "lut",
+        "path | null",
+        ".cube 3D LUT file inside console.paths.luts, relative to the stage file; null removes the LUT",
+        _v_lut,
+        osc="path",
+    ),
+)
+
+# --------------------------------------------------------------------------------------------- handlers
+
+
+def _h_nothing(state, args: dict):
+    return state, {}
+
+
+def _h_content(state, args: dict):
+    return replace(state, content=args["content"]), {"content": args["content"]}
+
+
+def _h_camera(state, args: dict):
+    cam = state.camera(args["camera"])
+    kw: dict[str, Any] = {}
+    for k in ("tracking", "delay_frames", "soft_edge", "freeze"):
+        if k in args:
+            kw[k] = args[k]
+    if "overscan_percent" in args:
+        kw["overscan_percent"] = tuple(args["overscan_percent"])
+    if "smoothing" in args:
+        sm = args["smoothing"]
+        kw["smoothing"] = (
+            None if sm == "off" else OneEuroParams(sm["min_cutoff_hz"], sm["beta"], sm["d_cutoff_hz"])
+        )
+    new = replace(cam, **kw)
+    return state.with_camera(args["camera"], new), {"camera": args["camera"], **new.to_json()}
+
+
+def _h_chroma(state, args: dict):
+    f = state.features
+    key = f.chroma_key or ChromaKey(enabled=False)
+    if "enabled" in args:
+        key = replace(key, enabled=args["enabled"])
+    if "color" in args:
+        key = replace(key, color=value_of(ChromaKey, "color").to_model(tuple(args["color"])))
+    return replace(state, features=replace(f, chroma_key=key)), {}
+
+
+def _h_card_add(state, args: dict):
+    f = state.features
+    cid = args.get("id") or _free_card_id(state)
+    if cid in _card_ids(state):
+        raise CommandError(f"card.add: id: light card {cid!r} exists already")
+    if len(f.light_cards) >= MAX_CARDS:
+        raise CommandError(f"card.add: at most {MAX_CARDS} light cards are drawn; remove one first")
+    card = _new_card(cid, args)
+    return replace(state, features=f.with_card(card)), {"id": cid}
+
+
+def _new_card(cid: str, args: dict) -> LightCard:
+    return LightCard(cid, **{k: tuple(v) if isinstance(v, list) else v for k, v in args.items() if k != "id"})
+
+
+def _h_card_edit(state, args: dict):
+    card = _card_edit(state, args)
+    return replace(state, features=state.features.with_card(card)), {"id": card.id, "rect": list(card.rect)}
+
+
+def _h_card_remove(state, args: dict):
+    cid = _card(state, args["id"]).id
+    return replace(state, features=state.features.without_card(cid)), {"id": cid}
+
+
+def _h_color_set(state, args: dict):
+    f = state.features
+    cc = _merged_cc(state, args)
+    t = args["target"]
+    new = state
+    if "lut" in args:
+        new = new.with_lut_path(t, None if args["lut"] is None else str(args["lut"]))
+    feats = replace(f, inner_color=cc) if t == "inner" else f.with_wall_color(t, cc)
+    return replace(new, features=feats), {"target": t}
+
+
+def _h_color_reset(state, args: dict):
+    f = state.features
+    t = args["target"]
+    feats = replace(f, inner_color=None) if t == "inner" else f.with_wall_color(t, None)
+    return replace(state.with_lut_path(t, None), features=feats), {"target": t}
+
+
+def _h_pattern(state, args: dict):
+    p = OutputPattern(**{k: tuple(v) if isinstance(v, list) else v for k, v in args.items() if k != "output"})
+    return replace(state, features=state.features.with_pattern(args["output"], p)), {"output": args["output"]}
+
+
+def _h_blackout(state, args: dict):
+    f = state.features
+    o, on = args["output"], args["on"]
+    if o == "all":
+        if on:
+            return replace(state, blackout_all=True), {}
+        return replace(state, blackout_all=False, features=replace(f, blackout=frozenset())), {}
+    b = set(f.blackout)
+    (b.add if on else b.discard)(o)
+    return replace(state, features=replace(f, blackout=frozenset(b))), {}
+
+
+def _h_inner(state, args: dict):
+    return replace(state, inner_enabled=args["enabled"]), {}
+
+
+def _h_record_start(state, args: dict):
+    if state.recording is not None:
+        raise CommandError(f"record.start: a take is being recorded already ({state.recording})")
+    return replace(state, recording=args["path"]), {"path": args["path"]}
+
+
+def _h_record_stop(state, args: dict):
+    if state.recording is None:
+        raise CommandError("record.stop: no take is being recorded")
+    return replace(state, recording=None), {"path": state.recording}
+
+
 def apply(state, name: str, args: dict):
-    """``(new_state, result)`` of a validated command (:func:`validate`'s output) on ``state``.
+    """``(new_state, result)`` of a validated command (:func:`validate`'s output) on ``state``: the command's
+    handler.
 
     Read-only commands return the state unchanged. Raises :class:`CommandError` only when ``state`` no longer
     allows the command (validated against an older state)."""
-    f = state.features
+    spec = COMMANDS.get(name) if isinstance(name, str) else None
+    if spec is None or spec.handler is None:
+        raise CommandError(f"unknown command {_show(name)}; commands: {', '.join(COMMANDS)}")
     try:
-        if name in ("status", "state", "help", "stage.reload"):
-            return state, {}
-        if name == "content.select":
-            return replace(state, content=args["content"]), {"content": args["content"]}
-        if name == "camera.set":
-            cam = state.camera(args["camera"])
-            kw: dict[str, Any] = {}
-            for k in ("tracking", "delay_frames", "soft_edge", "freeze"):
-                if k in args:
-                    kw[k] = args[k]
-            if "overscan_percent" in args:
-                kw["overscan_percent"] = tuple(args["overscan_percent"])
-            if "smoothing" in args:
-                sm = args["smoothing"]
-                kw["smoothing"] = (
-                    None if sm == "off" else OneEuroParams(sm["min_cutoff_hz"], sm["beta"], sm["d_cutoff_hz"])
-                )
-            new = replace(cam, **kw)
-            return state.with_camera(args["camera"], new), {"camera": args["camera"], **new.to_json()}
-        if name == "chroma.set":
-            key = f.chroma_key or ChromaKey(enabled=False)
-            if "enabled" in args:
-                key = replace(key, enabled=args["enabled"])
-            if "color" in args:
-                key = replace(key, color=tuple(c / 255.0 for c in args["color"]))
-            return replace(state, features=replace(f, chroma_key=key)), {}
-        if name == "card.add":
-            cid = args.get("id") or _free_card_id(state)
-            if cid in _card_ids(state):
-                raise CommandError(f"card.add: id: light card {cid!r} exists already")
-            if len(f.light_cards) >= MAX_CARDS:
-                raise CommandError(f"card.add: at most {MAX_CARDS} light cards are drawn; remove one first")
-            card = LightCard(
-                cid,
-                args["wall"],
-                tuple(args["rect"]),
-                tuple(args.get("color", (1.0, 1.0, 1.0))),
-                args.get("intensity", 1.0),
-                args.get("layer", "over"),
-                args.get("feather_px", 0.0),
-            )
-            return replace(state, features=f.with_card(card)), {"id": cid}
-        if name in ("card.set", "card.move", "card.resize"):
-            card = _card_edit(state, args)
-            return replace(state, features=f.with_card(card)), {"id": card.id, "rect": list(card.rect)}
-        if name == "card.remove":
-            cid = _card(state, args["id"]).id
-            return replace(state, features=f.without_card(cid)), {"id": cid}
-        if name == "color.set":
-            cc = _merged_cc(state, args)
-            t = args["target"]
-            new = state
-            if "lut" in args:
-                new = new.with_lut_path(t, None if args["lut"] is None else str(args["lut"]))
-            feats = replace(f, inner_color=cc) if t == "inner" else f.with_wall_color(t, cc)
-            return replace(new, features=feats), {"target": t}
-        if name == "color.reset":
-            t = args["target"]
-            feats = replace(f, inner_color=None) if t == "inner" else f.with_wall_color(t, None)
-            return replace(state.with_lut_path(t, None), features=feats), {"target": t}
-        if name == "pattern.set":
-            p = OutputPattern(
-                args["kind"],
-                tuple(args.get("color", (1.0, 1.0, 1.0))),
-                args.get("squares", 1),
-                tuple(args.get("burn_in", ())),
-            )
-            return replace(state, features=f.with_pattern(args["output"], p)), {"output": args["output"]}
-        if name == "output.blackout":
-            o, on = args["output"], args["on"]
-            if o == "all":
-                if on:
-                    return replace(state, blackout_all=True), {}
-                return replace(state, blackout_all=False, features=replace(f, blackout=frozenset())), {}
-            b = set(f.blackout)
-            (b.add if on else b.discard)(o)
-            return replace(state, features=replace(f, blackout=frozenset(b))), {}
-        if name == "inner.set":
-            return replace(state, inner_enabled=args["enabled"]), {}
-        if name == "record.start":
-            if state.recording is not None:
-                raise CommandError(f"record.start: a take is being recorded already ({state.recording})")
-            return replace(state, recording=args["path"]), {"path": args["path"]}
-        if name == "record.stop":
-            if state.recording is None:
-                raise CommandError("record.stop: no take is being recorded")
-            return replace(state, recording=None), {"path": state.recording}
-    except _ArgError as exc:
+        return spec.handler(state, args)
+    except (_ArgError, FeatureError) as exc:
         raise CommandError(f"{name}: {exc}") from None
-    except FeatureError as exc:
-        raise CommandError(f"{name}: {exc}") from None
-    raise CommandError(f"unknown command {_show(name)}; commands: {', '.join(COMMANDS)}")
+
+
+# --------------------------------------------------------------------------------------------- the commands
+
+_BOOL = lambda v, s, st, o: _bool(v)
+_CARD_ID = _arg("id", "card id", "the card", _v_id, True)
+_TARGET = 'wall name | "inner"'
+_RECT = value_of(LightCard, "rect")
+
+_SPECS = (
+    CommandSpec(
+        "status",
+        (),
+        True,
+        "Live status: cameras, frame rate, phase error, drops, cluster, genlock.",
+        {},
+        handler=_h_nothing,
+        doc="Result: the `status` dict of `stagectl run` (below). Answered at once; `frame` is the last frame seen.",
+    ),
+    CommandSpec(
+        "state",
+        (),
+        True,
+        "The full operator state and its sequence number (a snapshot for late joiners).",
+        {},
+        handler=_h_nothing,
+        doc='Result: `{"seq": n, "state": {...}}`, the operator state as persisted (see *Operator state*). '
+        "Answered at once.",
+    ),
+    CommandSpec(
+        "help",
+        (
+            _arg(
+                "command",
+                "text",
+                "one command's name; all commands when absent",
+                lambda v, s, st, o: _choice(v, list(COMMANDS), " (commands)"),
+            ),
+        ),
+        True,
+        "The command list with argument specs.",
+        {"command": "card.add"},
+        handler=_h_nothing,
+        osc="[command]",
+        osc_note="(a name or an address)",
+        osc_example=("card.add",),
+        doc='Result: `{"commands": [{"name", "read_only", "help", "args": [{"name", "type", "required", "help"}], '
+        '"example"}]}`.',
+    ),
+    CommandSpec(
+        "stage.reload",
+        (),
+        False,
+        "Reload and re-validate the stage file; on an error nothing changes and the error is "
+        "file:line: key: ... . The operator state is kept (re-checked against the new stage).",
+        {},
+        handler=_h_nothing,
+        doc="The stage file is read and validated when the command arrives; an invalid file is answered at once "
+        "with its first error, `stage.reload: stages/demo.yaml:16: walls[0].cabinet.pixels: expected [w, h] "
+        'positive integers, got "176x176" (and 2 more)`, and nothing changes. A valid file takes effect at '
+        "the next frame boundary. The operator state is kept and carried onto the new stage: cards on a wall "
+        "that is gone, colour corrections of such a wall, patterns and blackouts of outputs that are gone and "
+        "settings of cameras that are gone are dropped, each named in the result's `warnings`; new cameras "
+        "start with the stage file's settings. `stagectl run` may still refuse the new stage when it rebuilds "
+        '(its effect, below); then nothing changes. Result: `{"stage": name, "warnings": [...]}`.',
+    ),
+    CommandSpec(
+        "content.select",
+        (
+            _arg(
+                "content",
+                "text",
+                '"procedural" or a scene file inside console.paths.content, relative to the stage file',
+                _v_content,
+                True,
+                osc="path",
+            ),
+        ),
+        False,
+        "Change the scene content (procedural world, glTF scene, 360 plate, video plate).",
+        {"content": "procedural"},
+        handler=_h_content,
+        osc="content",
+        osc_note="(`procedural` or a scene file)",
+        osc_example=("scenes/forest.glb",),
+        doc="The file must be inside the scene folder ([Paths](#paths)) and exist (`content.select: content: file "
+        "not found: scenes/lobby.glb (looked for /stages/scenes/lobby.glb)`); `stagectl run` loads it at the "
+        "frame boundary and refuses the command if it cannot (the error says why). Result: "
+        '`{"content": absolute path or "procedural"}`.',
+    ),
+    CommandSpec(
+        "camera.set",
+        (
+            _arg("camera", "camera name", "the camera", _v_camera, True),
+            _arg("tracking", "tracking source name", "the tracking source driving the camera", _v_tracking),
+            _value("delay_frames", _DELAY),
+            _arg(
+                "smoothing",
+                '"off" | {min_cutoff_hz, beta, d_cutoff_hz?}',
+                "One Euro smoothing of position and rotation: cutoff at rest (Hz, > 0), speed coefficient "
+                "(>= 0), speed cutoff (Hz, default 1)",
+                _v_smoothing,
+                osc="smoothing",
+            ),
+            _arg(
+                "overscan_percent",
+                f"number | [l, r, b, t], {_OVERSCAN.range_text()}",
+                "inner frustum overscan per side, percent",
+                _v_overscan,
+                osc="vec",
+            ),
+            _value("soft_edge", _SOFT_EDGE),
+            _arg(
+                "freeze", "bool", "keep the inner frustum (matrices and image) where it is", _BOOL, osc="bool"
+            ),
+        ),
+        False,
+        "Per-camera settings.",
+        {"camera": "cam-a", "overscan_percent": 15, "freeze": False},
+        needs_one_of=("tracking", "delay_frames", "smoothing", "overscan_percent", "soft_edge", "freeze"),
+        handler=_h_camera,
+        osc="camera ...",
+        osc_example=("cam-a", "overscan_percent", 15),
+        doc="Give `camera` and at least one setting; the others are kept. `overscan_percent` given as one number "
+        "sets all four sides. `freeze` keeps the inner frustum's matrices and image from the frame before (the "
+        "scene stops following the camera). `tracking`, `delay_frames` and `smoothing` are carried out by "
+        "`stagectl run` on the camera's timeline. Result: the camera's settings after the change.",
+    ),
+    CommandSpec(
+        "chroma.set",
+        (_field(ChromaKey, "enabled"), _field(ChromaKey, "color")),
+        False,
+        "The chroma-key frustum.",
+        {"enabled": True, "color": [0, 128, 0]},
+        needs_one_of=("enabled", "color"),
+        handler=_h_chroma,
+        osc="enabled [color] | ...",
+        osc_example=(1, 0, 128, 0),
+        doc="The first `chroma.set` on a stage without a key starts from nDisplay's green `[0, 128, 0]`, disabled "
+        "unless `enabled` is given. Markers are set in the stage file only.",
+    ),
+    CommandSpec(
+        "card.add",
+        (
+            _arg("wall", "wall name", "the wall the card is on", _v_wall, True),
+            _field(LightCard, "rect", required=True, check=_v_rect, type_="[u0, v0, u1, v1]"),
+            _arg("id", "text", 'the card id; "card-N" (the lowest free N) when absent', _v_new_id),
+            _field(LightCard, "color", default=True),
+            _field(LightCard, "intensity", default=True),
+            _field(LightCard, "layer", default=True),
+            _field(LightCard, "feather_px", default=True),
+        ),
+        False,
+        "Add a light card; the result has its id.",
+        {"wall": "main", "rect": [0.05, 0.1, 0.25, 0.6], "color": [1.0, 0.9, 0.8], "intensity": 1.5},
+        handler=_h_card_add,
+        finish=_finish_card_add,
+        osc="wall rect [color [intensity]] [layer [feather_px]] [...]",
+        osc_example=("main", 0.05, 0.1, 0.25, 0.6, 1, 0.9, 0.8, 1.5, "over", 20, "id", "key"),
+        doc=f"At most {MAX_CARDS} cards (`card.add: at most {MAX_CARDS} light cards are drawn; remove one first "
+        f"(cards: ...)`). The rectangle may reach past the wall's edges ({_RECT.range_text()} in wall UV). "
+        'Cards are drawn in the order they were added. Result: `{"id": "card-3"}`.',
+    ),
+    CommandSpec(
+        "card.set",
+        (_CARD_ID, _field(LightCard, "rect", check=_v_rect, help_="rectangle in wall UV"))
+        + tuple(_field(LightCard, k) for k in ("color", "intensity", "layer", "feather_px")),
+        False,
+        "Change a light card.",
+        {"id": "card-1", "intensity": 2.0},
+        needs_one_of=("rect", "color", "intensity", "layer", "feather_px"),
+        handler=_h_card_edit,
+        finish=_finish_card_edit,
+        osc="id ...",
+        osc_example=("key", "intensity", 2.0),
+        doc='Give `id` and at least one field; the others are kept. Result: `{"id", "rect"}`.',
+    ),
+    CommandSpec(
+        "card.move",
+        (
+            _CARD_ID,
+            _value("u", _UV, "new centre, wall UV u", True),
+            _value("v", _UV, "new centre, wall UV v (down)", True),
+        ),
+        False,
+        "Move a light card keeping its size.",
+        {"id": "card-1", "u": 0.5, "v": 0.4},
+        handler=_h_card_edit,
+        finish=_finish_card_edit,
+        osc="id u v",
+        osc_note="(new centre)",
+        osc_example=("key", 0.5, 0.4),
+        doc='`u`, `v` is the new centre; width and height stay. Result: `{"id", "rect"}` with the new rectangle.',
+    ),
+    CommandSpec(
+        "card.resize",
+        (
+            _CARD_ID,
+            _value("width", _SIZE_UV, "new width, wall UV", True),
+            _value("height", _SIZE_UV, "new height, wall UV", True),
+        ),
+        False,
+        "Resize a light card about its centre.",
+        {"id": "card-1", "width": 0.2, "height": 0.3},
+        handler=_h_card_edit,
+        finish=_finish_card_edit,
+        osc="id width height",
+        osc_note="(about the centre)",
+        osc_example=("key", 0.2, 0.3),
+        doc='The centre stays. Result: `{"id", "rect"}`.',
+    ),
+    CommandSpec(
+        "card.remove",
+        (_CARD_ID,),
+        False,
+        "Remove a light card.",
+        {"id": "card-1"},
+        handler=_h_card_remove,
+        osc="id",
+        osc_example=("key",),
+        doc='Result: `{"id"}`.',
+    ),
+    CommandSpec(
+        "color.set",
+        (_arg("target", _TARGET, "which image to correct", _v_target, True),) + _CC_ARGS,
+        False,
+        "Colour correction of a wall's outer image or of the inner frusta, merged into the current "
+        "one (exposure, white balance, ASC CDL, 3D LUT, in that order).",
+        {"target": "main", "exposure": 0.5, "temperature": 5600},
+        needs_one_of=tuple(a.name for a in _CC_ARGS),
+        handler=_h_color_set,
+        finish=_finish_color_set,
+        osc="target ...",
+        osc_note="(target: a wall or `inner`)",
+        osc_example=("main", "exposure", 0.5, "temperature", 5600),
+        doc="The values given replace those of the target's current correction; the others are kept (a target "
+        "without one starts from the identity). White balance is either `gains` or `temperature` (+ `tint`): "
+        "giving one clears the other; giving both in one command is an error. `null` for `gains`, "
+        "`temperature` or `lut` removes it. The LUT file must be inside the LUT folder ([Paths](#paths)); it "
+        "is read when the command arrives (its own errors come back as `color.set: lut: luts/show.cube:12: "
+        "expected a data line of three numbers, got '1 x 0'`), so the frame loop never reads files. Order of "
+        "the chain: exposure, white balance, CDL, LUT.",
+    ),
+    CommandSpec(
+        "color.reset",
+        (_arg("target", _TARGET, "which correction to remove", _v_target, True),),
+        False,
+        "Remove a colour correction.",
+        {"target": "main"},
+        handler=_h_color_reset,
+        finish=_finish_color_reset,
+        osc="target",
+        osc_example=("main",),
+        doc="Removes the whole correction of the target (`color.reset: target: 'ceiling' has no colour correction` "
+        "when there is none).",
+    ),
+    CommandSpec(
+        "pattern.set",
+        (
+            _arg("output", "processor/output", "the output", _v_output, True),
+            _field(OutputPattern, "kind", required=True),
+            _field(OutputPattern, "color", default=True),
+            _field(OutputPattern, "squares", default=True),
+            _field(OutputPattern, "burn_in"),
+        ),
+        False,
+        "Per-output test pattern.",
+        {"output": "tessera-a/out1", "kind": "checkerboard", "burn_in": ["frame"]},
+        handler=_h_pattern,
+        osc="output kind [color | squares] burn_in*",
+        osc_example=("tessera-a/out1", "checkerboard", 4, "frame"),
+        doc="`kind: none` removes the output's pattern. `white_flash` shows white for exactly one frame, then the "
+        "normal composition.",
+    ),
+    CommandSpec(
+        "output.blackout",
+        (
+            _arg("output", 'processor/output | "all"', "the output, or all outputs", _v_output_or_all, True),
+            _arg(
+                "on",
+                "bool",
+                "black (true) or showing (false); all + false clears every blackout",
+                _BOOL,
+                True,
+                osc="bool",
+            ),
+        ),
+        False,
+        "Blackout of one output or of all.",
+        {"output": "all", "on": True},
+        handler=_h_blackout,
+        osc="[output=all] on",
+        osc_note="(no output: `all`)",
+        osc_example=("tessera-a/out2", 1),
+        doc="One output: adds or removes it from the blacked-out outputs. `all` with `on: true` blacks out every "
+        "output (on top of the per-output blackouts); `all` with `on: false` clears every blackout.",
+    ),
+    CommandSpec(
+        "inner.set",
+        (_arg("enabled", "bool", "composite the inner frusta", _BOOL, True, osc="bool"),),
+        False,
+        "Inner frusta on or off.",
+        {"enabled": False},
+        handler=_h_inner,
+        osc="enabled",
+        osc_example=(0,),
+        doc="Off: the whole wall shows the outer image (no inner frustum is composited).",
+    ),
+    CommandSpec(
+        "record.start",
+        (
+            _arg(
+                "path",
+                "path",
+                "take file inside console.paths.takes, relative to the stage file; default "
+                "<takes folder>/<stage>-<UTC>.stgtake",
+                _v_record_path,
+                osc="path",
+            ),
+        ),
+        False,
+        "Start recording tracking (a take).",
+        {"path": "takes/scene12.stgtake"},
+        handler=_h_record_start,
+        finish=_finish_record_start,
+        osc="[path]",
+        osc_example=("takes/scene12.stgtake",),
+        doc="Records the tracking of every source into a take (`stagectl replay` plays it back). The file must be "
+        "inside the take folder ([Paths](#paths)) and must not exist yet; missing folders inside the take "
+        "folder are made. Without `path` it is `<stage stem>-<UTC>Z.stgtake` in the take folder (`takes/` next "
+        "to the stage file unless `console.paths.takes` says otherwise). One take at a time (`record.start: a "
+        'take is being recorded already (...); record.stop first`). Result: `{"path"}` (absolute).',
+    ),
+    CommandSpec(
+        "record.stop",
+        (),
+        False,
+        "Stop recording.",
+        {},
+        handler=_h_record_stop,
+        finish=_finish_record_stop,
+        doc='Result: `{"path"}` of the take. `record.stop: no take is being recorded` when none is.',
+    ),
+)
+
+#: name -> spec, in the order of docs/console.md
+COMMANDS: dict[str, CommandSpec] = {s.name: s for s in _SPECS}
+#: the write groups an OSC ``allow`` entry may name (the first dotted part of every mutating command)
+GROUPS = CONSOLE_GROUPS
+assert set(GROUPS) == {s.group for s in _SPECS if not s.read_only}
+
+
+def group_of(name: str) -> str:
+    return name.split(".", 1)[0]
+
+
+def is_read_only(name: str) -> bool:
+    spec = COMMANDS.get(name)
+    return spec is not None and spec.read_only
+
+
+def spec_json(name: str | None = None) -> dict:
+    """The ``help`` command's result: every command's spec, or one."""
+    if name is None:
+        return {"commands": [s.to_json() for s in _SPECS]}
+    return {"commands": [COMMANDS[name].to_json()]}

@@ -7,8 +7,9 @@ to the :class:`~stagectl.console.hub.ControlHub`. It only translates: the hub va
 command.
 
 * **Arguments.** Each command has a positional form for control surfaces (Bitfocus Companion, TouchOSC), e.g.
-  ``/stagectl/card/move s:id f:u f:v``, ``/stagectl/color/set s:target s:key value ...``; see
-  :data:`USAGE` and ``docs/console-osc.md``. Every command also takes the *keyed* form: one string argument
+  ``/stagectl/card/move s:id f:u f:v``, ``/stagectl/color/set s:target s:key value ...``, read from each
+  command's declaration (:attr:`stagectl.console.commands.CommandSpec.osc`); see :data:`USAGE` and
+  ``docs/console-osc.md``. Every command also takes the *keyed* form: one string argument
   holding a JSON object of the command's arguments (``/stagectl/card/add '{"wall": "main", ...}'``). Where a
   bool is expected an int or float ``0``/``1`` (a button), ``T``/``F`` or the strings ``true``/``false``/
   ``on``/``off`` are accepted. A float32 argument (``f``, what most surfaces send) is read as the shortest
@@ -57,6 +58,7 @@ import ipaddress
 import json
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -71,6 +73,7 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 from pythonosc.parsing import osc_types
 
 from stagectl.console.commands import COMMANDS as SPECS
+from stagectl.console.commands import ArgSpec, CommandSpec
 from stagectl.console.jsonbounds import JsonTooDeep
 from stagectl.console.jsonbounds import loads as bounded_loads
 from stagectl.tracking.codecs.osc import packet_messages
@@ -115,51 +118,6 @@ _CLOSE_BUDGET_S: Final = 0.2
 _INT32: Final = (-(1 << 31), (1 << 31) - 1)
 _BOOL_WORDS: Final = {"true": True, "on": True, "yes": True, "1": True,
                       "false": False, "off": False, "no": False, "0": False}
-_LAYERS: Final = ("over", "under")
-_BURN_IN: Final = ("frame", "timecode")
-
-# Per command: the positional form (after the address) as operators read it in docs and error messages.
-USAGE: Final = {
-    "status": "",
-    "state": "",
-    "help": "[s:command]",
-    "stage.reload": "",
-    "content.select": "s:content",
-    "camera.set": "s:camera s:key value [s:key value ...]",
-    "chroma.set": "i:enabled [f:r f:g f:b]  |  s:key value [s:key value ...]",
-    "card.add": "s:wall f:u0 f:v0 f:u1 f:v1 [f:r f:g f:b [f:intensity]] [s:layer [f:feather_px]] "
-                "[s:key value ...]",
-    "card.set": "s:id s:key value [s:key value ...]",
-    "card.move": "s:id f:u f:v",
-    "card.resize": "s:id f:width f:height",
-    "card.remove": "s:id",
-    "color.set": "s:target s:key value [s:key value ...]",
-    "color.reset": "s:target",
-    "pattern.set": "s:output s:kind [f:r f:g f:b | i:squares] [s:frame] [s:timecode]",
-    "output.blackout": "[s:output] i:on",
-    "inner.set": "i:enabled",
-    "record.start": "[s:path]",
-    "record.stop": "",
-}
-COMMANDS: Final = tuple(USAGE)
-"""Every command name the OSC address space carries, in documentation order."""
-
-# Value kinds of the ``s:key value`` pairs: "str" one string; "path" one string ("null" or "" for none); "num"
-# one number; "bool" one 0/1/T/F/word; "vec" one or more numbers (a list when several); "smoothing" "off" or
-# two or three numbers (min_cutoff_hz, beta[, d_cutoff_hz]). A string given for a number is read as JSON, so
-# "null", "[1, 2, 3]" or '{"min_cutoff_hz": 1, "beta": 0.1}' work too.
-_KEYS: Final[dict[str, dict[str, str]]] = {
-    "camera.set": {"tracking": "str", "delay_frames": "num", "smoothing": "smoothing",
-                   "overscan_percent": "vec", "soft_edge": "num", "freeze": "bool"},
-    "chroma.set": {"enabled": "bool", "color": "vec"},
-    "card.add": {"id": "str", "color": "vec", "intensity": "num", "layer": "str", "feather_px": "num"},
-    "card.set": {"rect": "vec", "color": "vec", "intensity": "num", "layer": "str", "feather_px": "num"},
-    "color.set": {"exposure": "num", "temperature": "num", "tint": "num", "gains": "vec", "slope": "vec",
-                  "offset": "vec", "power": "vec", "saturation": "num", "lut": "path"},
-}
-# Arguments that are bools, for the keyed (JSON) form's button-friendly 0/1.
-_BOOL_ARGS: Final = {"camera.set": ("freeze",), "chroma.set": ("enabled",), "output.blackout": ("on",),
-                     "inner.set": ("enabled",)}
 # Commands a newer one may replace in the queue, and the argument naming their target.
 _COALESCE: Final = {"card.move": "id", "card.resize": "id", "card.set": "id", "color.set": "target",
                     "camera.set": "camera", "chroma.set": None}
@@ -277,7 +235,7 @@ class _Args:
         return _as_bool(v, what)
 
     def pairs(self, keys: Mapping[str, str], out: dict[str, Any]) -> dict[str, Any]:
-        """Read ``s:key value [value ...]`` pairs up to the end into ``out`` (see ``_KEYS`` for the kinds)."""
+        """Read ``s:key value [value ...]`` pairs up to the end into ``out`` (the kinds: see ``_Form``)."""
         while self.more():
             at = self.i + 1
             key = self.values[self.i]
@@ -298,7 +256,7 @@ class _Args:
             if isinstance(v, str):  # a JSON value or a word ("off") in a string
                 self.i += 1
                 value: Any = _loads(v)
-            elif isinstance(v, bool) or kind in ("num", "bool"):
+            elif isinstance(v, bool) or kind in ("num", "int", "bool"):
                 self.i += 1
                 value = v
             else:
@@ -322,93 +280,222 @@ class _Args:
                               f"({self.values[self.i]!r}) is not expected")
 
 
-def _positional(command: str, a: _Args) -> dict[str, Any]:
-    """The positional form of ``command`` (see :data:`USAGE`) -> the command's argument dict."""
-    out: dict[str, Any] = {}
-    if command in ("status", "state", "stage.reload", "record.stop"):
-        pass
-    elif command == "help":
-        if a.more():
-            name = a.string("command")
-            out["command"] = command_of(name) if name.startswith(ADDRESS_PREFIX) else name
-    elif command == "content.select":
-        out["content"] = a.string("content")
-    elif command in ("card.remove", "color.reset"):
-        key = "id" if command == "card.remove" else "target"
-        out[key] = a.string(key)
-    elif command == "record.start":
-        if a.more():
-            out["path"] = a.string("path")
-    elif command in ("camera.set", "card.set", "color.set"):
-        key = {"camera.set": "camera", "card.set": "id", "color.set": "target"}[command]
-        out[key] = a.string(key)
-        if not a.more():
-            raise OscArgError(f"nothing to set: expected s:key value pairs ({', '.join(_KEYS[command])})")
-        a.pairs(_KEYS[command], out)
-    elif command == "chroma.set":
-        if a.more() and not isinstance(a.peek(), str):
-            out["enabled"] = a.boolean("enabled")
-            if a.more():
-                color = a.numbers()
-                if len(color) != 3:
-                    raise OscArgError(f"color: expected three numbers (8-bit sRGB codes), got {len(color)}")
-                out["color"] = color
+# Per command: the positional form, read from the command's declaration (CommandSpec.osc): argument names in
+# order, "[...]" optional, "a | b" alternatives, "name=value" a default, "name*" any of a word list, "..." the
+# other arguments as "s:key value" pairs. The kinds of the values (CommandSpec.args[...].osc): "str" one string;
+# "path" one string ("null" or "" for none); "num" / "int" one number; "bool" one 0/1/T/F/word; "vec" one or
+# more numbers (a list when several); "words" strings from a list; "smoothing" "off" or two or three numbers
+# (min_cutoff_hz, beta[, d_cutoff_hz]). A string given for a number is read as JSON, so "null", "[1, 2, 3]" or
+# '{"min_cutoff_hz": 1, "beta": 0.1}' work too.
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """One argument at its position (``default``: its value when an optional group is left out)."""
+
+    arg: ArgSpec
+    default: str | None = None
+
+
+@dataclass(frozen=True)
+class _Opt:
+    """An optional group: one of ``alts`` (sequences of nodes), or nothing."""
+
+    alts: tuple[tuple[Any, ...], ...]
+
+
+@dataclass(frozen=True)
+class _Pairs:
+    """``s:key value`` pairs of the arguments the form does not place."""
+
+
+_NUMERIC: Final = ("num", "int", "vec")
+
+
+def _parse_form(spec: CommandSpec) -> tuple[tuple[Any, ...], ...]:
+    """The alternatives of ``spec.osc``, each a tuple of :class:`_Slot` / :class:`_Opt` / :class:`_Pairs`."""
+    toks = re.findall(r"\[|\]|\||[^\s\[\]|]+", spec.osc)
+    pos = 0
+
+    def alts() -> tuple[tuple[Any, ...], ...]:
+        nonlocal pos
+        out: list[list[Any]] = [[]]
+        while pos < len(toks) and toks[pos] != "]":
+            t = toks[pos]
+            pos += 1
+            if t == "|":
+                out.append([])
+            elif t == "[":
+                inner = alts()
+                pos += 1  # the "]"
+                out[-1].append(_Opt(inner))
+            elif t == "...":
+                out[-1].append(_Pairs())
+            else:
+                name, _, default = t.rstrip("*").partition("=")
+                arg = spec.arg(name)
+                if arg is None:  # pragma: no cover - a declaration error, caught at import
+                    raise ValueError(f"{spec.name}: OSC form names no argument {name!r}")
+                out[-1].append(_Slot(arg, default or None))
+        return tuple(tuple(x) for x in out)
+
+    return alts()
+
+
+def _slot_usage(a: ArgSpec) -> str:
+    if a.osc == "vec" and a.parts:
+        return " ".join(f"f:{p}" for p in a.parts)
+    if a.osc == "words":
+        return " ".join(f"[s:{c}]" for c in a.choices)
+    if a.osc == "smoothing":
+        return 's:"off" | f:min_cutoff_hz f:beta [f:d_cutoff_hz]'
+    tag = {"num": "f", "int": "i", "bool": "i", "vec": "f"}.get(a.osc, "s")
+    return f"{tag}:{a.name}"
+
+
+def _usage(seq: Sequence[Any], nested: bool = False) -> str:
+    parts = []
+    for n in seq:
+        if isinstance(n, _Slot):
+            parts.append(_slot_usage(n.arg))
+        elif isinstance(n, _Opt):
+            parts.append("[" + " | ".join(_usage(s, True) for s in n.alts) + "]")
         else:
-            if not a.more():
-                raise OscArgError("nothing to set: expected i:enabled or s:key value pairs (enabled, color)")
-            a.pairs(_KEYS[command], out)
-    elif command == "card.add":
-        out["wall"] = a.string("wall")
-        out["rect"] = [a.number(n) for n in ("u0", "v0", "u1", "v1")]
-        extra = a.numbers()
-        if len(extra) not in (0, 3, 4):
-            raise OscArgError(f"after the rect: expected f:r f:g f:b [f:intensity], got {len(extra)} numbers")
-        if extra:
-            out["color"] = extra[:3]
-        if len(extra) == 4:
-            out["intensity"] = extra[3]
-        if a.more() and a.peek() in _LAYERS:
-            out["layer"] = a.string("layer")
-            if a.more() and _is_num(a.peek()):
-                out["feather_px"] = a.number("feather_px")
-        a.pairs(_KEYS[command], out)
-    elif command == "card.move":
-        out["id"] = a.string("id")
-        out["u"], out["v"] = a.number("u"), a.number("v")
-    elif command == "card.resize":
-        out["id"] = a.string("id")
-        out["width"], out["height"] = a.number("width"), a.number("height")
-    elif command == "pattern.set":
-        out["output"] = a.string("output")
-        out["kind"] = a.string("kind")
-        nums = a.numbers()
-        if len(nums) == 3:
-            out["color"] = nums
-        elif len(nums) == 1:
-            out["squares"] = nums[0]
-        elif nums:
-            raise OscArgError(f"after the kind: expected f:r f:g f:b (linear colour) or i:squares, got "
-                              f"{len(nums)} numbers")
-        burn = []
-        while a.more():
-            f = a.string("burn-in field")
-            if f not in _BURN_IN:
-                raise OscArgError(f"burn-in: expected {' or '.join(_BURN_IN)}, got {f!r}")
-            burn.append(f)
-        if burn:
-            out["burn_in"] = burn
-    elif command == "output.blackout":
-        if a.more() and isinstance(a.peek(), str):
-            out["output"] = a.string("output")
+            parts.append("s:key value ..." if nested else "s:key value [s:key value ...]")
+    return " ".join(parts)
+
+
+def _numeric(seq: Sequence[Any]) -> bool:
+    return all((isinstance(n, _Slot) and n.arg.osc in _NUMERIC) or (isinstance(n, _Opt) and all(
+        _numeric(s) for s in n.alts)) for n in seq)
+
+
+def _shapes(seq: Sequence[Any]) -> list[list[ArgSpec]]:
+    """Every way a numeric sequence can be given: the arguments it then holds, in order."""
+    out: list[list[ArgSpec]] = [[]]
+    for n in seq:
+        if isinstance(n, _Slot):
+            out = [s + [n.arg] for s in out]
         else:
-            out["output"] = "all"
-        out["on"] = a.boolean("on")
-    elif command == "inner.set":
-        out["enabled"] = a.boolean("enabled")
-    else:  # pragma: no cover - USAGE and this function list the same commands
-        raise OscArgError(f"no OSC form for {command}")
-    a.end()
+            out = [s + t for s in out for t in [[]] + [x for alt in n.alts for x in _shapes(alt)]]
     return out
+
+
+def _count(args: Sequence[ArgSpec]) -> int:
+    return sum(len(a.parts) if a.osc == "vec" and a.parts else 1 for a in args)
+
+
+def _fits(node: Any, v: Any) -> bool:
+    """Whether value ``v`` can start ``node`` (an optional group is entered, an alternative chosen)."""
+    if isinstance(node, _Pairs):
+        return isinstance(v, str)
+    if isinstance(node, _Opt):
+        return any(s and _fits(s[0], v) for s in node.alts)
+    a = node.arg
+    if a.osc in _NUMERIC:
+        return _is_num(v)
+    if a.osc == "bool":
+        return not isinstance(v, str)
+    return isinstance(v, str) and (not a.choices or v in a.choices)
+
+
+def _placed(seq: Sequence[Any]) -> set[str]:
+    return {n.arg.name for n in seq if isinstance(n, _Slot)}
+
+
+def _read(seq: Sequence[Any], a: _Args, out: dict[str, Any], keys: Mapping[str, str], nested: bool,
+          prev: str) -> str:
+    """Read the nodes of ``seq`` into ``out``; returns the name of the last argument read."""
+    for n in seq:
+        if isinstance(n, _Pairs):
+            if not a.more():
+                if not nested:
+                    raise OscArgError(f"nothing to set: expected s:key value pairs ({', '.join(keys)})")
+                continue
+            a.pairs(keys, out)
+        elif isinstance(n, _Opt):
+            if _numeric(n.alts[0]) and all(_numeric(s) for s in n.alts):
+                nums = a.numbers()
+                if not nums:
+                    continue
+                shape = next((s for alt in n.alts for s in _shapes(alt) if _count(s) == len(nums)), None)
+                if shape is None:
+                    inner = " | ".join(_usage(s, True) for s in n.alts)
+                    raise OscArgError(f"after the {prev}: expected {inner}, got {len(nums)} numbers")
+                for arg in shape:
+                    k = len(arg.parts) if arg.osc == "vec" and arg.parts else 1
+                    out[arg.name] = nums[:k] if arg.osc == "vec" and arg.parts else nums[0]
+                    nums = nums[k:]
+                    prev = arg.name
+            elif a.more() and _fits(n, a.peek()):
+                alt = next(s for s in n.alts if s and _fits(s[0], a.peek()))
+                prev = _read(alt, a, out, keys, True, prev)
+            else:
+                for s in n.alts:
+                    for x in s:
+                        if isinstance(x, _Slot) and x.default is not None:
+                            out[x.arg.name] = x.default
+        else:
+            arg = n.arg
+            if arg.osc == "words":
+                words = []
+                label = arg.label or arg.name
+                while a.more():
+                    w = a.string(label)
+                    if w not in arg.choices:
+                        raise OscArgError(f"{label}: expected {' or '.join(arg.choices)}, got {w!r}")
+                    words.append(w)
+                if words:
+                    out[arg.name] = words
+            elif arg.osc == "vec" and arg.parts:
+                out[arg.name] = [a.number(p) for p in arg.parts]
+            elif arg.osc in _NUMERIC:
+                out[arg.name] = a.number(arg.name)
+            elif arg.osc == "bool":
+                out[arg.name] = a.boolean(arg.name)
+            else:
+                out[arg.name] = a.string(arg.name)
+            prev = arg.name
+    return prev
+
+
+@dataclass(frozen=True)
+class _Form:
+    """One command's positional OSC form."""
+
+    spec: CommandSpec
+    alts: tuple[tuple[Any, ...], ...]
+
+    @property
+    def usage(self) -> str:
+        return "  |  ".join(_usage(s) for s in self.alts)
+
+    def keys(self, seq: Sequence[Any]) -> dict[str, str]:
+        placed = _placed(seq)
+        return {x.name: x.osc for x in self.spec.args if x.name not in placed}
+
+    def read(self, a: _Args) -> dict[str, Any]:
+        alt = self.alts[0]
+        if len(self.alts) > 1:
+            if not a.more():
+                first = " or ".join(
+                    f"s:key value pairs ({', '.join(self.keys(s))})" if isinstance(s[0], _Pairs) else _usage(s[:1])
+                    for s in self.alts)
+                raise OscArgError(f"nothing to set: expected {first}")
+            alt = next((s for s in self.alts if s and _fits(s[0], a.peek())), self.alts[-1])
+        out: dict[str, Any] = {}
+        _read(alt, a, out, self.keys(alt), False, "")
+        a.end()
+        return out
+
+
+_FORMS: Final = {name: _Form(spec, _parse_form(spec)) for name, spec in SPECS.items()}
+#: Per command: the positional form (after the address) as operators read it in docs and error messages.
+USAGE: Final = {name: form.usage for name, form in _FORMS.items()}
+COMMANDS: Final = tuple(USAGE)
+"""Every command name the OSC address space carries, in documentation order."""
+# Arguments that are bools, for the keyed (JSON) form's button-friendly 0/1.
+_BOOL_ARGS: Final = {name: tuple(a.name for a in spec.args if a.osc == "bool") for name, spec in SPECS.items()}
 
 
 def parse_args(command: str, values: Sequence[Any]) -> dict[str, Any]:
@@ -434,7 +521,10 @@ def parse_args(command: str, values: Sequence[Any]) -> dict[str, Any]:
             if key in args:
                 args[key] = _as_bool(args[key], key)
         return args
-    return _positional(command, _Args(command, vals))
+    args = _FORMS[command].read(_Args(command, vals))
+    if command == "help" and str(args.get("command", "")).startswith(ADDRESS_PREFIX):
+        args["command"] = command_of(args["command"])  # "/stagectl/card/add" names card.add
+    return args
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -606,8 +606,9 @@ class ColorCorrection:
     gains: tuple[float, float, float] | None = declared(
         None, kind="vector", parts=("r", "g", "b"), lo=0.0, hi=100.0, nullable=True, unit="linear RGB gains",
         noun="linear gains {range}", help="white balance as linear RGB gains (replaces temperature/tint)")
-    temperature: float | None = declared(None, kind="number", lo=1667.0, hi=25000.0, nullable=True,
-                                         unit="kelvin", help="white balance colour temperature (replaces gains)")
+    temperature: float | None = declared(
+        None, kind="number", lo=1667.0, hi=25000.0, nullable=True, unit="kelvin",
+        help="white balance colour temperature, kelvin (replaces gains)")
     tint: float = declared(0.0, kind="number", lo=-100.0, hi=100.0, unit="Duv x -1000",
                            help="white balance tint with the temperature (positive: magenta)")
     slope: tuple[float, float, float] = declared(

@@ -290,6 +290,43 @@
     buildCameras();
     S.mapBounds = null;
     S.built = true;
+    applySpecs();
+  }
+
+  // ------------------------------------------------------------------ limits from the command declarations
+  // The pattern kinds and the limits of the number fields are not copied here: they come from the stage's
+  // `help` answer, generated from the one declaration of every command (docs/console.md).
+  const LIMITED = {  // input id (or id prefix) -> [command, argument]
+    "card-add-intensity": ["card.add", "intensity"], "card-edit-intensity": ["card.set", "intensity"],
+    "card-add-feather": ["card.add", "feather_px"], "card-edit-feather": ["card.set", "feather_px"],
+    "cam-delay-": ["camera.set", "delay_frames"], "cam-softedge-": ["camera.set", "soft_edge"],
+    "cam-ov-": ["camera.set", "overscan_percent"],
+  };
+  function declaredRange(type) {  // "number 0..1000" -> [0, 1000]
+    const m = /(-?[\d.]+)\.\.(-?[\d.]+)/.exec(type || "");
+    return m ? [+m[1], +m[2]] : null;
+  }
+  function applySpecs() {
+    send("help", {}).then((ack) => {
+      if (!ack.ok) return;
+      const specs = {};
+      for (const c of ack.result.commands) specs[c.name] = Object.fromEntries(c.args.map((a) => [a.name, a]));
+      S.patternKinds = specs["pattern.set"].kind.type.split(" | ");
+      for (const sel of document.querySelectorAll("select[id^='pattern-kind-']")) {
+        const keep = sel.value;
+        sel.replaceChildren(...S.patternKinds.map((x) => el("option", { value: x, text: x.replace("_", " ") })));
+        sel.value = keep;
+      }
+      for (const [prefix, [command, arg]] of Object.entries(LIMITED)) {
+        const a = specs[command] && specs[command][arg];
+        const r = a && declaredRange(a.type);
+        if (!r) continue;
+        for (const input of document.querySelectorAll(`input[id^='${prefix}']`)) {
+          input.min = r[0]; input.max = r[1]; input.title = `${a.type}: ${a.help}`;
+        }
+      }
+      if (S.state) renderState();  // the pattern selects show the state's kinds again
+    }).catch(() => {});  // offline: the fields keep their plain number inputs; the stage checks every value
   }
 
   function buildPreviews() {
@@ -333,7 +370,7 @@
   }
 
   function buildOutputs() {
-    const kinds = ["none", "cabinet_id", "color_bars", "checkerboard", "aruco", "solid", "white_flash"];
+    const kinds = S.patternKinds || ["none"];  // all of them once the stage's help answered (applySpecs)
     $("outputs-list").replaceChildren(...S.stage.outputs.map((o) => {
       const k = safe(o.key);
       const kind = el("select", { id: `pattern-kind-${k}`, "data-test": `pattern-kind-${k}` },
@@ -379,11 +416,11 @@
       const form = el("form", { class: "camform", id: `camform-${k}`, "data-camera": name, autocomplete: "off", novalidate: true },
         el("h3", { text: `Camera ${name}` }),
         el("div", { class: "fields" }, el("label", {}, "tracking", tracking),
-          f("delay", "delay (frames)", { min: 0 }), f("softedge", "soft edge (0..0.5)", { min: 0, max: 0.5 }),
+          f("delay", "delay (frames)", { min: 0 }), f("softedge", "soft edge", { min: 0 }),
           el("label", { class: "check" }, freeze, "freeze")),
         el("div", { class: "fields" }, el("span", { class: "vlabel", text: "overscan % (left right bottom top)" }),
-          f("ov-l", "l", { min: 0, max: 100, class: "narrow" }), f("ov-r", "r", { min: 0, max: 100, class: "narrow" }),
-          f("ov-b", "b", { min: 0, max: 100, class: "narrow" }), f("ov-t", "t", { min: 0, max: 100, class: "narrow" })),
+          f("ov-l", "l", { min: 0, class: "narrow" }), f("ov-r", "r", { min: 0, class: "narrow" }),
+          f("ov-b", "b", { min: 0, class: "narrow" }), f("ov-t", "t", { min: 0, class: "narrow" })),
         el("div", { class: "fields" }, el("label", {}, "smoothing", smooth),
           f("cutoff", "min cutoff (Hz)", { min: 0 }), f("beta", "beta", { min: 0 }),
           el("button", { type: "submit", class: "primary", id: `cam-apply-${k}`, "data-test": `cam-apply-${k}`,
