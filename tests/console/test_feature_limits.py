@@ -206,7 +206,7 @@ def _by_osc(cls, name, args, stage, state) -> bool:
 
 
 def _cases():
-    for cls, (base, _) in BASE.items():
+    for cls in BASE:
         for name, val, _ in values_of(cls):
             if (cls, name) in SKIP or val.kind in ("object", "lut"):
                 continue
