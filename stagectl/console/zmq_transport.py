@@ -24,8 +24,8 @@ Topology (zguide *Clone* pattern; ``docs/reference/STYLE.md`` practice 10)::
   subscribes, asks ``state`` over the command socket (a snapshot with its ``seq``) and then applies the
   stream's updates with a higher ``seq`` (:class:`StateFollower`).
 * **Authentication.** Both sockets are CURVE servers with the key pair ``<keys>/server.key_secret``; a ZAP
-  handler (:class:`zmq.auth.thread.ThreadAuthenticator` with ``configure_curve(domain="*",
-  location=<keys>/clients)``) admits only clients whose public key is a ``<keys>/clients/NAME.key`` file (keys
+  handler (:class:`~stagectl.sync.zmq_security.KeyAuthenticator`, shared with the cluster primary, over
+  ``<keys>/clients``) admits only clients whose public key is a ``<keys>/clients/NAME.key`` file (keys
   added there are picked up without a restart), and the caller is ``"zmq:NAME"`` for the hub. Peers without
   CURVE, with an unlisted key or with the wrong server key are refused during the handshake; every refusal is
   counted by reason with the peer's address (socket monitors and the ZAP handler) in :meth:`ZmqConsole.stats`.
@@ -44,28 +44,34 @@ import json
 import math
 import os
 import queue
-import re
 import secrets
-import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, ClassVar, Self
+from collections.abc import Mapping
+from typing import Any, Self
 
 import zmq
-import zmq.auth
-from zmq.auth.thread import ThreadAuthenticator
-from zmq.utils import z85
-from zmq.utils.monitor import parse_monitor_message
 
 from stagectl.console.jsonbounds import MAX_DEPTH as MAX_JSON_DEPTH
 from stagectl.console.jsonbounds import JsonTooDeep
 from stagectl.console.jsonbounds import loads as bounded_loads
-from stagectl.errors import StageError
+from stagectl.sync.zmq_security import (  # the key files and their checking, shared with the cluster
+    CLIENTS_DIR,
+    DEFAULT_CLIENT,
+    DEFAULT_KEYS_DIR,
+    SERVER_KEY_NAME,
+    ClientKeys,
+    KeyAuthenticator,
+    KeyPaths,
+    RefusalMonitor,
+    Refusals,
+    ZmqKeyError,
+    load_client_keys,
+    load_key,
+    make_keys,
+    resolve_keys_dir,
+)
 
 __all__ = [
     "CLIENTS_DIR",
@@ -81,6 +87,7 @@ __all__ = [
     "StateFollower",
     "ZmqConsole",
     "ZmqConsoleError",
+    "ZmqKeyError",
     "connect_host",
     "load_client_keys",
     "make_keys",
@@ -92,14 +99,6 @@ __all__ = [
 #: Default ports: commands (ROUTER) and the state stream (PUB).
 DEFAULT_PORT = 41320
 DEFAULT_STATE_PORT = 41321
-#: Default key directory, relative to the stage file.
-DEFAULT_KEYS_DIR = "keys"
-#: Name of the server key pair inside the key directory.
-SERVER_KEY_NAME = "server"
-#: Sub-directory of the key directory with the authorised clients' public keys.
-CLIENTS_DIR = "clients"
-#: Client key pair ``stagectl keys`` makes by default and ``stagectl ctl`` uses by default.
-DEFAULT_CLIENT = "ctl"
 
 #: Worker threads that wait in ``hub.submit`` for the frame loop, and requests that may wait for them.
 WORKERS = 4
@@ -109,20 +108,16 @@ MAX_REQUEST_BYTES = 1 << 20
 #: Most frames one request may have (identity, a DEALER's tags, the empty delimiter, the JSON frame); a request
 #: with more is counted and answered with an error (when its envelope ends within this many frames) or dropped.
 MAX_REQUEST_FRAMES = 16
-#: Refusal records kept for :meth:`ZmqConsole.stats`.
-RECENT_REFUSALS = 32
-#: When an unknown key knocks, the ZAP handler rereads ``<keys>/clients`` if it changed or this long passed
-#: (ns).
-KEY_RELOAD_NS = 1_000_000_000
 #: How long :class:`StateFollower` waits for the stream's first message before taking its snapshot (s).
 SYNC_WAIT_S = 1.0
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _now = time.monotonic_ns
 
 
-class ZmqConsoleError(StageError):
-    """A ZeroMQ console problem a user can fix: missing or bad keys, a port that cannot be bound."""
+class ZmqConsoleError(ZmqKeyError):
+    """A ZeroMQ console problem a user can fix: missing or bad keys, a port that cannot be bound. (Key files
+    that are missing, bad or cannot be written raise its base :class:`~stagectl.sync.zmq_security.ZmqKeyError`,
+    from the code the cluster shares.)"""
 
     exit_code = 2
 
@@ -131,303 +126,15 @@ class ConsoleUnreachable(ZmqConsoleError):
     """No reply from the stage's console within the caller's timeout (not running, or the key is refused)."""
 
 
-# ================================================================================================ keys
-
-
-@dataclass(frozen=True)
-class KeyPaths:
-    """Where the CURVE keys of one stage live: ``<keys>/server.key`` (+ ``.key_secret``), the authorised
-    clients' public keys in ``<keys>/clients/NAME.key`` and the clients' secret keys
-    ``<keys>/NAME.key_secret``."""
-
-    keys_dir: Path
-
-    @property
-    def server_public(self) -> Path:
-        return self.keys_dir / f"{SERVER_KEY_NAME}.key"
-
-    @property
-    def server_secret(self) -> Path:
-        return self.keys_dir / f"{SERVER_KEY_NAME}.key_secret"
-
-    @property
-    def clients_dir(self) -> Path:
-        return self.keys_dir / CLIENTS_DIR
-
-    def client_public(self, name: str) -> Path:
-        return self.clients_dir / f"{name}.key"
-
-    def client_secret(self, name: str) -> Path:
-        return self.keys_dir / f"{name}.key_secret"
-
-
-@dataclass(frozen=True)
-class ClientKeys:
-    """What a client needs to reach a console: its own key pair and the server's public key (z85 bytes)."""
-
-    public: bytes
-    secret: bytes
-    server_public: bytes
-    name: str = DEFAULT_CLIENT
-
-    def apply(self, sock: zmq.Socket) -> None:
-        """Make ``sock`` a CURVE client of the console."""
-        sock.curve_publickey = self.public
-        sock.curve_secretkey = self.secret
-        sock.curve_serverkey = self.server_public
-
-
 def zmq_settings(stage: Any) -> Any:
     """The ``console.zmq`` settings of a loaded stage (``bind``, ``port``, ``state_port``, ``keys``)."""
     return stage.console.zmq
-
-
-def resolve_keys_dir(settings: Any, stage_dir: str | os.PathLike[str]) -> Path:
-    """The key directory of ``console.zmq.keys`` (default ``keys``); a relative one is taken from
-    ``stage_dir``, the stage file's directory."""
-    keys = Path(getattr(settings, "keys", None) or DEFAULT_KEYS_DIR).expanduser()
-    return keys if keys.is_absolute() else Path(stage_dir) / keys
 
 
 def connect_host(bind: str) -> str:
     """The host a client on this machine connects to for a console bound to ``bind`` (all interfaces:
     loopback)."""
     return "127.0.0.1" if bind in ("*", "0.0.0.0", "") else ("::1" if bind in ("::", "[::]") else bind)
-
-
-def _check_name(name: str) -> str:
-    if not _NAME_RE.match(name) or name == SERVER_KEY_NAME:
-        raise ZmqConsoleError(
-            f"client name {name!r}: expected up to 64 letters, digits, '_', '.', '-' "
-            f"(not {SERVER_KEY_NAME!r})"
-        )
-    return name
-
-
-def _write_pair(tmp_dir: Path, name: str) -> tuple[Path, Path]:
-    """A fresh key pair written in ``tmp_dir`` (public ``name.key``, secret ``name.key_secret`` mode 0600)."""
-    public, secret = zmq.auth.create_certificates(str(tmp_dir), name)
-    os.chmod(secret, 0o600)
-    os.chmod(public, 0o644)
-    return Path(public), Path(secret)
-
-
-def make_keys(
-    keys_dir: str | os.PathLike[str], clients: Iterable[str] = (DEFAULT_CLIENT,), *, force: bool = False
-) -> list[tuple[str, Path]]:
-    """Create the console keys: the server pair if absent and one client pair per name.
-
-    A client's public key goes to ``<keys>/clients/NAME.key`` (which authorises it) and its secret key to
-    ``<keys>/NAME.key_secret`` (mode 0600). An existing key is kept unless ``force`` (then the pair is
-    replaced; every client must get the new server key). Returns ``(what, path)`` per file in order, ``what``
-    one of ``"made"``, ``"replaced"``, ``"kept"``.
-    """
-    names = [_check_name(n) for n in dict.fromkeys(clients)]
-    paths = KeyPaths(Path(keys_dir))
-    try:
-        paths.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        paths.clients_dir.mkdir(exist_ok=True, mode=0o755)
-    except OSError as exc:
-        raise ZmqConsoleError(f"cannot create the key directory {paths.keys_dir}: {exc.strerror}") from None
-    out: list[tuple[str, Path]] = []
-    try:
-        tmp = Path(_scratch_dir(paths.keys_dir))
-    except OSError as exc:
-        raise ZmqConsoleError(f"cannot write keys in {paths.keys_dir}: {exc.strerror}") from None
-    try:
-        jobs = [(SERVER_KEY_NAME, paths.server_public, paths.server_secret)]
-        jobs += [(n, paths.client_public(n), paths.client_secret(n)) for n in names]
-        for name, public, secret in jobs:
-            exists = public.exists() or secret.exists()
-            if exists and not force:
-                out += [("kept", p) for p in (public, secret) if p.exists()]
-                continue
-            new_public, new_secret = _write_pair(tmp, name)
-            os.replace(new_secret, secret)
-            os.replace(new_public, public)
-            out += [("replaced" if exists else "made", p) for p in (public, secret)]
-    except OSError as exc:
-        raise ZmqConsoleError(f"cannot write keys in {paths.keys_dir}: {exc}") from None
-    finally:
-        for f in tmp.iterdir():
-            f.unlink()
-        tmp.rmdir()
-    return out
-
-
-def _scratch_dir(parent: Path) -> str:
-    """A private (0700) scratch directory in ``parent`` (same file system: ``os.replace`` is atomic)."""
-    import tempfile
-
-    return tempfile.mkdtemp(prefix=".new-", dir=parent)
-
-
-def _z85_key(text: bytes | None) -> bool:
-    """``text`` is a Z85-encoded 32-byte CURVE key."""
-    try:
-        return text is not None and len(text) == 40 and len(z85.decode(text)) == 32
-    except (ValueError, KeyError, TypeError):
-        return False
-
-
-def _load_key(path: Path, what: str, *, secret: bool) -> tuple[bytes, bytes | None]:
-    """``(public, secret)`` of a key file made by ``stagectl keys`` (pyzmq's certificate format)."""
-    if not path.is_file():
-        raise ZmqConsoleError(f"{what} {path} is missing (run `stagectl keys STAGE.yaml` to make the keys)")
-    try:
-        public, sec = zmq.auth.load_certificate(path)
-    except (OSError, ValueError) as exc:
-        raise ZmqConsoleError(f"{what} {path}: cannot be read: {exc}") from None
-    if not _z85_key(public):
-        raise ZmqConsoleError(f"{what} {path}: public-key is not a 40-character Z85 CURVE key")
-    if secret and not _z85_key(sec):
-        raise ZmqConsoleError(
-            f"{what} {path}: no valid secret-key in the file (a .key_secret file is needed)"
-        )
-    return public, sec
-
-
-def load_client_keys(
-    keys_dir: str | os.PathLike[str], key_file: str | os.PathLike[str] | None = None
-) -> ClientKeys:
-    """The client key pair ``key_file`` (default ``<keys>/ctl.key_secret``) and the server's public key
-    ``<keys>/server.key``; :class:`ZmqConsoleError` with a one-line message when a file is missing or bad."""
-    paths = KeyPaths(Path(keys_dir))
-    path = Path(key_file) if key_file is not None else paths.client_secret(DEFAULT_CLIENT)
-    public, sec = _load_key(path, "client key", secret=True)
-    server_public, _ = _load_key(paths.server_public, "server public key", secret=False)
-    name = path.name.removesuffix(".key_secret").removesuffix(".key")
-    assert sec is not None
-    return ClientKeys(public, sec, server_public, name)
-
-
-# ================================================================================================ auth
-
-
-def _utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class _Refusals:
-    """Refused connections, counted by reason and peer (thread-safe: ZAP thread and socket thread)."""
-
-    REASONS: ClassVar[dict[str, str]] = {
-        "no_curve": "no CURVE (plain or other security mechanism)",
-        "unknown_key": "client key not in the authorised clients",
-        "bad_handshake": "CURVE handshake failed (wrong server key?)",
-        "handshake": "handshake did not complete (no CURVE and it hung up first, not ZeroMQ, or it hung up)",
-    }
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.total = 0
-        self.by_reason: dict[str, int] = {}
-        self.by_peer: dict[str, int] = {}
-        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_REFUSALS)
-        self.unknown_keys: dict[str, dict[str, Any]] = {}
-
-    def add(self, socket_name: str, reason: str, detail: str) -> dict[str, Any]:
-        rec = {
-            "time_utc": _utc_now(),
-            "socket": socket_name,
-            "reason": reason,
-            "detail": detail,
-            "peer": None,
-        }
-        with self._lock:
-            self.total += 1
-            self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
-            self.recent.append(rec)
-        return rec
-
-    def set_peer(self, rec: dict[str, Any], peer: str) -> None:
-        with self._lock:
-            rec["peer"] = peer
-            self.by_peer[peer] = self.by_peer.get(peer, 0) + 1
-
-    def unknown_key(self, address: str, key_z85: str) -> None:
-        with self._lock:
-            entry = self.unknown_keys.get(key_z85)
-            if entry is None:
-                if len(self.unknown_keys) >= RECENT_REFUSALS:
-                    return
-                entry = self.unknown_keys[key_z85] = {"address": address, "attempts": 0}
-            entry["address"] = address
-            entry["attempts"] += 1
-
-    def as_dict(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "refused": self.total,
-                "refused_by_reason": dict(self.by_reason),
-                "refused_by_peer": dict(self.by_peer),
-                "refused_recent": [dict(r) for r in self.recent],
-                "unknown_keys": {k: dict(v) for k, v in self.unknown_keys.items()},
-            }
-
-
-class _ConsoleAuthenticator(ThreadAuthenticator):
-    """ZAP handler: CURVE clients whose public key is a file in ``<keys>/clients`` are admitted with the
-    file's stem as their User-Id. An unknown key makes it reread the directory when the directory changed
-    since the last reading (or a second passed), so a key added while running works for the next connection;
-    a key still unknown is recorded with the peer address."""
-
-    def __init__(self, context: zmq.Context, clients_dir: Path, refusals: _Refusals) -> None:
-        super().__init__(context=context)
-        self.clients_dir = clients_dir
-        self.refusals = refusals
-        self._names: dict[bytes, str] = {}
-        self._loaded_ns = 0
-        self._dir_mtime_ns = -1
-        self.bad_key_files: list[str] = []
-
-    def load_clients(self) -> None:
-        """(Re)read ``<keys>/clients``: public key (z85) -> file stem; unreadable files are listed and
-        skipped."""
-        names: dict[bytes, str] = {}
-        bad: list[str] = []
-        self._dir_mtime_ns = self._mtime_ns()
-        for f in sorted(self.clients_dir.glob("*.key")):
-            try:
-                public, _ = zmq.auth.load_certificate(f)
-            except (OSError, ValueError):
-                public = None
-            if not _z85_key(public):
-                bad.append(f.name)
-                continue
-            assert public is not None
-            names.setdefault(public, f.stem)
-        self.configure_curve(domain="*", location=str(self.clients_dir))
-        self.certs["*"] = {k: True for k in names}  # the same keys, without the unreadable files' failure
-        self._names = names
-        self.bad_key_files = bad
-        self._loaded_ns = _now()
-
-    def _mtime_ns(self) -> int:
-        try:
-            return self.clients_dir.stat().st_mtime_ns
-        except OSError:
-            return -1
-
-    def curve_user_id(self, client_public_key: bytes) -> str:
-        return self._names.get(z85.encode(client_public_key), "?")
-
-    async def _authenticate_curve(self, domain: str, client_key: bytes) -> tuple[bool, bytes]:
-        allowed, reason = await super()._authenticate_curve(domain, client_key)
-        if not allowed and (
-            self._mtime_ns() != self._dir_mtime_ns or _now() - self._loaded_ns >= KEY_RELOAD_NS
-        ):
-            self.load_clients()
-            allowed, reason = await super()._authenticate_curve(domain, client_key)
-        return allowed, reason
-
-    async def handle_zap_message(self, msg: list[bytes]) -> None:
-        await super().handle_zap_message(msg)
-        # Record who knocked with an unknown key (the count itself comes from the socket monitors).
-        if len(msg) == 7 and msg[5] == b"CURVE" and len(msg[6]) == 32:
-            key = z85.encode(msg[6])
-            if key not in self.certs.get("*", {}):
-                self.refusals.unknown_key(msg[3].decode("utf-8", "replace"), key.decode("ascii"))
 
 
 # ============================================================================================ transport
@@ -502,71 +209,6 @@ def _parse_request(payload: bytes) -> tuple[str, dict[str, Any]]:
     return name, args
 
 
-class _Monitor:
-    """Turns one socket's monitor events into refusal records: a handshake failure is counted when it is
-    reported, and the peer (``ip:port``, read from the connection's descriptor when it was accepted) is added
-    when libzmq reports that connection's disconnect, which follows the failure on the same I/O thread."""
-
-    EVENTS = (
-        zmq.EVENT_ACCEPTED
-        | zmq.EVENT_DISCONNECTED
-        | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-        | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-        | zmq.EVENT_HANDSHAKE_FAILED_AUTH
-        | zmq.EVENT_HANDSHAKE_SUCCEEDED
-    )
-
-    def __init__(self, name: str, sock: zmq.Socket, refusals: _Refusals) -> None:
-        self.name = name
-        self.socket = sock.get_monitor_socket(self.EVENTS)
-        self.refusals = refusals
-        self._peers: dict[int, str] = {}
-        self._pending: deque[dict[str, Any]] = deque()
-        self.accepted = 0
-        self.handshakes = 0
-
-    @staticmethod
-    def _peer_of(fd: int) -> str:
-        try:
-            s = socket.socket(fileno=os.dup(fd))
-        except OSError:
-            return "?"
-        try:
-            host, port = s.getpeername()[:2]
-            return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        except (OSError, ValueError, TypeError):
-            return "?"
-        finally:
-            s.close()
-
-    def handle(self) -> None:
-        while self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-            try:
-                ev = parse_monitor_message(self.socket.recv_multipart(zmq.NOBLOCK))
-            except (zmq.Again, ValueError, IndexError):
-                return
-            kind, value = ev["event"], int(ev["value"])
-            if kind == zmq.EVENT_ACCEPTED:
-                self.accepted += 1
-                self._peers[value] = self._peer_of(value)
-            elif kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                self.handshakes += 1
-            elif kind == zmq.EVENT_DISCONNECTED:
-                peer = self._peers.pop(value, "?")
-                if self._pending:
-                    self.refusals.set_peer(self._pending.popleft(), peer)
-            elif kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-                self._pending.append(self.refusals.add(self.name, "unknown_key", f"ZAP status {value}"))
-            elif kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
-                if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
-                    reason = "no_curve"
-                else:
-                    reason = "bad_handshake"
-                self._pending.append(self.refusals.add(self.name, reason, f"protocol error 0x{value:x}"))
-            elif kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-                self._pending.append(self.refusals.add(self.name, "handshake", f"error {value}"))
-
-
 class ZmqConsole:
     """The ZeroMQ console transport of one hub (see the module docstring).
 
@@ -593,7 +235,7 @@ class ZmqConsole:
         self.port: int | None = None
         self.state_port: int | None = None
         self._ctx: zmq.Context | None = None
-        self._auth: _ConsoleAuthenticator | None = None
+        self._auth: KeyAuthenticator | None = None
         self._thread: threading.Thread | None = None
         self._events_thread: threading.Thread | None = None
         self._workers: list[threading.Thread] = []
@@ -604,7 +246,7 @@ class ZmqConsole:
         self._pipe: zmq.Socket | None = None
         self._pipe_lock = threading.Lock()
         self._pipe_addr = f"inproc://stagectl-console-{id(self):x}-{secrets.token_hex(4)}"
-        self.refusals = _Refusals()
+        self.refusals = Refusals()
         self._stats_lock = threading.Lock()
         self._counts = {
             "requests": 0,
@@ -618,7 +260,7 @@ class ZmqConsole:
             "replies_dropped": 0,
         }
         self._by_client: dict[str, int] = {}
-        self._monitors: list[_Monitor] = []
+        self._monitors: list[RefusalMonitor] = []
         self._sub: Any = None
 
     # ------------------------------------------------------------------------------------------ public
@@ -649,7 +291,7 @@ class ZmqConsole:
                 f"ZeroMQ console: no keys ({missing} is missing); run `stagectl keys STAGE.yaml` to make the "
                 "server key and a client key"
             )
-        public, secret = _load_key(k.server_secret, "server key", secret=True)
+        public, secret = load_key(k.server_secret, "server key", secret=True)
         assert secret is not None
         return public, secret
 
@@ -660,7 +302,7 @@ class ZmqConsole:
         server_public, server_secret = self._check_keys()
         ctx = zmq.Context()  # own context: the ZAP endpoint (inproc://zeromq.zap.01) is per context
         made: list[zmq.Socket] = []
-        auth = _ConsoleAuthenticator(ctx, self.keys.clients_dir, self.refusals)
+        auth = KeyAuthenticator(ctx, self.keys.clients_dir, self.refusals)
 
         def sock(kind: int) -> zmq.Socket:
             s = ctx.socket(kind)
@@ -670,7 +312,7 @@ class ZmqConsole:
 
         try:
             auth.start()  # before binding: a CURVE server without a ZAP handler would admit any key
-            auth.load_clients()
+            auth.load()
             router = sock(zmq.ROUTER)
             pub = sock(zmq.PUB)
             for s in (router, pub):
@@ -693,8 +335,8 @@ class ZmqConsole:
             self.port = _port_of(router.last_endpoint.decode())
             self.state_port = _port_of(pub.last_endpoint.decode())
             self._monitors = [
-                _Monitor("command", router, self.refusals),
-                _Monitor("state", pub, self.refusals),
+                RefusalMonitor("command", router, self.refusals),
+                RefusalMonitor("state", pub, self.refusals),
             ]
             made += [m.socket for m in self._monitors]
             pull = sock(zmq.PULL)
@@ -784,7 +426,7 @@ class ZmqConsole:
         out["accepted"] = sum(m.accepted for m in self._monitors)
         out["handshakes"] = sum(m.handshakes for m in self._monitors)
         out.update(self.refusals.as_dict())
-        out["refusal_reasons"] = dict(_Refusals.REASONS)
+        out["refusal_reasons"] = dict(Refusals.REASONS)
         if self._auth is not None:
             out["bad_key_files"] = list(self._auth.bad_key_files)
         return out
@@ -830,12 +472,8 @@ class ZmqConsole:
                     if m.socket in ready:
                         m.handle()
         finally:
-            for s, m in ((router, self._monitors[0]), (pub, self._monitors[1])):
-                try:
-                    s.disable_monitor()
-                except zmq.ZMQError:
-                    pass
-                m.socket.close(linger=0)
+            for m in self._monitors:
+                m.close()
             for s in (router, pub, pull):
                 s.close(linger=0)
 
