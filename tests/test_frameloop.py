@@ -43,8 +43,12 @@ def test_latch_lead_follows_the_render_time() -> None:
     t = loop.telemetry()
     steady = slice(5, None)
     lead = np.median(t["lead_ns"][steady])
-    # 6 ms of work + 2 ms margin: the loop latches about 8 ms before the edge, not a whole period early
-    assert 7.5e6 <= lead <= 11e6, lead
+    render = np.median(t["render_ns"][steady])
+    # the lead is the measured work (6 ms of spinning, more when a loaded machine pre-empts it) + the 2 ms margin:
+    # it follows what the frames really took, and is far from the whole period a fixed lead would use
+    assert render >= 6e6 and lead >= 7.9e6, (render, lead)
+    assert abs(lead - (render + 2e6)) <= 1.5e6, (render, lead)
+    assert lead < 0.75 * PERIOD, lead
     latch_before_edge = np.median(t["edge_ns"][steady] - t["latch_ns"][steady])
     assert abs(latch_before_edge - lead) <= 0.1 * PERIOD
     # presented at the edge: never before it, and typically just after (a shared machine may stretch the work)

@@ -192,6 +192,38 @@ def test_a_reader_process_that_exits_does_not_remove_the_writers_ring():
     assert not shm_exists(name)
 
 
+def test_a_writer_that_dies_without_closing_never_removes_its_successors_ring():
+    """Sink names are fixed per output: a restarted stage reuses the name. A writer process that exits without
+    closing (killed, or a crash) must not have its resource tracker unlink the name later, by then the ring of
+    the writer that replaced it."""
+    name = unique_name("heir")
+    code = (
+        "import os, sys\n"
+        "from stagectl.render.sink import SinkWriter\n"
+        f"w = SinkWriter({name!r}, 4, 2, slots=2)\n"
+        "print('up', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "os._exit(0)  # no close, no unlink: as a writer that died\n"
+    )
+    first = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert first.stdout is not None and first.stdout.readline().strip() == "up", first.stderr
+        # the successor replaces the ring while the first writer still lives, then the first one dies
+        with SinkWriter(name, 4, 2, slots=2, replace=True) as heir:
+            heir.write(5, 50, np.full((2, 4, 4), 3, np.uint8))
+            first.communicate("go\n", timeout=30)
+            time.sleep(0.5)  # its resource tracker has seen it exit and cleaned up what it held by now
+            assert shm_exists(name)
+            with SinkReader(name) as reader:
+                assert reader.latest().frame_no == 5
+        assert not shm_exists(name)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait(10)
+
+
 def test_writer_refuses_an_existing_ring_unless_replacing_a_stale_one():
     name = unique_name("stale")
     crashed = SinkWriter(name, 4, 2, slots=2)

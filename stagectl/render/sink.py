@@ -43,9 +43,11 @@ an ``atomic_thread_fence(memory_order_acquire)`` before the second ``seq`` load.
 only retries when it is slower than N - 1 frames.
 
 **Lifetime.** The writer creates the segment (``replace=True`` first unlinks a stale one left by a crashed
-writer) and unlinks it in :meth:`SinkWriter.close`, after setting ``closed``. Readers attach without
-registering with Python's ``resource_tracker`` (before Python 3.13 every attach registers, and a reader
-process's tracker would unlink the writer's segment when that reader exits). Segment names: :func:`sink_name`.
+writer) and unlinks it in :meth:`SinkWriter.close`, after setting ``closed``. Neither side registers the
+segment with Python's ``resource_tracker``: a writer's tracker unlinking the name some time after the writer
+exited could hit the segment of the writer that replaced it under the same name (a crashed writer's segment
+stays until the next writer replaces it), and a reader's tracker would unlink the writer's segment when that
+reader exits (before Python 3.13 every attach registers). Segment names: :func:`sink_name`.
 
 **Snapshots**: :func:`write_png` (8 or 16 bit) and :func:`write_exr` (half or float linear light, needs
 OpenCV's OpenEXR codec, enabled through ``OPENCV_IO_ENABLE_OPENEXR``; :func:`exr_supported` says whether this
@@ -191,6 +193,29 @@ def _attach_untracked(name: str) -> shared_memory.SharedMemory:
             resource_tracker.register = original  # type: ignore[assignment]
 
 
+def _create_untracked(name: str, size: int) -> shared_memory.SharedMemory:
+    """Create a segment that only :func:`_unlink_untracked` removes, not this process's resource tracker.
+
+    Sink names are fixed per output, so a restarted writer reuses its predecessor's name. Were the segment left
+    to the tracker, a writer that exited without closing would have its tracker unlink the name at some moment
+    after exit -- by then possibly the segment of its successor, which readers could then no longer find. A
+    segment left by a crash stays until the next writer of that name replaces it (``replace=True``).
+    """
+    if sys.version_info >= (3, 13):
+        return shared_memory.SharedMemory(name=name, create=True, size=size, track=False)  # type: ignore[call-arg]
+    shm = shared_memory.SharedMemory(name=name, create=True, size=size)
+    if os.name == "posix":
+        resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
+    return shm
+
+
+def _unlink_untracked(shm: shared_memory.SharedMemory) -> None:
+    """Unlink a segment made by :func:`_create_untracked` or attached by :func:`_attach_untracked`."""
+    if sys.version_info < (3, 13) and os.name == "posix":  # unlink() unregisters: register first, balanced
+        resource_tracker.register(shm._name, "shared_memory")  # type: ignore[attr-defined]
+    shm.unlink()
+
+
 def _pixel_shape(fmt: str, height: int, width: int, channels: int) -> tuple[tuple[int, ...], np.dtype]:
     _, dtype, words = PIXEL_FORMATS[fmt]
     shape = (height, width, channels) if words == 4 else (height, width)
@@ -281,7 +306,7 @@ class SinkWriter:
         pixel_bytes = self._dtype.itemsize * (self.channels if len(self._shape) == 3 else 1)
         header_bytes, slot_bytes, total = _sizes(self.width, self.height, self.channels, self.slots, pixel_bytes)
         try:
-            self._shm = shared_memory.SharedMemory(name=name, create=True, size=total)
+            self._shm = _create_untracked(name, total)
         except FileExistsError:
             if not replace:
                 raise SinkError(
@@ -290,12 +315,10 @@ class SinkWriter:
             try:
                 stale = _attach_untracked(name)
                 stale.close()
-                if os.name == "posix":  # unlink() unregisters: register first so the tracker stays balanced
-                    resource_tracker.register(stale._name, "shared_memory")
-                stale.unlink()
+                _unlink_untracked(stale)
             except FileNotFoundError:
                 pass
-            self._shm = shared_memory.SharedMemory(name=name, create=True, size=total)
+            self._shm = _create_untracked(name, total)
         except (OSError, ValueError) as exc:
             raise SinkError(f"sink {name!r}: cannot create shared memory of {total} bytes: {exc}") from None
         self._layout = _Layout(self._shm.buf, self.slots, header_bytes, slot_bytes, self._shape, self._dtype)
@@ -366,7 +389,7 @@ class SinkWriter:
             pass
         if unlink:
             try:
-                self._shm.unlink()
+                _unlink_untracked(self._shm)
             except FileNotFoundError:
                 pass
 
