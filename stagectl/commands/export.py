@@ -18,9 +18,18 @@ distance). Files go into --out, named after the take:
 With --sheet, takes.ale (Avid Log Exchange) and takes.otio (OpenTimelineIO) list the takes given, in order,
 with timecode in/out, slate, camera, lens, content and notes (--sheet-name changes the file names).
 
+--day DIR exports every take in DIR (a day's folder, e.g. takes/2026-11-25 as record.start names them), in
+the order they were recorded, and writes the day's take sheet (named after DIR unless --sheet-name says
+otherwise). A take of the day that cannot be solved is reported and left out of the sheet (exit status 1).
+
+A take recorded inside `stagectl run` (record.start) holds the camera the stage rendered at every frame: it is
+exported as recorded (--match recorded, the default's choice); --match rendered solves the same frames again
+from the datagrams (a check, or a changed stage file).
+
 Conventions, the columns of each file and an example: docs/post.md.
 
-Example: stagectl export takes/*.stgtake --stage stages/demo.yaml --format all --sheet --out post/day1
+Examples: stagectl export takes/*.stgtake --stage stages/demo.yaml --format all --sheet --out post/day1
+          stagectl export --day stages/takes/2026-11-25 --stage stages/demo.yaml --out post/2026-11-25
 """
 
 from __future__ import annotations
@@ -33,7 +42,9 @@ FORMATS = ("usd", "chan", "csv", "opentrackio")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("takes", nargs="+", metavar="TAKE", help="take files (.stgtake)")
+    p.add_argument("takes", nargs="*", metavar="TAKE", help="take files (.stgtake)")
+    p.add_argument("--day", default=None, metavar="DIR",
+                   help="export every take in DIR (.stgtake, in recording order) and write the day's take sheet")
     p.add_argument("--stage", required=True, metavar="STAGE", help="the stage file the takes were shot on")
     p.add_argument("--format", action="append", choices=(*FORMATS, "all"), default=None,
                    help="what to write: usd, chan, csv, opentrackio or all (repeatable; default all)")
@@ -42,9 +53,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the stage camera (default: the only one, or the one whose tracking source the take holds)")
     p.add_argument("--start-frame", type=int, default=1001, metavar="N",
                    help="frame number of each take's first frame in USD, chan and CSV (default 1001)")
-    p.add_argument("--match", choices=("auto", "timecode", "nearest", "interpolate"), default="auto",
-                   help="how samples are matched to frames (default auto: timecode when the source sends it at "
-                        "the stage rate, else arrival times)")
+    p.add_argument("--match", choices=("auto", "recorded", "rendered", "timecode", "nearest", "interpolate"),
+                   default="auto",
+                   help="how frames are found (default auto: the cameras the stage rendered when the take holds "
+                        "them, else timecode when the source sends it at the stage rate, else arrival times)")
     p.add_argument("--drop-frame", action="store_true",
                    help="label frames drop-frame (29.97 / 59.94) when the source sends no timecode")
     p.add_argument("--sheet", action="store_true", help="also write the take sheet: ALE and OpenTimelineIO")
@@ -54,14 +66,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import sys
     from pathlib import Path
 
     from stagectl.errors import UsageError
-    from stagectl.post.solve import solve_take
+    from stagectl.post.solve import PostError, solve_take
     from stagectl.stage import load_stage
 
     formats = list(FORMATS) if not args.format or "all" in args.format else list(dict.fromkeys(args.format))
     takes = [Path(t) for t in args.takes]
+    if args.day is not None:
+        if takes:
+            raise UsageError("give take files or --day DIR, not both")
+        takes = day_takes(Path(args.day))
+        args.sheet = True
+        if args.sheet_name == "takes":
+            args.sheet_name = Path(args.day).resolve().name or "takes"
+    elif not takes:
+        raise UsageError("nothing to export: give take files or --day DIR")
     for t in takes:
         if not t.is_file():
             raise UsageError(f"{t}: no such take file")
@@ -87,8 +109,17 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(f"--out: cannot create {out}: {exc.strerror or exc}") from None
 
     tracks = []
+    failed = 0
     for t in takes:
-        track = solve_take(stage, t, args.camera, match=args.match, drop_frame=True if args.drop_frame else None)
+        try:
+            track = solve_take(stage, t, args.camera, match=args.match,
+                               drop_frame=True if args.drop_frame else None)
+        except PostError as exc:
+            if args.day is None:
+                raise
+            failed += 1
+            print(f"stagectl export: {t}: left out of the day: {exc}", file=sys.stderr, flush=True)
+            continue
         files = _write(track, planned[t], formats, args.start_frame)
         tracks.append((track, files))
         print(f"stagectl export: {t}: camera {track.camera}, {len(track.frames)} frames at {track.rate.label} fps "
@@ -98,6 +129,8 @@ def main(args: argparse.Namespace) -> int:
             print(f"  note: {note}")
         for f in files:
             print(f"  wrote {f}")
+    if args.sheet and not tracks:
+        raise UsageError("no take could be exported: no take sheet written")
     if args.sheet:
         from stagectl.post.sheet import write_ale, write_otio
 
@@ -108,7 +141,29 @@ def main(args: argparse.Namespace) -> int:
         otio = write_otio([tr for tr, _ in tracks], sheet[1], name=args.sheet_name, start_frame=args.start_frame,
                           files={tr.name: [str(f) for f in fs] for tr, fs in tracks})
         print(f"stagectl export: take sheet of {len(tracks)} take(s): {ale}, {otio}")
-    return 0
+    return 1 if failed else 0
+
+
+def day_takes(folder) -> list:
+    """The takes (``*.stgtake``) in ``folder``, in the order they were recorded (their headers' creation time,
+    then name). UsageError when the folder does not exist or holds none."""
+    from stagectl.errors import UsageError
+    from stagectl.tracking.recording import TakeFormatError, read_take
+
+    if not folder.is_dir():
+        raise UsageError(f"--day: {folder}: no such folder")
+    found = []
+    for p in sorted(folder.glob("*.stgtake")):
+        created = 0
+        try:
+            with read_take(p) as r:
+                created = r.header.created_ns if r.header is not None else 0
+        except (OSError, TakeFormatError):
+            pass  # solve_take says what is wrong with it
+        found.append((created, p.name, p))
+    if not found:
+        raise UsageError(f"--day: {folder}: no takes (*.stgtake) in it")
+    return [p for _, _, p in sorted(found)]
 
 
 def _write(track, paths, formats, start_frame: int) -> list:

@@ -88,6 +88,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state-file", default=None, metavar="FILE",
                    help="operator state file (default: the stage's console.state_file, "
                         "<stage>.operator.json next to the stage file)")
+    p.add_argument("--follow-recording", default=None, metavar="SOURCE",
+                   help="start and stop takes (record.start / record.stop) when this OpenTrackIO tracking source's "
+                        "tracker.recording changes, slated from its tracker.slate (docs/takes.md)")
     p.add_argument("--cluster-timeout", type=float, default=2.0, metavar="FRAMES",
                    help="drop a node from the swap barrier when it is this many frames late (default 2)")
     p.add_argument("--windows", nargs="?", const="windowed", choices=("windowed", "fullscreen"), default=None,
@@ -208,6 +211,10 @@ def main(args: argparse.Namespace) -> int:
 def _open_console(args, runtime, say):
     """The stage console (hub, web, OSC, ZeroMQ) with its effects on this run; None with --console off."""
     if args.console == "off":
+        if getattr(args, "follow_recording", None):
+            from stagectl.errors import UsageError
+
+            raise UsageError("--follow-recording starts takes through the console: not with --console off")
         say("stagectl run: --console off: no operator console; the stage file's settings apply")
         return None
     from stagectl.console.live import LiveConsole, RunHandles, register_effects, restore_operator_state
@@ -225,7 +232,17 @@ def _open_console(args, runtime, say):
     console.handles = handles
     register_effects(console.hub, handles, say)
     restore_operator_state(console.hub.state, runtime, say)
+    follow = getattr(args, "follow_recording", None)
+    if follow is not None:
+        from stagectl.tracking.receiver import normalise_protocol
+
+        otio = [t.name for t in runtime.stage.tracking if normalise_protocol(t.protocol) == "opentrackio"]
+        if follow not in otio:
+            raise UsageError(f"--follow-recording: expected an OpenTrackIO tracking source of the stage "
+                             f"({', '.join(otio) or 'none'}), got {follow!r}")
     console.start()
+    if follow is not None:
+        handles.follow(follow, console.hub, say)
     return console
 
 
@@ -248,12 +265,20 @@ def _start_primary(args, stage, say):
     except ValueError as exc:
         raise UsageError(f"--cluster: {exc}") from None
     rate = stage.frame_rate
+    from stagectl.sync.zmq_security import cluster_server_keys, resolve_keys_dir
+
+    keys_dir = resolve_keys_dir(stage.console.zmq, stage.path.parent)
+    keys = cluster_server_keys(keys_dir)  # CURVE when the stage has node keys (docs/cluster.md)
     primary = Primary(rate, bind=host, state_port=state_port, sync_port=sync_port,
                       timeout_ns=rate.frames_to_ns(args.cluster_timeout),
-                      realtime_priority=None if args.no_realtime else 10).start()
+                      realtime_priority=None if args.no_realtime else 10, keys=keys).start()
     say(f"stagectl run: cluster primary: frame states on {host}:{primary.state_port}, sync on "
         f"{host}:{primary.sync_port}, swap barrier timeout {primary.timeout_ns / 1e6:.1f} ms; render nodes: "
         f"stagectl node {args.stage} --name N --primary {primary.address}")
+    say(f"stagectl run: cluster: CURVE, admitting the node keys in {keys.allowed_dir}" if keys is not None else
+        f"stagectl run: warning: the cluster is unauthenticated: anyone who reaches its ports can follow the "
+        f"frame states and join or stall the barrier; make node keys with `stagectl keys {args.stage} "
+        f"--node NAME` (one per node) to require them")
     return primary
 
 

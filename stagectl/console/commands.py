@@ -65,6 +65,9 @@ __all__ = [
     "group_of",
     "is_read_only",
     "spec_json",
+    "slate_of",
+    "take_file_name",
+    "next_take",
     "validate",
     "apply",
 ]
@@ -626,6 +629,25 @@ def _v_content(v, stage, state, out):
     return str(_file(stage, v, "content"))
 
 
+def _slate_text(limit: int) -> _Checker:
+    def check(v, stage, state, out):
+        if not isinstance(v, str) or not v.strip() or len(v) > limit or any(ord(c) < 32 or ord(c) == 127 for c in v):
+            raise _ArgError(f"expected a text of 1..{limit} printable characters, got {_show(v)}")
+        return v.strip()
+
+    return check
+
+
+def _v_take_number(v, stage, state, out):
+    if isinstance(v, str) and v.strip().isdigit():  # a slate text "7", as OSC keyed forms may send it
+        v = int(v)
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 9999:
+        raise _ArgError(f"expected a whole number 1..9999, got {_show(v)}")
+    return v
+
+
 def _v_record_path(v, stage, state, out):
     full = _confined(stage, "takes", v)
     text = v
@@ -669,11 +691,76 @@ def _finish_color_reset(stage, state, out) -> None:
 def _finish_record_start(stage, state, out) -> None:
     if state.recording is not None:
         raise _ArgError(f"a take is being recorded already ({state.recording}); record.stop first")
-    if "path" not in out:
+    if out.get("drop_frame") and not stage.frame_rate.is_drop_frame_capable:
+        raise _ArgError(
+            f"drop_frame: drop-frame timecode exists only at 29.97 and 59.94 fps; the stage runs at "
+            f"{stage.frame_rate.label} fps"
+        )
+    scene = out.get("scene")
+    auto = "take" not in out
+    if auto:
+        out["take"] = next_take(stage, scene)
+    if "path" in out:
+        return
+    folder = folder_of(stage, "takes")
+    if scene is None:
         from stagectl.console.state import utc_stamp
 
         stem = Path(stage.path).stem
-        out["path"] = str(folder_of(stage, "takes") / f"{stem}-{utc_stamp()[:15]}Z.stgtake")
+        out["path"] = str(folder / f"{stem}-{utc_stamp()[:15]}Z.stgtake")
+        return
+    import time as _time
+
+    day = _time.strftime("%Y-%m-%d")
+    while True:
+        path = folder / day / take_file_name(scene, out["take"], out.get("roll"))
+        if not path.exists():
+            break
+        if not auto:
+            raise _ArgError(f"take {out['take']} of scene {scene!r} exists already ({path}); give another take")
+        out["take"] += 1
+    out["path"] = str(path)
+
+
+#: characters of a slate value kept in a take's file name (the others become "-")
+_NAME_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-")
+
+
+def take_file_name(scene: str, take: int, roll: str | None = None) -> str:
+    """``<scene>_T<take>[_<roll>].stgtake`` (take two digits at least), with anything but letters, digits,
+    ``.`` and ``-`` in the slate values written as ``-``."""
+
+    def clean(v: str) -> str:
+        return "".join(c if c in _NAME_OK else "-" for c in v.strip()).strip(".") or "-"
+
+    return f"{clean(scene)}_T{take:02d}" + (f"_{clean(roll)}" if roll else "") + ".stgtake"
+
+
+def next_take(stage, scene: str | None) -> int:
+    """1 + the highest take number of ``scene`` among the takes in the take folder (every ``*.stgtake`` in
+    it and its sub-folders, by the slate in its header; ``scene`` None: takes without a scene), or 1."""
+    from stagectl.tracking.recording import TakeFormatError, read_take
+
+    best = 0
+    try:
+        files = sorted(folder_of(stage, "takes").rglob("*.stgtake"))
+    except OSError:
+        return 1
+    for f in files:
+        try:
+            with read_take(f) as r:
+                meta = r.header.meta if r.header is not None else {}
+        except (OSError, TakeFormatError):
+            continue
+        slate = meta.get("slate") if isinstance(meta.get("slate"), Mapping) else {}
+        if slate.get("scene") != scene:
+            continue
+        t = slate.get("take")
+        if isinstance(t, int) and not isinstance(t, bool):
+            best = max(best, t)
+        elif isinstance(t, str) and t.isdigit():
+            best = max(best, int(t))
+    return best + 1
 
 
 def _finish_record_stop(stage, state, out) -> None:
@@ -856,10 +943,20 @@ def _h_inner(state, args: dict):
     return replace(state, inner_enabled=args["enabled"]), {}
 
 
+#: the slate arguments of record.start, in the order a slate shows them
+SLATE_ARGS = ("scene", "take", "roll", "camera", "notes")
+
+
+def slate_of(args: Mapping) -> dict:
+    """The slate of record.start's normalised arguments: ``{"scene", "take", "roll", "camera", "notes"}``,
+    the ones given (``take`` always: auto-incremented when not given)."""
+    return {k: args[k] for k in SLATE_ARGS if args.get(k) is not None}
+
+
 def _h_record_start(state, args: dict):
     if state.recording is not None:
         raise CommandError(f"record.start: a take is being recorded already ({state.recording})")
-    return replace(state, recording=args["path"]), {"path": args["path"]}
+    return replace(state, recording=args["path"]), {"path": args["path"], "slate": slate_of(args)}
 
 
 def _h_record_stop(state, args: dict):
@@ -1196,33 +1293,62 @@ _SPECS = (
                 "path",
                 "path",
                 "take file inside console.paths.takes, relative to the stage file; default "
-                "<takes folder>/<stage>-<UTC>.stgtake",
+                "<takes folder>/<date>/<scene>_T<take>[_<roll>].stgtake with a scene, else "
+                "<takes folder>/<stage>-<UTC>Z.stgtake",
                 _v_record_path,
                 osc="path",
             ),
+            _arg("scene", "text, 1..32 characters", "slate: the scene", _slate_text(32)),
+            _arg(
+                "take",
+                "whole number 1..9999",
+                "slate: the take; default 1 + the highest take of the scene in the take folder",
+                _v_take_number,
+                osc="int",
+            ),
+            _arg("roll", "text, 1..32 characters", "slate: the camera roll (tape name)", _slate_text(32)),
+            _arg("camera", "text, 1..8 characters", "slate: the camera letter (A, B, ...)", _slate_text(8)),
+            _arg("notes", "text, 1..500 characters", "slate: notes for editorial", _slate_text(500)),
+            _arg(
+                "drop_frame",
+                "bool",
+                "label the take's frames drop-frame (29.97 and 59.94 fps only; default false)",
+                _BOOL,
+                osc="bool",
+            ),
         ),
         False,
-        "Start recording tracking (a take).",
-        {"path": "takes/scene12.stgtake"},
+        "Start recording a take: the tracking, the camera rendered at every frame, the slate.",
+        {"scene": "12A", "roll": "A001", "camera": "A", "notes": "dolly in"},
         handler=_h_record_start,
         finish=_finish_record_start,
         osc="[path]",
+        osc_note="(the slate: the keyed form)",
         osc_example=("takes/scene12.stgtake",),
-        doc="Records the tracking of every source into a take (`stagectl replay` plays it back). The file must be "
-        "inside the take folder ([Paths](#paths)) and must not exist yet; missing folders inside the take "
-        "folder are made. Without `path` it is `<stage stem>-<UTC>Z.stgtake` in the take folder (`takes/` next "
-        "to the stage file unless `console.paths.takes` says otherwise). One take at a time (`record.start: a "
-        'take is being recorded already (...); record.stop first`). Result: `{"path"}` (absolute).',
+        doc="Records the tracking of every source, the camera the stage renders at every frame and the take's "
+        "header (slate, stage file and lens files with their SHA-256, the operator state, the frame rate, the "
+        "start timecode and a clock anchor; [takes.md](takes.md)) into a take (`stagectl replay` plays it "
+        "back, `stagectl export` hands it to post). The slate: `scene`, `take`, `roll`, `camera`, `notes`; "
+        "`take` left out is 1 + the highest take of that scene among the takes in the take folder (and its "
+        "sub-folders). Without `path` the take is `<date>/<scene>_T<take>_<roll>.stgtake` in the take folder "
+        "(`takes/` next to the stage file unless `console.paths.takes` says otherwise; the date is the local "
+        "day), or `<stage stem>-<UTC>Z.stgtake` there when no scene is given. The file must be inside the take "
+        "folder ([Paths](#paths)) and must not exist yet; missing folders inside the take folder are made. One "
+        "take at a time (`record.start: a take is being recorded already (...); record.stop first`). Result: "
+        '`{"path", "slate", "timecode_in"}` (absolute path; `timecode_in` the first frame\'s label at the stage '
+        "rate, the time of day).",
     ),
     CommandSpec(
         "record.stop",
         (),
         False,
-        "Stop recording.",
+        "Stop recording; the result is the take's summary.",
         {},
         handler=_h_record_stop,
         finish=_finish_record_stop,
-        doc='Result: `{"path"}` of the take. `record.stop: no take is being recorded` when none is.',
+        doc='Result: `{"path", "slate", "frames", "timecode_in", "timecode_out", "records", "seconds"}` of the '
+        "take (`timecode_out` is the last frame's label, inclusive). `record.stop: no take is being recorded` "
+        "when none is.",
     ),
 )
 

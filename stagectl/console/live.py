@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -199,15 +198,122 @@ class RunHandles:
         """The stage in effect (the reloaded one after a stage.reload)."""
         return self.runtime.stage
 
+    follower: Any = None  # the _Follower thread of record.follow
+
+    def follow(self, source: str | None, hub, say: Callable[[str], None]) -> None:
+        """Follow ``source``'s ``tracker.recording`` and ``tracker.slate`` (None: stop following)."""
+        if self.follower is not None:
+            self.follower.stop()
+            self.follower = None
+        self.runtime.follow = source
+        if source is not None:
+            self.follower = _Follower(hub, self.runtime.receivers[source], say)
+            self.follower.start()
+            say(f"stagectl run: console: takes follow the recording flag and slate of {source}")
+
     def close_takes(self, timeout_s: float = 10.0) -> None:
-        """At the end of the run: stop the take being recorded (everything appended is kept) and wait for the
-        takes being closed."""
+        """At the end of the run: stop following a tracker, stop the take being recorded (everything appended
+        is kept) and wait for the takes being closed."""
+        if self.follower is not None:
+            self.follower.stop()
+            self.follower = None
         if self.take is not None:
             take, self.take = self.take, None
-            take.stop()
+            self.runtime.take = None
+            take.finish("end of run")
+            take.close()
         for t in self.closing:
             t.join(timeout_s)
         self.closing = []
+
+
+def _sha256(path) -> str | None:
+    import hashlib
+
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def take_header(stage, state, slate: dict) -> dict:
+    """The ``meta`` of a take's header (docs/takes.md, "Header"): the ``slate``, the stage file's ``path`` and
+    ``sha256``, every camera with its lens file's path and ``sha256``, the operator state as the state file
+    writes it (features, cameras, content, LUT paths inside it), the ``content`` shown and the LUT paths."""
+    cams = []
+    for c in stage.cameras:
+        lens = getattr(c.lens_file, "path", None) if c.lens_file else None
+        cams.append({"name": c.name, "tracking": c.tracking, "sensor_mm": [float(v) for v in c.sensor_mm],
+                     "lens_file": None if lens is None else str(lens),
+                     "lens_name": c.lens_file.name if c.lens_file else None,
+                     "lens_sha256": None if lens is None else _sha256(lens)})
+    return {
+        "slate": dict(slate),
+        "stage_file": {"path": str(stage.path), "sha256": _sha256(stage.path)},
+        "cameras": cams,
+        "operator": state.to_json(),
+        "content": state.content,
+        "luts": dict(state.lut_paths),
+    }
+
+
+def _slate_words(slate: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in slate.items()) or "no slate"
+
+
+def parse_tracker_slate(text: str | None) -> dict:
+    """record.start's slate from an OpenTrackIO ``tracker.slate``: ``<scene>_<camera>_<take>`` (the
+    specification's example ``A101_A_4``: scene A101, camera A, take 4) when it has that shape (a camera of
+    1..8 characters, a take 1..9999), else the whole text (up to 32 characters) as the scene; {} for none."""
+    text = (text or "").strip()
+    if not text:
+        return {}
+    parts = text.split("_")
+    if len(parts) == 3 and parts[0] and 1 <= len(parts[1]) <= 8 and parts[2].isdigit() and 1 <= int(parts[2]) <= 9999:
+        return {"scene": parts[0][:32], "camera": parts[1], "take": int(parts[2])}
+    return {"scene": text[:32]}
+
+
+class _Follower:
+    """``record.follow``: polls a receiver's newest sample (every 20 ms) and asks the hub for record.start
+    when its ``tracker.recording`` turns true and record.stop when it turns false, as ``tracker:<source>``.
+    A source that sends no recording flag changes nothing."""
+
+    def __init__(self, hub, receiver, say: Callable[[str], None], period_s: float = 0.02) -> None:
+        self.hub = hub
+        self.receiver = receiver
+        self.say = say
+        self.period_s = period_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"follow-{receiver.name}", daemon=True)
+        self.was: bool | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(2.0)
+
+    def _run(self) -> None:
+        who = f"tracker:{self.receiver.name}"
+        while not self._stop.wait(self.period_s):
+            last = self.receiver.last()
+            tracker = getattr(last[1], "tracker", None) if last is not None else None
+            rec = getattr(tracker, "recording", None)
+            if rec is None or rec == self.was:
+                continue
+            first, self.was = self.was is None, rec
+            if rec:
+                ack = self.hub.submit("record.start", parse_tracker_slate(tracker.slate), who=who)
+            elif not first:  # a tracker that is not recording when followed stops nothing
+                ack = self.hub.submit("record.stop", {}, who=who)
+            else:
+                continue
+            if not ack.get("ok"):
+                self.say(f"stagectl run: console: {who}: {ack.get('error')}")
 
 
 def restore_operator_state(state, runtime, say: Callable[[str], None]) -> None:
@@ -263,36 +369,42 @@ def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
         return {}
 
     def record_start(args: dict, state) -> dict:
-        from stagectl.console.commands import confined
+        from stagectl.console.commands import confined, slate_of
         from stagectl.tracking.recording import LiveTake
 
         # checked again here (the folder as the stage file in effect names it): a link swapped into the takes
         # folder since the command was validated is refused, before any folder is made
         path = confined(h.stage, "takes", args["path"], "record.start", "path")
+        stage = h.stage
         try:
+            meta = take_header(stage, state, slate_of(args))
             path.parent.mkdir(parents=True, exist_ok=True)
             path = confined(h.stage, "takes", str(path), "record.start", "path")  # and after making folders
-            h.take = LiveTake(path, list(runtime.receivers), stage=h.stage.name)
+            take = LiveTake(path, list(runtime.receivers), stage=stage.name, meta=meta, rate=stage.frame_rate,
+                            drop_frame=bool(args.get("drop_frame")), cameras=[c.name for c in stage.cameras],
+                            first=runtime.latching)
         except (OSError, ValueError) as exc:
             raise CommandError(f"record.start: cannot record to {path}: {exc}") from None
-        say(f"stagectl run: console: recording tracking into {path}")
-        return {"path": str(path)}
+        h.take = runtime.take = take
+        tc_in = take.meta.get("start_timecode")
+        say(f"stagectl run: console: recording tracking into {path} ({_slate_words(meta['slate'])}, TC in {tc_in})")
+        return {"path": str(path), "timecode_in": tc_in}
 
     def record_stop(args: dict, state) -> dict:
         if h.take is None:
             return {}
         take, h.take = h.take, None
-        for r in take.receivers:  # nothing received after this frame boundary is appended
-            r.tap = None
-        records, seconds = take.recorder.records, (time.monotonic_ns() - take.started_ns) / 1e9
-        # flushing and fsync of the file (milliseconds, more for a long take) stay off the frame loop: every
-        # record is in the kernel already, so the file is complete for readers now. Only the recorder is closed
-        # there: the receivers' taps may belong to the next take by then
-        closer = threading.Thread(target=take.recorder.close, name="take-close", daemon=True)
+        runtime.take = None  # nothing of this frame on is recorded
+        # the end record is one write; flushing and fsync of the file (milliseconds, more for a long take) stay
+        # off the frame loop: every record is in the kernel already, so the file is complete for readers now.
+        # Only the recorder is closed there: the receivers' taps may belong to the next take by then
+        summary = take.finish()
+        closer = threading.Thread(target=take.close, name="take-close", daemon=True)
         closer.start()
         h.closing.append(closer)
-        say(f"stagectl run: console: take {take.path} closed: {records} records, {seconds:.1f} s")
-        return {"records": records, "seconds": round(seconds, 3)}
+        say(f"stagectl run: console: take {take.path} closed: {summary['records']} records, {summary['frames']} "
+            f"frames ({summary['timecode_in']} - {summary['timecode_out']}), {summary['seconds']:.1f} s")
+        return {k: v for k, v in summary.items() if k != "bytes"}
 
     def stage_reload(args: dict, state) -> dict:
         new = hub.stage  # already the new stage inside this effect

@@ -21,8 +21,19 @@ Which sample belongs to which frame (``match``)
 * ``"interpolate"`` (``"auto"`` for a source at another rate): the same grid from the first arrival, each frame
   interpolated between the samples around it (``Timeline.pose_at``).
 
-Without source timecode the labels count from the take's creation time of day (the header's ``created_ns``,
-UTC, clock ``system``), or from ``start_timecode``.
+* ``"recorded"`` (``"auto"`` when the take holds them, at the stage rate): the cameras ``stagectl run``
+  rendered, one per frame, as the take recorded them (kind-3 records, docs/takes.md): the pose, focal length,
+  principal point and entrance pupil exactly as drawn, the distortion and focus distance from the lens file at
+  the recorded encoders, the labels the take gave them (the stage clock's time of day at the frame edge).
+* ``"rendered"``: the same frames (the recorded instants and labels) solved again from the raw datagrams with
+  ``stagectl run``'s rig (its dejittered timeline, motion limits, the source's delay and the operator's camera
+  settings from the header): a check of the recorded cameras, and what a take's datagrams give under a
+  changed stage file (a new registration, a lens file).
+
+Without source timecode the labels count from the time of day of the first frame: exactly, through the
+header's clock anchor (``meta["clock_anchor"]``, a monotonic / system pair read together) when the take has
+one, else from the take's creation time (the header's ``created_ns``, UTC, clock ``system``); or from
+``start_timecode``.
 
 Slate: the take header's ``meta["slate"]`` (a mapping) and the ``meta`` keys ``scene``, ``take``, ``roll``
 (or ``tape``), ``notes``; the take name defaults to the file name.
@@ -49,7 +60,7 @@ from stagectl.sync.timebase import NS_PER_S, FrameRate, Timecode
 
 __all__ = ["MATCH_MODES", "PostError", "solve_take"]
 
-MATCH_MODES: Final = ("auto", "timecode", "nearest", "interpolate")
+MATCH_MODES: Final = ("auto", "recorded", "rendered", "timecode", "nearest", "interpolate")
 _DAY_NS: Final = 86_400 * NS_PER_S
 _SLATE_KEYS: Final = ("scene", "take", "roll", "tape", "notes", "camera")
 
@@ -297,6 +308,7 @@ def solve_take(
     with reader:
         header = reader.header
         records = [(r.arrival_ns, r.source_id, r.protocol, r.data) for r in reader]
+        rendered = list(reader.frames)
         take_sources = dict(reader.sources)
         notes: list[str] = []
         if reader.damaged:
@@ -306,8 +318,24 @@ def solve_take(
     for _, sid, proto, _ in records:  # sources never declared by name still have a protocol per record
         if sid not in take_sources:
             take_sources[sid] = (f"source{sid}", proto)
+    meta = header.meta if header is not None else {}
     cam = _choose_camera(stage, camera, take_sources)
-    src = stage.tracking_source(cam.tracking)
+    op_cam = _operator_camera(meta, cam.name)
+    src_name = op_cam.get("tracking") if op_cam.get("tracking") in {t.name for t in stage.tracking} else cam.tracking
+    src = stage.tracking_source(src_name)  # the operator's choice when the take says it (camera.set tracking)
+    mine = [f for f in rendered if f.camera == cam.name]
+    rec_rate = _meta_rate(meta)
+    if match in ("recorded", "rendered"):
+        if not mine:
+            raise PostError(f"{path}: match {match}: the take holds no rendered camera {cam.name!r} (only takes "
+                            "recorded inside stagectl run with record.start do)")
+        if rec_rate != rate:
+            raise PostError(f"{path}: match {match}: the take was rendered at "
+                            f"{rec_rate.label if rec_rate else '?'} fps, not {rate.label}")
+    use_recorded = match == "recorded" or (match == "auto" and bool(mine) and rec_rate == rate)
+    if match == "auto" and mine and rec_rate != rate:
+        notes.append(f"the rendered cameras are at {rec_rate.label if rec_rate else '?'} fps, the frames at "
+                     f"{rate.label}: solved from the datagrams")
     sid = _choose_source(cam, src, take_sources, str(path))
     decoder = _Decoder(src, cam)
     decoded: list[tuple[int, Any]] = []
@@ -318,9 +346,12 @@ def solve_take(
         notes.append(f"{decoder.bad} datagrams did not decode (first: {decoder.first_error})")
     if decoder.other:
         notes.append(f"{decoder.other} samples of other cameras / source numbers ignored")
-    if not decoded:
+    if not decoded and not use_recorded:
         raise PostError(f"{path}: no {decoder.protocol} samples with a pose for camera {cam.name!r} "
                         f"(source {take_sources[sid][0]!r})")
+    if use_recorded or match == "rendered":
+        return _from_rendered(stage, cam, src, op_cam, rate, meta, header, path, name, mine, decoded,
+                              take_sources[sid], notes, resolve=not use_recorded)
 
     timeline = Timeline(rate, capacity=max(2, len(decoded) + 1), delay_frames=src.delay_frames, name=cam.name)
     stored: list[_Stored] = []
@@ -387,7 +418,10 @@ def solve_take(
                 phases.append(float(off - round(off / period) * period))
             t0 = a0 + round(statistics.median(phases))
         count = int((Fraction(arrivals[-1] - t0) + period / 2) // period) + 1
-        if start_tc is None:
+        anchor = _anchor(meta)
+        if start_tc is None and anchor is not None:  # the first frame's time of day, exactly
+            origin = rate.frame_at_ns((t0 + anchor) % _DAY_NS + rate.period_ns // 2)
+        elif start_tc is None:
             created = header.created_ns if header is not None else 0
             origin = rate.frame_at_ns(created % _DAY_NS) if created else 0
             if not created:
@@ -427,7 +461,13 @@ def solve_take(
                      "are left out")
     if not frames:
         raise PostError(f"{path}: no frame of camera {cam.name!r} could be solved")
-    meta = header.meta if header is not None else {}
+    return _track(stage, cam, rate, drop_frame, meta, header, path, name, frames,
+                  [(s.arrival_ns, s.sample) for s in stored], take_sources[sid], mode, notes)
+
+
+def _track(stage: Any, cam: Any, rate: FrameRate, drop_frame: bool, meta: Mapping[str, Any], header: Any,
+           path: Path, name: str, frames: list[CameraFrame], samples: list[tuple[int, Any]],
+           source: tuple[str, str], mode: str, notes: list[str]) -> CameraTrack:
     created_utc = ""
     if header is not None and header.created_ns:
         import datetime as _dt
@@ -437,7 +477,104 @@ def solve_take(
         name=name, stage=stage.name, camera=cam.name, rate=rate, drop_frame=drop_frame,
         sensor_mm=(float(cam.sensor_mm[0]), float(cam.sensor_mm[1])),
         slate=_slate(meta, cam.name, name), frames=tuple(frames),
-        samples=tuple(_raw(s.arrival_ns, s.sample) for s in stored), source=take_sources[sid], match=mode,
+        samples=tuple(_raw(a, s) for a, s in samples), source=source, match=mode,
         lens_name=cam.lens_file.name if cam.lens_file else "", take_path=path, created_utc=created_utc,
         content=str(meta.get("content") or stage.render.outer.content), notes=tuple(notes),
     )
+
+
+def _operator_camera(meta: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The operator's settings of camera ``name`` in the take header (``meta["operator"]["cameras"]``), or {}."""
+    op = meta.get("operator")
+    cams = op.get("cameras") if isinstance(op, Mapping) else None
+    cam = cams.get(name) if isinstance(cams, Mapping) else None
+    return dict(cam) if isinstance(cam, Mapping) else {}
+
+
+def _meta_rate(meta: Mapping[str, Any]) -> FrameRate | None:
+    try:
+        return FrameRate.parse(meta["rate"]) if meta.get("rate") else None
+    except (ValueError, TypeError):
+        return None
+
+
+def _anchor(meta: Mapping[str, Any]) -> int | None:
+    """``system - monotonic`` (ns) from the header's clock anchor, or None."""
+    a = meta.get("clock_anchor")
+    try:
+        return int(a["system_ns"]) - int(a["monotonic_ns"])
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
+def _lens_at(lens_table: Any, focal: float, pp: tuple[float, float], pupil: float, zoom: float, focus: float,
+             focus_m: float) -> tuple[LensEvaluation, str]:
+    """The lens of a frame drawn with ``focal`` / ``pp`` / ``pupil``: distortion and focus distance from the lens
+    file at the encoders, else none and the tracker's focus distance."""
+    z = zoom if math.isfinite(zoom) else 0.0
+    f = focus if math.isfinite(focus) else 0.0
+    if lens_table is not None:
+        ev = lens_table.evaluate(z, f)
+        distortion, fd, source = ev.distortion, ev.focus_distance_m, "lens file"
+    else:
+        distortion, fd, source = BrownConrady(), (focus_m if math.isfinite(focus_m) else None), "tracker"
+    return LensEvaluation(focal, (float(pp[0]), float(pp[1])), distortion, pupil, fd,
+                          zoom if math.isfinite(zoom) else None, focus if math.isfinite(focus) else None), source
+
+
+def _from_rendered(stage: Any, cam: Any, src: Any, op_cam: Mapping[str, Any], rate: FrameRate,
+                   meta: Mapping[str, Any], header: Any, path: Path, name: str, mine: list[Any],
+                   decoded: list[tuple[int, Any]], source: tuple[str, str], notes: list[str], *,
+                   resolve: bool) -> CameraTrack:
+    """The frames the stage rendered (``mine``, kind-3 records of ``cam``): as recorded, or (``resolve``) solved
+    again at their instants from ``decoded`` with ``stagectl run``'s rig and the operator's camera settings."""
+    from stagectl.runtime import CameraRig
+    from stagectl.tracking.timeline import OneEuroParams, Smoothing, Timeline
+
+    drop = bool(meta.get("drop_frame")) and rate.is_drop_frame_capable
+    delay = op_cam.get("delay_frames", src.delay_frames)
+    timeline = Timeline(rate, capacity=max(2, len(decoded) + 1), delay_frames=float(delay), name=cam.name,
+                        clock="dejittered", motion_limits=cam.motion_limits)
+    sm = op_cam.get("smoothing")
+    if isinstance(sm, Mapping):
+        p = OneEuroParams(float(sm["min_cutoff_hz"]), float(sm.get("beta", 0.0)), float(sm.get("d_cutoff_hz", 1.0)))
+        timeline.set_smoothing(Smoothing(position=p, rotation=p))
+    stored: list[_Stored] = []
+    for arrival, s in decoded:
+        if timeline.push(arrival, s):
+            stored.append(_Stored(arrival, s))
+    rig = CameraRig.for_camera(stage, cam, source=src, timeline=timeline)
+    lens_table = rig.lens_table
+    frames: list[CameraFrame] = []
+    missing = 0
+    seen: set[int] = set()
+    for f in mine:
+        if f.label in seen:  # a frame recorded twice (never written so; a damaged take's resync): keep the first
+            continue
+        seen.add(f.label)
+        st = timeline.pose_at(f.query_ns) if stored else None
+        f_stop = _f_stop(stored, st) if st is not None and st.ok else math.nan
+        tc = Timecode.from_frame(f.label, rate, drop)
+        if resolve:
+            cs = rig.state_at(f.query_ns)
+            if cs is None:
+                missing += 1
+                continue
+            lv = cs.lens
+            st = rig.state
+            lens, lens_source = _lens_at(lens_table, lv.focal_mm, lv.principal_point_mm, lv.pupil_offset_m,
+                                         st.zoom, st.focus, st.focus_distance_m)
+            frames.append(CameraFrame(len(frames), tc, np.array(cs.T_stage_camera, dtype=np.float64), lens, f_stop,
+                                      st.status, lens_source))
+        else:
+            lens, lens_source = _lens_at(lens_table, f.focal_mm, f.principal_point_mm, f.pupil_offset_m, f.zoom,
+                                         f.focus, f.focus_distance_m)
+            frames.append(CameraFrame(len(frames), tc, np.array(f.T_stage_camera, dtype=np.float64), lens, f_stop,
+                                      "recorded", lens_source))
+    if missing:
+        notes.append(f"{missing} rendered frame(s) had no pose when solved again from the datagrams (before the "
+                     "take's first sample) and are left out")
+    if not frames:
+        raise PostError(f"{path}: no frame of camera {cam.name!r} could be solved")
+    return _track(stage, cam, rate, drop, meta, header, path, name, frames, [(s.arrival_ns, s.sample) for s in stored],
+                  source, "rendered" if resolve else "recorded", notes)

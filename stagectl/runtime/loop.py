@@ -3,7 +3,7 @@ genlock-aligned, late-latching :class:`~stagectl.sync.frameloop.FrameLoop`.
 
 Per frame ``k``, at the latch point before its edge: the console's queued commands take effect (a
 ``stage.reload`` among them swaps the stage and planner this frame reads), every camera's state is read at the
-edge's instant on the timelines' clock, the cluster primary (``--cluster``) publishes the frame state to the
+edge's instant on the timelines' clock (and appended to the take being recorded, if any), the cluster primary (``--cluster``) publishes the frame state to the
 render nodes, the runtime plans and draws the frame, and the swap barrier meets the nodes. At the edge the
 output presents; then, at normal priority, the previews, the status line (every ``status_interval_s``) and
 the console's status and thumbnails. A frame that cannot be planned or drawn is counted and said; the outputs
@@ -48,11 +48,13 @@ def run_frames(runtime: StageRuntime, *, stop, say: Callable[[str], None], statu
     next_status = {"at": time.monotonic_ns() + interval_ns}
 
     def latch(k: int, edge_ns: int) -> None:
-        if console is not None:  # operator commands take effect at this frame boundary
-            console.apply(k)
         # the timelines run on the monotonic clock (arrival stamps): evaluate at this edge's instant there
         t_query = edge_ns if clock is Clock.MONOTONIC else time.monotonic_ns() + (edge_ns - clock.now_ns())
+        runtime.latching = (k, t_query)  # a take started at this boundary starts with this frame
+        if console is not None:  # operator commands take effect at this frame boundary
+            console.apply(k)
         states = runtime.camera_states(t_query)
+        runtime.record(k, t_query, states)  # the take being recorded keeps what this frame is drawn from
         if primary is not None:  # the nodes render frame k while we do, with the operator's flags and features
             primary.publish(FrameState.make(k, rate, edge_ns, clock=clock, epoch_ns=loop.epoch_ns, cameras=states,
                                             flags=console.hub.flags if console is not None else NO_FLAGS),
@@ -93,7 +95,7 @@ def run_frames(runtime: StageRuntime, *, stop, say: Callable[[str], None], statu
                 + (f", {output.presenter.status()}" if output is not None and output.presenter else ""))
         if console is not None:
             console.publish(now, lambda: console_status(runtime, k, loop, counts, primary, now),
-                            output.canvases if output is not None else None)
+                            output.thumbnail_images if output is not None else None)
         return shown
 
     duration_ns = None if duration_s is None else int(duration_s * 1e9)

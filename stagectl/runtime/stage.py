@@ -86,6 +86,12 @@ class StageRuntime:
         self.receivers: Any = []  # the ReceiverGroup (open_receivers), indexable by source name
         #: the last frame planned, with the stage it was planned on (None before the first)
         self.last: Planned | None = None
+        #: the take being recorded (a :class:`~stagectl.tracking.recording.LiveTake`, set by the console's
+        #: record.start effect) and ``(frame, instant)`` of the frame being latched (the take's first frame)
+        self.take: Any = None
+        self.latching: tuple[int, int] | None = None
+        #: the OpenTrackIO source whose tracker.recording starts and stops takes (record.follow), or None
+        self.follow: str | None = None
 
     @classmethod
     def tracked(cls, stage: Stage, *, output: StageOutput | None = None) -> StageRuntime:
@@ -120,6 +126,13 @@ class StageRuntime:
         """Every camera's state at the instant ``t_ns`` (the timelines' clock) in the stage's camera order;
         cameras without a pose yet are left out."""
         return [s for rig in self.rigs.values() if (s := rig.state_at(t_ns)) is not None]
+
+    def record(self, frame: int, t_ns: int, states: list[CameraState]) -> None:
+        """Append the cameras of frame ``frame`` (evaluated at ``t_ns``, monotonic) to the take being recorded,
+        if any: what the frame is drawn from (docs/takes.md). Never raises (the take counts write errors)."""
+        take = self.take
+        if take is not None:
+            take.frame(frame, t_ns, states, self.rigs)
 
     def draw(self, states: list[CameraState], frame: int, *, flags: OperatorFlags | None = None,
              features: Any = None) -> Drawn:

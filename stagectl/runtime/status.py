@@ -19,6 +19,7 @@ __all__ = [
     "console_status",
     "frustum_corners",
     "outputs_status",
+    "recording_status",
     "tracking_summary",
     "tracking_words",
 ]
@@ -100,6 +101,24 @@ def outputs_status(plan, counts) -> dict:
     return out
 
 
+def recording_status(runtime, now_ns: int) -> dict:
+    """The console's ``recording``: ``{"rec": false, "follow"}`` when no take is being recorded, else
+    ``{"rec": true, "path", "slate", "elapsed_s", "frames", "timecode_in", "timecode", "follow"}`` (``timecode``:
+    the last recorded frame's label). ``follow``: the OpenTrackIO source whose ``tracker.recording`` starts and
+    stops takes (``record.follow``), or None."""
+    take = runtime.take
+    follow = getattr(runtime, "follow", None)
+    if take is None:
+        return {"rec": False, "follow": follow}
+    out = {"rec": True, "path": str(take.path), "slate": dict(take.meta.get("slate") or {}),
+           "elapsed_s": round((now_ns - take.started_ns) / 1e9, 1), "frames": take.frames,
+           "timecode_in": None, "timecode": None, "follow": follow}
+    if take.rate is not None and take.last_frame is not None:
+        out["timecode_in"] = str(take.timecode(take.first_frame))
+        out["timecode"] = str(take.timecode(take.last_frame))
+    return out
+
+
 def console_status(runtime, k: int, loop, counts: dict, primary: Any, now_ns: int) -> dict:
     """The live status the console publishes (docs/console.md, "status")."""
     from stagectl.sync.timebase import Timecode
@@ -147,5 +166,6 @@ def console_status(runtime, k: int, loop, counts: dict, primary: Any, now_ns: in
         "cameras": cams,
         "outputs": outputs_status(plan, counts),
         "cluster": None if primary is None else {"summary": primary.status().summary()},
+        "recording": recording_status(runtime, now_ns),
         "frame_times_ms": [round(float(v), 2) for v in render_ms[-48:]],
     }

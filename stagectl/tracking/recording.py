@@ -16,16 +16,24 @@ Header::
                "sources": [{"id", "name", "protocol"}...], "meta": {...}}
     crc32      uint32    CRC-32 (zlib) of every header byte before it
 
-Records, one per datagram (or source declaration)::
+Records, one per datagram (or source declaration, rendered camera, end of take)::
 
     length     uint32    bytes of the body
     crc32      uint32    CRC-32 of the body
     body:
-      kind        uint8   1 = datagram, 2 = source declaration
-      protocol    uint8   0 unknown, 1 FreeD, 2 OpenTrackIO, 3 OSC
-      source_id   uint16
-      arrival_ns  int64   receiver's time.monotonic_ns() at arrival (clock "monotonic")
-      payload     the raw datagram bytes (kind 1) or UTF-8 JSON {"id", "name", "protocol"} (kind 2)
+      kind        uint8   1 = datagram, 2 = source declaration, 3 = rendered camera, 4 = end of take
+      protocol    uint8   0 unknown, 1 FreeD, 2 OpenTrackIO, 3 OSC (0 for kinds 3 and 4)
+      source_id   uint16  the source (kinds 1, 2); the camera's index in the header's meta["cameras"] (kind 3)
+      arrival_ns  int64   receiver's time.monotonic_ns() at arrival (clock "monotonic"); kind 3: the instant
+                          the frame was evaluated for (same clock); kind 4: when the take stopped
+      payload     the raw datagram bytes (kind 1), UTF-8 JSON {"id", "name", "protocol"} (kind 2), a
+                  :data:`FRAME_LAYOUT` struct (kind 3) or UTF-8 JSON (kind 4, :meth:`Recorder.end`)
+
+Kinds 3 and 4 are written by a take recorded inside ``stagectl run`` (:class:`LiveTake`): one kind-3 record
+per camera per frame, the camera the stage rendered (``CameraState``), and one kind-4 record when the take is
+stopped (end timecode, frame count). Readers of datagrams never see them (:class:`TakeReader` yields kind 1
+only and collects the others in ``frames`` and ``end``); a reader that predates them skips them as "a kind
+from a newer writer". The version stays 1: every take reads as before.
 
 A record is written with one ``write(2)`` of its complete bytes, so the only damage a crash, a ``kill -9`` or
 a full disk leaves is a **torn tail**: the last record incomplete. A reader never raises for damaged records
@@ -73,6 +81,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import socket
 import struct
@@ -85,13 +94,18 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 __all__ = [
-    "MAGIC",
-    "VERSION",
-    "PROTOCOLS",
+    "DAY_NS",
+    "FRAME_LAYOUT",
     "KIND_DATAGRAM",
+    "KIND_END",
+    "KIND_FRAME",
     "KIND_SOURCE",
-    "MAX_PAYLOAD",
+    "MAGIC",
     "MAX_BODY",
+    "MAX_PAYLOAD",
+    "PROTOCOLS",
+    "VERSION",
+    "FrameRecord",
     "LiveTake",
     "Recorder",
     "ReplayStats",
@@ -102,6 +116,7 @@ __all__ = [
     "TakeReader",
     "TakeRecord",
     "UdpSender",
+    "clock_anchor",
     "load_take",
     "open_udp_receiver",
     "read_take",
@@ -113,6 +128,8 @@ MAGIC: Final = b"STGTAKE\x00"
 VERSION: Final = 1
 KIND_DATAGRAM: Final = 1
 KIND_SOURCE: Final = 2
+KIND_FRAME: Final = 3
+KIND_END: Final = 4
 #: protocol name <-> code in a record
 PROTOCOLS: Final = {"unknown": 0, "freed": 1, "opentrackio": 2, "osc": 3}
 _PROTOCOL_NAMES: Final = {v: k for k, v in PROTOCOLS.items()}
@@ -125,6 +142,11 @@ _CRC: Final = struct.Struct("<I")
 _REC_HEAD: Final = struct.Struct("<II")  # length, crc32
 _BODY_HEAD: Final = struct.Struct("<BBHq")  # kind, protocol, source_id, arrival_ns
 _MAX_JSON: Final = 1 << 20
+#: the payload of a kind-3 record (a rendered camera), little-endian: frame (int64, the stage loop's frame
+#: number), label (uint32, the frame's timecode as a frame count from 00:00:00:00 at the header's rate and
+#: drop-frame mode), T_stage_camera (16 float64, row-major), focal length mm, principal point x / y mm, entrance
+#: pupil offset m, zoom / focus / iris encoders (normalised 0..1), focus distance m (NaN: unknown)
+FRAME_LAYOUT: Final = struct.Struct("<qI16d8d")
 #: largest body a record may have (its length field); anything longer is a corrupt length
 MAX_BODY: Final = _BODY_HEAD.size + MAX_PAYLOAD
 #: bytes a resynchronising reader scans per read
@@ -182,6 +204,32 @@ class TakeGap:
     def __str__(self) -> str:
         return (f"skipped {self.skipped} bytes at offset {self.offset}, resumed at record {self.resumed_record} "
                 f"(offset {self.resumed_offset})")
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class FrameRecord:
+    """One rendered camera of a take recorded inside ``stagectl run`` (a kind-3 record): ``camera`` (its name,
+    from the header's ``meta["cameras"]``; ``camera<i>`` when the header does not name it) and ``camera_index``,
+    ``frame`` (the stage loop's frame number), ``label`` (the timecode as a frame count from 00:00:00:00 at
+    the header's ``meta["rate"]``), ``query_ns`` (the instant the camera was evaluated for, clock
+    ``monotonic``), ``T_stage_camera`` (4x4, stage metres), the lens values the frame was drawn with
+    (``focal_mm``, ``principal_point_mm``, ``pupil_offset_m``) and the encoders and focus distance of the
+    tracking answer (NaN: not known), and ``offset`` in the file."""
+
+    camera: str
+    camera_index: int
+    frame: int
+    label: int
+    query_ns: int
+    T_stage_camera: Any
+    focal_mm: float
+    principal_point_mm: tuple[float, float]
+    pupil_offset_m: float
+    zoom: float
+    focus: float
+    iris: float
+    focus_distance_m: float
+    offset: int = -1
 
 
 def _protocol_code(protocol: str) -> int:
@@ -246,7 +294,7 @@ class Recorder:
         created = time.time_ns()
         doc = {
             "created_ns": created,
-            "created_utc": _dt.datetime.fromtimestamp(created / 1e9, _dt.timezone.utc).isoformat(),
+            "created_utc": _dt.datetime.fromtimestamp(created / 1e9, _dt.UTC).isoformat(),
             "clock": "monotonic",
             "stage": stage,
             "sources": declared,
@@ -336,6 +384,26 @@ class Recorder:
         proto = self._source_protocols[sid] if protocol is None else protocol.lower()
         self._append_record(KIND_DATAGRAM, _protocol_code(proto), sid, int(arrival_ns), bytes(data))
 
+    def append_frame(self, camera_index: int, query_ns: int, frame: int, label: int, T_stage_camera: Any,
+                     focal_mm: float, principal_point_mm: tuple[float, float], pupil_offset_m: float,
+                     zoom: float = math.nan, focus: float = math.nan, iris: float = math.nan,
+                     focus_distance_m: float = math.nan) -> None:
+        """Append the camera the stage rendered for ``frame`` (a kind-3 record; :data:`FRAME_LAYOUT`)."""
+        T = [float(v) for row in T_stage_camera for v in row]
+        if len(T) != 16:
+            raise ValueError(f"T_stage_camera: expected 4x4, got {len(T)} values")
+        payload = FRAME_LAYOUT.pack(int(frame), int(label) & 0xFFFFFFFF, *T, float(focal_mm),
+                                    float(principal_point_mm[0]), float(principal_point_mm[1]),
+                                    float(pupil_offset_m), float(zoom), float(focus), float(iris),
+                                    float(focus_distance_m))
+        self._append_record(KIND_FRAME, 0, int(camera_index), int(query_ns), payload)
+
+    def end(self, doc: dict[str, Any], at_ns: int | None = None) -> None:
+        """Append the end-of-take record (kind 4): JSON ``doc`` (what :class:`LiveTake` writes: the end
+        timecode, frame count and how the take stopped). Readers find it in :attr:`TakeReader.end`."""
+        payload = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        self._append_record(KIND_END, 0, 0, time.monotonic_ns() if at_ns is None else int(at_ns), payload)
+
     def flush(self) -> None:
         """Write buffered records to the kernel now (and fsync under ``fsync="interval"``/``"record"``)."""
         with self._lock:
@@ -387,7 +455,7 @@ def _body_at(f: BinaryIO, offset: int, file_size: int) -> bytes | None:
 
 
 def _resync(f: BinaryIO, start: int, file_size: int) -> tuple[int, bytes] | None:
-    """The first offset from ``start`` on where a record of a known kind validates, with its body; None when
+    """The first offset from ``start`` on where a record of a known kind (1..4) validates, with its body; None when
     there is none before ``file_size``. Candidates are picked a chunk at a time (4 KiB, doubling up to
     ``_SCAN_CHUNK``) by their length field and kind byte; only those are read and CRC-checked."""
     import numpy as np
@@ -405,7 +473,7 @@ def _resync(f: BinaryIO, start: int, file_size: int) -> tuple[int, bytes] | None
         kind = np.frombuffer(chunk, dtype=np.uint8, count=n, offset=_REC_HEAD.size)
         room = file_size - pos - _REC_HEAD.size - np.arange(n, dtype=np.int64)  # body bytes left in the file
         ok = ((length >= _BODY_HEAD.size) & (length <= MAX_BODY) & (length <= room)
-              & ((kind == KIND_DATAGRAM) | (kind == KIND_SOURCE)))
+              & (kind >= KIND_DATAGRAM) & (kind <= KIND_END))
         for i in np.flatnonzero(ok).tolist():
             body = _body_at(f, pos + i, file_size)
             if body is not None:
@@ -472,33 +540,169 @@ def _parse_header(f: BinaryIO, file_size: int) -> TakeHeader | None:
     return TakeHeader(VERSION, created, stage, sources, meta, found[0], damaged=True)
 
 
+def clock_anchor(tries: int = 5) -> tuple[int, int]:
+    """A ``(monotonic_ns, system_ns)`` pair read together: of ``tries`` readings of ``time.time_ns()`` between
+    two of ``time.monotonic_ns()``, the one with the narrowest bracket, stamped at its middle. ``system -
+    monotonic`` then converts an arrival stamp to UTC to within that bracket (a microsecond or so)."""
+    best: tuple[int, int, int] | None = None
+    for _ in range(max(1, tries)):
+        m0 = time.monotonic_ns()
+        s = time.time_ns()
+        m1 = time.monotonic_ns()
+        if best is None or m1 - m0 < best[0]:
+            best = (m1 - m0, (m0 + m1) // 2, s)
+    assert best is not None
+    return best[1], best[2]
+
+
+#: ns in a day: timecode labels are the time of day (UTC)
+DAY_NS: Final = 86_400 * 1_000_000_000
+
+
 class LiveTake:
     """A take recorded from running receivers (:class:`stagectl.tracking.receiver.Receiver`): every datagram
-    each one gets, raw, with its arrival stamp, through the receiver's ``tap`` (its receive thread). ``stop()``
-    detaches the taps and closes the file (fsync); a crash keeps everything appended (``Recorder`` policy).
+    each one gets, raw, with its arrival stamp, through the receiver's ``tap`` (its receive thread); with
+    ``rate``, also the camera the stage rendered at every frame (:meth:`frame`, kind-3 records) and, at
+    :meth:`finish`, the end-of-take record (kind 4). ``stop()`` detaches the taps and closes the file (fsync); a
+    crash keeps everything appended (``Recorder`` policy).
 
     :param receivers: the receivers to record (each declared as a source under its name and protocol).
     :param path: the take file (an existing file is an error unless ``overwrite``).
+    :param meta: header values (docs/takes.md, "Header"); ``rate``, ``drop_frame``, ``cameras``,
+        ``clock_anchor`` and ``start_timecode`` are added here.
+    :param rate: the stage's frame rate (a :class:`~stagectl.sync.timebase.FrameRate`); None: no frames.
+    :param drop_frame: the labels are drop-frame (29.97 / 59.94 only).
+    :param cameras: the stage's camera names, in order (kind-3 records name them by index).
+    :param first: ``(frame, query_ns)`` of the first frame the take records (the frame being started, its
+        instant on the monotonic clock): the start timecode is that frame's label. None: the label of now.
     """
 
     def __init__(self, path: str | os.PathLike[str], receivers: Iterable[Any], *, stage: str | None = None,
-                 overwrite: bool = False, meta: dict[str, Any] | None = None) -> None:
+                 overwrite: bool = False, meta: dict[str, Any] | None = None, rate: Any = None,
+                 drop_frame: bool = False, cameras: Iterable[str] = (),
+                 first: tuple[int, int] | None = None) -> None:
         self.receivers = list(receivers)
+        self.rate = rate
+        self.drop_frame = bool(drop_frame)
+        self.cameras = list(cameras)
+        self._index = {name: i for i, name in enumerate(self.cameras)}
+        mono, system = clock_anchor()
+        self.offset_ns = system - mono  # monotonic -> system (UTC)
+        self.first_frame: int | None = None
+        self.last_frame: int | None = None
+        self.origin_label = 0
+        self.frames = 0
+        self.frame_errors = 0
+        meta = dict(meta or {})
+        meta["clock_anchor"] = {"monotonic_ns": mono, "system_ns": system}
+        if rate is not None:
+            from stagectl.sync.timebase import Timecode
+
+            k0, t0 = first if first is not None else (None, mono)
+            self.origin_label = self._label_at(t0)
+            self.first_frame = k0
+            meta["rate"] = f"{rate.num}/{rate.den}"
+            meta["drop_frame"] = self.drop_frame
+            meta["start_timecode"] = str(Timecode.from_frame(self.origin_label, rate, self.drop_frame))
+            meta["cameras"] = [{"name": n} if not isinstance(n, dict) else n for n in meta.get("cameras") or
+                               self.cameras]
         self.recorder = Recorder(path, stage=stage, overwrite=overwrite, meta=meta,
                                  sources=[(r.name, r.protocol) for r in self.receivers])
         self.path = self.recorder.path
+        self.meta = meta
         self.started_ns = time.monotonic_ns()
         for r in self.receivers:
             sid = self.recorder.add_source(r.name, r.protocol)
             r.tap = (lambda rec, sid: lambda arrival_ns, data: rec.append(arrival_ns, sid, data))(self.recorder, sid)
 
-    def stop(self) -> dict[str, Any]:
-        """Detach from the receivers, close the file; returns ``{"path", "records", "bytes", "seconds"}``."""
+    def _label_at(self, mono_ns: int) -> int:
+        """The frame count from 00:00:00:00 of the frame nearest the monotonic instant ``mono_ns``, as a time
+        of day (UTC) at the take's rate."""
+        tod = (mono_ns + self.offset_ns) % DAY_NS
+        return self.rate.frame_at_ns(tod + self.rate.period_ns // 2)
+
+    def label(self, frame: int) -> int:
+        """The timecode label (a frame count) of stage frame ``frame``: the first frame's label plus the frames
+        since it."""
+        return self.origin_label + (frame - (self.first_frame if self.first_frame is not None else frame))
+
+    def timecode(self, frame: int) -> Any:
+        from stagectl.sync.timebase import Timecode
+
+        return Timecode.from_frame(self.label(frame), self.rate, self.drop_frame)
+
+    def frame(self, frame: int, query_ns: int, states: Iterable[Any], rigs: Any = None) -> None:
+        """Record the cameras the stage renders for ``frame`` (evaluated at ``query_ns``, monotonic): each
+        :class:`~stagectl.render.plan.CameraState` in ``states``, with the encoders and focus distance of
+        ``rigs[name].state`` (the tracking answer) when given. Never raises for a write error (counted in
+        ``frame_errors``): the frame loop goes on."""
+        if self.rate is None:
+            return
+        if self.first_frame is None:
+            self.first_frame = frame
+            self.origin_label = self._label_at(query_ns)
+        label = self.label(frame)
+        nan = math.nan
+        try:
+            for s in states:
+                i = self._index.get(s.name)
+                if i is None:
+                    continue
+                st = getattr(rigs.get(s.name), "state", None) if rigs is not None else None
+                lv = s.lens
+                self.recorder.append_frame(
+                    i, query_ns, frame, label, s.T_stage_camera, lv.focal_mm, lv.principal_point_mm,
+                    lv.pupil_offset_m, nan if lv.zoom is None else lv.zoom, nan if lv.focus is None else lv.focus,
+                    st.iris if st is not None else nan, st.focus_distance_m if st is not None else nan)
+        except (OSError, ValueError):
+            self.frame_errors += 1
+            return
+        self.frames += 1
+        self.last_frame = frame
+
+    def summary(self) -> dict[str, Any]:
+        """``{"path", "records", "bytes", "seconds", "frames", "timecode_in", "timecode_out"}`` (timecodes as
+        ``HH:MM:SS:FF``, ``timecode_out`` the last frame's, inclusive; None before the first frame) and the
+        ``slate`` of the header."""
+        out: dict[str, Any] = {"path": str(self.path), "records": self.recorder.records,
+                               "bytes": self.recorder.bytes_written,
+                               "seconds": round((time.monotonic_ns() - self.started_ns) / 1e9, 3),
+                               "frames": self.frames, "timecode_in": None, "timecode_out": None}
+        if self.rate is not None and self.last_frame is not None:
+            out["timecode_in"] = str(self.timecode(self.first_frame))
+            out["timecode_out"] = str(self.timecode(self.last_frame))
+        if "slate" in self.meta:
+            out["slate"] = self.meta["slate"]
+        return out
+
+    def detach(self) -> None:
+        """Stop appending datagrams (the receivers' taps are removed)."""
         for r in self.receivers:
             r.tap = None
+
+    def finish(self, how: str = "stop") -> dict[str, Any]:
+        """Detach, append the end-of-take record (kind 4: the :meth:`summary` without ``path`` and ``bytes``,
+        plus ``first_frame`` / ``last_frame`` and ``how`` it stopped) and return the summary. The file is not
+        closed: :meth:`close` (fsync) may run on another thread."""
+        self.detach()
+        out = self.summary()
+        doc = {k: v for k, v in out.items() if k not in ("path", "bytes", "slate")}
+        doc.update({"first_frame": self.first_frame, "last_frame": self.last_frame, "how": how,
+                    "stopped_utc": _dt.datetime.now(_dt.UTC).isoformat()})
+        try:
+            self.recorder.end(doc)
+        except (OSError, ValueError):
+            pass  # the frames and datagrams are kept; a reader derives the end from them
+        return out
+
+    def close(self) -> None:
         self.recorder.close()
-        return {"path": str(self.path), "records": self.recorder.records, "bytes": self.recorder.bytes_written,
-                "seconds": (time.monotonic_ns() - self.started_ns) / 1e9}
+
+    def stop(self) -> dict[str, Any]:
+        """:meth:`finish` and close the file; returns ``{"path", "records", "bytes", "seconds", ...}``."""
+        out = self.finish()
+        self.recorder.close()
+        return out
 
 
 class TakeReader:
@@ -514,7 +718,10 @@ class TakeReader:
       ``torn``: whether there are any;
     * ``gaps``: the :class:`TakeGap` list of damaged bytes skipped between valid records (records lost),
       ``skipped_bytes`` their total;
-    * ``damaged``: gaps were skipped or the header is damaged (``header.damaged``).
+    * ``damaged``: gaps were skipped or the header is damaged (``header.damaged``);
+    * ``frames``: the rendered cameras (kind-3 :class:`FrameRecord` records) read so far, in file order, and
+      ``end``: the end-of-take record's JSON (kind 4; None until read, and for a take that never stopped
+      cleanly: a crash, ``kill -9``). Read them after iterating to the end (:func:`load_take` does).
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -532,11 +739,25 @@ class TakeReader:
         self.ignored_bytes = self.file_size - self.good_bytes
         self.gaps: list[TakeGap] = []
         self.skipped_bytes = 0
+        self.frames: list[FrameRecord] = []
+        self.end: dict[str, Any] | None = None
+        cams = self.header.meta.get("cameras") if self.header else None
+        self._cameras = [str(c.get("name", "")) if isinstance(c, dict) else str(c)
+                         for c in (cams if isinstance(cams, list) else [])]
         self._pos = self.good_bytes  # where the next record is due
         self._at = self._f.tell() if self.header else -1  # where the file is, when known
         self._done = self.header is None
         if self._done:
             self._f.close()
+
+    def _frame(self, index: int, query_ns: int, payload: bytes, offset: int) -> None:
+        if len(payload) != FRAME_LAYOUT.size:
+            return  # a CRC-valid record of another layout: not ours to read
+        v = FRAME_LAYOUT.unpack(payload)
+        name = self._cameras[index] if index < len(self._cameras) and self._cameras[index] else f"camera{index}"
+        T = [list(v[2 + 4 * r: 6 + 4 * r]) for r in range(4)]
+        self.frames.append(FrameRecord(name, index, v[0], v[1], query_ns, T, v[18], (v[19], v[20]), v[21],
+                                       v[22], v[23], v[24], v[25], offset))
 
     @property
     def torn(self) -> bool:
@@ -589,6 +810,16 @@ class TakeReader:
                 except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
                     pass  # a CRC-valid but unreadable declaration: the datagrams still read, unnamed
                 continue
+            if kind == KIND_FRAME:
+                self._frame(sid, arrival, payload, offset)
+                continue
+            if kind == KIND_END:
+                try:
+                    doc = json.loads(payload.decode("utf-8"))
+                    self.end = doc if isinstance(doc, dict) else None
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    pass
+                continue
             if kind != KIND_DATAGRAM:
                 continue  # a record kind from a newer writer: skip it
             self.records += 1
@@ -622,7 +853,8 @@ class Take:
     """A whole take in memory: ``header`` (None when the file was cut inside it), ``records`` in file order,
     ``ignored_bytes`` of torn tail (from file offset ``good_bytes``, the end of the last valid record), the
     final ``sources`` map (id -> (name, protocol)) and the ``gaps`` of damaged bytes skipped between valid
-    records (:class:`TakeGap`; records in them are lost)."""
+    records (:class:`TakeGap`; records in them are lost); ``frames`` (the rendered cameras, kind 3) and
+    ``end`` (the end-of-take JSON, kind 4, or None) of a take recorded inside ``stagectl run``."""
 
     path: Path
     header: TakeHeader | None
@@ -631,6 +863,8 @@ class Take:
     sources: dict[int, tuple[str, str]]
     gaps: tuple[TakeGap, ...] = ()
     good_bytes: int = 0
+    frames: tuple[FrameRecord, ...] = ()
+    end: dict[str, Any] | None = None
 
     @property
     def skipped_bytes(self) -> int:
@@ -653,7 +887,7 @@ def load_take(path: str | os.PathLike[str]) -> Take:
     with read_take(path) as reader:
         records = tuple(reader)
         return Take(reader.path, reader.header, records, reader.ignored_bytes, dict(reader.sources),
-                    tuple(reader.gaps), reader.good_bytes)
+                    tuple(reader.gaps), reader.good_bytes, tuple(reader.frames), reader.end)
 
 
 # ================================================================================================ replay

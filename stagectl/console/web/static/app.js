@@ -564,6 +564,36 @@
     if (s === "lost" || s === "silent" || s === "dead" || s === "none" || s === "error" || s === "dropped") return "state-lost";
     return "state-other";
   }
+  // the take being recorded (status.recording): the REC badge and the slate line "12A T01 · roll A001 · cam A ·
+  // 00:00:12 · TC 10:00:00:00–10:00:12:05 · 301 frames"; while not recording, which tracker starts takes
+  function renderRecording(r) {
+    const line = $("rec-slate");
+    if (!r) { line.hidden = true; return; }
+    const banner = $("banner-record");
+    if (r.rec) banner.hidden = false;
+    else if (!(S.state && S.state.recording)) banner.hidden = true;
+    let text = "";
+    if (r.rec) {
+      const s = r.slate || {};
+      const parts = [];
+      const head = [s.scene, s.take !== undefined ? `T${String(s.take).padStart(2, "0")}` : null].filter((v) => v);
+      if (head.length) parts.push(head.join(" "));
+      if (s.roll) parts.push(`roll ${s.roll}`);
+      if (s.camera) parts.push(`cam ${s.camera}`);
+      const t = Math.max(0, Math.floor(r.elapsed_s || 0));
+      parts.push([Math.floor(t / 3600), Math.floor(t / 60) % 60, t % 60].map((v) => String(v).padStart(2, "0")).join(":"));
+      if (r.timecode_in) parts.push(`TC ${r.timecode_in}–${r.timecode || r.timecode_in}`);
+      parts.push(`${r.frames ?? 0} frames`);
+      text = parts.join(" · ");
+      line.title = r.path || "";
+    } else if (r.follow) {
+      text = `takes follow ${r.follow}`;
+      line.title = "record.follow: the tracker's recording flag starts and stops takes";
+    }
+    line.textContent = text;
+    line.hidden = !text;
+    line.dataset.rec = r.rec ? "1" : "0";
+  }
   function renderStatus(status) {
     if (!status) return;
     S.status = status;
@@ -606,6 +636,7 @@
         el("td", { class: "num", text: [c.pan_deg, c.tilt_deg, c.roll_deg].map((v) => fmt(v, 1)).join(" ") }),
         el("td", { class: "num", text: typeof c.focal_mm === "number" ? `${c.focal_mm.toFixed(1)} mm` : "–" }));
     }));
+    renderRecording(status.recording);
     renderKv($("genlock"), status.genlock);
     renderCluster(status.cluster);
     renderOutputsStatus(status.outputs || {});
