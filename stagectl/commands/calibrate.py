@@ -141,6 +141,7 @@ TOOLS = {
     "pupil": ("entrance-pupil offset per zoom -> lens file", PUPIL_HELP),
     "wall": ("wall registration from survey points or ArUco views -> tracking_registration", WALL_HELP),
     "delay": ("tracking delay from a take and its video -> delay_frames", DELAY_HELP),
+    "colour": ("in-camera LED wall colour calibration -> CLF + OCIO config", None),  # help: stagectl.color.calibration_cli
 }
 
 
@@ -276,14 +277,26 @@ def add_tool_arguments(tool: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--downscale", type=int, default=1, help="shrink frames by this factor before phase correlation")
         p.add_argument("--apply", action="store_true", help="write delay_frames into the stage file's tracking source")
         _outputs(p, "delay.yaml")
+    elif tool == "colour":
+        from stagectl.color.calibration_cli import add_arguments as colour_arguments
+
+        colour_arguments(p)
     else:  # pragma: no cover
         raise ValueError(tool)
 
 
+def _tool_help(tool: str) -> str:
+    if tool == "colour":
+        from stagectl.color.calibration_cli import HELP as colour_help
+
+        return colour_help
+    return TOOLS[tool][1]
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="tool", metavar="TOOL")
-    for name, (short, text) in TOOLS.items():
-        sp = sub.add_parser(name, help=short, description=text, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, (short, _text) in TOOLS.items():
+        sp = sub.add_parser(name, help=short, description=_tool_help(name), formatter_class=argparse.RawDescriptionHelpFormatter)
         add_tool_arguments(name, sp)
 
 
@@ -298,7 +311,7 @@ def script_main(tool: str, argv: list[str] | None = None, doc: str | None = None
     """Entry point of the thin scripts in ``calibration/``: same arguments, same tool, same error handling."""
     from stagectl.errors import StageError
 
-    p = argparse.ArgumentParser(prog=f"calibration/{tool}.py", description=((doc or "").strip() + "\n\n" + TOOLS[tool][1]).strip(),
+    p = argparse.ArgumentParser(prog=f"calibration/{tool}.py", description=((doc or "").strip() + "\n\n" + _tool_help(tool)).strip(),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_tool_arguments(tool, p)
     args = p.parse_args(argv)
@@ -376,7 +389,7 @@ def run_tool(tool: str, args: argparse.Namespace) -> int:
     _check_outputs(args)
     try:
         rc = {"lens": _run_lens, "handeye": _run_handeye, "pupil": _run_pupil, "wall": _run_wall,
-              "delay": _run_delay}[tool](args)
+              "delay": _run_delay, "colour": _run_colour}[tool](args)
     except BrokenPipeError:  # stdout's reader went away (`| head`): the caller ends quietly
         raise
     except OSError as exc:
@@ -445,6 +458,12 @@ def _write_patch(args, target: Path, old: str, new: str, label: str) -> str:
         target.write_text(new, encoding="utf-8")
         return f"updated {target} (patch kept in {patch})"
     return f"wrote {patch} (apply with --apply, or `patch -p1 < {patch}` from the file's folder)"
+
+
+def _run_colour(args) -> int:
+    from stagectl.color.calibration_cli import run
+
+    return run(args)
 
 
 # ---------------------------------------------------------------------------------------------- lens
