@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -68,10 +66,6 @@ colour:
 WALL_M = np.array([[0.93, 0.06, 0.01], [0.04, 0.92, 0.04], [0.01, 0.05, 0.94]])
 WALL_GAIN = np.array([0.99, 1.0, 1.01])
 WALL_GAMMA = np.array([1.03, 1.02, 1.015])
-
-
-def stagectl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stagectl.cli", *args], capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +202,7 @@ def test_clipped_wall_fails_validation(setup, capsys):
 
 
 def test_bad_inputs_are_one_line_errors(setup, tmp_path, capsys):
-    d, stage, cfg, seq = setup
+    _d, stage, _cfg, _seq = setup
     black = tmp_path / "black"
     black.mkdir()
     for i in range(5):
@@ -235,7 +229,7 @@ def test_patches_are_the_output_pipeline_codes(setup, tmp_path):
     from stagectl.color.output import output_encode
     from stagectl.stage import load_stage
 
-    d, stage, cfg, seq = setup
+    _d, stage, cfg, seq = setup
     assert run_cli("--stage", str(stage), "--patches", str(tmp_path / "p"), *SEQ_ARGS) == 0
     frames = (tmp_path / "p" / "frames.txt").read_text().split()
     assert len(frames) == seq.total_frames

@@ -62,32 +62,32 @@ from stagectl.color.transfer import Transfer, quantize
 __all__ = [
     "CALIBRATABLE_TRANSFERS",
     "CHART_NAME",
-    "LUT_SIZE",
     "LOG2_LO",
+    "LUT_SIZE",
+    "CaptureSource",
+    "Check",
+    "Correction",
+    "Measurements",
     "Patch",
     "PatchSequence",
-    "make_sequence",
-    "colour_module",
-    "chart_xyz_d65",
-    "target_to_xyz_matrix",
-    "xyz_to_ictcp",
-    "delta_e_itp",
-    "CaptureSource",
-    "open_captures",
     "SlateHit",
-    "detect_slate",
-    "Sync",
-    "synchronise",
-    "Measurements",
-    "extract",
-    "WallModel",
-    "Correction",
-    "Check",
     "Solution",
-    "solve",
-    "clf_text",
-    "write_clf",
+    "Sync",
+    "WallModel",
     "calibrated_config",
+    "chart_xyz_d65",
+    "clf_text",
+    "colour_module",
+    "delta_e_itp",
+    "detect_slate",
+    "extract",
+    "make_sequence",
+    "open_captures",
+    "solve",
+    "synchronise",
+    "target_to_xyz_matrix",
+    "write_clf",
+    "xyz_to_ictcp",
 ]
 
 CALIBRATABLE_TRANSFERS = ("pq", "srgb", "gamma", "bt1886")
@@ -248,7 +248,7 @@ class PatchSequence:
     def _rect(size: tuple[int, int], active: tuple[int, int, int, int] | None, fraction: float):
         w, h = size
         ax, ay, aw, ah = active if active is not None else (0, 0, w, h)
-        pw, ph = max(8, int(round(aw * fraction))), max(8, int(round(ah * fraction)))
+        pw, ph = max(8, round(aw * fraction)), max(8, round(ah * fraction))
         return ax + (aw - pw) // 2, ay + (ah - ph) // 2, pw, ph
 
     def frame_signal(self, k: int, size: tuple[int, int], active: tuple[int, int, int, int] | None = None,
@@ -284,7 +284,7 @@ class PatchSequence:
     def _draw_slate(self, img: np.ndarray, rect, k: int, *, end: bool) -> None:
         x, y, pw, ph = rect
         on = self.encode(np.full(3, SLATE_LEVEL * self.peak_units))
-        b = max(1, int(round(0.08 * min(pw, ph))))
+        b = max(1, round(0.08 * min(pw, ph)))
         img[y:y + ph, x:x + pw] = on
         img[y + b:y + ph - b, x + b:x + pw - b] = 0.0
         for i, bit in enumerate(_marker(end)):
@@ -321,7 +321,7 @@ def _cell_box(rect, i: int, n: int, yc: float, shrink: float = 1.0) -> tuple[flo
 
 def _cell(rect, i: int, n: int, yc: float):
     x0, y0, x1, y1 = _cell_box(rect, i, n, yc)
-    return slice(int(round(y0)), int(round(y1))), slice(int(round(x0)), int(round(x1)))
+    return slice(round(y0), round(y1)), slice(round(x0), round(x1))
 
 
 def make_sequence(cfg, target_space: str, transfer: Transfer, *, bits: int = 10, narrow: bool = False,
@@ -508,12 +508,12 @@ def detect_slate(rgb: np.ndarray, index: int = 0) -> SlateHit | None:
         return None
     x0, x1, y0, y1 = int(cols[0]), int(cols[-1]) + 1, int(rows[0]), int(rows[-1]) + 1
     rect = (x0, y0, x1 - x0, y1 - y0)
-    b = max(1, int(round(0.04 * min(rect[2], rect[3]))))
+    b = max(1, round(0.04 * min(rect[2], rect[3])))
     border = float(np.median(y[y0:y0 + b, x0 + rect[2] // 4:x1 - rect[2] // 4]))
 
     def level(i, n, yc):
         a0, b0, a1, b1 = _cell_box(rect, i, n, yc, shrink=0.5)
-        r = y[int(round(b0)):max(int(round(b1)), int(round(b0)) + 1), int(round(a0)):max(int(round(a1)), int(round(a0)) + 1)]
+        r = y[round(b0):max(round(b1), round(b0) + 1), round(a0):max(round(a1), round(a0) + 1)]
         return float(r.mean()) if r.size else 0.0
 
     marks = [level(i, MARKER_CELLS, 0.30) for i in range(MARKER_CELLS)]
@@ -559,7 +559,7 @@ def synchronise(hits: Sequence[SlateHit], seq: PatchSequence, capture_frames: in
     offs = [h.index - h.frame for h in start]
     offset = max(set(offs), key=offs.count)
     boxes = np.array([h.box for h in start if h.index - h.frame == offset], np.float64)
-    box = tuple(int(round(v)) for v in np.median(boxes, axis=0))
+    box = tuple(round(v) for v in np.median(boxes, axis=0))
     es = seq.patch("end_slate")
     end = [h for h in hits if h.end and es.first <= h.frame < es.first + es.frames]
     drift = None
@@ -589,8 +589,8 @@ def _roi(box, fx: float, fy: float, cx: float = 0.5, cy: float = 0.5):
     x0, y0, x1, y1 = box
     w, h = x1 - x0, y1 - y0
     a, b = x0 + (cx - fx / 2) * w, y0 + (cy - fy / 2) * h
-    return slice(int(round(b)), max(int(round(b + fy * h)), int(round(b)) + 1)), \
-        slice(int(round(a)), max(int(round(a + fx * w)), int(round(a)) + 1))
+    return slice(round(b), max(round(b + fy * h), round(b) + 1)), \
+        slice(round(a), max(round(a + fx * w), round(a) + 1))
 
 
 def extract(source: CaptureSource, seq: PatchSequence, to_target, *, roi_fraction: float = 0.4,
@@ -763,7 +763,7 @@ def _correction(model: WallModel, seq: PatchSequence, size: int = LUT_SIZE) -> C
     lut = np.empty((size, 3))
     ey = t.encode(y)
     for c in range(3):
-        I = model.ramp_drive_signal[:, c].copy()  # noqa: E741 - encode(g_c) at the ramp signals
+        I = model.ramp_drive_signal[:, c].copy()
         I = I + np.arange(len(I)) * 1e-9  # strictly increasing for the inverse
         e_in = np.interp(ey, I, model.ramp_signal)  # wanted drive -> signal (clamped to the ramp's range)
         lut[:, c] = np.minimum(t.decode(e_in), hi)

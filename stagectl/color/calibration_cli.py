@@ -171,14 +171,20 @@ def write_patches(args, seq, size, active, key, correction=None) -> int:
 
 
 def run(args) -> int:
-    from stagectl.calibration.report import command_line, input_records, result_document, to_plain, write_result
+    from stagectl.calibration.report import (
+        command_line,
+        input_records,
+        result_document,
+        to_plain,
+        write_result,
+    )
     from stagectl.color.calibration import CaptureSource, calibrated_config, extract, solve, write_clf
     from stagectl.color.errors import ColorError
     from stagectl.errors import UsageError
 
     if bool(args.captures) == bool(args.patches):
         raise UsageError("give --patches DIR (write the patch sequence) or --captures DIR|VIDEO --out DIR (solve)")
-    stage, key, oc, cfg, seq, size, active, settings = _setup(args)
+    _stage, key, oc, cfg, seq, size, active, settings = _setup(args)
     if args.patches:
         corr = load_correction(args.calibration, key) if args.calibration else None
         return write_patches(args, seq, size, active, key, corr)
@@ -231,9 +237,9 @@ def run(args) -> int:
     write_result(out / "colour.json", doc)
     b, a = sol.delta_e_before, sol.delta_e_after
     lines = [f"colour calibration of {key} ({oc.describe()}): {sol.status}",
-             f"  sync: start slate at capture frame {meas.sync.offset}, end slate drift "
+             (f"  sync: start slate at capture frame {meas.sync.offset}, end slate drift "
              f"{meas.sync.end_drift if meas.sync.end_drift is not None else 'n/a'}; 18 % grey reads "
-             f"{sol.measured_18_percent:.3f}",
+             f"{sol.measured_18_percent:.3f}"),
              *(f"  ΔE ITP {g:<11} before mean {np.mean(b[g]):6.2f} max {np.max(b[g]):6.2f}   after (predicted) "
                f"mean {np.mean(a[g]):5.2f} max {np.max(a[g]):5.2f}" for g in ("chart", "ramp", "primaries")),
              *(f"  {c.status:<7} {c.name}" + (f": {c.message}" if c.message and c.status != "PASS" else "")

@@ -18,9 +18,9 @@ def colour_report(sol, path: str | Path, *, title: str = "stagectl calibrate col
     seq = sol.sequence
     b, a = sol.delta_e_before, sol.delta_e_after
     rep.lines((20, 64), [
-        f"status {sol.status}   18 % grey reads {sol.measured_18_percent:.3f}   sync offset {sol.measurements.sync.offset} "
+        (f"status {sol.status}   18 % grey reads {sol.measured_18_percent:.3f}   sync offset {sol.measurements.sync.offset} "
         f"frames, end drift {sol.measurements.sync.end_drift}   transfer {seq.transfer.kind} "
-        f"{seq.transfer.peak_nits:g} nits into {seq.target_space}",
+        f"{seq.transfer.peak_nits:g} nits into {seq.target_space}"),
         "  ".join(f"{g}: ΔE ITP {np.mean(b[g]):.2f} -> {np.mean(a[g]):.2f} (predicted)".replace("Δ", "d")
                   for g in ("chart", "ramp", "primaries", "grey")),
         "target-to-screen matrix: " + "  ".join("[" + " ".join(f"{v:.4f}" for v in r) + "]"
