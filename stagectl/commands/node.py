@@ -19,6 +19,15 @@ state this node does not have (lost or refused) is rendered with the last one it
 the node asks the primary for a snapshot and never holds the barrier for it. Until the primary publishes one
 (it runs without the console), the stage file's features are drawn.
 
+Authentication (CURVE): when the stage's key folder (console.zmq.keys, default keys/ next to the stage file)
+has a nodes/ folder, the node connects with its own key pair keys/nodes/N.key_secret (--key FILE for another)
+and the primary's public key keys/server.key; make them on the primary's machine with `stagectl keys
+STAGE.yaml --node N` and copy those two files here. The primary admits only the node keys listed in its
+keys/nodes/ and accepts messages naming node N only from N's key; a node with no key, an unlisted key or
+another node's key gets nothing (the status line says when the primary refused the key). Without a nodes/
+folder the node connects unauthenticated, which a primary without node keys accepts (`stagectl run
+--cluster` warns that such a cluster is open to anyone on its network); docs/cluster.md.
+
 A status line per second: frame and timecode, states received (skipped, sequence gaps, bad messages), the
 operator state in use (frames behind, refused), barrier waits (released, timed out, out of the barrier), the
 wait p50/p99, the members, and render time. Ctrl-C or SIGTERM stops it within one second.
@@ -45,6 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", required=True, metavar="N", help="this node's name (the stage's outputs[].node)")
     p.add_argument("--primary", default="127.0.0.1", metavar="HOST[:PORT[,SYNC_PORT]]",
                    help="the primary (default 127.0.0.1 on ports 41310,41311)")
+    p.add_argument("--key", default=None, metavar="FILE",
+                   help="this node's CURVE key pair (default: <keys>/nodes/N.key_secret when the stage's key "
+                        "folder has a nodes/ folder; none: connect unauthenticated)")
     p.add_argument("--no-render", action="store_true",
                    help="follow the frame states and meet the barrier only; draw nothing")
     p.add_argument("--sink", action="store_true",
@@ -122,6 +134,12 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--primary: {exc}") from None
     stage = load_stage(args.stage)
+    from stagectl.console.zmq_transport import zmq_settings
+    from stagectl.sync.zmq_security import cluster_node_keys, resolve_keys_dir
+
+    keys_dir = resolve_keys_dir(zmq_settings(stage), stage.path.parent)
+    keys = cluster_node_keys(keys_dir, args.name, args.key)  # ZmqKeyError (one line) when missing or bad
+
     def say(text: str) -> None:
         print(text, flush=True)
 
@@ -151,13 +169,16 @@ def main(args: argparse.Namespace) -> int:
     default_features, check = node_features(stage, args.name)
     try:
         node = Node(args.name, f"{host}:{state_port},{sync_port}", rate=stage.frame_rate,
-                    features_check=check).start()
+                    features_check=check, keys=keys).start()
     except ClusterError:
         if output is not None:
             output.close()
         raise
     say(f"stagectl node {args.name}: following the primary at {host} "
-        f"(states :{state_port}, sync :{sync_port})")
+        f"(states :{state_port}, sync :{sync_port}); "
+        + (f"CURVE with key {keys.name!r} ({args.key or keys_dir / 'nodes' / (args.name + '.key_secret')})"
+           if keys is not None else
+           f"unauthenticated (no node keys in {keys_dir / 'nodes'}; a primary that has them refuses this node)"))
     signals = StopOnSignals()
     try:
         with signals:
@@ -270,8 +291,10 @@ def _node_frames(args, stage, node, runtime, stop, say, where, default_features,
         if now >= next_status:
             cur = node.status()
             if last_state is None:
-                say(f"stagectl node {args.name}: waiting for the primary at {where} "
-                    f"({'connected, no frame yet' if cur.connected else 'no snapshot yet'})")
+                why = "connected, no frame yet" if cur.connected else "no snapshot yet"
+                if cur.auth_error and not cur.connected:
+                    why += f": {cur.auth_error}"
+                say(f"stagectl node {args.name}: waiting for the primary at {where} ({why})")
             else:
                 dt = max(1e-9, (now - next_status + interval_ns) / 1e9)
                 rate = (cur.states - last.states) / dt

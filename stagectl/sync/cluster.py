@@ -48,8 +48,9 @@ Topology (zguide *Clone* pattern plus a barrier service, ``docs/reference/STYLE.
   at once (the node is behind: it presents immediately).
 * **Membership** by heartbeats: a node sends ``HB`` when it has sent nothing for ``heartbeat_ns`` (100 ms); a
   node silent for ``liveness_ns`` (1 s) is marked not alive and out of the barrier, and one silent for
-  ``forget_ns`` (30 s) is forgotten. The sync port is not authenticated, so the primary checks every message
-  before it learns a name from it: the kind and its frame count and sizes (``HELLO``, ``SNAP``, ``HB``,
+  ``forget_ns`` (30 s) is forgotten. Whether or not the sync port is authenticated, the primary checks every
+  message before it learns a name from it: the sender's rate, the kind and its frame count and sizes (``HELLO``,
+  ``SNAP``, ``HB``,
   ``READY``, ``BYE``), then the name (:func:`valid_peer_name`: 1..64 UTF-8 bytes of printable characters, no
   control characters, line breaks or other invisible ones); anything else is counted in ``bad_messages`` and
   never enters the table. The table holds at most :data:`MAX_PEERS` names: when it is full the longest-silent
@@ -57,6 +58,18 @@ Topology (zguide *Clone* pattern plus a barrier service, ``docs/reference/STYLE.
   every node in it is alive. Frames larger than :data:`MAX_SYNC_FRAME_BYTES` close the sender's connection. The XPUB socket tells the
   primary when each node's SUB subscription has arrived (a per-node topic), so a caller can wait for
   subscribers instead of sleeping.
+* **Authentication** (``docs/cluster.md``). With ``keys`` (the stage's key folder has node keys,
+  :func:`~stagectl.sync.zmq_security.cluster_server_keys`) both sockets are CURVE servers: a ZAP handler
+  (:class:`~stagectl.sync.zmq_security.KeyAuthenticator`, shared with the stage console) admits only the node
+  keys in ``<keys>/nodes``, refused handshakes are counted by reason (``refused_connections``), and a message
+  or node-topic subscription naming node ``X`` is accepted only from key ``X`` (its ZAP User-Id; otherwise
+  counted in ``forged_names`` and dropped), so one node cannot take over another's connection, membership or
+  barrier reports. Without keys the cluster is unauthenticated (``stagectl run --cluster`` warns).
+* **Rates.** Each peer (connection, or node key with CURVE) may send :data:`SNAPSHOT_RATE_PER_S` snapshot
+  requests a second and about four messages per frame period; more are dropped and counted
+  (``rate_limited``). The service thread reads at most :data:`MAX_SYNC_READS_PER_S` messages a second from all
+  peers together and at most :data:`DRAIN_SLICE_NS` at a time before it serves its pipe again, and a report
+  that completes a round releases it at once, so a flooding peer cannot starve the barrier.
 * **Threads.** Every socket of the primary lives in one service thread; the frame loop talks to it through an
   inproc PAIR pipe (``publish``, ``barrier``, ``close``: a ``STOP`` message, then join, all bounded). A
   :class:`Node` is single-threaded: its sockets belong to the thread that calls it, and heartbeats go out from
@@ -81,6 +94,7 @@ from typing import Any, NamedTuple, Self
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
 from stagectl.errors import StageError
 from stagectl.render.features import (
@@ -94,7 +108,9 @@ from stagectl.render.features import (
     values_of,
 )
 from stagectl.render.plan import CameraState, LensValues, OperatorFlags
+from stagectl.sync.ratelimit import PeerRates
 from stagectl.sync.timebase import Clock, FrameRate, Timecode
+from stagectl.sync.zmq_security import ClientKeys, KeyAuthenticator, RefusalMonitor, Refusals, ServerKeys
 
 __all__ = [
     "DEFAULT_STATE_PORT",
@@ -102,6 +118,7 @@ __all__ = [
     "DEFAULT_TIMEOUT_FRAMES",
     "FORGET_NS",
     "MAX_PEERS",
+    "SNAPSHOT_RATE_PER_S",
     "MAX_SYNC_FRAME_BYTES",
     "FEATURES_MAGIC",
     "HEARTBEAT_NS",
@@ -165,6 +182,19 @@ MAX_WIRE_LUTS = MAX_WALLS + 1
 FEATURES_HISTORY = 8
 #: Topic prefix a node subscribes to so that the primary's XPUB learns that this node's SUB is connected.
 _NODE_TOPIC = WIRE_MAGIC + b"\x00node:"
+#: Snapshot requests a node may send per second, and at once (a node asks at start, after a gap, for a missing
+#: operator state at most every ``SNAPSHOT_RETRY_NS``); more are dropped and counted (``rate_limited``).
+SNAPSHOT_RATE_PER_S = 4.0
+SNAPSHOT_BURST = 8
+#: Node-topic subscriptions per second, and at once, the primary reads per peer (a node subscribes once).
+SUBSCRIBE_RATE_PER_S = 50.0
+SUBSCRIBE_BURST = 512
+#: Messages (sync and subscriptions, every peer together) the primary's service thread reads per second at
+#: most (the nodes of a stage send about one per frame each); beyond it reading rests for a millisecond.
+MAX_SYNC_READS_PER_S = 20_000
+#: The service thread reads sync messages for at most this long before it serves its pipe (the frame loop's
+#: frame states and its own barrier report) and the barrier's deadline again (ns).
+DRAIN_SLICE_NS = 2_000_000
 
 _now = time.monotonic_ns
 
@@ -685,7 +715,12 @@ class ClusterStatus:
     rounds held (release minus open) over the last 1024 rounds; ``published``: the last sequence number;
     ``features_seq``: the number of the last operator state published (0: none); ``bad_messages``: sync
     messages refused (unknown kind, wrong frames, a name that is not :func:`valid_peer_name`);
-    ``refused_peers``: well-formed messages from a new name refused because the table was full of live nodes.
+    ``refused_peers``: well-formed messages from a new name refused because the table was full of live nodes;
+    ``auth``: ``"curve"`` (only the listed node keys are admitted) or ``"none"`` (unauthenticated);
+    ``refused_connections`` / ``refused_by_reason``: handshakes refused (no CURVE, an unlisted key, a failed
+    handshake; :data:`~stagectl.sync.zmq_security.Refusals.REASONS`); ``forged_names``: messages and
+    subscriptions of an admitted key that named another node (dropped); ``rate_limited``: messages over their
+    peer's rate (dropped).
     """
 
     session: int
@@ -704,6 +739,11 @@ class ClusterStatus:
     errors: int
     last_error: str | None
     refused_peers: int = 0
+    auth: str = "none"
+    refused_connections: int = 0
+    refused_by_reason: dict[str, int] = field(default_factory=dict)
+    forged_names: int = 0
+    rate_limited: int = 0
 
     def summary(self) -> str:
         """One line for a status display."""
@@ -715,12 +755,16 @@ class ClusterStatus:
                 f"operator state #{self.features_seq} | "
                 f"{self.rounds} rounds, {self.timed_out_rounds} timed out, "
                 f"hold p50 {_fmt_ms(self.hold_p50_us)} ms "
-                f"p99 {_fmt_ms(self.hold_p99_us)} ms max {_fmt_ms(self.hold_max_us)} ms")
+                f"p99 {_fmt_ms(self.hold_p99_us)} ms max {_fmt_ms(self.hold_max_us)} ms | "
+                + (f"CURVE: {self.refused_connections} refused, {self.forged_names} forged names"
+                   if self.auth == "curve" else "unauthenticated")
+                + (f", {self.rate_limited} over rate" if self.rate_limited else ""))
 
     def as_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "nodes"}
         d["nodes"] = {n: dict(p.__dict__) for n, p in self.nodes.items()}
         d["members"], d["dropped"], d["joining"] = list(self.members), list(self.dropped), list(self.joining)
+        d["refused_by_reason"] = dict(self.refused_by_reason)
         return d
 
 
@@ -772,7 +816,15 @@ class Primary:
         the primary only coordinates the nodes.
     :param liveness_ns: a node not heard from this long is not alive (and out of the barrier).
     :param forget_ns: a node not heard from this long is removed from the table (and from :meth:`status`).
-    :param context: a ``zmq.Context`` to use (default: a new one, terminated by :meth:`close`).
+    :param context: a ``zmq.Context`` to use (default: a new one, terminated by :meth:`close`). Not with
+        ``keys``: the ZAP handler is per context, so a primary with keys makes its own.
+    :param keys: CURVE (:func:`~stagectl.sync.zmq_security.cluster_server_keys`): both sockets become CURVE
+        servers with the server pair, and only the node keys in ``keys.allowed_dir`` (``<keys>/nodes``) are
+        admitted; a message or subscription naming node ``X`` is accepted only from the key ``X.key`` (its
+        ZAP User-Id), anything else is counted in ``forged_names`` and dropped. None: no authentication.
+    :param peer_rate_per_s: sync messages per second one peer (a connection; with ``keys`` a node key) may
+        send, at most that many at once (default: four per frame, at least 200); more are dropped and counted
+        in ``rate_limited``. Snapshot requests are limited to :data:`SNAPSHOT_RATE_PER_S` besides.
 
     ``start()`` binds (raising :class:`ClusterError` when it cannot) and starts the service thread;
     ``close()`` stops it through the inproc pipe and closes every socket within ``timeout_s``.
@@ -791,8 +843,23 @@ class Primary:
         context: zmq.Context | None = None,
         realtime_priority: int | None = None,
         forget_ns: int = FORGET_NS,
+        keys: ServerKeys | None = None,
+        peer_rate_per_s: float | None = None,
     ) -> None:
         self.rate = rate if isinstance(rate, FrameRate) else FrameRate.parse(rate)
+        if keys is not None and context is not None:
+            raise ClusterError("a primary with CURVE keys makes its own zmq context (the ZAP handler that checks "
+                               "the node keys is per context): leave `context` out")
+        #: The CURVE keys (None: no authentication) and every refused connection (by reason and peer).
+        self.keys = keys
+        self.refusals = Refusals()
+        self._auth: KeyAuthenticator | None = None
+        rate_per_s = float(peer_rate_per_s) if peer_rate_per_s else max(200.0, 4.0 * self.rate.fps)
+        self._rates = PeerRates(rate_per_s, max(32.0, rate_per_s), MAX_PEERS * 4)
+        self._snap_rates = PeerRates(SNAPSHOT_RATE_PER_S, SNAPSHOT_BURST, MAX_PEERS * 4)
+        self._sub_rates = PeerRates(SUBSCRIBE_RATE_PER_S, SUBSCRIBE_BURST, MAX_PEERS * 4)
+        self._reads = PeerRates(MAX_SYNC_READS_PER_S, MAX_SYNC_READS_PER_S / 20, 1)  # every peer together
+        self._reads_paused_until = 0
         #: SCHED_FIFO priority of the service thread (it sleeps in poll and wakes for every report: at real-time
         #: priority a report is answered at once on a busy machine); None: normal. ``service_priority`` says what
         #: the thread got, once it runs.
@@ -836,6 +903,8 @@ class Primary:
         self._timed_out = 0
         self._bad = 0
         self._refused_peers = 0
+        self._forged = 0
+        self._rate_limited = 0
         self._errors = 0
         self._last_error: str | None = None
         # the primary's own barrier wait
@@ -856,6 +925,8 @@ class Primary:
             self._ctx = zmq.Context()
         ctx = self._ctx
         made: list[zmq.Socket] = []
+        auth = None
+        monitors: list[RefusalMonitor] = []
 
         def sock(kind: int) -> zmq.Socket:
             s = ctx.socket(kind)
@@ -864,10 +935,16 @@ class Primary:
             return s
 
         try:
+            if self.keys is not None:
+                auth = KeyAuthenticator(ctx, self.keys.allowed_dir, self.refusals)
+                auth.start()  # before binding: a CURVE server without a ZAP handler would admit any key
+                auth.load()
             xpub = sock(zmq.XPUB)
             router = sock(zmq.ROUTER)
             for s in (xpub, router):  # inbound: subscriptions and node messages, all small
                 s.setsockopt(zmq.MAXMSGSIZE, MAX_SYNC_FRAME_BYTES)
+                if self.keys is not None:
+                    self.keys.apply(s)
             svc_pipe = sock(zmq.PAIR)
             pipe = sock(zmq.PAIR)
             binds = ((xpub, self._want_ports[0], "state"), (router, self._want_ports[1], "sync"))
@@ -879,19 +956,27 @@ class Primary:
                     raise ClusterError(f"cannot bind the cluster {what} socket to {ep}: {exc}") from None
             self.state_port = _port_of(xpub.last_endpoint.decode())
             self.sync_port = _port_of(router.last_endpoint.decode())
+            if self.keys is not None:  # refused handshakes, counted by reason and peer
+                monitors = [RefusalMonitor("state", xpub, self.refusals),
+                            RefusalMonitor("sync", router, self.refusals)]
+                made += [m.socket for m in monitors]
             addr = f"inproc://stagectl-cluster-{id(self):x}-{self.session:x}"
             svc_pipe.bind(addr)
             pipe.connect(addr)
         except BaseException:
             for s in made:
                 s.close(linger=0)
+            if auth is not None:
+                auth.stop()
             if self._own_ctx:
                 ctx.term()
                 self._ctx = None
             raise
         self._pipe = pipe
+        self._auth = auth
         self._thread = threading.Thread(
-            target=self._serve, args=(xpub, router, svc_pipe), name="stagectl-cluster-primary", daemon=True
+            target=self._serve, args=(xpub, router, svc_pipe, monitors), name="stagectl-cluster-primary",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -922,6 +1007,9 @@ class Primary:
             self._pipe = None
         with self._cv:
             self._cv.notify_all()
+        if self._auth is not None and ok:
+            self._auth.stop()
+            self._auth = None
         if self._own_ctx and self._ctx is not None:
             if ok:
                 self._ctx.term()
@@ -1042,26 +1130,38 @@ class Primary:
                 errors=self._errors,
                 last_error=self._last_error,
                 refused_peers=self._refused_peers,
+                auth="none" if self.keys is None else "curve",
+                refused_connections=self.refusals.total,
+                refused_by_reason=dict(self.refusals.by_reason),
+                forged_names=self._forged,
+                rate_limited=self._rate_limited,
             )
 
     # ------------------------------------------------------------------ service thread
-    def _serve(self, xpub: zmq.Socket, router: zmq.Socket, pipe: zmq.Socket) -> None:
+    def _serve(self, xpub: zmq.Socket, router: zmq.Socket, pipe: zmq.Socket,
+               monitors: Sequence[RefusalMonitor] = ()) -> None:
         from stagectl.sync.frameloop import EdgePriority
 
         self.service_priority = EdgePriority(self.realtime_priority).start()
         self.service_priority.raise_()  # the whole thread: it only ever waits or answers
         poller = zmq.Poller()
-        for s in (pipe, router, xpub):
+        paused = zmq.Poller()  # over the read budget: the pipe and the monitors only, for a moment
+        for s in (pipe, router, xpub, *(m.socket for m in monitors)):
             poller.register(s, zmq.POLLIN)
+            if s is not router and s is not xpub:
+                paused.register(s, zmq.POLLIN)
         sweep_ns = max(10_000_000, min(50_000_000, self.liveness_ns // 4))
         next_sweep = _now() + sweep_ns
         try:
             while True:
                 now = _now()
                 wake = next_sweep if self._deadline is None else min(next_sweep, self._deadline)
+                resting = self._reads_paused_until > now
+                if resting:
+                    wake = min(wake, self._reads_paused_until)
                 timeout_ms = max(0, -(-(wake - now) // 1_000_000))
                 try:
-                    events = dict(poller.poll(timeout_ms))
+                    events = dict((paused if resting else poller).poll(timeout_ms))
                 except zmq.ZMQError:
                     return  # context terminated under us
                 with self._lock:
@@ -1072,6 +1172,9 @@ class Primary:
                             self._drain_router(router)
                         if xpub in events:
                             self._drain_xpub(xpub)
+                        for m in monitors:
+                            if m.socket in events:
+                                m.handle()
                         now = _now()
                         if now >= next_sweep:
                             self._sweep(now)
@@ -1080,6 +1183,8 @@ class Primary:
                     except Exception as exc:  # noqa: BLE001 - counted; the service keeps running
                         self._fail(exc)
         finally:
+            for m in monitors:
+                m.close()
             for s in (xpub, router, pipe):
                 s.close(linger=0)
 
@@ -1111,16 +1216,41 @@ class Primary:
                 self._fail(exc)
         return False
 
+    def _read_budget(self, now: int) -> bool:
+        """One more read from the node sockets is within :data:`MAX_SYNC_READS_PER_S`; else reading rests for
+        a millisecond (the pipe is still served), so a flood costs this thread a bounded share of a core and of
+        the interpreter lock. ZeroMQ's fair queueing still hands over the other peers' messages in turn."""
+        if self._reads.allow(0, now):
+            return True
+        self._reads_paused_until = now + 1_000_000
+        return False
+
     def _drain_router(self, router: zmq.Socket) -> None:
+        """Handle the waiting node messages, at most 1024 or :data:`DRAIN_SLICE_NS`; a report that completes a
+        round releases it at once (a flood of other messages does not delay the release)."""
+        curve = self.keys is not None
+        end = _now() + DRAIN_SLICE_NS
         for _ in range(1024):
-            if not _readable(router):
+            if not _readable(router) or not self._read_budget(_now()):
                 return
-            msg = router.recv_multipart(zmq.NOBLOCK)
+            user = None
+            if curve:  # the sender's User-Id: the stem of its key file in <keys>/nodes
+                frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
+                try:
+                    user = frames[-1].get("User-Id")
+                except zmq.ZMQError:
+                    user = None
+                msg = [f.bytes for f in frames]
+            else:
+                msg = router.recv_multipart(zmq.NOBLOCK)
             now = _now()
             try:
-                self._on_node_message(router, msg, now)
+                if self._on_node_message(router, msg, now, user):
+                    self._try_release(router, now)
             except Exception as exc:  # noqa: BLE001
                 self._fail(exc)
+            if now >= end:
+                return
 
     def _peer_name(self, raw: bytes) -> str | None:
         """The node name in ``raw``, or None when it is not one (bad UTF-8, not :func:`valid_peer_name`, or the
@@ -1149,30 +1279,43 @@ class Primary:
         self._peers.pop(p.name, None)
         self._waiters.pop(p.name, None)
 
-    def _on_node_message(self, router: zmq.Socket, msg: list[bytes], now: int) -> None:
-        # the kind and the frames first: nothing unchecked reaches the table
+    def _on_node_message(self, router: zmq.Socket, msg: list[bytes], now: int, user: str | None = None) -> bool:
+        """Handle one node message (``user``: the sender's CURVE User-Id, None without CURVE); True when it
+        was a barrier report."""
+        # the sender's rate first (a flood costs a look-up per message), then the kind and the frames: nothing
+        # unchecked reaches the table
+        who = msg[0] if user is None else user
+        if not self._rates.allow(who, now):
+            self._rate_limited += 1
+            return False
         if len(msg) < 3 or len(msg) != _NODE_FRAMES.get(msg[1], -1):
             self._bad += 1
-            return
+            return False
         rid, kind, raw_name = msg[0], msg[1], msg[2]
         size = _NODE_PAYLOAD.get(kind)
         if size is not None and len(msg[3]) != size:
             self._bad += 1
-            return
+            return False
         name = self._peer_name(raw_name)
         if name is None:
             self._bad += 1
-            return
+            return False
+        if self.keys is not None and name != user:  # a node speaks for itself only: its name is its key's
+            self._forged += 1
+            return False
+        if kind == b"SNAP" and not self._snap_rates.allow(who, now):
+            self._rate_limited += 1
+            return False
         if kind == b"BYE":  # only from the connection the name last spoke on
             p = self._peers.get(name)
             if p is not None and not p.is_self and p.rid in (None, rid):
                 self._forget(p)
-            return
+            return False
         p = self._peers.get(name)
         if p is None:
             p = self._register(name, rid, now)
             if p is None:
-                return
+                return False
         elif p.rid != rid:
             if p.rid is not None:
                 p.reconnects += 1
@@ -1186,23 +1329,42 @@ class Primary:
             if session not in (0, self.session):
                 # a node still following a previous primary: let it go at once, it will re-snapshot
                 router.send_multipart([rid, b"GO", _GO.pack(frame, 0, 0), b""], zmq.NOBLOCK)
-                return
+                return False
             self._arrive(router, p, frame, now, rid)
-        elif kind == b"SNAP":
+            return True
+        if kind == b"SNAP":
             seq, payload = self._snapshot
             router.send_multipart([rid, b"SNAP", _SNAP.pack(seq, self.session, self.timeout_ns), payload,
                                    self._features_snapshot], zmq.NOBLOCK)
         # HB and HELLO: liveness already noted
+        return False
 
     def _drain_xpub(self, xpub: zmq.Socket) -> None:
+        curve = self.keys is not None
         for _ in range(1024):
-            if not _readable(xpub):
+            if not _readable(xpub) or not self._read_budget(_now()):
                 return
-            m = xpub.recv(zmq.NOBLOCK)
+            user = None
+            if curve:  # the subscriber's User-Id: the stem of its key file in <keys>/nodes
+                frame = xpub.recv(zmq.NOBLOCK, copy=False)
+                m = frame.bytes
+                try:
+                    user = frame.get("User-Id")
+                except zmq.ZMQError:
+                    user = None
+            else:
+                m = xpub.recv(zmq.NOBLOCK)
             if len(m) > 1 and m[1:].startswith(_NODE_TOPIC):
+                # XPUB does not say which connection a subscription came from: without CURVE one bucket for all
+                if not self._sub_rates.allow(user or "", _now()):
+                    self._rate_limited += 1
+                    continue
                 name = self._peer_name(m[1 + len(_NODE_TOPIC):])
                 if name is None:
                     self._bad += 1
+                    continue
+                if curve and name != user:
+                    self._forged += 1
                     continue
                 p = self._peers.get(name)
                 if p is None:
@@ -1316,7 +1478,9 @@ class NodeStatus:
     ``features_seq``: the newest operator state held (0: none); ``features``: operator states accepted;
     ``features_behind``: frames that named an operator state this node did not have (rendered with the last
     one it had, a snapshot asked for); ``features_rejected``: operator states refused by the node's check
-    against its stage (dropped)."""
+    against its stage (dropped). ``auth``: ``"curve"`` (this node connects with its key) or ``"none"``;
+    ``auth_error``: why the primary refused the last handshake (None: it did not), e.g. this node's key is not
+    listed there."""
 
     name: str
     connected: bool
@@ -1343,6 +1507,8 @@ class NodeStatus:
     features: int = 0
     features_behind: int = 0
     features_rejected: int = 0
+    auth: str = "none"
+    auth_error: str | None = None
 
     def summary(self) -> str:
         return (f"frame {self.last_frame if self.last_frame is not None else '-'}: {self.states} states "
@@ -1368,6 +1534,9 @@ class Node:
         (:class:`~stagectl.errors.StageError`, e.g. :meth:`FeatureState.check` against the node's stage) to
         refuse it (counted, dropped), returns what the node keeps (e.g. reduced to its own outputs). None:
         kept as received.
+    :param keys: this node's CURVE key pair and the primary's public key
+        (:func:`~stagectl.sync.zmq_security.cluster_node_keys`); the primary accepts messages naming this node
+        only with this node's own key. None: connect without CURVE (a primary with keys refuses it).
 
     Single-threaded: call every method from one thread. ``start()`` connects, subscribes and asks for a
     snapshot; the first state :meth:`recv_state` returns is the snapshot, then the updates in sequence order.
@@ -1384,8 +1553,12 @@ class Node:
         queue_limit: int = 256,
         context: zmq.Context | None = None,
         features_check: Callable[[FeatureState], FeatureState] | None = None,
+        keys: ClientKeys | None = None,
     ) -> None:
         self.name = _name_bytes(name, "node name").decode()
+        self.keys = keys
+        self._monitor: zmq.Socket | None = None
+        self._auth_error: str | None = None
         if not valid_peer_name(self.name):
             raise ClusterError(f"node name {self.name!r}: expected printable characters without leading or "
                                "trailing spaces (the primary refuses any other)")
@@ -1434,6 +1607,12 @@ class Node:
         dealer = self._ctx.socket(zmq.DEALER)
         for s in (sub, dealer):
             s.setsockopt(zmq.LINGER, 0)
+            if self.keys is not None:
+                self.keys.apply(s)
+        # the handshake's outcome on the sync connection: a refusal is told in status() (auth_error)
+        self._monitor = dealer.get_monitor_socket(
+            zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+            | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
         sub.setsockopt(zmq.SUBSCRIBE, WIRE_MAGIC)
         sub.setsockopt(zmq.SUBSCRIBE, FEATURES_MAGIC)
         sub.setsockopt(zmq.SUBSCRIBE, _NODE_TOPIC + self._raw_name)  # tells the primary we are subscribed
@@ -1441,6 +1620,7 @@ class Node:
             sub.connect(f"tcp://{self.host}:{self.state_port}")
             dealer.connect(f"tcp://{self.host}:{self.sync_port}")
         except zmq.ZMQError as exc:
+            self._close_monitor(dealer)
             sub.close(linger=0)
             dealer.close(linger=0)
             where = f"{self.host}:{self.state_port},{self.sync_port}"
@@ -1461,6 +1641,7 @@ class Node:
         self._closed = True
         if self._dealer is not None:
             self._send([b"BYE", self._raw_name])
+            self._close_monitor(self._dealer)
             self._dealer.close(linger=int(min(100, timeout_s * 500)))
         if self._sub is not None:
             self._sub.close(linger=0)
@@ -1482,6 +1663,40 @@ class Node:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _close_monitor(self, dealer: zmq.Socket) -> None:
+        if self._monitor is not None:
+            try:
+                dealer.disable_monitor()
+            except zmq.ZMQError:
+                pass
+            self._monitor.close(linger=0)
+            self._monitor = None
+
+    def _check_handshake(self) -> None:
+        """Note the sync connection's handshake events (a refusal by the primary, or a success after one)."""
+        mon = self._monitor
+        for _ in range(64):
+            if mon is None or not _readable(mon):
+                return
+            try:
+                ev = parse_monitor_message(mon.recv_multipart(zmq.NOBLOCK))
+            except (zmq.Again, ValueError, IndexError):
+                return
+            kind, value = ev["event"], int(ev["value"])
+            if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._auth_error = None
+            elif kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                self._auth_error = "the primary refused this node's key (not in its keys/nodes folder)"
+            elif kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+                if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+                    self._auth_error = ("the primary " + ("does not use CURVE keys" if self.keys is not None
+                                                          else "requires CURVE keys (stagectl node --key)"))
+                else:
+                    self._auth_error = "the CURVE handshake failed: is server.key the primary's?"
+            else:
+                self._auth_error = ("the handshake with the primary did not complete (CURVE keys on one side "
+                                    "only, or the wrong server.key?)")
 
     # ------------------------------------------------------------------ sending
     def _send(self, frames: list[bytes]) -> None:
@@ -1655,6 +1870,8 @@ class Node:
         """Wait up to ``timeout_ns`` for messages, handle all that are there, send a heartbeat when due."""
         now = _now()
         self._heartbeat(now)
+        if self._monitor is not None and not self._connected:
+            self._check_handshake()
         timeout_ms = max(0, -(-int(timeout_ns) // 1_000_000))
         timeout_ms = min(timeout_ms, max(1, self.heartbeat_ns // 1_000_000))
         if self._snap_pending:
@@ -1783,4 +2000,5 @@ class Node:
             c["snapshots"], c["gaps"], c["missed"], c["stale"], c["decode_errors"], c["bad_messages"],
             c["waits"], c["released"], c["wait_timeouts"], c["out_of_barrier"], self._members, p50, p99, pmax,
             max(self._features, default=0), c["features"], c["features_behind"], c["features_rejected"],
+            "none" if self.keys is None else "curve", self._auth_error,
         )

@@ -58,6 +58,8 @@ __all__ = [
     "ServerKeys",
     "ZmqKeyError",
     "check_key_name",
+    "cluster_node_keys",
+    "cluster_server_keys",
     "load_client_keys",
     "load_key",
     "load_server_keys",
@@ -500,3 +502,40 @@ class RefusalMonitor:
         except zmq.ZMQError:
             pass
         self.socket.close(linger=0)
+
+
+# ============================================================================================= cluster
+
+
+def cluster_server_keys(keys_dir: str | os.PathLike[str]) -> ServerKeys | None:
+    """The cluster primary's keys: None when the stage's key folder has no ``nodes/`` folder (no node keys
+    were made: the cluster runs without CURVE); else the server pair, admitting the keys in ``<keys>/nodes``
+    (:class:`ZmqKeyError` when the server pair is missing or bad)."""
+    paths = KeyPaths(Path(keys_dir))
+    if not paths.nodes_dir.is_dir():
+        return None
+    return load_server_keys(paths.keys_dir, NODES_DIR)
+
+
+def cluster_node_keys(
+    keys_dir: str | os.PathLike[str], name: str, key_file: str | os.PathLike[str] | None = None
+) -> ClientKeys | None:
+    """Cluster node ``name``'s keys: its pair ``key_file`` (default ``<keys>/nodes/NAME.key_secret``) and the
+    primary's ``<keys>/server.key``. None when no ``key_file`` is given and the key folder has no ``nodes/``
+    folder (the node connects without CURVE); :class:`ZmqKeyError` (one line, saying how to make the key)
+    when a file is missing or bad."""
+    paths = KeyPaths(Path(keys_dir))
+    if key_file is None:
+        if not paths.nodes_dir.is_dir():
+            return None
+        key_file = paths.node_secret(name)
+        if not Path(key_file).is_file():
+            raise ZmqKeyError(
+                f"node {name!r} has no key: {key_file} is missing (this stage has node keys in "
+                f"{paths.nodes_dir}); make it with `stagectl keys STAGE.yaml --node {name}` and copy it and "
+                f"{paths.server_public.name} to this machine"
+            )
+    public, sec = load_key(Path(key_file), "node key", secret=True)
+    server_public, _ = load_key(paths.server_public, "server public key", secret=False)
+    assert sec is not None
+    return ClientKeys(public, sec, server_public, name)

@@ -42,6 +42,7 @@ from stagectl.sync.cluster import (
     parse_primary_address,
 )
 from stagectl.sync.timebase import Clock, FrameRate, Timecode
+from stagectl.sync.zmq_security import ClientKeys, cluster_node_keys, cluster_server_keys, make_keys
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = REPO / "stages"
@@ -74,26 +75,46 @@ def zctx() -> Iterator[zmq.Context]:
     assert done.wait(2.0), "zmq context did not terminate: a socket was left open"
 
 
-@pytest.fixture
-def cluster(zctx: zmq.Context):
+@pytest.fixture(params=["plain", "curve"])
+def cluster(zctx: zmq.Context, tmp_path: Path, request: pytest.FixtureRequest):
     """Factories ``primary(rate, **kw)`` and ``node(name, primary, **kw)`` on 127.0.0.1, free ports, one
-    context; nodes then primaries are closed at teardown, each within a bound."""
+    context; nodes then primaries are closed at teardown, each within a bound. Every test runs twice: without
+    authentication (``plain``) and with CURVE (``curve``: node keys in ``tmp_path/keys``, the key folder of a
+    stage file in ``tmp_path``, made for n1..n3 at once and for any other node name when it is made; a keyed
+    primary has a zmq context of its own for its ZAP handler)."""
     made_nodes: list[Node] = []
     made_primaries: list[Primary] = []
+    keys_dir = tmp_path / "keys"
+    if request.param == "curve":
+        make_keys(keys_dir, (), nodes=("n1", "n2", "n3"))
 
     class Factory:
+        auth = request.param
+
+        @staticmethod
+        def keys_for(name: str) -> ClientKeys | None:
+            """Node ``name``'s keys (made when missing); None without CURVE."""
+            if request.param != "curve":
+                return None
+            if not (keys_dir / "nodes" / f"{name}.key").exists():
+                make_keys(keys_dir, (), nodes=(name,))
+            return cluster_node_keys(keys_dir, name)
+
         @staticmethod
         def primary(rate: FrameRate, **kw) -> Primary:
             kw.setdefault("state_port", 0)
             kw.setdefault("sync_port", 0)
-            p = Primary(rate, context=zctx, **kw)
+            if request.param == "curve":
+                p = Primary(rate, keys=cluster_server_keys(keys_dir), **kw)
+            else:
+                p = Primary(rate, context=zctx, **kw)
             made_primaries.append(p)
             return p.start()
 
         @staticmethod
         def node(name: str, primary: Primary, **kw) -> Node:
             kw.setdefault("rate", primary.rate)
-            n = Node(name, primary.address, context=zctx, **kw)
+            n = Node(name, primary.address, context=zctx, keys=Factory.keys_for(name), **kw)
             made_nodes.append(n)
             return n.start()
 

@@ -416,6 +416,8 @@ def test_a_lost_operator_state_is_recovered_through_a_snapshot(cluster, zctx) ->
     with the node's last operator state (counted as behind, the barrier never waits), the node asks for a
     snapshot, and from then on renders the operator's state again. Garbage and a state the node's stage
     refuses are counted and dropped; the node follows every frame throughout."""
+    if cluster.auth == "curve":
+        pytest.skip("the lossy hop is a plain ZeroMQ proxy between the primary and the node")
     primary = cluster.primary(RATE, member=None)
     hop = LossyHop(zctx, primary.state_port)
     walls, outputs = ["main", "ceiling"], ["p/o1"]
