@@ -1,7 +1,7 @@
 """Cluster swap barrier on loopback: round trip with 2, 4 and 8 node processes; recovery after a node dies.
 
     python -m bench cluster [--nodes 2,4,8] [--rounds 600] [--fps 60] [--kill-nodes 4] [--no-kill]
-                            [--coordinator-only] [--no-write]
+                            [--coordinator-only] [--curve] [--no-write]
 
 Setup: this process runs a :class:`stagectl.sync.cluster.Primary` (service thread) and the primary's frame
 loop (main thread): at each frame edge it publishes a frame state (one camera) and meets the barrier itself,
@@ -17,6 +17,11 @@ Per round ``k`` in which every participant was in the barrier:
 * **wait**: ``release_i - ready_i`` per node (what a node's present is delayed by: the release latency plus
   waiting for slower peers, so it includes the arrival skew).
 * **skew**: ``last_ready - first_ready``: how spread the reports are (scheduling of N processes on the cores).
+
+CURVE (``--curve``): every node count is measured twice, back to back in this process, first without
+authentication and then with CURVE as a stage with node keys runs it (``docs/cluster.md``: the primary admits the
+node keys of a key folder made for the run, every node connects with its own key; messages are encrypted and
+each one's sender checked), so that the two are compared on the same machine at the same moment.
 
 Recovery (``--kill-nodes`` nodes): after a steady stretch one node gets SIGKILL; the bench reports when the
 primary dropped it (from the kill to the release of the round that left it out), how long that round held,
@@ -61,18 +66,22 @@ MS = 1_000_000
 PRIORITY: int | None = 10
 
 
-def worker(name: str, address: str, out: str, fps: int, priority: int | None = None) -> int:
+def worker(name: str, address: str, out: str, fps: int, priority: int | None = None,
+           keys_dir: str | None = None) -> int:
     """A node process: follow the newest state, meet the barrier, record every wait; write them on SIGTERM.
-    With ``priority`` it waits as SCHED_FIFO, as ``stagectl node`` does (this worker only ever waits)."""
+    With ``priority`` it waits as SCHED_FIFO, as ``stagectl node`` does (this worker only ever waits); with
+    ``keys_dir`` it connects with CURVE and its key ``<keys_dir>/nodes/NAME.key_secret``."""
     from stagectl.sync.cluster import Node
     from stagectl.sync.frameloop import EdgePriority
     from stagectl.sync.timebase import FrameRate
+    from stagectl.sync.zmq_security import cluster_node_keys
 
     EdgePriority(priority).start().raise_()
 
     stop = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("flag", True))
-    node = Node(name, address, rate=FrameRate(fps)).start()
+    keys = cluster_node_keys(keys_dir, name) if keys_dir else None
+    node = Node(name, address, rate=FrameRate(fps), keys=keys).start()
     rows: list[tuple[int, ...]] = []
     try:
         while not stop["flag"]:
@@ -92,10 +101,11 @@ def worker(name: str, address: str, out: str, fps: int, priority: int | None = N
 class Workers:
     """Node processes of one run; their recorded rows once stopped."""
 
-    def __init__(self, address: str, fps: int, tmp: Path) -> None:
+    def __init__(self, address: str, fps: int, tmp: Path, keys_dir: Path | None = None) -> None:
         self.address = address
         self.fps = fps
         self.tmp = tmp
+        self.keys_dir = keys_dir
         self.procs: dict[str, subprocess.Popen] = {}
         self.files: dict[str, list[Path]] = {}
 
@@ -103,7 +113,7 @@ class Workers:
         out = self.tmp / f"{name}-{len(self.files.get(name, []))}.npy"
         self.files.setdefault(name, []).append(out)
         cmd = [sys.executable, "-m", "bench", "cluster", "--worker", name, self.address, str(out),
-               str(self.fps), str(PRIORITY or 0)]
+               str(self.fps), str(PRIORITY or 0)] + ([str(self.keys_dir)] if self.keys_dir else [])
         self.procs[name] = subprocess.Popen(cmd, cwd=str(REPO))
         return time.monotonic_ns()
 
@@ -264,14 +274,18 @@ def _rounds(names: list[str], workers: Workers, loop: Loop, frames: range) -> di
             (("release", lat), ("wait", waits), ("skew", skew), ("complete", complete))}
 
 
-def bench_nodes(n_nodes: int, rounds: int, fps: int, member: bool, tmp: Path) -> dict:
+def bench_nodes(n_nodes: int, rounds: int, fps: int, member: bool, tmp: Path, keys_dir: Path | None = None) -> dict:
+    """One node count; with ``keys_dir`` (a key folder with node keys n0, n1, ...) the cluster runs with CURVE."""
     from stagectl.sync.cluster import Primary
     from stagectl.sync.timebase import FrameRate
+    from stagectl.sync.zmq_security import cluster_server_keys
 
     rate = FrameRate(fps)
+    keys = cluster_server_keys(keys_dir) if keys_dir is not None else None
     primary = Primary(rate, state_port=0, sync_port=0, member="primary" if member else None,
-                      realtime_priority=PRIORITY).start()
-    workers = Workers(primary.address, fps, tmp / f"n{n_nodes}")
+                      realtime_priority=PRIORITY, keys=keys).start()
+    auth = "curve" if keys is not None else "none"
+    workers = Workers(primary.address, fps, tmp / f"n{n_nodes}-{auth}", keys_dir)
     workers.tmp.mkdir(parents=True, exist_ok=True)
     names = [f"n{i}" for i in range(n_nodes)]
     loop = Loop(primary, rate, member)
@@ -295,6 +309,7 @@ def bench_nodes(n_nodes: int, rounds: int, fps: int, member: bool, tmp: Path) ->
     measured = int(r["skew"].size)
     res = {
         "nodes": n_nodes,
+        "auth": auth,
         "participants": n_nodes + (1 if member else 0),
         "rounds": k1 - k0,
         "rounds_measured": measured,
@@ -305,6 +320,9 @@ def bench_nodes(n_nodes: int, rounds: int, fps: int, member: bool, tmp: Path) ->
         "arrival_skew": summarize_ns(r["skew"]) if measured else None,
         "timed_out_rounds": status.timed_out_rounds,
         "drops": {n: p.drops for n, p in status.nodes.items() if p.drops},
+        "refused_connections": status.refused_connections,
+        "forged_names": status.forged_names,
+        "rate_limited": status.rate_limited,
         "primary_hold": {"p50_us": status.hold_p50_us, "p99_us": status.hold_p99_us,
                          "max_us": status.hold_max_us},
     }
@@ -381,7 +399,7 @@ def plot(results: list[dict], recovery: dict | None, path: Path) -> None:
     img = np.full((H, W, 3), 255, np.uint8)
     font = cv2.FONT_HERSHEY_SIMPLEX
     cv2.putText(img, "stagectl cluster bench (loopback, node processes)", (20, 28), font, 0.7, (0, 0, 0), 2)
-    colours = [(200, 120, 40), (40, 160, 40), (40, 40, 200), (160, 40, 160)]
+    colours = [(200, 120, 40), (40, 160, 40), (40, 40, 200), (160, 40, 160), (40, 160, 160), (120, 120, 120)]
     x0, y0, w, h = 60, 70, 420, 300
     cv2.rectangle(img, (x0, y0), (x0 + w, y0 + h), (0, 0, 0), 1)
     xmax_ms = 3.0
@@ -391,9 +409,9 @@ def plot(results: list[dict], recovery: dict | None, path: Path) -> None:
             continue
         ys = y0 + h - (np.arange(1, lat.size + 1) / lat.size * h)
         xs = x0 + np.clip(lat / xmax_ms, 0, 1) * w
-        cv2.polylines(img, [np.column_stack([xs, ys]).astype(np.int32)], False, colours[i % 4], 2)
-        cv2.putText(img, f"{r['nodes']} nodes", (x0 + w - 90, y0 + h - 70 + 18 * i), font, 0.45,
-                    colours[i % 4], 1)
+        cv2.polylines(img, [np.column_stack([xs, ys]).astype(np.int32)], False, colours[i % len(colours)], 2)
+        label = f"{r['nodes']} nodes" + (" CURVE" if r.get("auth") == "curve" else "")
+        cv2.putText(img, label, (x0 + w - 130, y0 + h - 120 + 18 * i), font, 0.45, colours[i % len(colours)], 1)
     gx = int(x0 + P99_GOAL_US / 1000 / xmax_ms * w)
     cv2.line(img, (gx, y0), (gx, y0 + h), (120, 120, 120), 1)
     cv2.putText(img, f"release latency CDF, 0..{xmax_ms:g} ms (goal p99 1 ms)", (x0, y0 - 10), font, 0.45,
@@ -420,7 +438,8 @@ def plot(results: list[dict], recovery: dict | None, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "--worker":
-        return worker(argv[1], argv[2], argv[3], int(argv[4]), (int(argv[5]) or None) if len(argv) > 5 else None)
+        return worker(argv[1], argv[2], argv[3], int(argv[4]), (int(argv[5]) or None) if len(argv) > 5 else None,
+                      argv[6] if len(argv) > 6 else None)
     if argv and argv[0] == "--echo":
         return echo_worker(argv[1])
     ap = argparse.ArgumentParser(prog="python -m bench cluster", description=__doc__.split("\n\n")[0])
@@ -434,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-realtime", action="store_true",
                     help="everything at normal priority (default: as stagectl run / node: SCHED_FIFO while waiting, "
                          "when permitted)")
+    ap.add_argument("--curve", action="store_true",
+                    help="measure every node count twice, without and with CURVE (node keys, as docs/cluster.md)")
     ap.add_argument("--no-write", action="store_true", help="do not write bench/results JSON and PNG")
     args = ap.parse_args(argv)
     global PRIORITY
@@ -441,7 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     counts = [int(x) for x in args.nodes.split(",") if x.strip()]
     member = not args.coordinator_only
     print(f"cluster bench: {os.cpu_count()} CPUs, {args.fps} fps, {args.rounds} rounds per node count, "
-          f"primary {'is a barrier member' if member else 'only coordinates'}", flush=True)
+          f"primary {'is a barrier member' if member else 'only coordinates'}"
+          + (", without and with CURVE" if args.curve else ""), flush=True)
     results = []
     recovery = None
     floor = {"start": floor_rtt(), "load_start": _load()}
@@ -450,15 +472,22 @@ def main(argv: list[str] | None = None) -> int:
           f"(load average {floor['load_start']})", flush=True)
     with tempfile.TemporaryDirectory(prefix="stagectl-bench-cluster-") as td:
         tmp = Path(td)
-        for n in counts:
-            print(f"[{n} nodes] starting {n} node processes ...", flush=True)
-            r = bench_nodes(n, args.rounds, args.fps, member, tmp)
+        modes: list[Path | None] = [None]
+        if args.curve:
+            from stagectl.sync.zmq_security import make_keys
+
+            make_keys(tmp / "keys", (), nodes=[f"n{i}" for i in range(max(counts, default=0))])
+            modes.append(tmp / "keys")
+        for n, keys_dir in ((n, k) for n in counts for k in modes):
+            tag = f"{n} nodes{', CURVE' if keys_dir is not None else ''}"
+            print(f"[{tag}] starting {n} node processes ...", flush=True)
+            r = bench_nodes(n, args.rounds, args.fps, member, tmp, keys_dir)
             results.append(r)
             rl, wt, sk = r["release_latency"], r["node_wait"], r["arrival_skew"]
             if rl is None:
-                print(f"[{n} nodes] no complete round measured")
+                print(f"[{tag}] no complete round measured")
                 continue
-            print(f"[{n} nodes] {r['rounds_measured']}/{r['rounds']} rounds complete; release latency "
+            print(f"[{tag}] {r['rounds_measured']}/{r['rounds']} rounds complete; release latency "
                   f"p50 {rl['median_us']:.0f} us p99 {rl['p99_us']:.0f} us max {rl['max_us']:.0f} us | "
                   f"node wait p50 {wt['median_us']:.0f} p99 {wt['p99_us']:.0f} us | skew p99 "
                   f"{sk['p99_us']:.0f} us | {r['timed_out_rounds']} timed-out rounds", flush=True)
@@ -474,19 +503,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[floor] at the end: p50 {floor['end']['median_us']:.0f} us p99 {floor['end']['p99_us']:.0f} us "
           f"max {floor['end']['max_us']:.0f} us (load average {floor['load_end']})", flush=True)
     print()
-    print(f"{'nodes':>5} {'release p50 us':>15} {'p99 us':>8} {'max us':>8} {'wait p99 us':>12} "
+    print(f"{'nodes':>5} {'auth':>5} {'release p50 us':>15} {'p99 us':>8} {'max us':>8} {'wait p99 us':>12} "
           f"{'skew p99 us':>12}  goal p99 <= {P99_GOAL_US:.0f} us")
     for r in results:
         rl = r["release_latency"]
         if rl is None:
             continue
-        print(f"{r['nodes']:>5} {rl['median_us']:>15.0f} {rl['p99_us']:>8.0f} {rl['max_us']:>8.0f} "
+        print(f"{r['nodes']:>5} {r['auth']:>5} {rl['median_us']:>15.0f} {rl['p99_us']:>8.0f} {rl['max_us']:>8.0f} "
               f"{r['node_wait']['p99_us']:>12.0f} {r['arrival_skew']['p99_us']:>12.0f}  "
               f"{'met' if rl['p99_us'] <= P99_GOAL_US else 'NOT met'}")
     goals = {
         "p99_goal_us": P99_GOAL_US,
-        "met": {str(r["nodes"]): bool(r["release_latency"] and r["release_latency"]["p99_us"] <= P99_GOAL_US)
-                for r in results},
+        "met": {f"{r['nodes']}{'-curve' if r['auth'] == 'curve' else ''}":
+                bool(r["release_latency"] and r["release_latency"]["p99_us"] <= P99_GOAL_US) for r in results},
         "floor_p99_us": max(floor["start"]["p99_us"], floor["end"]["p99_us"]),
     }
     if not args.no_write:
@@ -499,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         payload = {
             "what": "swap barrier round trip on loopback: Primary (this process, member) + N node processes",
             "settings": {"fps": args.fps, "rounds": args.rounds, "nodes": counts, "primary_member": member,
-                         "realtime_priority": PRIORITY,
+                         "realtime_priority": PRIORITY, "curve": bool(args.curve),
                          "transport": "tcp://127.0.0.1 (XPUB/SUB states, ROUTER/DEALER barrier)",
                          "clock": "CLOCK_MONOTONIC shared by all processes"},
             "definitions": {
