@@ -29,7 +29,10 @@ Canvases (:meth:`canvases`) are ``(H, W, 4)`` uint8 arrays, row 0 = top, RGB sRG
 keyed ``"processor/output"``; they are the renderer's own buffers (valid until the next frame: copy to keep).
 An output the stage's ``colour:`` section makes deep (:meth:`canvas_format` ``rgb10_a2`` or ``rgba16``) reads
 back at full depth as ``(H, W, 4)`` uint16 codes (0..1023 with alpha 0..3, or 0..65535); :meth:`preview_images`
-gives every canvas as an 8-bit sRGB picture for people (deep and HDR ones tone-mapped, docs/colour.md).
+gives every canvas as an 8-bit sRGB picture for people (deep and HDR ones tone-mapped, docs/colour.md). An
+``rgb10_a2`` canvas is read back as GL packs it, one uint32 word a pixel, and kept so: ``canvases(packed=True)``
+hands the words to what stores them (the shared-memory sink's pixel format 2) and ``canvases()`` unpacks them
+into codes only when asked, once per frame (previews, thumbnails and snapshots, made at a low rate).
 """
 
 from __future__ import annotations
@@ -50,16 +53,22 @@ from stagectl.render.compositor import (
     clear_framebuffer,
     to_srgb8,
 )
+from stagectl.render.content import Content, load_content
 from stagectl.render.gl.errors import RenderError
 from stagectl.render.gl.platform import GL
-from stagectl.render.gl.readback import AsyncReadback, canvas_dtype, read_canvas
+from stagectl.render.gl.readback import (
+    AsyncReadback,
+    canvas_dtype,
+    pack_rgb10_a2,
+    read_canvas,
+    unpack_rgb10_a2,
+)
 from stagectl.render.gl.resources import drain_gl_errors, gl_pass
 from stagectl.render.plan import TILE_PX, FramePlan, build_outer_pass, canvas_tiles
-from stagectl.render.content import Content, load_content
 from stagectl.render.scene import Column
 from stagectl.stage.model import Stage
 
-__all__ = ["FrameResult", "RenderStats", "StageRenderer", "READBACK_MODES", "FAILURE_POLICIES"]
+__all__ = ["FAILURE_POLICIES", "READBACK_MODES", "FrameResult", "RenderStats", "StageRenderer"]
 
 READBACK_MODES = ("sync", "async", "none")
 FAILURE_POLICIES = ("hold", "safe")
@@ -177,6 +186,13 @@ class StageRenderer:
             # canvas arrays: front = last good frame (what canvases() returns), back = being read this frame
             self._arrays = {k: self._safe[k].copy() for k in self.keys}
             self._back_arrays = {k: self._safe[k].copy() for k in self.keys}
+            # rgb10_a2 canvases are read back as packed words (front and back); their codes in _arrays are
+            # unpacked from the front words on demand: _unpacked holds the keys whose codes are current
+            self._packed = [k for k in self.keys if self.canvas_format(k) == "rgb10_a2"]
+            self._safe_words = {k: pack_rgb10_a2(self._safe[k]) for k in self._packed}
+            self._words = {k: self._safe_words[k].copy() for k in self._packed}
+            self._back_words = {k: self._safe_words[k].copy() for k in self._packed}
+            self._unpacked = set(self._packed)
             self._arrays_frame: int | None = None
             self._arrays_stale = False  # readback "none": front arrays not read since the last swap
             for k in self.keys:
@@ -186,7 +202,7 @@ class StageRenderer:
                     w, h = L.canvas
                     self._async[L.key] = AsyncReadback(
                         self.resources, w, h, depth=async_depth, label=f"canvas{i}.readback",
-                        fmt=self.canvas_format(L.key),
+                        fmt=self.canvas_format(L.key), packed=True,
                     )
         except BaseException:
             self.release()
@@ -194,15 +210,29 @@ class StageRenderer:
 
     # ------------------------------------------------------------------ queries
 
-    def canvases(self) -> dict[str, np.ndarray]:
-        """Output key -> ``(H, W, 4)`` uint8 canvas of the last good frame (row 0 = top; the safe image before
-        the first). With async readback: the newest frame whose copy has arrived (call :meth:`flush` to wait
-        for all). The arrays are the renderer's: copy what you keep."""
+    def canvases(self, *, packed: bool = False) -> dict[str, np.ndarray]:
+        """Output key -> ``(H, W, 4)`` canvas of the last good frame (row 0 = top; the safe image before the
+        first): uint8, or uint16 codes for a deep output. With async readback: the newest frame whose copy has
+        arrived (call :meth:`flush` to wait for all). The arrays are the renderer's: copy what you keep.
+
+        ``packed``: ``rgb10_a2`` canvases as their ``(H, W)`` uint32 ``GL_UNSIGNED_INT_2_10_10_10_REV`` words,
+        as read back (the shared-memory sink's pixel format 2: no unpacking, no repacking); the others as
+        without it. Without ``packed`` those words are unpacked into codes here, once per frame."""
         if self.readback_mode == "none" and self._arrays_stale:
             for k in self.keys:
                 fb = self.compositor.outputs[k].framebuffers[self._front[k]]
-                read_canvas(fb, self.canvas_format(k), out=self._arrays[k])
+                if k in self._words:
+                    read_canvas(fb, "rgb10_a2", out=self._words[k], packed=True)
+                    self._unpacked.discard(k)
+                else:
+                    read_canvas(fb, self.canvas_format(k), out=self._arrays[k])
             self._arrays_stale = False
+        if packed:
+            return {k: self._words.get(k, a) for k, a in self._arrays.items()}
+        for k in self._packed:
+            if k not in self._unpacked:
+                unpack_rgb10_a2(self._words[k], out=self._arrays[k])
+                self._unpacked.add(k)
         return dict(self._arrays)
 
     @property
@@ -214,12 +244,19 @@ class StageRenderer:
         """Output ``key``'s canvas format: ``rgba8`` (uint8 canvases), ``rgb10_a2`` or ``rgba16`` (uint16 codes)."""
         return self.compositor.canvas_format(key)
 
-    def preview_images(self) -> dict[str, np.ndarray]:
+    def preview_images(self, width: int | None = None) -> dict[str, np.ndarray]:
         """Output key -> ``(H, W, 4)`` uint8 sRGB picture of :meth:`canvases` for people (PNG previews,
         thumbnails): 8-bit sRGB canvases as they are, other encodes tone-mapped for an sRGB screen by
-        :meth:`stagectl.color.output.OutputEncode.preview_rgba8` (not the output's signal)."""
+        :meth:`stagectl.color.output.OutputEncode.preview_rgba8` (not the output's signal). ``width``: scaled
+        down to at most that many pixels wide first (area filter on the codes, aspect kept; console
+        thumbnails), so the tone map runs on the small picture."""
         out = {}
         for k, img in self.canvases().items():
+            if width is not None and img.shape[1] > width:
+                import cv2
+
+                h = max(1, round(img.shape[0] * width / img.shape[1]))
+                img = cv2.resize(img, (width, h), interpolation=cv2.INTER_AREA)
             enc = self.compositor.outputs[k].encode
             out[k] = img if enc is None else enc.preview_rgba8(img)
         return out
@@ -349,6 +386,8 @@ class StageRenderer:
                 self._front[k] = 1 - self._front[k]
             if self.readback_mode == "sync":
                 self._arrays, self._back_arrays = self._back_arrays, self._arrays
+                self._words, self._back_words = self._back_words, self._words
+                self._unpacked.clear()
                 self._arrays_frame = plan.frame
             elif self.readback_mode == "none":
                 self._arrays_stale = True
@@ -381,7 +420,10 @@ class StageRenderer:
         if self.readback_mode == "sync":
             for k in self.keys:
                 fb = self.compositor.outputs[k].framebuffers[1 - self._front[k]]
-                read_canvas(fb, self.canvas_format(k), out=self._back_arrays[k])
+                if k in self._back_words:  # rgb10_a2: the packed words, unpacked only on demand (canvases())
+                    read_canvas(fb, "rgb10_a2", out=self._back_words[k], packed=True)
+                else:
+                    read_canvas(fb, self.canvas_format(k), out=self._back_arrays[k])
         elif self.readback_mode == "async":
             for k in self.keys:
                 rb = self._async[k]
@@ -392,12 +434,18 @@ class StageRenderer:
 
     def _collect_async(self, key: str, *, wait: bool) -> None:
         rb = self._async[key]
+        words = key in self._words  # rgb10_a2: the ring hands back packed words
         while rb.pending:
-            got = rb.finish(out=self._back_arrays[key]) if wait else rb.poll(out=self._back_arrays[key])
+            into = self._back_words[key] if words else self._back_arrays[key]
+            got = rb.finish(out=into) if wait else rb.poll(out=into)
             if got is None:
                 return
             frame_id, _ = got
-            self._arrays[key], self._back_arrays[key] = self._back_arrays[key], self._arrays[key]
+            if words:
+                self._words[key], self._back_words[key] = self._back_words[key], self._words[key]
+                self._unpacked.discard(key)
+            else:
+                self._arrays[key], self._back_arrays[key] = self._back_arrays[key], self._arrays[key]
             self._arrays_frame = frame_id
             if wait:
                 return
@@ -434,6 +482,9 @@ class StageRenderer:
                 for k in self.keys:
                     self._show_safe_gl(k)
                     self._arrays[k][...] = self._safe[k]
+                    if k in self._words:
+                        self._words[k][...] = self._safe_words[k]
+                        self._unpacked.add(k)
                 self._arrays_frame = None
                 self._arrays_stale = False
             except Exception as again:  # noqa: BLE001

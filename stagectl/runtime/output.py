@@ -7,8 +7,16 @@ headless, ``--sink``). Per frame: :meth:`StageOutput.render` draws a :class:`~st
 :meth:`StageOutput.present` shows the canvases at the frame edge (windows) and publishes them into the sinks,
 :meth:`StageOutput.previews` writes the PNG previews when due (slow: after the edge, at normal priority).
 
-The canvases are RGBA, row 0 the top; sinks and previews receive them as the renderer reads them back
-(:meth:`stagectl.render.renderer.StageRenderer.canvases`).
+The canvases are RGBA, row 0 the top, at the depth of each output's canvas format
+(:meth:`stagectl.render.renderer.StageRenderer.canvas_format`; docs/colour.md):
+
+* sinks get the signal at full depth, in the ring's pixel format of that canvas format: 8-bit codes,
+  16-bit codes, or for ``rgb10_a2`` the words as GL packs them (``canvases(packed=True)``: never unpacked);
+* PNG previews and the console's thumbnails get pictures for people
+  (:meth:`~stagectl.render.renderer.StageRenderer.preview_images`): 8-bit sRGB canvases as they are, deep and
+  HDR outputs tone-mapped for an sRGB screen (not their signal);
+* output windows of deep outputs ask the driver for 10 bits a channel
+  (:func:`stagectl.render.present.window_color_bits`); the start of the run says what each window got.
 """
 
 from __future__ import annotations
@@ -18,6 +26,10 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["StageOutput"]
+
+#: what the start of a run says about a sink ring's pixels, by canvas format (stagectl.render.sink)
+_SINK_DEPTH = {"rgba8": "", "rgb10_a2": ", 10-bit rgb10_a2: one packed uint32 a pixel",
+               "rgba16": ", 16-bit rgba16"}
 
 
 class StageOutput:
@@ -63,12 +75,14 @@ class StageOutput:
                 WindowPresenter,
                 open_window_context,
                 parse_monitor_assignments,
+                window_color_bits,
             )
 
             outputs = [(L.key, tuple(L.canvas)) for L in canvas_layouts(stage)]
             assign = parse_monitor_assignments(list(monitors), [k for k, _ in outputs])
-            try:
-                ctx = open_window_context(outputs, windows, assign, vsync=vsync)
+            try:  # deep outputs' windows ask for 10 bits a channel; describe() says what the driver gave
+                ctx = open_window_context(outputs, windows, assign, vsync=vsync,
+                                          color_bits=window_color_bits(stage))
             except ContextError as exc:
                 raise StageError(f"--windows: {exc}") from None
         else:
@@ -84,6 +98,7 @@ class StageOutput:
             raise
         out = cls(stage, ctx, renderer, presenter=presenter, run_dir=run_dir, preview_every_s=preview_every_s)
         try:
+            out._prepare_pictures()
             say(f"{prefix}: {headline(out)}")
             if presenter is not None:
                 say(f"{prefix}: windows ({windows}): {presenter.describe()}; Esc or closing a window closes that "
@@ -91,17 +106,30 @@ class StageOutput:
                 if presenter.vsync:
                     out.probe = presenter.probe_vsync(stage.frame_rate.period_ns)
                     say(f"{prefix}: vsync: {out.probe.text}; {presenter.swap_group}")
+            if run_dir is not None and preview_every_s:
+                deep = [k for k in renderer.keys if renderer.compositor.outputs[k].encode is not None]
+                if deep:
+                    say(f"{prefix}: the previews of {', '.join(deep)} are 8-bit sRGB pictures tone-mapped for a "
+                        "screen, not the output's signal (the signal: --sink, or stagectl snapshot)")
             if sink is not None:
                 from stagectl.render.sink import SinkWriter, sink_name
 
                 for L in renderer.layouts:
                     ring = sink_name(*sink, L.key)
-                    out.sinks[L.key] = SinkWriter(ring, L.canvas[0], L.canvas[1], slots=3, replace=True)
-                    say(f"{prefix}: output {L.key} ({L.canvas[0]} x {L.canvas[1]} RGBA) -> shared memory {ring!r}")
+                    fmt = renderer.canvas_format(L.key)
+                    out.sinks[L.key] = SinkWriter(ring, L.canvas[0], L.canvas[1], slots=3, replace=True, fmt=fmt)
+                    say(f"{prefix}: output {L.key} ({L.canvas[0]} x {L.canvas[1]} RGBA{_SINK_DEPTH[fmt]}) -> "
+                        f"shared memory {ring!r}")
         except BaseException:
             out.close()
             raise
         return out
+
+    def _prepare_pictures(self) -> None:
+        """Make the deep and HDR outputs' preview transforms now (OCIO, baked into a 3D LUT: about 0.3 s
+        each; docs/colour.md) rather than at the first PNG preview or console thumbnail, inside the frame
+        loop: a 1-pixel preview of the safe canvases builds them."""
+        self.renderer.preview_images(width=1)
 
     def where(self) -> str:
         """``headless`` or ``for N output windows``."""
@@ -124,15 +152,25 @@ class StageOutput:
         return self.renderer.render_frame(plan)
 
     def canvases(self) -> dict:
-        """Output key -> the canvas (RGBA, row 0 the top) of the last good frame."""
+        """Output key -> the canvas (RGBA, row 0 the top) of the last good frame, at its full depth (uint8, or
+        uint16 codes for a deep output)."""
         return self.renderer.canvases()
+
+    def thumbnail_images(self) -> dict:
+        """Output key -> an 8-bit sRGB picture of the last good frame, at most the console's thumbnail width
+        (:data:`stagectl.console.live.THUMBNAIL_WIDTH`) wide: deep and HDR outputs scaled down, then
+        tone-mapped (:meth:`~stagectl.render.renderer.StageRenderer.preview_images`)."""
+        from stagectl.console.live import THUMBNAIL_WIDTH
+
+        return self.renderer.preview_images(width=THUMBNAIL_WIDTH)
 
     def present(self, frame: int, now_ns: int) -> int | None:
         """At the frame edge: show the canvases in the windows (returns the vsync swap's return instant), then
-        publish them into the shared-memory sinks. (PNG previews: :meth:`previews`, after the edge.)"""
+        publish them into the shared-memory sinks at full depth (``rgb10_a2`` as the packed words it was read
+        back in). (PNG previews: :meth:`previews`, after the edge.)"""
         shown = self.presenter.present() if self.presenter is not None else None
         if self.sinks:
-            canvases = self.renderer.canvases()
+            canvases = self.renderer.canvases(packed=True)
             for key, writer in self.sinks.items():
                 writer.write(frame, now_ns, canvases[key])
         return shown
@@ -144,9 +182,11 @@ class StageOutput:
             self.next_preview_ns = now_ns + self.preview_every_ns
 
     def _write_previews(self) -> None:
+        """``preview_<processor>_<output>.png``: an 8-bit sRGB PNG per output (deep and HDR outputs
+        tone-mapped for a screen: docs/colour.md), overwritten each time."""
         import cv2
 
-        for key, img in self.renderer.canvases().items():
+        for key, img in self.renderer.preview_images().items():
             path = self.run_dir / ("preview_" + key.replace("/", "_") + ".png")
             cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGBA2BGR))
 
@@ -157,6 +197,11 @@ class StageOutput:
         from stagectl.render.renderer import StageRenderer
 
         new = StageRenderer(stage, self.ctx, readback=self.renderer.readback_mode)
+        try:
+            new.preview_images(width=1)  # as _prepare_pictures, before the new renderer takes over
+        except BaseException:
+            new.release()
+            raise
         old, self.renderer = self.renderer, new
         if self.presenter is not None:
             self.presenter.renderer = new
