@@ -27,7 +27,9 @@ image):
   HDR 1000-nit view on the Rec.2100-PQ display of the built-in studio config (``-ocio``), or a plain PQ
   1000-nit encode (``-pq``). Run with per-pass-features in one run to compare the composite pass with and
   without the OCIO display transform (``--modes colour`` does exactly that); the colour modes' figures go to
-  ``bench/results/render-colour-*.json``.
+  ``bench/results/render-colour-*.json``. Their readback keeps the packed ``rgb10_a2`` words (what the sink
+  stores); what is made from them only on demand -- the unpacking into uint16 codes and the tone-mapped 8-bit
+  previews -- is timed apart (``on_demand``: :func:`_on_demand`).
 
 The outer pass (atlas of the needed cube faces) and the outer-only canvases are timed separately: with static
 content they are drawn once and then only when the viewpoint changes. Goal: >= 24 frames per second (41.7 ms)
@@ -97,6 +99,30 @@ def colour_settings(stage, kind: str):
 COLOUR_MODES = ["per-pass-features", "per-pass-features-ocio", "per-pass-features-pq"]
 
 
+def _on_demand(renderer, repeats: int = 5) -> dict:
+    """What the consumers of a deep stage's codes pay, apart from the frame (the last frame's canvases): the
+    readback keeps ``rgb10_a2`` canvases as packed words (the sink takes them as they are); unpacking them into
+    uint16 codes and the tone-mapped 8-bit previews happen only when asked (PNG previews, thumbnails)."""
+    from stagectl.render.gl.readback import unpack_rgb10_a2
+
+    t0 = time.perf_counter_ns()
+    renderer.preview_images()  # the first builds (bakes) the preview transforms
+    first = time.perf_counter_ns() - t0
+    unpack_ns, preview_ns = [], []
+    for _ in range(repeats):
+        words = [w for w in renderer.canvases(packed=True).values() if w.ndim == 2]
+        t0 = time.perf_counter_ns()
+        for w in words:
+            unpack_rgb10_a2(w)
+        t1 = time.perf_counter_ns()
+        renderer.preview_images()
+        preview_ns.append(time.perf_counter_ns() - t1)
+        unpack_ns.append(t1 - t0)
+    return {"unpack to codes (all outputs)": _ms(summarize_ns(unpack_ns)),
+            "8-bit previews (all outputs)": _ms(summarize_ns(preview_ns)),
+            "first preview (builds the LUTs)": _ms(summarize_ns([first]))}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench render", description=__doc__.split("\n\n")[0])
     ap.add_argument("--stage", default=str(REPO / "stages" / "demo.yaml"))
@@ -108,11 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true", help="do not write bench/results JSON")
     args = ap.parse_args(argv)
 
+    from stagectl.render.frustum import warmup as frustum_warmup
     from stagectl.render.gl.context import create_context  # picks the EGL platform before OpenGL loads
     from stagectl.render.gl.platform import GL
     from stagectl.render.plan import FramePlanner, camera_state
     from stagectl.render.renderer import StageRenderer
-    from stagectl.render.frustum import warmup as frustum_warmup
     from stagectl.stage import load_stage
     from stagectl.tracking.moves import pose_at
     from stagectl.transforms import transform_from_pose
@@ -214,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
                     for name, s in entry["passes"].items():
                         print(f"    {name:28s} median {s['median_ms']:6.2f} ms  p99 {s['p99_ms']:6.2f} ms  "
                               f"(n={s['n']})")
+                if mode in colour_only:
+                    entry["on_demand"] = _on_demand(renderer)
+                    for name, s in entry["on_demand"].items():
+                        print(f"    {name:28s} median {s['median_ms']:6.2f} ms  (on demand, not per frame)")
                 if mode == "per-pass":
                     # the static-content passes, forced: atlas faces and outer-only canvases
                     plan = plans[-1]

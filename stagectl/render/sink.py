@@ -273,13 +273,15 @@ class SinkFrame(tuple):
 
 
 class SinkWriter:
-    """Creates the ring ``name`` for ``width x height`` frames of ``channels`` (4) uint8 in ``slots`` slots.
+    """Creates the ring ``name`` for ``width x height`` frames in ``slots`` slots: ``channels`` (4) uint8 a pixel,
+    or as ``fmt`` says.
 
     ``write(frame_no, time_ns, array)`` copies an ``(H, W, channels)`` uint8 array (row 0 = top) into the next
     slot. ``replace``: unlink a segment of that name left behind (by a crashed writer) instead of failing.
     ``fmt``: the canvas format (:data:`PIXEL_FORMATS`; a renderer says it: ``StageRenderer.canvas_format``):
-    ``rgba16`` takes ``(H, W, 4)`` uint16 codes, ``rgb10_a2`` ``(H, W, 4)`` uint16 codes (packed here) or
-    ``(H, W)`` uint32 words already packed.
+    ``rgba16`` takes ``(H, W, 4)`` uint16 codes, ``rgb10_a2`` ``(H, W)`` uint32 words already packed (copied as
+    they are: ``StageRenderer.canvases(packed=True)``) or ``(H, W, 4)`` uint16 codes (packed here, a full pass
+    over the frame).
     """
 
     def __init__(
