@@ -26,9 +26,13 @@ Which sample belongs to which frame (``match``)
   principal point and entrance pupil exactly as drawn, the distortion and focus distance from the lens file at
   the recorded encoders, the labels the take gave them (the stage clock's time of day at the frame edge).
 * ``"rendered"``: the same frames (the recorded instants and labels) solved again from the raw datagrams with
-  ``stagectl run``'s rig (its dejittered timeline, motion limits, the source's delay and the operator's camera
-  settings from the header): a check of the recorded cameras, and what a take's datagrams give under a
-  changed stage file (a new registration, a lens file).
+  ``stagectl run``'s rig (its dejittered timeline, motion limits and lens maths): a check of the recorded
+  cameras, and what a take's datagrams give under a changed stage file (a new registration, a lens file). A
+  take whose frames carry their latch (kind 5, docs/takes.md) is **replayed**: the datagrams received before it
+  started (kind 6) and during it are pushed in arrival order, each frame seeing only the samples its timeline
+  held when it was latched, with that frame's delay, prediction bound, query mode and smoothing, so each frame
+  is evaluated exactly as the loop evaluated it (the prediction past the newest sample included). An older
+  take is solved from all its samples with the operator's camera settings of the header.
 
 Without source timecode the labels count from the time of day of the first frame: exactly, through the
 header's clock anchor (``meta["clock_anchor"]``, a monotonic / system pair read together) when the take has
@@ -309,6 +313,7 @@ def solve_take(
         header = reader.header
         records = [(r.arrival_ns, r.source_id, r.protocol, r.data) for r in reader]
         rendered = list(reader.frames)
+        preroll = [(r.arrival_ns, r.source_id, r.protocol, r.data) for r in reader.preroll]
         take_sources = dict(reader.sources)
         notes: list[str] = []
         if reader.damaged:
@@ -339,7 +344,8 @@ def solve_take(
     sid = _choose_source(cam, src, take_sources, str(path))
     decoder = _Decoder(src, cam)
     decoded: list[tuple[int, Any]] = []
-    for arrival, rsid, _, data in records:
+    # the re-solve replays the loop from the datagrams received before the take too (its first frames' samples)
+    for arrival, rsid, _, data in (preroll + records if match == "rendered" else records):
         if rsid == sid:
             decoded.extend((arrival, s) for s in decoder.decode(data) if s.pose is not None)
     if decoder.bad:
@@ -527,41 +533,41 @@ def _from_rendered(stage: Any, cam: Any, src: Any, op_cam: Mapping[str, Any], ra
                    decoded: list[tuple[int, Any]], source: tuple[str, str], notes: list[str], *,
                    resolve: bool) -> CameraTrack:
     """The frames the stage rendered (``mine``, kind-3 records of ``cam``): as recorded, or (``resolve``) solved
-    again at their instants from ``decoded`` with ``stagectl run``'s rig and the operator's camera settings."""
+    again at their instants from ``decoded`` with ``stagectl run``'s rig: replayed as the loop saw them when
+    every frame has its latch (kind 5; :func:`_replay`), else from every sample with the operator's camera
+    settings of the header."""
     from stagectl.runtime import CameraRig
-    from stagectl.tracking.timeline import OneEuroParams, Smoothing, Timeline
 
     drop = bool(meta.get("drop_frame")) and rate.is_drop_frame_capable
-    delay = op_cam.get("delay_frames", src.delay_frames)
-    timeline = Timeline(rate, capacity=max(2, len(decoded) + 1), delay_frames=float(delay), name=cam.name,
-                        clock="dejittered", motion_limits=cam.motion_limits)
-    sm = op_cam.get("smoothing")
-    if isinstance(sm, Mapping):
-        p = OneEuroParams(float(sm["min_cutoff_hz"]), float(sm.get("beta", 0.0)), float(sm.get("d_cutoff_hz", 1.0)))
-        timeline.set_smoothing(Smoothing(position=p, rotation=p))
-    stored: list[_Stored] = []
-    for arrival, s in decoded:
-        if timeline.push(arrival, s):
-            stored.append(_Stored(arrival, s))
-    rig = CameraRig.for_camera(stage, cam, source=src, timeline=timeline)
-    lens_table = rig.lens_table
-    frames: list[CameraFrame] = []
-    missing = 0
+    frames_in: list[Any] = []
     seen: set[int] = set()
     for f in mine:
         if f.label in seen:  # a frame recorded twice (never written so; a damaged take's resync): keep the first
             continue
         seen.add(f.label)
-        st = timeline.pose_at(f.query_ns) if stored else None
+        frames_in.append(f)
+    exact = resolve and all(f.latch is not None for f in frames_in)
+    if exact:
+        timeline, states, stored = _replay(rate, cam, frames_in, decoded)
+    else:
+        timeline, stored = _timeline_of_header(rate, cam, src, op_cam, decoded)
+        states = [timeline.pose_at(f.query_ns) if stored else None for f in frames_in]
+        if resolve and any(f.latch is not None for f in frames_in):
+            notes.append("some rendered frames lost their latch record: solved from every sample of the take")
+    rig = CameraRig.for_camera(stage, cam, source=src, timeline=_Answer())
+    lens_table = rig.lens_table
+    frames: list[CameraFrame] = []
+    missing = 0
+    for f, st in zip(frames_in, states, strict=True):
         f_stop = _f_stop(stored, st) if st is not None and st.ok else math.nan
         tc = Timecode.from_frame(f.label, rate, drop)
         if resolve:
-            cs = rig.state_at(f.query_ns)
+            rig.timeline.state = st
+            cs = rig.state_at(f.query_ns) if st is not None else None
             if cs is None:
                 missing += 1
                 continue
             lv = cs.lens
-            st = rig.state
             lens, lens_source = _lens_at(lens_table, lv.focal_mm, lv.principal_point_mm, lv.pupil_offset_m,
                                          st.zoom, st.focus, st.focus_distance_m)
             frames.append(CameraFrame(len(frames), tc, np.array(cs.T_stage_camera, dtype=np.float64), lens, f_stop,
@@ -578,3 +584,72 @@ def _from_rendered(stage: Any, cam: Any, src: Any, op_cam: Mapping[str, Any], ra
         raise PostError(f"{path}: no frame of camera {cam.name!r} could be solved")
     return _track(stage, cam, rate, drop, meta, header, path, name, frames, [(s.arrival_ns, s.sample) for s in stored],
                   source, "rendered" if resolve else "recorded", notes)
+
+
+def _timeline_of_header(rate: FrameRate, cam: Any, src: Any, op_cam: Mapping[str, Any],
+                        decoded: list[tuple[int, Any]]) -> tuple[Any, list[_Stored]]:
+    """A timeline as ``stagectl run`` makes it (dejittered, the camera's motion limits) with the operator's
+    delay and smoothing of the take header, holding every sample of ``decoded``."""
+    from stagectl.tracking.timeline import OneEuroParams, Smoothing, Timeline
+
+    delay = op_cam.get("delay_frames", src.delay_frames)
+    timeline = Timeline(rate, capacity=max(2, len(decoded) + 1), delay_frames=float(delay), name=cam.name,
+                        clock="dejittered", motion_limits=cam.motion_limits)
+    sm = op_cam.get("smoothing")
+    if isinstance(sm, Mapping):
+        p = OneEuroParams(float(sm["min_cutoff_hz"]), float(sm.get("beta", 0.0)), float(sm.get("d_cutoff_hz", 1.0)))
+        timeline.set_smoothing(Smoothing(position=p, rotation=p))
+    stored: list[_Stored] = []
+    for arrival, s in decoded:
+        if timeline.push(arrival, s):
+            stored.append(_Stored(arrival, s))
+    return timeline, stored
+
+
+def _replay(rate: FrameRate, cam: Any, frames: list[Any], decoded: list[tuple[int, Any]]
+            ) -> tuple[Any, list[Any], list[_Stored]]:
+    """Each rendered frame evaluated again as the loop evaluated it (docs/takes.md, kind 5): the samples pushed
+    in arrival order (the pre-roll first) only up to the newest one its timeline held when the frame was latched,
+    then the frame's delay, prediction bound, query mode and smoothing, and the query at its instant. Returns
+    the timeline, the state per frame and the stored samples.
+
+    Which samples the loop's timeline held is known from the newest one's time on the timeline's clock (the
+    latch's ``newest_ns``); a first pass over the samples finds that time for every prefix of them (pushing
+    decides nothing from the queries or the smoothing, so a second timeline decides the same). Samples the
+    timeline judged and rejected in between change no answer."""
+    from stagectl.tracking.timeline import Timeline
+
+    first = frames[0].latch
+    capacity = max(2, len(decoded) + 1)
+
+    def timeline_of() -> Any:
+        return Timeline(rate, capacity=capacity, name=cam.name, clock=first.clock, motion_limits=cam.motion_limits)
+
+    scratch = timeline_of()
+    newest_after: list[int | None] = []
+    for arrival, s in decoded:
+        scratch.push(arrival, s)
+        last = scratch.latest()
+        newest_after.append(int(last.query_ns) if last.ok else None)
+    timeline = timeline_of()
+    timeline.set_smoothing(first.smoothing)
+    smoothing = first.smoothing
+    stored: list[_Stored] = []
+    states: list[Any] = []
+    i, n = 0, len(decoded)
+    for f in frames:
+        latch = f.latch
+        newest = latch.newest_ns
+        while newest is not None and i < n and (newest_after[i] is None or newest_after[i] <= newest):
+            arrival, s = decoded[i]
+            if timeline.push(arrival, s):
+                stored.append(_Stored(arrival, s))
+            i += 1
+        # the settings the console changed at this frame's boundary: samples from now on are smoothed anew
+        if latch.smoothing != smoothing:
+            timeline.set_smoothing(latch.smoothing)
+            smoothing = latch.smoothing
+        timeline.set_delay_ns(latch.delay_ns)
+        timeline.max_prediction_ns = latch.max_prediction_ns
+        states.append(timeline.pose_at(f.query_ns, mode=latch.mode) if newest is not None else None)
+    return timeline, states, stored

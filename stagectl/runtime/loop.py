@@ -3,8 +3,10 @@ genlock-aligned, late-latching :class:`~stagectl.sync.frameloop.FrameLoop`.
 
 Per frame ``k``, at the latch point before its edge: the console's queued commands take effect (a
 ``stage.reload`` among them swaps the stage and planner this frame reads), every camera's state is read at the
-edge's instant on the timelines' clock (and appended to the take being recorded, if any), the cluster primary (``--cluster``) publishes the frame state to the
-render nodes, the runtime plans and draws the frame, and the swap barrier meets the nodes. At the edge the
+edge's instant on the timelines' clock (and appended to the take being recorded, if any, with when it was
+latched, the newest sample each camera's timeline held and the timeline settings), the cluster primary
+(``--cluster``) publishes the frame state to the render nodes, the runtime plans and draws the frame, and the
+swap barrier meets the nodes. At the edge the
 output presents; then, at normal priority, the previews, the status line (every ``status_interval_s``) and
 the console's status and thumbnails. A frame that cannot be planned or drawn is counted and said; the outputs
 keep the last good frame.
@@ -53,8 +55,9 @@ def run_frames(runtime: StageRuntime, *, stop, say: Callable[[str], None], statu
         runtime.latching = (k, t_query)  # a take started at this boundary starts with this frame
         if console is not None:  # operator commands take effect at this frame boundary
             console.apply(k)
+        latched_ns = time.monotonic_ns()  # the arrival stamps' clock: a take's re-solve sees what arrived by now
         states = runtime.camera_states(t_query)
-        runtime.record(k, t_query, states)  # the take being recorded keeps what this frame is drawn from
+        runtime.record(k, t_query, states, latched_ns)  # the take being recorded keeps what this frame is drawn from
         if primary is not None:  # the nodes render frame k while we do, with the operator's flags and features
             primary.publish(FrameState.make(k, rate, edge_ns, clock=clock, epoch_ns=loop.epoch_ns, cameras=states,
                                             flags=console.hub.flags if console is not None else NO_FLAGS),

@@ -114,11 +114,15 @@ class StageRuntime:
 
     def open_receivers(self):
         """A receiver per tracking source of the stage (not started), each feeding the cameras the router
-        assigns to it now (the console may switch a camera to another source, so every source listens)."""
+        assigns to it now (the console may switch a camera to another source, so every source listens), each
+        with a :class:`~stagectl.tracking.recording.PreRoll` tap (the last seconds of datagrams, for a take)."""
         from stagectl.tracking.receiver import Receiver, ReceiverGroup
+        from stagectl.tracking.recording import PreRoll
 
         self.receivers = ReceiverGroup([Receiver.from_source(s, self.router.sink(s.name), camera_names=list(self.rigs))
                                         for s in self.stage.tracking])
+        for r in self.receivers:  # a take started later also holds the samples its first frames are drawn from
+            r.tap = PreRoll()
         return self.receivers
 
     # ------------------------------------------------------------------ per frame (the loop's thread)
@@ -127,12 +131,14 @@ class StageRuntime:
         cameras without a pose yet are left out."""
         return [s for rig in self.rigs.values() if (s := rig.state_at(t_ns)) is not None]
 
-    def record(self, frame: int, t_ns: int, states: list[CameraState]) -> None:
-        """Append the cameras of frame ``frame`` (evaluated at ``t_ns``, monotonic) to the take being recorded,
-        if any: what the frame is drawn from (docs/takes.md). Never raises (the take counts write errors)."""
+    def record(self, frame: int, t_ns: int, states: list[CameraState], latched_ns: int | None = None) -> None:
+        """Append the cameras of frame ``frame`` (evaluated at ``t_ns``, monotonic; latched at ``latched_ns``,
+        monotonic, right before they were evaluated) to the take being recorded, if any: what the frame is drawn
+        from and, per camera, the newest sample its timeline held and the timeline's settings (docs/takes.md).
+        Never raises (the take counts write errors)."""
         take = self.take
         if take is not None:
-            take.frame(frame, t_ns, states, self.rigs)
+            take.frame(frame, t_ns, states, self.rigs, latched_ns)
 
     def draw(self, states: list[CameraState], frame: int, *, flags: OperatorFlags | None = None,
              features: Any = None) -> Drawn:

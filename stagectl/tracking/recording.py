@@ -16,24 +16,32 @@ Header::
                "sources": [{"id", "name", "protocol"}...], "meta": {...}}
     crc32      uint32    CRC-32 (zlib) of every header byte before it
 
-Records, one per datagram (or source declaration, rendered camera, end of take)::
+Records, one per datagram (or source declaration, rendered camera, latch, end of take, pre-roll datagram)::
 
     length     uint32    bytes of the body
     crc32      uint32    CRC-32 of the body
     body:
-      kind        uint8   1 = datagram, 2 = source declaration, 3 = rendered camera, 4 = end of take
-      protocol    uint8   0 unknown, 1 FreeD, 2 OpenTrackIO, 3 OSC (0 for kinds 3 and 4)
-      source_id   uint16  the source (kinds 1, 2); the camera's index in the header's meta["cameras"] (kind 3)
+      kind        uint8   1 = datagram, 2 = source declaration, 3 = rendered camera, 4 = end of take,
+                          5 = latch of a rendered camera, 6 = pre-roll datagram
+      protocol    uint8   0 unknown, 1 FreeD, 2 OpenTrackIO, 3 OSC (0 for kinds 3, 4 and 5)
+      source_id   uint16  the source (kinds 1, 2, 6); the camera's index in the header's meta["cameras"]
+                          (kinds 3, 5)
       arrival_ns  int64   receiver's time.monotonic_ns() at arrival (clock "monotonic"); kind 3: the instant
-                          the frame was evaluated for (same clock); kind 4: when the take stopped
-      payload     the raw datagram bytes (kind 1), UTF-8 JSON {"id", "name", "protocol"} (kind 2), a
-                  :data:`FRAME_LAYOUT` struct (kind 3) or UTF-8 JSON (kind 4, :meth:`Recorder.end`)
+                          the frame was evaluated for (same clock); kind 4: when the take stopped; kind 5: when
+                          the frame was latched (same clock)
+      payload     the raw datagram bytes (kinds 1, 6), UTF-8 JSON {"id", "name", "protocol"} (kind 2), a
+                  :data:`FRAME_LAYOUT` struct (kind 3), UTF-8 JSON (kind 4, :meth:`Recorder.end`) or a
+                  :data:`LATCH_LAYOUT` struct (kind 5)
 
-Kinds 3 and 4 are written by a take recorded inside ``stagectl run`` (:class:`LiveTake`): one kind-3 record
-per camera per frame, the camera the stage rendered (``CameraState``), and one kind-4 record when the take is
-stopped (end timecode, frame count). Readers of datagrams never see them (:class:`TakeReader` yields kind 1
-only and collects the others in ``frames`` and ``end``); a reader that predates them skips them as "a kind
-from a newer writer". The version stays 1: every take reads as before.
+Kinds 3 to 6 are written by a take recorded inside ``stagectl run`` (:class:`LiveTake`): one kind-3 record
+per camera per frame, the camera the stage rendered (``CameraState``), each preceded by its kind-5 record
+(when the frame was latched, the newest sample the camera's timeline held then and the timeline settings in
+effect: what a re-solve needs to see exactly what the loop saw); at the start, the datagrams each receiver got
+in the seconds before the take (kind 6, :class:`PreRoll`: the samples the first frames were drawn from); one
+kind-4 record when the take is stopped (end timecode, frame count). Readers of datagrams never see them
+(:class:`TakeReader` yields kind 1 only and collects the others in ``frames``, ``preroll`` and ``end``); a
+reader that predates them skips them as "a kind from a newer writer". The version stays 1: every take reads
+as before.
 
 A record is written with one ``write(2)`` of its complete bytes, so the only damage a crash, a ``kill -9`` or
 a full disk leaves is a **torn tail**: the last record incomplete. A reader never raises for damaged records
@@ -79,6 +87,7 @@ start instant, so lateness never accumulates (no drift), through any ``send(byte
 
 from __future__ import annotations
 
+import collections
 import datetime as _dt
 import json
 import math
@@ -99,14 +108,20 @@ __all__ = [
     "KIND_DATAGRAM",
     "KIND_END",
     "KIND_FRAME",
+    "KIND_LATCH",
+    "KIND_PREROLL",
     "KIND_SOURCE",
+    "LATCH_LAYOUT",
     "MAGIC",
     "MAX_BODY",
     "MAX_PAYLOAD",
+    "NO_SAMPLE",
     "PROTOCOLS",
     "VERSION",
     "FrameRecord",
+    "Latch",
     "LiveTake",
+    "PreRoll",
     "Recorder",
     "ReplayStats",
     "Take",
@@ -130,6 +145,10 @@ KIND_DATAGRAM: Final = 1
 KIND_SOURCE: Final = 2
 KIND_FRAME: Final = 3
 KIND_END: Final = 4
+KIND_LATCH: Final = 5
+KIND_PREROLL: Final = 6
+#: the highest record kind this reader knows (resynchronisation only lands on known kinds)
+_KIND_MAX: Final = KIND_PREROLL
 #: protocol name <-> code in a record
 PROTOCOLS: Final = {"unknown": 0, "freed": 1, "opentrackio": 2, "osc": 3}
 _PROTOCOL_NAMES: Final = {v: k for k, v in PROTOCOLS.items()}
@@ -147,6 +166,18 @@ _MAX_JSON: Final = 1 << 20
 #: drop-frame mode), T_stage_camera (16 float64, row-major), focal length mm, principal point x / y mm, entrance
 #: pupil offset m, zoom / focus / iris encoders (normalised 0..1), focus distance m (NaN: unknown)
 FRAME_LAYOUT: Final = struct.Struct("<qI16d8d")
+#: the payload of a kind-5 record (the latch of a rendered camera, written just before its kind-3 record),
+#: little-endian: frame (int64), newest (int64: the newest sample's time on the timeline's clock when the frame
+#: was evaluated, ns; :data:`NO_SAMPLE`: none), delay ns (int64), prediction bound ns (int64), query mode (uint8:
+#: 0 interpolate, 1 nearest, 2 latest), clock (uint8: 0 arrival, 1 source, 2 dejittered), the take's source id
+#: feeding the camera (uint16, 0xFFFF: not known), then One Euro smoothing as float64: position min cutoff Hz,
+#: beta, derivative cutoff Hz, rotation min cutoff Hz, beta, derivative cutoff Hz (NaN: that filter off), reset
+#: after ns (NaN: smoothing off)
+LATCH_LAYOUT: Final = struct.Struct("<qqqqBBH7d")
+#: ``newest`` of a latch whose timeline held no sample
+NO_SAMPLE: Final = -(1 << 63)
+_LATCH_MODES: Final = ("interpolate", "nearest", "latest")
+_LATCH_CLOCKS: Final = ("arrival", "source", "dejittered")
 #: largest body a record may have (its length field); anything longer is a corrupt length
 MAX_BODY: Final = _BODY_HEAD.size + MAX_PAYLOAD
 #: bytes a resynchronising reader scans per read
@@ -214,7 +245,8 @@ class FrameRecord:
     the header's ``meta["rate"]``), ``query_ns`` (the instant the camera was evaluated for, clock
     ``monotonic``), ``T_stage_camera`` (4x4, stage metres), the lens values the frame was drawn with
     (``focal_mm``, ``principal_point_mm``, ``pupil_offset_m``) and the encoders and focus distance of the
-    tracking answer (NaN: not known), and ``offset`` in the file."""
+    tracking answer (NaN: not known), ``offset`` in the file and ``latch``: how it was evaluated (its kind-5
+    :class:`Latch`; None in a take written before kind 5, or when the latch was lost in a gap)."""
 
     camera: str
     camera_index: int
@@ -230,6 +262,73 @@ class FrameRecord:
     iris: float
     focus_distance_m: float
     offset: int = -1
+    latch: Latch | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Latch:
+    """How a rendered camera's frame was evaluated (a kind-5 record, :data:`LATCH_LAYOUT`; docs/takes.md): the
+    frame was latched at ``latched_ns`` (clock ``monotonic``, the arrival stamps' clock) and evaluated from the
+    samples its timeline held then, the newest of which was at ``newest_ns`` on the timeline's ``clock`` (None:
+    none), with the tracking delay ``delay_ns``, the prediction bound ``max_prediction_ns``, the query ``mode``
+    and ``smoothing`` (a :class:`~stagectl.tracking.timeline.Smoothing`, None: off) in effect; ``source_id``:
+    the take's source that fed the camera (None: not known)."""
+
+    frame: int
+    latched_ns: int
+    newest_ns: int | None
+    delay_ns: int
+    max_prediction_ns: int
+    mode: str
+    clock: str
+    source_id: int | None
+    smoothing: Any = None
+
+    def pack(self) -> bytes:
+        """The kind-5 payload."""
+        sm = self.smoothing
+        nan = math.nan
+
+        def filt(p: Any) -> tuple[float, float, float]:
+            return (nan, nan, nan) if p is None else (float(p.min_cutoff_hz), float(p.beta), float(p.d_cutoff_hz))
+
+        vals = ((nan,) * 7 if sm is None else
+                filt(sm.position) + filt(sm.rotation) + (float(sm.reset_after_ns),))
+        return LATCH_LAYOUT.pack(int(self.frame), NO_SAMPLE if self.newest_ns is None else int(self.newest_ns),
+                                 int(self.delay_ns), int(self.max_prediction_ns), _LATCH_MODES.index(self.mode),
+                                 _LATCH_CLOCKS.index(self.clock), 0xFFFF if self.source_id is None else self.source_id,
+                                 *vals)
+
+    @classmethod
+    def unpack(cls, latched_ns: int, payload: bytes) -> Latch | None:
+        """The latch of a kind-5 payload (None: not one this reader knows)."""
+        if len(payload) != LATCH_LAYOUT.size:
+            return None
+        frame, newest, delay, pred, mode, clock, sid, *v = LATCH_LAYOUT.unpack(payload)
+        if mode >= len(_LATCH_MODES) or clock >= len(_LATCH_CLOCKS):
+            return None
+        smoothing = None
+        if math.isfinite(v[6]):
+            from stagectl.tracking.timeline import OneEuroParams, Smoothing
+
+            def filt(a: float, b: float, c: float) -> Any:
+                return OneEuroParams(a, b, c) if math.isfinite(a) else None
+
+            try:
+                smoothing = Smoothing(filt(*v[0:3]), filt(*v[3:6]), int(v[6]))
+            except ValueError:
+                return None
+        return cls(frame, latched_ns, None if newest == NO_SAMPLE else newest, delay, pred, _LATCH_MODES[mode],
+                   _LATCH_CLOCKS[clock], None if sid == 0xFFFF else sid, smoothing)
+
+    @classmethod
+    def of(cls, frame: int, latched_ns: int, timeline: Any, state: Any, source_id: int | None = None) -> Latch:
+        """The latch of ``frame`` evaluated as ``state`` (a :class:`~stagectl.tracking.timeline.TimelineState`)
+        from ``timeline`` (its settings now)."""
+        age = getattr(state, "age_ns", None)
+        newest = None if state is None or age is None else int(state.eval_ns) - int(age)
+        return cls(frame, latched_ns, newest, int(timeline.delay_ns), int(timeline.max_prediction_ns),
+                   str(timeline.mode), str(timeline.clock), source_id, timeline.smoothing)
 
 
 def _protocol_code(protocol: str) -> int:
@@ -384,6 +483,20 @@ class Recorder:
         proto = self._source_protocols[sid] if protocol is None else protocol.lower()
         self._append_record(KIND_DATAGRAM, _protocol_code(proto), sid, int(arrival_ns), bytes(data))
 
+    def append_preroll(self, arrival_ns: int, source: int, data: bytes | bytearray | memoryview) -> None:
+        """Append one datagram that source id ``source`` (declared) received at ``arrival_ns``, before the take
+        started (a kind-6 record: readers of datagrams do not see it; :attr:`TakeReader.preroll`)."""
+        sid = int(source)
+        if sid not in self._source_protocols:
+            raise ValueError(f"source id {sid} was never declared")
+        self._append_record(KIND_PREROLL, _protocol_code(self._source_protocols[sid]), sid, int(arrival_ns),
+                            bytes(data))
+
+    def append_latch(self, camera_index: int, latch: Latch) -> None:
+        """Append how the next rendered camera of ``camera_index`` was evaluated (a kind-5 record, written just
+        before its kind-3 record; :class:`Latch`)."""
+        self._append_record(KIND_LATCH, 0, int(camera_index), int(latch.latched_ns), latch.pack())
+
     def append_frame(self, camera_index: int, query_ns: int, frame: int, label: int, T_stage_camera: Any,
                      focal_mm: float, principal_point_mm: tuple[float, float], pupil_offset_m: float,
                      zoom: float = math.nan, focus: float = math.nan, iris: float = math.nan,
@@ -455,7 +568,7 @@ def _body_at(f: BinaryIO, offset: int, file_size: int) -> bytes | None:
 
 
 def _resync(f: BinaryIO, start: int, file_size: int) -> tuple[int, bytes] | None:
-    """The first offset from ``start`` on where a record of a known kind (1..4) validates, with its body; None when
+    """The first offset from ``start`` on where a record of a known kind (1..6) validates, with its body; None when
     there is none before ``file_size``. Candidates are picked a chunk at a time (4 KiB, doubling up to
     ``_SCAN_CHUNK``) by their length field and kind byte; only those are read and CRC-checked."""
     import numpy as np
@@ -473,7 +586,7 @@ def _resync(f: BinaryIO, start: int, file_size: int) -> tuple[int, bytes] | None
         kind = np.frombuffer(chunk, dtype=np.uint8, count=n, offset=_REC_HEAD.size)
         room = file_size - pos - _REC_HEAD.size - np.arange(n, dtype=np.int64)  # body bytes left in the file
         ok = ((length >= _BODY_HEAD.size) & (length <= MAX_BODY) & (length <= room)
-              & (kind >= KIND_DATAGRAM) & (kind <= KIND_END))
+              & (kind >= KIND_DATAGRAM) & (kind <= _KIND_MAX))
         for i in np.flatnonzero(ok).tolist():
             body = _body_at(f, pos + i, file_size)
             if body is not None:
@@ -559,6 +672,50 @@ def clock_anchor(tries: int = 5) -> tuple[int, int]:
 DAY_NS: Final = 86_400 * 1_000_000_000
 
 
+def _to_source(write: Callable[[int, int, bytes], None], sid: int) -> Callable[[int, bytes], None]:
+    """A receiver tap ``(arrival_ns, data)`` writing through ``write(arrival_ns, sid, data)``."""
+    return lambda arrival_ns, data: write(arrival_ns, sid, data)
+
+
+class PreRoll:
+    """A receiver's ``tap`` for a whole run (``stagectl run`` puts one on every receiver): it keeps the
+    datagrams of the last ``seconds`` (at most ``limit`` of them), so that a take started now also holds the
+    samples its first frames are drawn from (kind 6, written by :class:`LiveTake`), and hands every datagram to
+    the take attached, if any. Attaching (the pre-roll written, then the live datagrams) and detaching happen
+    under the same short lock as each datagram, so none is lost or written twice."""
+
+    def __init__(self, seconds: float = 2.0, limit: int = 2048) -> None:
+        self.window_ns = int(seconds * 1e9)
+        self._ring: collections.deque[tuple[int, bytes]] = collections.deque(maxlen=max(1, int(limit)))
+        self._lock = threading.Lock()
+        self._to: Callable[[int, bytes], None] | None = None
+
+    def __call__(self, arrival_ns: int, data: bytes) -> None:
+        with self._lock:
+            ring = self._ring
+            ring.append((arrival_ns, data))
+            oldest = arrival_ns - self.window_ns
+            while ring[0][0] < oldest:
+                ring.popleft()
+            to = self._to
+            if to is not None:
+                to(arrival_ns, data)
+
+    def attach(self, before: Callable[[int, bytes], None], after: Callable[[int, bytes], None]) -> None:
+        """``before(arrival_ns, data)`` for every datagram kept (oldest first), then ``after`` for every one
+        that arrives from now on."""
+        with self._lock:
+            for a, d in self._ring:
+                before(a, d)
+            self._to = after
+
+    def detach(self, after: Callable[[int, bytes], None] | None = None) -> None:
+        """Stop handing datagrams on (only when ``after`` is still the one attached, if given)."""
+        with self._lock:
+            if after is None or self._to is after:
+                self._to = None
+
+
 class LiveTake:
     """A take recorded from running receivers (:class:`stagectl.tracking.receiver.Receiver`): every datagram
     each one gets, raw, with its arrival stamp, through the receiver's ``tap`` (its receive thread); with
@@ -611,9 +768,19 @@ class LiveTake:
         self.path = self.recorder.path
         self.meta = meta
         self.started_ns = time.monotonic_ns()
+        #: source name -> its id in the take
+        self.source_ids: dict[str, int] = {}
+        self._taps: list[tuple[Any, PreRoll | None, Callable[[int, bytes], None]]] = []
         for r in self.receivers:
-            sid = self.recorder.add_source(r.name, r.protocol)
-            r.tap = (lambda rec, sid: lambda arrival_ns, data: rec.append(arrival_ns, sid, data))(self.recorder, sid)
+            sid = self.source_ids[r.name] = self.recorder.add_source(r.name, r.protocol)
+            live = _to_source(self.recorder.append, sid)
+            pre = getattr(r, "tap", None)
+            if isinstance(pre, PreRoll):  # the datagrams before the take, then every one from now on
+                pre.attach(_to_source(self.recorder.append_preroll, sid), live)
+                self._taps.append((r, pre, live))
+            else:
+                r.tap = live
+                self._taps.append((r, None, live))
 
     def _label_at(self, mono_ns: int) -> int:
         """The frame count from 00:00:00:00 of the frame nearest the monotonic instant ``mono_ns``, as a time
@@ -631,10 +798,13 @@ class LiveTake:
 
         return Timecode.from_frame(self.label(frame), self.rate, self.drop_frame)
 
-    def frame(self, frame: int, query_ns: int, states: Iterable[Any], rigs: Any = None) -> None:
+    def frame(self, frame: int, query_ns: int, states: Iterable[Any], rigs: Any = None,
+              latched_ns: int | None = None) -> None:
         """Record the cameras the stage renders for ``frame`` (evaluated at ``query_ns``, monotonic): each
         :class:`~stagectl.render.plan.CameraState` in ``states``, with the encoders and focus distance of
-        ``rigs[name].state`` (the tracking answer) when given. Never raises for a write error (counted in
+        ``rigs[name].state`` (the tracking answer) when given; with ``rigs`` and ``latched_ns`` (when the frame
+        was latched, monotonic), each preceded by its :class:`Latch` (kind 5: the newest sample of the rig's
+        timeline in that answer and the timeline's settings). Never raises for a write error (counted in
         ``frame_errors``): the frame loop goes on."""
         if self.rate is None:
             return
@@ -648,7 +818,12 @@ class LiveTake:
                 i = self._index.get(s.name)
                 if i is None:
                     continue
-                st = getattr(rigs.get(s.name), "state", None) if rigs is not None else None
+                rig = rigs.get(s.name) if rigs is not None else None
+                st = getattr(rig, "state", None)
+                if latched_ns is not None and rig is not None and st is not None:
+                    src = getattr(getattr(rig, "source", None), "name", None)
+                    self.recorder.append_latch(i, Latch.of(frame, latched_ns, rig.timeline, st,
+                                                           self.source_ids.get(src)))
                 lv = s.lens
                 self.recorder.append_frame(
                     i, query_ns, frame, label, s.T_stage_camera, lv.focal_mm, lv.principal_point_mm,
@@ -676,9 +851,12 @@ class LiveTake:
         return out
 
     def detach(self) -> None:
-        """Stop appending datagrams (the receivers' taps are removed)."""
-        for r in self.receivers:
-            r.tap = None
+        """Stop appending datagrams (the receivers' taps are removed, or their :class:`PreRoll` let go)."""
+        for r, pre, live in self._taps:
+            if pre is not None:
+                pre.detach(live)
+            else:
+                r.tap = None
 
     def finish(self, how: str = "stop") -> dict[str, Any]:
         """Detach, append the end-of-take record (kind 4: the :meth:`summary` without ``path`` and ``bytes``,
@@ -719,9 +897,11 @@ class TakeReader:
     * ``gaps``: the :class:`TakeGap` list of damaged bytes skipped between valid records (records lost),
       ``skipped_bytes`` their total;
     * ``damaged``: gaps were skipped or the header is damaged (``header.damaged``);
-    * ``frames``: the rendered cameras (kind-3 :class:`FrameRecord` records) read so far, in file order, and
-      ``end``: the end-of-take record's JSON (kind 4; None until read, and for a take that never stopped
-      cleanly: a crash, ``kill -9``). Read them after iterating to the end (:func:`load_take` does).
+    * ``frames``: the rendered cameras (kind-3 :class:`FrameRecord` records, each with its kind-5
+      :class:`Latch` when the take has them) read so far, in file order, ``preroll``: the datagrams received
+      before the take started (kind 6, :class:`TakeRecord`), and ``end``: the end-of-take record's JSON (kind 4;
+      None until read, and for a take that never stopped cleanly: a crash, ``kill -9``). Read them after
+      iterating to the end (:func:`load_take` does).
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -740,7 +920,9 @@ class TakeReader:
         self.gaps: list[TakeGap] = []
         self.skipped_bytes = 0
         self.frames: list[FrameRecord] = []
+        self.preroll: list[TakeRecord] = []
         self.end: dict[str, Any] | None = None
+        self._latches: dict[int, Latch] = {}  # camera index -> the latch read for its next frame record
         cams = self.header.meta.get("cameras") if self.header else None
         self._cameras = [str(c.get("name", "")) if isinstance(c, dict) else str(c)
                          for c in (cams if isinstance(cams, list) else [])]
@@ -756,8 +938,11 @@ class TakeReader:
         v = FRAME_LAYOUT.unpack(payload)
         name = self._cameras[index] if index < len(self._cameras) and self._cameras[index] else f"camera{index}"
         T = [list(v[2 + 4 * r: 6 + 4 * r]) for r in range(4)]
+        latch = self._latches.pop(index, None)
+        if latch is not None and latch.frame != v[0]:
+            latch = None  # the latch of another frame (its own frame record lost in a gap)
         self.frames.append(FrameRecord(name, index, v[0], v[1], query_ns, T, v[18], (v[19], v[20]), v[21],
-                                       v[22], v[23], v[24], v[25], offset))
+                                       v[22], v[23], v[24], v[25], offset, latch))
 
     @property
     def torn(self) -> bool:
@@ -813,6 +998,16 @@ class TakeReader:
             if kind == KIND_FRAME:
                 self._frame(sid, arrival, payload, offset)
                 continue
+            if kind == KIND_LATCH:
+                latch = Latch.unpack(arrival, payload)
+                if latch is not None:
+                    self._latches[sid] = latch
+                continue
+            if kind == KIND_PREROLL:
+                name = self.sources.get(sid, (f"source{sid}", ""))[0]
+                self.preroll.append(TakeRecord(arrival, sid, name, _PROTOCOL_NAMES.get(proto, f"unknown:{proto}"),
+                                               payload, offset))
+                continue
             if kind == KIND_END:
                 try:
                     doc = json.loads(payload.decode("utf-8"))
@@ -854,7 +1049,8 @@ class Take:
     ``ignored_bytes`` of torn tail (from file offset ``good_bytes``, the end of the last valid record), the
     final ``sources`` map (id -> (name, protocol)) and the ``gaps`` of damaged bytes skipped between valid
     records (:class:`TakeGap`; records in them are lost); ``frames`` (the rendered cameras, kind 3) and
-    ``end`` (the end-of-take JSON, kind 4, or None) of a take recorded inside ``stagectl run``."""
+    ``end`` (the end-of-take JSON, kind 4, or None) and ``preroll`` (the datagrams received before it started,
+    kind 6) of a take recorded inside ``stagectl run``."""
 
     path: Path
     header: TakeHeader | None
@@ -865,6 +1061,7 @@ class Take:
     good_bytes: int = 0
     frames: tuple[FrameRecord, ...] = ()
     end: dict[str, Any] | None = None
+    preroll: tuple[TakeRecord, ...] = ()
 
     @property
     def skipped_bytes(self) -> int:
@@ -887,7 +1084,7 @@ def load_take(path: str | os.PathLike[str]) -> Take:
     with read_take(path) as reader:
         records = tuple(reader)
         return Take(reader.path, reader.header, records, reader.ignored_bytes, dict(reader.sources),
-                    tuple(reader.gaps), reader.good_bytes, tuple(reader.frames), reader.end)
+                    tuple(reader.gaps), reader.good_bytes, tuple(reader.frames), reader.end, tuple(reader.preroll))
 
 
 # ================================================================================================ replay
