@@ -4,34 +4,16 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from conftest import STAGES
-
-EXE = str(Path(sys.executable).parent / "stagectl")
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stage_on_free_port(tmp_path: Path, name: str) -> Path:
-    """A copy of a shipped stage whose tracker listens on a free loopback port (lens paths kept absolute)."""
-    text = (STAGES / name).read_text().replace("port: 40000", f"port: {_free_udp_port()}")
-    text = text.replace("lens: lenses/", f"lens: {STAGES / 'lenses'}/")
-    p = tmp_path / name
-    p.write_text(text)
-    return p
+from helpers import EXE, stage_on_free_port
 
 
 def test_run_for_a_duration_tracks_renders_and_says_what_it_did(tmp_path: Path) -> None:
-    stage = _stage_on_free_port(tmp_path, "demo.yaml")
+    stage = stage_on_free_port(tmp_path, "demo.yaml")
     run_dir = tmp_path / "run"
     t0 = time.monotonic()
     proc = subprocess.run([EXE, "run", str(stage), "--duration", "2.5", "--run-dir", str(run_dir),
@@ -66,7 +48,7 @@ def test_run_for_a_duration_tracks_renders_and_says_what_it_did(tmp_path: Path) 
 
 
 def test_no_render_runs_the_maths_only(tmp_path: Path) -> None:
-    proc = subprocess.run([EXE, "run", str(_stage_on_free_port(tmp_path, "flat_wall.yaml")), "--duration", "1.2",
+    proc = subprocess.run([EXE, "run", str(stage_on_free_port(tmp_path, "flat_wall.yaml")), "--duration", "1.2",
                            "--no-render"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "rendered nothing (--no-render)" in proc.stdout
@@ -77,7 +59,7 @@ def test_no_render_runs_the_maths_only(tmp_path: Path) -> None:
 
 
 def test_sigterm_stops_within_a_second(tmp_path: Path) -> None:
-    proc = subprocess.Popen([EXE, "run", str(_stage_on_free_port(tmp_path, "flat_wall.yaml")),
+    proc = subprocess.Popen([EXE, "run", str(stage_on_free_port(tmp_path, "flat_wall.yaml")),
                              "--run-dir", str(tmp_path / "run")], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -104,7 +86,7 @@ def test_run_rejects_bad_duration() -> None:
 
 
 def test_a_real_tracker_keeps_the_simulator_off(tmp_path: Path) -> None:
-    stage = _stage_on_free_port(tmp_path, "flat_wall.yaml")
+    stage = stage_on_free_port(tmp_path, "flat_wall.yaml")
     port = re.search(r"port: (\d+)", stage.read_text()).group(1)
     sender = subprocess.Popen([EXE, "simulate", "--protocol", "freed", "--to", f"127.0.0.1:{port}", "--move", "pan",
                                "--rate", "25", "--duration", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -125,7 +107,7 @@ def test_a_real_tracker_keeps_the_simulator_off(tmp_path: Path) -> None:
 def test_sink_publishes_every_canvas_to_shared_memory(tmp_path: Path) -> None:
     from stagectl.render.sink import SinkReader
 
-    stage = _stage_on_free_port(tmp_path, "flat_wall.yaml")
+    stage = stage_on_free_port(tmp_path, "flat_wall.yaml")
     proc = subprocess.Popen([EXE, "run", str(stage), "--duration", "6", "--sink", "--preview-every", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -161,7 +143,7 @@ def test_sink_publishes_every_canvas_to_shared_memory(tmp_path: Path) -> None:
 
 
 def test_adaptive_overscan_is_used_and_shown(tmp_path: Path) -> None:
-    stage = _stage_on_free_port(tmp_path, "demo.yaml")
+    stage = stage_on_free_port(tmp_path, "demo.yaml")
     stage.write_text(stage.read_text().replace("    soft_edge: 0.05\n",
                                                "    soft_edge: 0.05\n    adaptive_overscan: {max_percent: 40, latency_ms: 150}\n"))
     proc = subprocess.run([EXE, "run", str(stage), "--duration", "2.2", "--no-render"],

@@ -12,19 +12,12 @@ from stagectl.errors import ConfigErrors
 from stagectl.stage import load_stage
 
 from conftest import STAGES
+from helpers import one_wall_stage
 
-BASE = """\
-schema_version: 1
-name: Colour keys
-frame_rate: 25
-walls:
-  - {name: w, type: flat, center: [0, 4, 1.5], cabinets: [2, 1], cabinet: {size_mm: [500, 500], pixels: [32, 32]}}
-processors:
-  - name: p
-    outputs:
-      - {name: a, canvas: [32, 32], mappings: [{wall: w, rect: [0, 0, 32, 32]}]}
-      - {name: b, canvas: [32, 32], mappings: [{wall: w, rect: [32, 0, 32, 32]}]}
-"""  # 10 lines: the colour section starts on line 11
+BASE = one_wall_stage("Colour keys", (2, 1), [
+    "{name: a, canvas: [32, 32], mappings: [{wall: w, rect: [0, 0, 32, 32]}]}",
+    "{name: b, canvas: [32, 32], mappings: [{wall: w, rect: [32, 0, 32, 32]}]}",
+], tail="", center="0, 4, 1.5")  # 10 lines: the colour section starts on line 11
 
 
 def _load(tmp_path, colour: str):

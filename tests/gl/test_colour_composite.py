@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import one_wall_stage
 
 from stagectl.color import transfer as tf
 from stagectl.color.output import output_encode
@@ -27,31 +28,12 @@ from stagectl.stage import load_stage
 
 pytestmark = pytest.mark.gl
 
-GEOMETRY = """\
-schema_version: 1
-name: Colour test
-frame_rate: 25
-walls:
-  - name: w
-    type: flat
-    center: [0.0, 4.0, 1.5]
-    cabinets: [8, 4]
-    cabinet: {size_mm: [500, 500], pixels: [32, 32]}
-processors:
-  - name: p
-    outputs:
-      - {name: a, canvas: [64, 128], mappings: [{wall: w, rect: [0, 0, 64, 128]}]}
-      - {name: b, canvas: [64, 128], mappings: [{wall: w, rect: [64, 0, 64, 128]}]}
-      - {name: c, canvas: [64, 128], mappings: [{wall: w, rect: [128, 0, 64, 128]}]}
-      - {name: d, canvas: [64, 128], mappings: [{wall: w, rect: [192, 0, 64, 128]}]}
-tracking:
-  - {name: t, protocol: freed, bind: 127.0.0.1, port: 40000, camera_id: 1}
-cameras:
-  - {name: cam, tracking: t, sensor_mm: [24.89, 14.0]}
-render:
-  inner: {resolution: [320, 180]}
-  outer: {resolution: [256, 128]}
-"""
+GEOMETRY = one_wall_stage("Colour test", (8, 4), [
+    "{name: a, canvas: [64, 128], mappings: [{wall: w, rect: [0, 0, 64, 128]}]}",
+    "{name: b, canvas: [64, 128], mappings: [{wall: w, rect: [64, 0, 64, 128]}]}",
+    "{name: c, canvas: [64, 128], mappings: [{wall: w, rect: [128, 0, 64, 128]}]}",
+    "{name: d, canvas: [64, 128], mappings: [{wall: w, rect: [192, 0, 64, 128]}]}",
+])
 
 LINEAR = """\
 colour:

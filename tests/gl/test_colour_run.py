@@ -18,9 +18,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -30,12 +28,12 @@ import cv2
 import numpy as np
 import pytest
 from conftest import STAGES
+from helpers import EXE, ONE_CAMERA, free_port, free_udp_port, one_wall_stage
 
 from stagectl.render.sink import SinkReader
 
 pytestmark = pytest.mark.gl
 
-EXE = str(Path(sys.executable).parent / "stagectl")
 WORKING = "Linear Rec.709 (sRGB)"
 HDR = ("Rec.2100-PQ - Display", "ACES 2.0 - HDR 1000 nits (P3 D65)")
 ORANGE = (0.6, 0.25, 0.05)  # out1: ACES 2.0 HDR view (linear Rec.709, 1.0 = 100 nits)
@@ -81,18 +79,12 @@ def _sdr_preview(rgb) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- processes
 
 
-def _free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _hdr_stage(tmp_path: Path, *, node: str | None = None) -> Path:
     """stages/demo_hdr.yaml on a free tracking port, under a name of its own (its own shared-memory rings),
     with solid patterns on out1 (ORANGE) and out3 (BLUE); out2 shows the rendered scene. ``node``: out3 is
     rendered by that cluster node."""
     text = (STAGES / "demo_hdr.yaml").read_text()
-    text = text.replace("port: 40000", f"port: {_free_port(socket.SOCK_DGRAM)}")
+    text = text.replace("port: 40000", f"port: {free_udp_port()}")
     text = text.replace("lens: lenses/", f"lens: {STAGES / 'lenses'}/")
     text = text.replace("name: Demo volume HDR", f"name: HDR {uuid.uuid4().hex[:8]}")
     patterns = (f"  patterns:\n    tessera-a/out1: {{kind: solid, color: {list(ORANGE)}}}\n"
@@ -225,7 +217,7 @@ def test_run_publishes_the_10bit_signal_and_writes_8bit_previews(tmp_path: Path)
 @pytest.mark.timeout(240)
 def test_a_node_publishes_its_10bit_canvas(tmp_path: Path) -> None:
     stage = _hdr_stage(tmp_path, node="n1")
-    where = f"127.0.0.1:{_free_port()},{_free_port()}"
+    where = f"127.0.0.1:{free_port()},{free_port()}"
     primary = _Proc("run", str(stage), "--cluster", where, "--no-render", "--console", "off", "--preview-every",
                     "0", "--duration", "120")
     node = reader = None
@@ -257,24 +249,10 @@ def test_a_node_publishes_its_10bit_canvas(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- windows
 
-_WINDOW_STAGE = """\
-schema_version: 1
-name: Deep windows
-frame_rate: 25
-walls:
-  - {name: w, type: flat, center: [0.0, 4.0, 1.5], cabinets: [8, 2], cabinet: {size_mm: [500, 500], pixels: [32, 32]}}
-processors:
-  - name: p
-    outputs:
-      - {name: ten, canvas: [128, 64], mappings: [{wall: w, rect: [0, 0, 128, 64]}]}
-      - {name: eight, canvas: [128, 64], mappings: [{wall: w, rect: [128, 0, 128, 64]}]}
-tracking:
-  - {name: t, protocol: freed, bind: 127.0.0.1, port: PORT, camera_id: 1, simulate: orbit}
-cameras:
-  - {name: cam, tracking: t, sensor_mm: [24.89, 14.0]}
-render:
-  inner: {resolution: [320, 180]}
-  outer: {resolution: [256, 128]}
+_WINDOW_STAGE = one_wall_stage("Deep windows", (8, 2), [
+    "{name: ten, canvas: [128, 64], mappings: [{wall: w, rect: [0, 0, 128, 64]}]}",
+    "{name: eight, canvas: [128, 64], mappings: [{wall: w, rect: [128, 0, 128, 64]}]}",
+], tail=ONE_CAMERA.replace("camera_id: 1}", "camera_id: 1, simulate: orbit}")) + """\
 colour:
   working_space: Linear Rec.709 (sRGB)
   outputs:
@@ -314,7 +292,7 @@ def x30():
 
 def _window_run(tmp_path: Path, display: str) -> str:
     stage = tmp_path / "deep_windows.yaml"
-    stage.write_text(_WINDOW_STAGE.replace("PORT", str(_free_port(socket.SOCK_DGRAM))))
+    stage.write_text(_WINDOW_STAGE.replace("port: 40000", f"port: {free_udp_port()}"))
     drop = ("PYOPENGL_PLATFORM", "EGL_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env["DISPLAY"] = display

@@ -16,6 +16,7 @@ import uuid
 
 import numpy as np
 import pytest
+from helpers import one_wall_stage
 
 from stagectl.render.gl.readback import pack_rgb10_a2, read_pixels, read_rgb10_a2, unpack_rgb10_a2
 from stagectl.render.plan import FramePlanner, camera_state_from_pose
@@ -23,26 +24,12 @@ from stagectl.render.renderer import StageRenderer
 from stagectl.render.sink import SinkReader, sink_name
 from stagectl.stage import load_stage
 
-STAGE = """\
-schema_version: 1
-name: Deep readback
-frame_rate: 25
-walls:
-  - {name: w, type: flat, center: [0.0, 4.0, 1.5], cabinets: [8, 2], cabinet: {size_mm: [500, 500], pixels: [32, 32]}}
-processors:
-  - name: p
-    outputs:
-      - {name: ten, canvas: [72, 64], mappings: [{wall: w, rect: [0, 0, 64, 64]}]}
-      - {name: sixteen, canvas: [64, 64], mappings: [{wall: w, rect: [64, 0, 64, 64]}]}
-      - {name: eight, canvas: [64, 64], mappings: [{wall: w, rect: [128, 0, 64, 64]}]}
-      - {name: aces, canvas: [64, 64], mappings: [{wall: w, rect: [192, 0, 64, 64]}]}
-tracking:
-  - {name: t, protocol: freed, bind: 127.0.0.1, port: 40000, camera_id: 1}
-cameras:
-  - {name: cam, tracking: t, sensor_mm: [24.89, 14.0]}
-render:
-  inner: {resolution: [320, 180]}
-  outer: {resolution: [256, 128]}
+STAGE = one_wall_stage("Deep readback", (8, 2), [
+    "{name: ten, canvas: [72, 64], mappings: [{wall: w, rect: [0, 0, 64, 64]}]}",
+    "{name: sixteen, canvas: [64, 64], mappings: [{wall: w, rect: [64, 0, 64, 64]}]}",
+    "{name: eight, canvas: [64, 64], mappings: [{wall: w, rect: [128, 0, 64, 64]}]}",
+    "{name: aces, canvas: [64, 64], mappings: [{wall: w, rect: [192, 0, 64, 64]}]}",
+]) + """\
 colour:
   working_space: Linear Rec.709 (sRGB)
   outputs:

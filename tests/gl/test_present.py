@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,14 +27,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, STAGES
+from conftest import REPO
+from helpers import EXE, free_udp_port, stage_on_free_port
 from stagectl.errors import UsageError
 from stagectl.render.gl.context import MonitorInfo
 from stagectl.render.present import fit_size, judge_vsync, parse_monitor_assignments, placement, window_specs
 from stagectl.sync.frameloop import FrameLoop, VsyncGenlock, assess_lock
 from stagectl.sync.timebase import Clock, FrameRate
-
-EXE = str(Path(sys.executable).parent / "stagectl")
 
 
 # ---- placement and window specs (pure) -------------------------------------------------------------------
@@ -265,12 +263,6 @@ def _env(display: str | None) -> dict[str, str]:
     return env
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 _SMALL_STAGE = """\
 schema_version: 1
 name: Window test
@@ -476,7 +468,7 @@ def _run_script(script: str, stage: Path, display: str, timeout: float = 150) ->
 
 def _small_stage(tmp_path: Path) -> Path:
     p = tmp_path / "windows.yaml"
-    p.write_text(_SMALL_STAGE.replace("PORT", str(_free_udp_port())))
+    p.write_text(_SMALL_STAGE.replace("PORT", str(free_udp_port())))
     return p
 
 
@@ -519,16 +511,9 @@ def test_esc_and_the_close_button_close_one_window_each_and_the_loop_goes_on(tmp
     assert 8 <= res["presented"]["pa/o1"] < 16 <= res["presented"]["pa/o2"] < res["frames"] - 5
 
 
-def _stage_on_free_port(tmp_path: Path, name: str) -> Path:
-    text = (STAGES / name).read_text().replace("port: 40000", f"port: {_free_udp_port()}")
-    p = tmp_path / name
-    p.write_text(text)
-    return p
-
-
 @pytest.mark.gl
 def test_stagectl_run_presents_on_windows(tmp_path: Path, x_display: str) -> None:
-    stage = _stage_on_free_port(tmp_path, "flat_wall.yaml")
+    stage = stage_on_free_port(tmp_path, "flat_wall.yaml")
     proc = subprocess.run([EXE, "run", str(stage), "--windows", "windowed", "--duration", "2", "--run-dir",
                            str(tmp_path / "run")], capture_output=True, text=True, env=_env(x_display),
                           timeout=180)
@@ -565,7 +550,7 @@ def test_stagectl_run_presents_on_windows(tmp_path: Path, x_display: str) -> Non
 
 
 def test_windows_without_a_display_is_a_clear_error(tmp_path: Path) -> None:
-    stage = _stage_on_free_port(tmp_path, "flat_wall.yaml")
+    stage = stage_on_free_port(tmp_path, "flat_wall.yaml")
     t0 = time.monotonic()
     proc = subprocess.run([EXE, "run", str(stage), "--windows"], capture_output=True, text=True,
                           env=_env(None), timeout=60)
@@ -580,7 +565,7 @@ def test_windows_without_a_display_is_a_clear_error(tmp_path: Path) -> None:
 
 @pytest.mark.gl
 def test_sigterm_stops_a_windowed_run(tmp_path: Path, x_display: str) -> None:
-    stage = _stage_on_free_port(tmp_path, "flat_wall.yaml")
+    stage = stage_on_free_port(tmp_path, "flat_wall.yaml")
     cmd = [EXE, "run", str(stage), "--windows", "--genlock", "vsync", "--preview-every", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=_env(x_display))

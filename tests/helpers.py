@@ -1,0 +1,66 @@
+"""Helpers shared by test files in several folders (``from helpers import ...``: tests/ is on the import path, as
+for ``from conftest import STAGES``): the ``stagectl`` executable, free loopback ports for subprocesses, copies
+of the shipped stages on a free tracking port, and the small one-wall stages of the colour tests."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = REPO / "stages"
+EXE = str(Path(sys.executable).parent / "stagectl")
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A loopback port of ``kind`` (SOCK_STREAM / SOCK_DGRAM) that was free a moment ago, for a subprocess.
+    Prefer binding port 0 in the socket that will be used; this is for a port that must be handed on."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_udp_port() -> int:
+    """A loopback UDP port that was free a moment ago (:func:`free_port` of SOCK_DGRAM)."""
+    return free_port(socket.SOCK_DGRAM)
+
+
+def stage_on_free_port(tmp_path: Path, name: str, *, lenses: bool = True) -> Path:
+    """A copy of the shipped stage ``stages/<name>`` in ``tmp_path`` whose tracker listens on a free loopback
+    UDP port; ``lenses``: its lens paths made absolute (they are relative to stages/)."""
+    text = (STAGES / name).read_text().replace("port: 40000", f"port: {free_udp_port()}")
+    if lenses:
+        text = text.replace("lens: lenses/", f"lens: {STAGES / 'lenses'}/")
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+#: The tracking, camera and render sections of the small colour stages: FreeD tracker ``t`` (camera ID 1, port
+#: 40000) feeding camera ``cam``, small inner (320 x 180) and outer (256 x 128) targets.
+ONE_CAMERA = """\
+tracking:
+  - {name: t, protocol: freed, bind: 127.0.0.1, port: 40000, camera_id: 1}
+cameras:
+  - {name: cam, tracking: t, sensor_mm: [24.89, 14.0]}
+render:
+  inner: {resolution: [320, 180]}
+  outer: {resolution: [256, 128]}
+"""
+
+
+def one_wall_stage(name: str, cabinets: tuple[int, int], outputs: Iterable[str], *, tail: str = ONE_CAMERA,
+                   center: str = "0.0, 4.0, 1.5") -> str:
+    """Stage YAML (frame rate 25) of one flat wall ``w`` at ``center`` (stage metres) of ``cabinets`` (columns,
+    rows) 500 mm cabinets of 32 x 32 pixels, one processor ``p`` with ``outputs`` (one YAML flow mapping each,
+    e.g. ``{name: a, canvas: [64, 64], mappings: [{wall: w, rect: [0, 0, 64, 64]}]}``), then ``tail``
+    (:data:`ONE_CAMERA` by default; a ``colour:`` section goes after it). Without a tail the text has
+    ``8 + len(outputs)`` lines."""
+    cols, rows = cabinets
+    head = (f"schema_version: 1\nname: {name}\nframe_rate: 25\nwalls:\n"
+            f"  - {{name: w, type: flat, center: [{center}], cabinets: [{cols}, {rows}], "
+            "cabinet: {size_mm: [500, 500], pixels: [32, 32]}}\n"
+            "processors:\n  - name: p\n    outputs:\n")
+    return head + "".join(f"      - {o}\n" for o in outputs) + tail
