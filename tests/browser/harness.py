@@ -9,6 +9,11 @@ Mesa llvmpipe without a GPU), keeps a copy of the recent canvases per frame for 
 number change. :class:`RunningConsole` bundles stage, hub, driver and :class:`WebConsole` on a free loopback
 port.
 
+Without rendering: :class:`StatusFrames` only advances the hub's frames (and publishes the status a test
+sets), :func:`status_console` serves it on a free loopback port. For the browser: Debian's chromium
+(:data:`CHROMIUM`), the module-scoped ``browser`` fixture (Playwright; a test module imports
+:func:`chromium_browser` to have it) and :func:`log_in`.
+
 Frames and units (docs/conventions.md): stage metres, Z up, +Y toward the main wall; poses are
 ``(x, y, z, pan, tilt, roll)`` metres and degrees in the tracking frame (identity registration); canvases are
 ``(H, W, 3)`` uint8, row 0 = top, sRGB-encoded codes.
@@ -17,13 +22,16 @@ Frames and units (docs/conventions.md): stage metres, Z up, +Y toward the main w
 from __future__ import annotations
 
 import collections
+import contextlib
 import math
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from stagectl.console.hub import ControlHub
 from stagectl.console.web import WebConsole
@@ -32,6 +40,106 @@ from stagectl.stage.model import WebConsoleSettings
 
 HERE = Path(__file__).resolve().parent
 SMALL_STAGE = HERE / "data" / "small_wall.yaml"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+NO_CHROMIUM = "/usr/bin/chromium is missing (make test installs it as root: apt-get install chromium)"
+
+
+# ---- the browser
+@pytest.fixture(scope="module", name="browser")
+def chromium_browser():
+    """The ``browser`` fixture: headless chromium through Playwright for one test module (Playwright's
+    ``expect`` waits up to 10 s). A test module imports it to have it."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=10_000)
+    pw = sync_playwright().start()
+    try:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+    finally:
+        pw.stop()
+
+
+def log_in(page, url: str, token: str, name: str) -> None:
+    """Open the console at ``url`` on ``page``, log in as ``name`` with ``token`` and wait for the live
+    connection."""
+    page.goto(url)
+    page.fill("#login-name", name)
+    page.fill("#login-token", token)
+    page.click("#login-submit")
+    page.wait_for_selector("#conn.state-live")
+
+
+# ---- a console without rendering
+def status_camera(tracking: str, **kw) -> dict:
+    """A camera's entry of the published status (docs/console.md "Status"): ``tracking`` and the other keys
+    of a healthy 25 Hz tracker at (0, 0, 1.5) m, ``kw`` replacing any of them."""
+    cam = {"tracking": tracking, "tracking_why": None, "source": "tracker", "rate_hz": 25.0, "bad": 0,
+           "bad_by_reason": {}, "other_source": 0, "frozen": False, "sample_age_ms": 4.0,
+           "position_m": [0.0, 0.0, 1.5], "pan_deg": 0.0, "tilt_deg": 0.0, "roll_deg": 0.0, "focal_mm": 35.0}
+    cam.update(kw)
+    return cam
+
+
+def frame_status(frame: int, cameras: dict, **kw) -> dict:
+    """The status of frame ``frame`` at 25 fps, internal genlock, nothing late or failed, with ``cameras``;
+    ``kw`` adds or replaces keys (``outputs``, ``recording``, ``timecode``...)."""
+    status = {"frame": frame, "timecode": f"00:00:00:{frame % 25:02d}", "fps": 25.0, "phase_error_us": 10.0,
+              "late": 0, "dropped": 0, "failed": 0, "render_ms": 5.0,
+              "genlock": {"source": "internal", "locked": True}, "cameras": cameras, "outputs": {},
+              "cluster": None, "frame_times_ms": [5.0]}
+    status.update(kw)
+    return status
+
+
+class StatusFrames:
+    """The frame loop without rendering: a thread that every ``period_s`` takes the next frame
+    (``hub.apply_pending``) and publishes :meth:`status` of it unless that is None (here always; a subclass
+    says what to publish)."""
+
+    def __init__(self, hub: ControlHub, period_s: float = 0.04) -> None:
+        self.hub = hub
+        self.period_s = period_s
+        self.frame = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def status(self, frame: int) -> dict | None:
+        """The status to publish at ``frame`` (None: none)."""
+        return None
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.period_s):
+            self.frame += 1
+            self.hub.apply_pending(self.frame)
+            status = self.status(self.frame)
+            if status is not None:
+                self.hub.publish_status(status)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+
+@contextlib.contextmanager
+def status_console(state_dir: Path, token: str, frames: Callable[[ControlHub], StatusFrames] = StatusFrames
+                   ) -> Iterator[tuple[ControlHub, StatusFrames, WebConsole, str]]:
+    """A real ControlHub on :data:`SMALL_STAGE` (operator state in ``state_dir``), its ``frames(hub)`` running,
+    and the real WebConsole on a free loopback port: ``(hub, frames, web, url)``; all closed on leaving."""
+    hub = ControlHub(load_stage(SMALL_STAGE), state_path=Path(state_dir) / "operator.json")
+    running = frames(hub)
+    running.thread.start()
+    web = WebConsole(hub, WebConsoleSettings("127.0.0.1", 0), token=token)
+    try:
+        url = web.start()
+        yield hub, running, web, url
+    finally:
+        web.close()
+        hub.close()
+        running.close()
 
 
 def _facets(stage) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, float, float]]:

@@ -18,12 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import CHROMIUM, CHROMIUM_ARGS, log_in
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 EXE = str(Path(sys.executable).parent / "stagectl")
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def _osc(port: int, address: str, *args) -> None:
@@ -46,7 +45,7 @@ def main(argv: list[str]) -> int:
     from playwright.sync_api import sync_playwright
 
     out = Path(argv[1]) if len(argv) > 1 else REPO / "docs" / "img" / "console.png"
-    if not Path(CHROMIUM).exists():
+    if not CHROMIUM.exists():
         print(f"screenshot: {CHROMIUM} is missing (apt-get install chromium)", file=sys.stderr)
         return 2
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -73,13 +72,9 @@ def main(argv: list[str]) -> int:
             _osc(osc, "/stagectl/color/set", json.dumps({"target": "ceiling", "exposure": -0.5, "temperature": 5600}))
             _osc(osc, "/stagectl/pattern/set", "tessera-b/out3", "cabinet_id", "frame")
             with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+                browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
                 page = browser.new_page(viewport={"width": 1280, "height": 800})
-                page.goto(url)
-                page.fill("#login-name", "chris")
-                page.fill("#login-token", token)
-                page.click("#login-submit")
-                page.wait_for_selector("#conn.state-live")
+                log_in(page, url, token, "chris")
                 page.click("[data-test=card-row][data-card-id=card-1]")
                 page.fill("#card-edit-intensity", "1.4")
                 page.click("#card-set")

@@ -11,24 +11,24 @@ codes again (within one code).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
+from harness import (
+    CHROMIUM,
+    NO_CHROMIUM,
+    SMALL_STAGE,
+    RunningConsole,
+    chromium_browser,  # noqa: F401 - the browser fixture
+    log_in,
+)
 
-from harness import SMALL_STAGE, RunningConsole
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 KEY = "proc/out1"
 TOKEN = "browser-test-token-0123456789"
 
 pytestmark = [
     pytest.mark.gl, pytest.mark.net, pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (make test installs it as root: "
-                                                     "apt-get install chromium)"),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM),
 ]
 
 
@@ -39,28 +39,10 @@ def console(tmp_path_factory):
         yield rc
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=10_000)
-    pw = sync_playwright().start()
-    try:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
-    finally:
-        pw.stop()
-
-
 def login(browser, console, name: str = "ann", viewport=(1280, 800)):
     ctx = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
     page = ctx.new_page()
-    page.goto(console.url)
-    page.fill("#login-name", name)
-    page.fill("#login-token", console.web.token)
-    page.click("#login-submit")
-    page.wait_for_selector("#conn.state-live")
+    log_in(page, console.url, console.web.token, name)
     page.wait_for_function("() => document.querySelector('#st-frame').textContent !== '–'")
     return ctx, page
 

@@ -6,20 +6,21 @@ test_web_status.py does."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from harness import SMALL_STAGE
-from test_web_status import CHROMIUM, TOKEN, _camera, _page, browser  # noqa: F401 - the browser fixture
-
-from stagectl.console.hub import ControlHub
-from stagectl.console.web import WebConsole
-from stagectl.stage import load_stage
-from stagectl.stage.model import WebConsoleSettings
+from harness import (
+    CHROMIUM,
+    NO_CHROMIUM,
+    StatusFrames,
+    chromium_browser,  # noqa: F401 - the browser fixture
+    frame_status,
+    status_camera,
+    status_console,
+)
+from test_web_status import TOKEN, _page
 
 pytestmark = [
     pytest.mark.net, pytest.mark.slow, pytest.mark.timeout(120),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing"),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM),
 ]
 
 RECORDING = {"rec": True, "path": "/stages/takes/2026-11-25/12A_T03_A001.stgtake",
@@ -27,52 +28,37 @@ RECORDING = {"rec": True, "path": "/stages/takes/2026-11-25/12A_T03_A001.stgtake
              "frames": 1885, "timecode_in": "10:00:00:00", "timecode": "10:01:15:09", "follow": None}
 
 
-class _Publisher:
-    def __init__(self, hub: ControlHub) -> None:
-        self.hub = hub
-        self.frame = 0
+class _Publisher(StatusFrames):
+    """Every 40 ms: the next frame and a status with ``recording``."""
+
+    def __init__(self, hub) -> None:
+        super().__init__(hub, period_s=0.04)
         self.recording: dict = {"rec": False, "follow": None}
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self.stop.wait(0.04):
-            self.frame += 1
-            self.hub.apply_pending(self.frame)
-            self.hub.publish_status({
-                "frame": self.frame, "timecode": "00:00:00:00", "fps": 25.0, "phase_error_us": 10.0, "late": 0,
-                "dropped": 0, "failed": 0, "render_ms": 5.0, "genlock": {"source": "internal", "locked": True},
-                "cameras": {"cam": _camera("live")}, "outputs": {}, "cluster": None, "frame_times_ms": [5.0],
-                "recording": dict(self.recording)})
+    def status(self, frame: int) -> dict:
+        return frame_status(frame, {"cam": status_camera("live")}, timecode="00:00:00:00",
+                            recording=dict(self.recording))
 
 
-def test_rec_badge_and_slate_line_follow_the_status(browser, tmp_path) -> None:  # noqa: F811
+def test_rec_badge_and_slate_line_follow_the_status(browser, tmp_path) -> None:
     from playwright.sync_api import expect
 
-    hub = ControlHub(load_stage(SMALL_STAGE), state_path=tmp_path / "operator.json")
-    pub = _Publisher(hub)
-    pub.thread.start()
-    web = WebConsole(hub, WebConsoleSettings("127.0.0.1", 0), token=TOKEN)
-    url = web.start()
-    ctx, page = _page(browser, url)
-    try:
-        badge = page.locator("[data-test=banner-record]")
-        line = page.locator("[data-test=rec-slate]")
-        expect(badge).to_be_hidden()
-        expect(line).to_be_hidden()
-        pub.recording = dict(RECORDING)
-        expect(badge).to_be_visible()
-        expect(badge).to_have_text("● REC")
-        expect(line).to_have_text("12A T03 · roll A001 · cam A · 00:01:15 · TC 10:00:00:00–10:01:15:09 · 1885 frames")
-        assert line.get_attribute("title") == RECORDING["path"]
-        pub.recording = {"rec": False, "follow": "tracker-otio"}
-        expect(badge).to_be_hidden()
-        expect(line).to_have_text("takes follow tracker-otio")
-        pub.recording = {"rec": False, "follow": None}
-        expect(line).to_be_hidden()
-    finally:
-        ctx.close()
-        web.close()
-        hub.close()
-        pub.stop.set()
-        pub.thread.join(5)
+    with status_console(tmp_path, TOKEN, _Publisher) as (_hub, pub, _web, url):
+        ctx, page = _page(browser, url)
+        try:
+            badge = page.locator("[data-test=banner-record]")
+            line = page.locator("[data-test=rec-slate]")
+            expect(badge).to_be_hidden()
+            expect(line).to_be_hidden()
+            pub.recording = dict(RECORDING)
+            expect(badge).to_be_visible()
+            expect(badge).to_have_text("● REC")
+            expect(line).to_have_text("12A T03 · roll A001 · cam A · 00:01:15 · TC 10:00:00:00–10:01:15:09 · 1885 frames")
+            assert line.get_attribute("title") == RECORDING["path"]
+            pub.recording = {"rec": False, "follow": "tracker-otio"}
+            expect(badge).to_be_hidden()
+            expect(line).to_have_text("takes follow tracker-otio")
+            pub.recording = {"rec": False, "follow": None}
+            expect(line).to_be_hidden()
+        finally:
+            ctx.close()

@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
 import time
 
 import aiohttp
 import pytest
+from harness import SMALL_STAGE, StatusFrames, status_console
 
-from harness import SMALL_STAGE
 from stagectl.console.hub import ControlHub
 from stagectl.console.web import WebConsole, WebConsoleError
 from stagectl.console.web.server import MAX_PENDING, _Client, dumps
@@ -26,33 +25,11 @@ pytestmark = [pytest.mark.net, pytest.mark.timeout(60)]
 TOKEN = "server-test-token"
 
 
-class Frames:
-    """Calls ``hub.apply_pending(k)`` every 20 ms in a thread, like the frame loop does."""
-
-    def __init__(self, hub: ControlHub) -> None:
-        self.hub = hub
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        k = 0
-        while not self.stop.wait(0.02):
-            k += 1
-            self.hub.apply_pending(k)
-
-
 @pytest.fixture
 def running(tmp_path):
-    hub = ControlHub(load_stage(SMALL_STAGE), state_path=tmp_path / "operator.json")
-    frames = Frames(hub)
-    frames.thread.start()
-    web = WebConsole(hub, WebConsoleSettings("127.0.0.1", 0), token=TOKEN)
-    web.start()
-    yield hub, web
-    web.close()
-    hub.close()
-    frames.stop.set()
-    frames.thread.join(5)
+    """The console without a browser, ``hub.apply_pending(k)`` called every 20 ms as the frame loop does."""
+    with status_console(tmp_path, TOKEN, lambda hub: StatusFrames(hub, period_s=0.02)) as (hub, _, web, _url):
+        yield hub, web
 
 
 def session() -> aiohttp.ClientSession:

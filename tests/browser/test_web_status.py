@@ -10,101 +10,54 @@ advances the hub's frames, so each case is exactly the status the page is given.
 
 from __future__ import annotations
 
-import threading
-import time
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
+from harness import (
+    CHROMIUM,
+    NO_CHROMIUM,
+    StatusFrames,
+    chromium_browser,  # noqa: F401 - the browser fixture
+    frame_status,
+    log_in,
+    status_camera,
+    status_console,
+)
 
-from harness import SMALL_STAGE
-from stagectl.console.hub import ControlHub
-from stagectl.console.web import WebConsole
-from stagectl.stage import load_stage
-from stagectl.stage.model import WebConsoleSettings
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 TOKEN = "status-test-token-0123456789"
 KEY = "proc/out1"
 
 pytestmark = [
     pytest.mark.net, pytest.mark.slow, pytest.mark.timeout(120),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (make test installs it as root: "
-                                                     "apt-get install chromium)"),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM),
 ]
 
 
-def _camera(tracking: str, **kw) -> dict:
-    cam = {"tracking": tracking, "tracking_why": None, "source": "tracker", "rate_hz": 25.0, "bad": 0,
-           "bad_by_reason": {}, "other_source": 0, "frozen": False, "sample_age_ms": 4.0,
-           "position_m": [0.0, 0.0, 1.5], "pan_deg": 0.0, "tilt_deg": 0.0, "roll_deg": 0.0, "focal_mm": 35.0}
-    cam.update(kw)
-    return cam
-
-
-class Publisher:
+class Publisher(StatusFrames):
     """Every 40 ms: the next frame (``hub.apply_pending``) and, unless paused, ``status`` with that frame."""
 
-    def __init__(self, hub: ControlHub) -> None:
-        self.hub = hub
-        self.frame = 0
-        self.cameras = {"cam": _camera("live")}
+    def __init__(self, hub) -> None:
+        super().__init__(hub, period_s=0.04)
+        self.cameras = {"cam": status_camera("live")}
         self.outputs = {KEY: {"black": False, "frozen": None}}
         self.paused = False
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self.stop.wait(0.04):
-            self.frame += 1
-            self.hub.apply_pending(self.frame)
-            if not self.paused:
-                self.hub.publish_status({
-                    "frame": self.frame, "timecode": f"00:00:00:{self.frame % 25:02d}", "fps": 25.0,
-                    "phase_error_us": 10.0, "late": 0, "dropped": 0, "failed": 0, "render_ms": 5.0,
-                    "genlock": {"source": "internal", "locked": True}, "cameras": dict(self.cameras),
-                    "outputs": dict(self.outputs), "cluster": None, "frame_times_ms": [5.0]})
+    def status(self, frame: int) -> dict | None:
+        if self.paused:
+            return None
+        return frame_status(frame, dict(self.cameras), outputs=dict(self.outputs))
 
 
 @pytest.fixture
 def stage_console(tmp_path):
-    hub = ControlHub(load_stage(SMALL_STAGE), state_path=tmp_path / "operator.json")
-    pub = Publisher(hub)
-    pub.thread.start()
-    web = WebConsole(hub, WebConsoleSettings("127.0.0.1", 0), token=TOKEN)
-    url = web.start()
-    yield hub, pub, web, url
-    web.close()
-    hub.close()
-    pub.stop.set()
-    pub.thread.join(5)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=10_000)
-    pw = sync_playwright().start()
-    try:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
-    finally:
-        pw.stop()
+    with status_console(tmp_path, TOKEN, Publisher) as running:
+        yield running
 
 
 def _page(browser, url: str):
     ctx = browser.new_context(viewport={"width": 1280, "height": 800})
     page = ctx.new_page()
-    page.goto(url)
-    page.fill("#login-name", "ann")
-    page.fill("#login-token", TOKEN)
-    page.click("#login-submit")
-    page.wait_for_selector("#conn.state-live")
+    log_in(page, url, TOKEN, "ann")
     page.wait_for_function("() => document.body.dataset.live === 'true'")
     return ctx, page
 
@@ -131,8 +84,8 @@ def test_lost_stale_and_frozen_show_as_such(browser, stage_console) -> None:
         expect(page.locator("[data-test=camera-bad-cam]")).to_have_text("0")
         # lost: red, with the reason the stage gives and the bad packets so far
         why = "no packets arriving: the last one from 10.0.0.9:4000 came 3.2 s ago"
-        pub.cameras = {"cam": _camera("lost", tracking_why=why, rate_hz=0.0, bad=7, bad_by_reason={"checksum": 7},
-                                      other_source=3)}
+        pub.cameras = {"cam": status_camera("lost", tracking_why=why, rate_hz=0.0, bad=7,
+                                            bad_by_reason={"checksum": 7}, other_source=3)}
         expect(badge).to_have_text("lost")
         expect(badge).to_have_class("badge state-lost")
         r, g, b = _colour(page, "[data-test=camera-tracking-cam]")
@@ -143,19 +96,19 @@ def test_lost_stale_and_frozen_show_as_such(browser, stage_console) -> None:
         expect(bad).to_have_class("num bad")
         assert bad.get_attribute("title") == "bad packets: checksum 7; 3 from other cameras"
         # stale: amber, not red
-        pub.cameras = {"cam": _camera("stale", tracking_why="packets arrive from other cameras only: FreeD camera "
-                                      "ID 2 (listening for 1 and 0xFF)")}
+        pub.cameras = {"cam": status_camera("stale", tracking_why="packets arrive from other cameras only: FreeD "
+                                            "camera ID 2 (listening for 1 and 0xFF)")}
         expect(badge).to_have_class("badge state-stale")
         expect(page.locator("[data-test=camera-why-cam]")).to_contain_text("other cameras only")
         # a frozen camera, and the output showing it
-        pub.cameras = {"cam": _camera("live", frozen=True)}
+        pub.cameras = {"cam": status_camera("live", frozen=True)}
         pub.outputs = {KEY: {"black": False, "frozen": "camera cam frozen"}}
         expect(page.locator("[data-test=camera-frozen-cam]")).to_have_text("frozen")
         expect(page.locator("[data-test=camera-why-cam]")).to_have_count(0)
         note = page.locator("[data-test=preview-frozen-proc_out1]")
         expect(note).to_have_text("FROZEN: camera cam frozen")
         expect(page.locator("#fig-proc_out1")).to_have_attribute("data-frozen", "true")
-        pub.cameras = {"cam": _camera("live")}
+        pub.cameras = {"cam": status_camera("live")}
         pub.outputs = {KEY: {"black": False, "frozen": None}}
         expect(page.locator("[data-test=camera-frozen-cam]")).to_have_count(0)
         expect(note).to_be_hidden()
@@ -182,17 +135,21 @@ def test_every_live_value_greys_out_without_status_or_connection(browser, stage_
             return page.eval_on_selector(selector, "e => [Number(getComputedStyle(e).opacity), "
                                                    "getComputedStyle(e).filter]")
 
+        def offline(conn: str, note: str) -> None:
+            """Not live: ``conn`` in the bar, ``note`` in the offline note, every live value greyed out."""
+            page.wait_for_function("() => document.body.dataset.live === 'false'", timeout=10_000)
+            expect(page.locator("#conn")).to_have_text(conn)
+            expect(page.locator("[data-test=offline-note]")).to_contain_text(note)
+            for sel in live:
+                opacity, filt = looks(sel)
+                assert opacity < 0.5 and filt == "grayscale(1)", (sel, opacity, filt)
+
         for sel in live:
             assert looks(sel) == [1.0, "none"], sel
         expect(page.locator("[data-test=offline-note]")).to_be_hidden()
         # the stage stops sending status (the connection stays up): grey, and the bar says so
         pub.paused = True
-        page.wait_for_function("() => document.body.dataset.live === 'false'", timeout=10_000)
-        expect(page.locator("#conn")).to_have_text("no status")
-        expect(page.locator("[data-test=offline-note]")).to_contain_text("no status from the stage since")
-        for sel in live:
-            opacity, filt = looks(sel)
-            assert opacity < 0.5 and filt == "grayscale(1)", (sel, opacity, filt)
+        offline("no status", "no status from the stage since")
         # status again: live again
         pub.paused = False
         page.wait_for_function("() => document.body.dataset.live === 'true'")
@@ -200,11 +157,6 @@ def test_every_live_value_greys_out_without_status_or_connection(browser, stage_
         assert looks("#cameras-table") == [1.0, "none"]
         # the connection drops: grey at once, and the bar says when
         web.close()
-        page.wait_for_function("() => document.body.dataset.live === 'false'", timeout=10_000)
-        expect(page.locator("#conn")).to_have_text("disconnected")
-        expect(page.locator("[data-test=offline-note]")).to_contain_text("connection lost at")
-        for sel in live:
-            opacity, filt = looks(sel)
-            assert opacity < 0.5 and filt == "grayscale(1)", (sel, opacity, filt)
+        offline("disconnected", "connection lost at")
     finally:
         ctx.close()
