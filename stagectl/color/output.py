@@ -20,6 +20,23 @@ The transforms of a ``transfer`` output (scene-linear working space in, signal o
 
 A ``display`` output is OCIO's ``DisplayViewTransform(working, display, view)``.
 
+**Calibration** (``calibration:``, :class:`~stagectl.color.stagefile.Calibration`; docs/colour.md) goes where the
+calibration's own convention puts it (:func:`calibrated_transforms`):
+
+* stagectl's CLF (``{clf}``): after ``working -> target``, before the clamp and curve (the CLF maps target-linear
+  light, 1.0 = 100 nits on PQ, to the corrected drive; it clamps to its own range);
+* OpenVPCal's files (``{lut, clf}``): its 1D EOTF CLF after ``working -> target``, *inverted* between
+  ``CURVE - LINEAR_to_ST-2084`` and its inverse (the LUT is indexed in PQ and holds the wall's measured EOTF; its
+  inverse is the correction, as OpenVPCal's config applies it), then the clamp and curve, then its ``.cube`` on the
+  encoded signal (baked from the target gamut + EOTF to the calibrated signal: display-to-display);
+* a calibrated config (``{config, display, view}``): the whole encode is that config's display/view of the
+  working space (:func:`calibrated_processor`: one processor across the two configs through their
+  ``aces_interchange`` roles, or a plain ``DisplayViewTransform`` when it is the stage's own config).
+
+Each calibrated output's :class:`OutputEncode` carries its twin without the calibration
+(:attr:`OutputEncode.uncalibrated`) for the console's A/B switch (``color.calibration``); the composite pass
+compiles both when the output opens and chooses one per frame.
+
 **Preview** (:meth:`OutputEncode.preview_rgba8`): a deep or HDR canvas shown on an 8-bit sRGB screen (PNG
 previews, console thumbnails). The canvas codes are turned back into signal, the output's transforms are
 inverted by OCIO (back to the working space, clipped where the encode clipped) and the config's SDR view of
@@ -33,15 +50,15 @@ the exact chain on PQ and display/view outputs (docs/colour.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from stagectl.color.errors import ColorError
 from stagectl.color.stagefile import LEGACY, ColourSettings, OutputColour, config_for
 
-__all__ = ["PREVIEW_DISPLAY", "rgb_to_xyz_matrix", "output_transforms", "OutputEncode", "output_encode",
-           "output_encodes"]
+__all__ = ["PREVIEW_DISPLAY", "rgb_to_xyz_matrix", "output_transforms", "calibrated_transforms",
+           "calibrated_processor", "OutputEncode", "output_encode", "output_encodes"]
 
 PREVIEW_DISPLAY = "sRGB - Display"  #: the display previews are made for (its default view)
 PREVIEW_LUT_EDGE = 65  #: grid points per axis of the baked preview LUT (module docstring)
@@ -67,17 +84,52 @@ def _clamp(o, lo: float, hi: float):
 
 
 def output_transforms(cfg, working_space: str, oc: OutputColour) -> list:
-    """The OCIO transforms from ``working_space`` to the output's signal (module docstring)."""
+    """The OCIO transforms from ``working_space`` to the output's signal, without its calibration (module
+    docstring)."""
+    return _transforms(working_space, oc, None)
+
+
+def calibrated_transforms(cfg, working_space: str, oc: OutputColour) -> list:
+    """:func:`output_transforms` with the output's ``{clf}`` or ``{lut, clf}`` calibration where its convention
+    puts it (module docstring); a ``{config, ...}`` calibration is no transform list of ``cfg``:
+    :func:`calibrated_processor`."""
+    cal = oc.calibration
+    if cal is None:
+        return output_transforms(cfg, working_space, oc)
+    if cal.kind == "config":
+        raise ColorError(f"{cal.describe()}: a calibrated config's view is a processor, not transforms of the "
+                         "stage's config")
+    return _transforms(working_space, oc, cal)
+
+
+def _calibration_steps(o, cal, where: str) -> list:
+    """The steps of ``cal`` at ``where``: ``linear`` (target-linear light, before the curve) or ``signal``."""
+    if where == "signal":
+        return [o.FileTransform(src=cal.lut, interpolation=o.INTERP_LINEAR)] if cal.lut else []
+    if cal.clf is None:
+        return []
+    if cal.kind == "clf":  # stagectl calibrate colour: the correction itself, target-linear in and out
+        return [o.FileTransform(src=cal.clf, interpolation=o.INTERP_LINEAR)]
+    # OpenVPCal: the wall's measured EOTF indexed in PQ (1.0 = 10000 nits, OCIO's nits/100 linear), inverted
+    return [o.BuiltinTransform("CURVE - LINEAR_to_ST-2084"),
+            o.FileTransform(src=cal.clf, interpolation=o.INTERP_LINEAR, direction=o.TRANSFORM_DIR_INVERSE),
+            o.BuiltinTransform("CURVE - ST-2084_to_LINEAR")]
+
+
+def _transforms(working_space: str, oc: OutputColour, cal) -> list:
     from stagectl.color.ocio import ocio_module
 
     o = ocio_module()
     if oc.mode == "display":
-        return [o.DisplayViewTransform(src=working_space, display=oc.display, view=oc.view)]
+        steps = [o.DisplayViewTransform(src=working_space, display=oc.display, view=oc.view)]
+        return steps + (_calibration_steps(o, cal, "signal") if cal is not None else [])
     kind = oc.transfer or "srgb"
     target = oc.target
     steps: list = []
     if target is not None and target != working_space:
         steps.append(o.ColorSpaceTransform(src=working_space, dst=target))
+    if cal is not None:
+        steps += _calibration_steps(o, cal, "linear")
     if kind == "pq":
         steps += [_clamp(o, 0.0, float(oc.peak_nits) / 100.0), o.BuiltinTransform("CURVE - LINEAR_to_ST-2084")]
     elif kind == "hlg":
@@ -93,7 +145,30 @@ def output_transforms(cfg, working_space: str, oc: OutputColour) -> list:
         g = float(oc.gamma) if kind == "gamma" else 2.4
         steps += [_clamp(o, 0.0, 1.0), o.ExponentTransform(value=[g, g, g, 1.0],
                                                            direction=o.TRANSFORM_DIR_INVERSE)]
+    if cal is not None:
+        steps += _calibration_steps(o, cal, "signal")
     return steps
+
+
+def calibrated_processor(cfg, working_space: str, oc: OutputColour):
+    """The raw OCIO processor from ``working_space`` to output ``oc``'s calibrated signal (its uncalibrated
+    signal without a calibration); a one-line :class:`ColorError` when OCIO cannot build it (a file it cannot
+    read, configs without a common interchange space)."""
+    from stagectl.color.ocio import ocio_module
+
+    o = ocio_module()
+    cal = oc.calibration
+    try:
+        if cal is not None and cal.kind == "config":
+            other = config_for(cal.config)
+            if other.source == cfg.source:
+                return cfg.raw.getProcessor(o.DisplayViewTransform(src=working_space, display=cal.display,
+                                                                   view=cal.view))
+            return o.Config.GetProcessorFromConfigs(cfg.raw, working_space, other.raw, cal.display, cal.view,
+                                                    o.TRANSFORM_DIR_FORWARD)
+        return cfg.raw.getProcessor(o.GroupTransform(calibrated_transforms(cfg, working_space, oc)))
+    except Exception as exc:  # noqa: BLE001 - OCIO's own exception types
+        raise ColorError(" ".join(str(exc).split()) or type(exc).__name__) from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,6 +184,12 @@ class OutputEncode:
     processor: object
     shader: object
     description: str
+    #: the same output without its calibration (the A/B twin of ``color.calibration``); None: not calibrated
+    uncalibrated: OutputEncode | None = None
+
+    @property
+    def calibrated(self) -> bool:
+        return self.colour.calibration is not None
 
     @property
     def format(self) -> str:
@@ -153,6 +234,8 @@ class OutputEncode:
         return out
 
     def _preview_processor(self):
+        if self.uncalibrated is not None:  # a picture for people: the canvas seen through the plain encode
+            return self.uncalibrated._preview_processor()
         got = getattr(self, "_preview", None)
         if got is None:
             got = _baked_preview(self.config, _preview_processor(self.config, self.working_space, self.colour))
@@ -190,26 +273,33 @@ def _baked_preview(cfg, exact, edge: int = PREVIEW_LUT_EDGE):
 
 
 def output_encode(settings: ColourSettings | None, key: str) -> OutputEncode | None:
-    """The encode of output ``key`` (None: legacy, the composite shader's own 8-bit sRGB encode)."""
+    """The encode of output ``key`` (None: legacy, the composite shader's own 8-bit sRGB encode). A calibrated
+    output's encode includes its calibration and carries its twin without it (:attr:`OutputEncode.uncalibrated`,
+    an OCIO encode even where the plain output would be legacy, so both draw through the same kind of program)."""
     if settings is None:
         return None
     oc = settings.output(key)
     if oc.mode == "legacy":
         return None
-    from stagectl.color.ocio import ColorProcessor, ocio_module
+    twin = None
+    if oc.calibration is not None:
+        twin = _encode(settings, key, replace(oc, calibration=None))
+    return _encode(settings, key, oc, twin)
 
-    o = ocio_module()
+
+def _encode(settings: ColourSettings, key: str, oc: OutputColour, twin: OutputEncode | None = None) -> OutputEncode:
+    from stagectl.color.ocio import ColorProcessor
+
     cfg = config_for(settings.config)
-    steps = output_transforms(cfg, settings.working_space, oc)
     what = f"{settings.working_space} -> {oc.describe()}"
     try:
-        raw = cfg.raw.getProcessor(o.GroupTransform(steps))
-    except Exception as exc:  # noqa: BLE001 - OCIO's own exception types
-        raise ColorError(f"output {key}: OCIO processor {what}: {str(exc).splitlines()[0]}") from None
+        raw = calibrated_processor(cfg, settings.working_space, oc)
+    except ColorError as exc:
+        raise ColorError(f"output {key}: OCIO processor {what}: {exc}") from None
     proc = ColorProcessor(raw, what)
     shader = proc.gpu_shader(function_name="ocio_output", resource_prefix="ocio_out_")
     ekey = f"{shader.cache_id}|{oc.format}|{oc.range}"
-    return OutputEncode(ekey, oc, settings.working_space, cfg, proc, shader, what)
+    return OutputEncode(ekey, oc, settings.working_space, cfg, proc, shader, what, twin)
 
 
 def output_encodes(stage, keys) -> dict[str, OutputEncode | None]:

@@ -13,6 +13,10 @@ Layout (every key optional; docs/colour.md has the detail, docs/stage-file.md th
           canvas: {format: rgb10_a2, range: narrow}
           display: Rec.2100-PQ - Display
           view: ACES 2.0 - HDR 1000 nits (P3 D65)
+          calibration: {clf: cal/proc_out1.clf}   # the wall's calibration (below)
+      walls:                            # per wall: the calibration of every output showing only that wall
+        main:
+          calibration: {lut: openvpcal/main.cube, clf: openvpcal/main_EOTF.clf}
 
 An output is encoded in one of three ways (:class:`OutputColour`):
 
@@ -30,11 +34,28 @@ An output is encoded in one of three ways (:class:`OutputColour`):
 ``canvas.format`` (``rgba8``, ``rgb10_a2``, ``rgba16``; default ``rgba8``) sets the canvas and the code depth
 (8, 10, 16 bits); ``canvas.range`` (``full`` / ``narrow``) the code range. Every error is
 ``file:line: key: expected ..., got ...``. Names are checked against the loaded config here, at load time.
+
+**Calibration** (:class:`Calibration`, ``outputs.<key>.calibration`` or ``walls.<wall>.calibration``; an
+output's own beats its walls'; a wall's applies to the outputs whose every mapping shows walls of that one
+calibration), one of three forms, paths relative to the stage file:
+
+* ``{clf: PATH}`` -- the CLF ``stagectl calibrate colour`` writes: a correction in the output's target-linear
+  light, applied after the working space -> target conversion, before the clamp and curve;
+* ``{lut: PATH.cube, clf: PATH.clf}`` (either may be left out) -- OpenVPCal's export: the ``.cube`` is its
+  display-to-display 3D LUT, baked from the wall's target gamut + EOTF (the output's own signal) to the
+  calibrated signal, so it runs on the encoded signal after the curve; the ``.clf`` is its 1D EOTF LUT
+  (indexed in PQ, holding the wall's measured EOTF), applied as OpenVPCal's own config applies it: inverted,
+  between ``CURVE - LINEAR_to_ST-2084`` and its inverse, in target-linear light before the curve;
+* ``{config: PATH, display: D, view: V}`` -- a calibrated OCIO config (OpenVPCal's post-calibration config or
+  the one ``stagectl calibrate colour`` writes): the output's signal is that config's display/view of the
+  working space (through the configs' ``aces_interchange`` roles when it is not the stage's own config); the
+  output's canvas format and range stay, its transfer or display/view is what ``color.calibration off``
+  shows.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from yaml.nodes import MappingNode, Node
@@ -47,6 +68,7 @@ __all__ = [
     "CANVAS_TRANSFERS",
     "CODE_RANGES",
     "DEFAULT_TARGETS",
+    "Calibration",
     "OutputColour",
     "ColourSettings",
     "LEGACY",
@@ -66,6 +88,26 @@ _PEAK_DEFAULT = {"pq": 1000.0, "hlg": 1000.0, "bt1886": 100.0}
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """A wall's calibration on one output (module docstring). ``kind``: ``clf`` (stagectl's CLF, ``clf``),
+    ``files`` (OpenVPCal's ``lut`` .cube and/or its 1D EOTF ``clf``) or ``config`` (``config``'s ``display`` /
+    ``view``). Paths are absolute; ``where`` is the stage file key it came from (for messages)."""
+
+    kind: str
+    clf: str | None = None
+    lut: str | None = None
+    config: str | None = None
+    display: str | None = None
+    view: str | None = None
+    where: str = field(default="", compare=False)
+
+    def describe(self) -> str:
+        if self.kind == "config":
+            return f"{Path(self.config).name}: {self.display} / {self.view}"
+        return " + ".join(Path(p).name for p in (self.clf, self.lut) if p)
+
+
+@dataclass(frozen=True)
 class OutputColour:
     """One output's canvas and encode (see the module docstring). ``mode``: ``legacy``, ``transfer`` or
     ``display``. ``peak_nits``: PQ clip / HLG nominal peak / BT.1886 white (cd/m^2); ``gamma``: the
@@ -79,6 +121,7 @@ class OutputColour:
     target: str | None = None
     display: str | None = None
     view: str | None = None
+    calibration: Calibration | None = None
 
     @property
     def bits(self) -> int:
@@ -92,7 +135,8 @@ class OutputColour:
     def mode(self) -> str:
         if self.display is not None:
             return "display"
-        if self.format == "rgba8" and self.transfer in (None, "srgb") and self.range == "full":
+        if self.format == "rgba8" and self.transfer in (None, "srgb") and self.range == "full" and \
+                self.calibration is None:
             return "legacy"
         return "transfer"
 
@@ -101,6 +145,11 @@ class OutputColour:
         return self.format != "rgba8"
 
     def describe(self) -> str:
+        if self.calibration is not None:
+            return f"{self._plain()}, calibrated ({self.calibration.describe()})"
+        return self._plain()
+
+    def _plain(self) -> str:
         rng = ", narrow range" if self.narrow else ""
         if self.mode == "legacy":
             return f"{self.format} sRGB (stagectl's encode){rng}"
@@ -178,14 +227,85 @@ def _canvas(ctx, r, base: dict) -> dict:
     return got
 
 
-def _entry(ctx, r, base: dict) -> dict:
-    """One ``output`` / ``outputs.<key>`` mapping over ``base`` (raw values with their nodes)."""
+#: the three forms of a calibration, as errors name them
+CALIBRATION_FORMS = ("{clf: PATH} (stagectl calibrate colour), {lut: PATH.cube, clf: PATH.clf} (OpenVPCal's "
+                     "3D LUT and 1D EOTF CLF) or {config: PATH, display: D, view: V} (a calibrated OCIO config)")
+
+
+def _calibration(ctx, node: Node, path: str) -> dict | None:
+    """The raw ``calibration`` mapping at ``node`` (``path`` its key): paths made absolute and checked to exist,
+    the form told apart; the names and files are checked against OCIO in :func:`_resolve_calibration`. None
+    after an error (recorded in ``ctx``)."""
+    from stagectl.config.reader import INVALID, MapReader, describe, string
+
+    if not isinstance(node, MappingNode):
+        ctx.error(node, path, f"expected a mapping: {CALIBRATION_FORMS}, got {describe(node)}")
+        return None
+    n = len(ctx.errors)
+    r = MapReader(ctx, node, path)
+    vals = {k: r.opt(k, string(), None) for k in ("clf", "lut", "config", "display", "view")}
+    r.done()
+    if len(ctx.errors) != n or any(v is INVALID for v in vals.values()):
+        return None
+    given = {k for k, v in vals.items() if v is not None}
+    if not given:
+        ctx.error(node, path, f"expected {CALIBRATION_FORMS}, got an empty mapping")
+        return None
+    if "config" in given or given & {"display", "view"}:
+        kind = "config"
+        extra = sorted(given & {"clf", "lut"})
+        if extra:
+            k = extra[0]
+            ctx.error(r.node_of(k), f"{path}.{k}", f"expected no {k} beside config/display/view (the config's view "
+                                                   f"holds the whole calibration), got {vals[k]!r}")
+            return None
+        for k in ("config", "display"):
+            if vals[k] is None:
+                ctx.error(node, f"{path}.{k}", f"expected the calibrated OCIO config's {k} beside "
+                                               f"{' and '.join(sorted(given))}, got none")
+                return None
+    else:
+        kind = "files" if "lut" in given else "clf"
+    raw: dict = {"kind": kind, "where": path, "_node": node}
+    suffixes = {"clf": (".clf", ".ctf"), "lut": (".cube",), "config": (".ocio", ".ocioz")}
+    for k in ("clf", "lut", "config"):
+        if vals[k] is None:
+            continue
+        full = Path(vals[k]) if Path(vals[k]).is_absolute() else ctx.base_dir / vals[k]
+        want = {"clf": "a .clf (or .ctf) file", "lut": "a .cube 3D LUT file", "config": "a .ocio config file"}[k]
+        if full.suffix.lower() not in suffixes[k]:
+            ctx.error(r.node_of(k), f"{path}.{k}", f"expected {want}, got {vals[k]!r}")
+            return None
+        if not full.is_file():
+            ctx.error(r.node_of(k), f"{path}.{k}", f"expected {want}, got {vals[k]!r} (no file {full})")
+            return None
+        raw[k] = str(full)
+        raw[f"_{k}_node"] = r.node_of(k)
+    for k in ("display", "view"):
+        if vals[k] is not None:
+            raw[k] = vals[k]
+            raw[f"_{k}_node"] = r.node_of(k)
+    return raw
+
+
+def _entry(ctx, r, base: dict, *, calibration: bool = True) -> dict:
+    """One ``output`` / ``outputs.<key>`` mapping over ``base`` (raw values with their nodes); ``calibration``:
+    whether it may hold one (an output may, the defaults may not)."""
     from stagectl.config.reader import INVALID, string
 
     got = dict(base)
     c = r.sub("canvas", required=False)
     if c is not None:
         got = _canvas(ctx, c, got)
+    if calibration:
+        r.used.add("calibration")
+        cnode = r.node_of("calibration")
+        if cnode is not None:
+            cal = _calibration(ctx, cnode, r.key_path("calibration"))
+            if cal is None:
+                got["_bad"] = True
+            else:
+                got["calibration"] = cal
     for key in ("display", "view", "target"):
         v = r.opt(key, string(), None)
         if v is INVALID:
@@ -211,10 +331,54 @@ def _entry(ctx, r, base: dict) -> dict:
     return got
 
 
-def _resolve(ctx, cfg, raw: dict, where: str, fallback_node: Node) -> OutputColour | None:
-    """Check one output's raw values against each other and the config; None after an error."""
-    if raw.get("_bad"):
+def _resolve_calibration(ctx, cfg, ws: str, raw: dict, oc: OutputColour) -> Calibration | None:
+    """The :class:`Calibration` of ``raw`` on output ``oc``, checked by building it with OCIO; None after an
+    error."""
+    where = raw["where"]
+
+    def node(k: str) -> Node:
+        return raw.get(f"_{k}_node") or raw["_node"]
+
+    if oc.mode == "display" and raw.get("clf") is not None:
+        ctx.error(node("clf"), f"{where}.clf", "expected no clf on a display/view output (a calibration CLF runs "
+                  "in the target-linear light of a transfer output; a display/view output takes a .cube or a "
+                  f"calibrated config), got {Path(raw['clf']).name!r}")
         return None
+    view = raw.get("view")
+    if raw["kind"] == "config":
+        try:
+            other = config_for(raw["config"])
+        except ColorError as exc:
+            ctx.error(node("config"), f"{where}.config", f"expected an OCIO config OpenColorIO can load, got "
+                                                          f"{Path(raw['config']).name!r} ({exc})")
+            return None
+        display = raw["display"]
+        if display not in other.displays():
+            ctx.error(node("display"), f"{where}.display", f"expected a display of OCIO config "
+                      f"{Path(raw['config']).name!r} ({', '.join(other.displays())}), got {display!r}")
+            return None
+        views = other.views(display)
+        if view is None:
+            view = other.default_view(display)
+        elif view not in views:
+            ctx.error(node("view"), f"{where}.view", f"expected a view of display {display!r} "
+                                                      f"({', '.join(views)}), got {view!r}")
+            return None
+    cal = Calibration(raw["kind"], clf=raw.get("clf"), lut=raw.get("lut"), config=raw.get("config"),
+                      display=raw.get("display"), view=view, where=where)
+    from stagectl.color.output import calibrated_processor
+
+    try:
+        calibrated_processor(cfg, ws, replace(oc, calibration=cal))
+    except ColorError as exc:
+        ctx.error(raw["_node"], where, f"expected a calibration OpenColorIO can apply ({CALIBRATION_FORMS}), "
+                                       f"got {cal.describe()!r}: {exc}")
+        return None
+    return cal
+
+
+def _resolve_plain(ctx, cfg, raw: dict, where: str, fallback_node: Node) -> OutputColour | None:
+    """:func:`_resolve` without the calibration."""
 
     def node(k: str) -> Node:
         return raw.get(f"_{k}_node") or fallback_node
@@ -274,21 +438,29 @@ def _resolve(ctx, cfg, raw: dict, where: str, fallback_node: Node) -> OutputColo
                         range=raw.get("range", "full"), target=target)
 
 
-def parse_colour(ctx, r, outputs) -> ColourSettings | None:
+def parse_colour(ctx, r, outputs, walls=None) -> ColourSettings | None:
     """Read the ``colour:`` section (a :class:`stagectl.config.reader.MapReader`; None when the stage has none)
-    for the stage's output keys ``outputs``. Returns None when absent; ``INVALID`` after an error (recorded in
-    ``ctx`` as ``file:line: key: expected ..., got ...``)."""
+    for the stage's output keys ``outputs``; ``walls``: output key -> the walls its mappings show (for the
+    ``walls:`` calibration shorthand; None: none). Returns None when absent; ``INVALID`` after an error
+    (recorded in ``ctx`` as ``file:line: key: expected ..., got ...``)."""
     from stagectl.config.reader import INVALID, MapReader, describe, string
 
     if r is None:
         return None
     outputs = list(outputs)
+    shown = {k: tuple(dict.fromkeys((walls or {}).get(k, ()))) for k in outputs}
     text = r.opt("config", string(), "ocio://studio-config-latest")
     ws = r.opt("working_space", string(), None)
     defaults: dict = {}
     d = r.sub("output", required=False)
     if d is not None:
-        defaults = _entry(ctx, d, {})
+        d.used.add("calibration")
+        if d.node_of("calibration") is not None:
+            ctx.error(d.node_of("calibration"), d.key_path("calibration"), "expected a calibration per output "
+                      "(outputs.<key>.calibration) or per wall (walls.<wall>.calibration), not in the defaults of "
+                      "every output, got one")
+        defaults = _entry(ctx, d, {}, calibration=False)
+    wall_cals = _wall_calibrations(ctx, r, sorted({w for v in shown.values() for w in v}))
     per: dict[str, tuple[dict, Node, str]] = {}
     r.used.add("outputs")
     onode = r.node_of("outputs")
@@ -334,20 +506,97 @@ def parse_colour(ctx, r, outputs) -> ColourSettings | None:
                       f"expected a colour space of OCIO config {cfg.name!r} (e.g. {cfg.working_space!r}), "
                       f"got {ws!r}")
             return INVALID
+    if wall_cals is None:
+        return INVALID
     resolved: dict[str, OutputColour] = {}
     bad = False
+    defaults_said = False
     for key in outputs:
         if key in per:
             raw, vnode, path = per[key]
         else:
             raw, vnode, path = defaults, (d.node if d is not None else r.node), r.key_path("output")
-        oc = _resolve(ctx, cfg, raw, path, vnode)
+        if raw.get("_bad"):
+            bad = True
+            continue
+        oc = None if defaults_said and key not in per else _resolve_plain(ctx, cfg, raw, path, vnode)
         if oc is None:
             bad = True
-            if key not in per:
-                break  # the defaults are wrong: said once
+            defaults_said = defaults_said or key not in per  # the defaults are wrong: said once
             continue
+        cal = raw.get("calibration")
+        if cal is None:
+            cal = _wall_calibration(ctx, key, shown[key], wall_cals, r.key_path("outputs"))
+            if cal is False:
+                bad = True
+                continue
+        if cal is not None:
+            c = _resolve_calibration(ctx, cfg, ws, cal, oc)
+            if c is None:
+                bad = True
+                continue
+            oc = replace(oc, calibration=c)
         resolved[key] = oc
     if bad:
         return INVALID
     return ColourSettings(config=source, working_space=ws, outputs=resolved)
+
+
+def _wall_calibrations(ctx, r, walls: list[str]) -> dict[str, dict] | None:
+    """The ``walls:`` section: wall -> raw calibration (:func:`_calibration`); None after an error."""
+    from stagectl.config.reader import MapReader, describe
+
+    r.used.add("walls")
+    wnode = r.node_of("walls")
+    out: dict[str, dict] = {}
+    if wnode is None:
+        return out
+    path = r.key_path("walls")
+    if not isinstance(wnode, MappingNode):
+        ctx.error(wnode, path, f"expected a mapping of wall names to {{calibration: ...}}, got {describe(wnode)}")
+        return None
+    ok = True
+    for knode, vnode in wnode.value:
+        name = str(knode.value)
+        at = f"{path}.{name}"
+        if name not in walls:
+            ctx.error(knode, at, f"expected a wall some output shows ({', '.join(walls) or 'none'}), got {name!r}")
+            ok = False
+            continue
+        n = len(ctx.errors)
+        w = MapReader(ctx, vnode, at)
+        w.used.add("calibration")
+        cnode = w.node_of("calibration")
+        w.done()
+        if not w.ok or len(ctx.errors) != n:
+            ok = False
+            continue
+        if cnode is None:
+            ctx.error(vnode, f"{at}.calibration", f"expected the wall's calibration: {CALIBRATION_FORMS}, got none")
+            ok = False
+            continue
+        cal = _calibration(ctx, cnode, f"{at}.calibration")
+        if cal is None:
+            ok = False
+            continue
+        out[name] = cal
+    return out if ok else None
+
+
+def _wall_calibration(ctx, key: str, walls: tuple[str, ...], cals: dict[str, dict], outputs_path: str):
+    """The calibration output ``key`` takes from the walls it shows: None (none has one), the raw calibration
+    (every wall it shows has that one), or False after an error (walls with different calibrations, or some
+    without)."""
+    got = [cals.get(w) for w in walls]
+    if all(c is None for c in got):
+        return None
+    first = next(c for c in got if c is not None)
+    if all(c is first for c in got):
+        return first
+    with_cal = [w for w, c in zip(walls, got) if c is first]
+    others = [w for w, c in zip(walls, got) if c is not first]
+    ctx.error(first["_node"], first["where"],
+              f"expected every wall output {key} shows to have this calibration (it also shows "
+              f"{', '.join(others)}, with {'another' if any(cals.get(w) for w in others) else 'none'}); give the "
+              f"output its own ({outputs_path}.{key}.calibration), got it on {', '.join(with_cal)} only")
+    return False

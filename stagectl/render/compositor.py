@@ -32,6 +32,14 @@ text (``OCIO_OUTPUT``): OCIO's function, then RGB rounded to the canvas depth in
 composite.frag); its LUT textures sit on :data:`OCIO_FIRST_UNIT` onwards and are bound per output. Programs
 are cached per (encode, variant).
 
+**Calibration A/B** (``color.calibration``): a calibrated output's encode carries its twin without the calibration
+(:attr:`~stagectl.color.output.OutputEncode.uncalibrated`). Both encodes' LUT textures are made when the
+compositor is made, and every program variant is compiled for both at once (the base variants when the output
+opens, feature variants when first used), so switching never compiles anything inside the frame loop.
+:meth:`CanvasCompositor.use_calibration` takes the frame's choice (``OutputPass.calibrated``) before anything
+is drawn: a switched output's canvases are redrawn whole and its cached outer-only canvas is redrawn with the
+chosen encode at the next :meth:`~CanvasCompositor.update_cache`, so the switch shows on that very frame.
+
 **Soft edge** (the exact ramp; :func:`stagectl.render.plan.soft_edge_weight` is its numpy twin): for the
 fragment's NDC ``(x, y)`` in the camera's overscanned frustum, ``d = 1 - max(|x|, |y|)``,
 ``a = clamp(d / soft_edge, 0, 1)``, weight ``= a^2 (3 - 2a)`` in front of the eye (``w_clip > 1e-6``), 0
@@ -109,6 +117,8 @@ BURN_TEXTURE_UNIT = MAX_CAMERAS + 4
 _SCRATCH_UNIT = MAX_CAMERAS + 5
 #: first texture unit of an output's OCIO LUTs (its encode's 3D, then 1D/2D textures)
 OCIO_FIRST_UNIT = MAX_CAMERAS + 6
+#: the program variants compiled for both encodes of a calibrated output when it opens (the A/B switch)
+WARM_VARIANTS = (("copy",), ("composite", 0, ()), ("composite", 1, ()), ("inner", ()))
 #: the PATTERN define of each pattern program
 PATTERN_IDS = {"solid": 1, "checkerboard": 2, "color_bars": 3, "aruco": 4, "cabinet_id": 5}
 #: array sizes every variant is compiled with
@@ -292,6 +302,12 @@ class _OutputGL:
         self.format = CANVAS_FORMAT if encode is None else encode.format
         self.black = black_of(encode)
         self.luts: list = []  # the encode's OCIO LUT textures (CanvasCompositor makes them)
+        # calibration A/B: (calibrated, uncalibrated) encodes and their LUTs; ``encode``/``luts`` the chosen one
+        twin = getattr(encode, "uncalibrated", None)
+        self.choices = (encode, twin) if twin is not None else None
+        self.lut_sets: list[list] = [[], []]
+        self.calibrated = True
+        self.stale = False  # the cached outer-only canvas was drawn with the other encode
         self.key = tiles.key
         self.canvas = (int(tiles.canvas[0]), int(tiles.canvas[1]))
         self.count = tiles.count
@@ -393,6 +409,7 @@ class CanvasCompositor:
         self.encodes = dict(encodes or {})  # output key -> OutputEncode (absent/None: 8-bit sRGB)
         self._encode = None  # the encode of the output being drawn: selects the program variants
         self._luts: dict[str, list] = {}  # encode key -> its OCIO LUT textures
+        self._twins: dict[str, object] = {}  # encode key -> its A/B twin (calibrated <-> uncalibrated)
         self._programs: dict[tuple, Program] = {}
         self.outputs: dict[str, _OutputGL] = {}
         self.cache_key: tuple | None = None
@@ -415,9 +432,19 @@ class CanvasCompositor:
                 for o in self.outputs.values():
                     if o.encode is not None:
                         o.luts = self._encode_luts(o.encode)
+                    if o.choices is not None:
+                        cal, plain = o.choices
+                        o.lut_sets = [o.luts, self._encode_luts(plain)]
+                        self._twins[cal.key] = plain
+                        self._twins[plain.key] = cal
                     for fb in (*o.framebuffers, o.cache):
                         clear_framebuffer(fb, o.black)
                     o.dirty = [False, False]
+            for enc in {o.choices[0].key: o.choices[0] for o in self.outputs.values() if o.choices}.values():
+                self._encode = enc  # both programs of the A/B switch now, not at the first switch
+                for v in WARM_VARIANTS:
+                    self.program(v)
+            self._encode = None
         except BaseException:
             self.release()
             raise
@@ -450,6 +477,33 @@ class CanvasCompositor:
         GL.glActiveTexture(GL.GL_TEXTURE0)
         self._luts[enc.key] = got
         return got
+
+    def use_calibration(self, outputs) -> list[str]:
+        """Take this frame's calibration choice (each :class:`~stagectl.render.plan.OutputPass`'s
+        ``calibrated``, True when it has none) for the outputs that have a calibration; returns the keys switched.
+        A switched output's canvases are cleared and redrawn whole, and its cached outer-only canvas is redrawn
+        with the chosen encode at the next :meth:`update_cache` (the class docstring). No GL call here."""
+        switched = []
+        for out in outputs:
+            o = self.outputs.get(out.key)
+            if o is None or o.choices is None:
+                continue
+            want = bool(getattr(out, "calibrated", True))
+            if want == o.calibrated:
+                continue
+            i = 0 if want else 1
+            o.calibrated = want
+            o.encode = o.choices[i]
+            o.luts = o.lut_sets[i]
+            o.dirty = [True, True]
+            o.stale = True
+            switched.append(out.key)
+        return switched
+
+    def calibrated(self, key: str) -> bool | None:
+        """Whether output ``key`` shows its calibration now (None: it has none)."""
+        o = self.outputs[key]
+        return None if o.choices is None else o.calibrated
 
     def _use_output(self, o: _OutputGL) -> None:
         """Make ``o``'s encode the current one (its programs) and bind its OCIO LUTs."""
@@ -538,6 +592,13 @@ class CanvasCompositor:
                 for un in enc.shader.uniforms:
                     set_shader_uniform(p, un.name, un.kind, un.value)
             GL.glUseProgram(0)
+        twin = self._twins.get(enc.key) if enc is not None else None
+        if twin is not None and ("ocio", twin.key, variant) not in self._programs:
+            self._encode = twin  # the A/B twin's variant too: a switch never compiles in the frame loop
+            try:
+                self.program(variant)
+            finally:
+                self._encode = enc
         return p
 
     def _set_outer_uniforms(self, p: Program, u: CompositeUniforms) -> None:
@@ -726,9 +787,10 @@ class CanvasCompositor:
         outer_key = fu.outer_key if fu is not None else ()
         cards = fu.cards if fu is not None else ()
         full = force or key != self.cache_key or outer_key != self._cache_outer_key
+        stale = [k for k, o in self.outputs.items() if o.stale]  # switched calibration: redrawn whole
         masks: dict[str, np.ndarray] = {}
         if not full:
-            if cards == self._cache_cards:
+            if cards == self._cache_cards and not stale:
                 self._cache_fu = fu
                 return False
             old, new = self._cache_cards, cards
@@ -740,7 +802,7 @@ class CanvasCompositor:
                 m = np.zeros(o.count, dtype=bool)
                 for e in changed:
                     m |= tiles_in_rect(o.tiles, e[0], e[1])
-                masks[k] = m
+                masks[k] = m | o.stale
         self.cache_key = None
         variant = self._composite_variant(0, fu)
         with gl_pass(self.PASS, f"{self.label}.outer_canvas"):
@@ -772,6 +834,8 @@ class CanvasCompositor:
         self._cache_fu = fu
         self._cache_outer_key = outer_key
         self._cache_cards = cards
+        for o in self.outputs.values():
+            o.stale = False
         return True
 
     def invalidate_cache(self) -> None:

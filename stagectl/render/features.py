@@ -735,8 +735,8 @@ class FeatureState:
 
     ``light_cards`` in drawing order; ``chroma_key``; ``wall_color`` wall name -> :class:`ColorCorrection`
     (a dict is accepted, kept as sorted pairs); ``inner_color`` for the inner frusta; ``patterns`` output key
-    ``"processor/output"`` -> :class:`OutputPattern`; ``blackout`` output keys shown black; ``freeze``.
-    Frozen and comparable, so a planner can tell when nothing changed.
+    ``"processor/output"`` -> :class:`OutputPattern`; ``blackout`` output keys shown black; ``freeze``;
+    ``uncalibrated`` output keys shown without their colour calibration (A/B). Frozen and comparable, so a planner can tell when nothing changed.
     """
 
     # declared() is a dataclasses.field (ruff cannot tell)
@@ -747,6 +747,8 @@ class FeatureState:
     patterns: Any = declared((), kind="pairs", cls=OutputPattern)  # noqa: RUF009
     blackout: frozenset[str] = declared(frozenset(), kind="names")
     freeze: FreezeFrustum | None = declared(None, kind="object", cls=FreezeFrustum)  # noqa: RUF009
+    #: output keys shown without their colour calibration (the console's A/B switch, docs/colour.md)
+    uncalibrated: frozenset[str] = declared(frozenset(), kind="names")
 
     def __post_init__(self) -> None:
         cards = tuple(self.light_cards)
@@ -763,6 +765,8 @@ class FeatureState:
         object.__setattr__(self, "patterns", _pairs(self.patterns, "pattern of output", OutputPattern))
         b = (self.blackout,) if isinstance(self.blackout, str) else self.blackout
         object.__setattr__(self, "blackout", frozenset(b))
+        u = (self.uncalibrated,) if isinstance(self.uncalibrated, str) else self.uncalibrated
+        object.__setattr__(self, "uncalibrated", frozenset(u))
 
     # ---- queries
     def color_of(self, wall: str) -> ColorCorrection | None:
@@ -826,6 +830,10 @@ class FeatureState:
         for k in self.blackout:
             if k not in outs:
                 raise FeatureError(f"blackout of output {k!r}: no such output; outputs: {', '.join(sorted(outs))}")
+        for k in self.uncalibrated:
+            if k not in outs:
+                raise FeatureError(f"calibration switch of output {k!r}: no such output; outputs: "
+                                   f"{', '.join(sorted(outs))}")
 
 
 # --------------------------------------------------------------------------------------------- stage file

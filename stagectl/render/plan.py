@@ -580,6 +580,8 @@ class OutputPass:
     blend: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     pattern: PatternPass | None = None
     burn_in: BurnInPass | None = None
+    #: show the output's colour calibration (False: switched off for A/B, ``FeatureState.uncalibrated``)
+    calibrated: bool = True
 
     @property
     def composes(self) -> bool:
@@ -1028,6 +1030,7 @@ class FramePlanner:
                 blend=np.flatnonzero(touched & ~full),
                 pattern=pattern,
                 burn_in=burn,
+                calibrated=L.key not in fs.uncalibrated,
             ))
         return FramePlan(
             frame=int(frame), inner=inner, outer=self.outer, outputs=tuple(outputs), flags=flags,

@@ -322,6 +322,7 @@ class StageRenderer:
             self._reset_gl_state()
             self._hook(current)
             self._check_plan(plan)
+            self.compositor.use_calibration(plan.outputs)  # color.calibration's A/B choice, from this frame on
             t0 = clock()
             blackout = plan.flags.blackout
             features = plan.features

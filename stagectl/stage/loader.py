@@ -609,7 +609,9 @@ def load_stage(path: str | Path) -> Stage:
     from stagectl.color.stagefile import parse_colour  # the colour section (docs/colour.md)
 
     colour = parse_colour(ctx, top.sub("colour", required=False),
-                          outputs=[f"{p.name}/{o.name}" for p in processors for o in p.outputs])
+                          outputs=[f"{p.name}/{o.name}" for p in processors for o in p.outputs],
+                          walls={f"{p.name}/{o.name}": [m.wall for m in o.mappings] for p in processors
+                                 for o in p.outputs})
     top.done()
     ctx.raise_if_errors()
 
