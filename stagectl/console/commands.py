@@ -768,6 +768,19 @@ def _finish_record_stop(stage, state, out) -> None:
         raise _ArgError("no take is being recorded")
 
 
+def _v_follow_source(v, stage, state, out):
+    """An OpenTrackIO tracking source of the stage, or ``"off"`` / null (None: stop following)."""
+    from stagectl.tracking.receiver import normalise_protocol
+
+    otio = [t.name for t in stage.tracking if normalise_protocol(t.protocol) == "opentrackio"]
+    if v is None or (v == "off" and "off" not in otio):
+        return None
+    if not isinstance(v, str) or v not in otio:
+        raise _ArgError(f'expected an OpenTrackIO tracking source of the stage ({_names(otio)}) or "off", '
+                        f"got {_show(v)}")
+    return v
+
+
 # --------------------------------------------------------------------------------------------- apply
 
 
@@ -963,6 +976,10 @@ def _h_record_stop(state, args: dict):
     if state.recording is None:
         raise CommandError("record.stop: no take is being recorded")
     return replace(state, recording=None), {"path": state.recording}
+
+
+def _h_record_follow(state, args: dict):
+    return state, {"follow": args["source"]}
 
 
 def apply(state, name: str, args: dict):
@@ -1349,6 +1366,31 @@ _SPECS = (
         doc='Result: `{"path", "slate", "frames", "timecode_in", "timecode_out", "records", "seconds"}` of the '
         "take (`timecode_out` is the last frame's label, inclusive). `record.stop: no take is being recorded` "
         "when none is.",
+    ),
+    CommandSpec(
+        "record.follow",
+        (
+            _arg(
+                "source",
+                'OpenTrackIO tracking source | "off"',
+                "the source whose tracker.recording starts and stops takes; \"off\" (or null): stop following",
+                _v_follow_source,
+                True,
+            ),
+        ),
+        False,
+        "Follow an OpenTrackIO tracker's recording flag and slate (start and stop takes with it), or stop.",
+        {"source": "off"},
+        handler=_h_record_follow,
+        osc="source",
+        osc_example=("off",),
+        doc="While following, a take starts when the source's `tracker.recording` turns true (its slate from "
+        "`tracker.slate`, [takes.md](takes.md#slated-takes)) and stops when it turns false, asked as "
+        "`tracker:<source>`; `record.start` / `record.stop` still work. What `stagectl run --follow-recording "
+        "SOURCE` sets at start, changed while running; another source replaces the one followed, and a tracker "
+        "already recording when followed starts a take. Stopping to follow leaves a take being recorded "
+        'running. Result: `{"follow"}`, the source followed now (null: none); `status` shows it as '
+        "`recording.follow`.",
     ),
 )
 

@@ -200,10 +200,12 @@ class RunHandles:
 
     follower: Any = None  # the _Follower thread of record.follow
 
-    def follow(self, source: str | None, hub, say: Callable[[str], None]) -> None:
-        """Follow ``source``'s ``tracker.recording`` and ``tracker.slate`` (None: stop following)."""
+    def follow(self, source: str | None, hub, say: Callable[[str], None], *, wait: bool = True) -> None:
+        """Follow ``source``'s ``tracker.recording`` and ``tracker.slate`` (None: stop following), in place of
+        the source followed until now. ``wait``: wait for the old follower's thread to end (not on the frame
+        loop's thread: it may be waiting there for this very frame boundary to apply a record command)."""
         if self.follower is not None:
-            self.follower.stop()
+            self.follower.stop(join=wait)
             self.follower = None
         self.runtime.follow = source
         if source is not None:
@@ -292,9 +294,10 @@ class _Follower:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, join: bool = True) -> None:
+        """Stop polling (a command already asked for is still answered); ``join``: wait for the thread."""
         self._stop.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+        if join and self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(2.0)
 
     def _run(self) -> None:
@@ -406,6 +409,15 @@ def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
             f"frames ({summary['timecode_in']} - {summary['timecode_out']}), {summary['seconds']:.1f} s")
         return {k: v for k, v in summary.items() if k != "bytes"}
 
+    def record_follow(args: dict, state) -> dict:
+        source = args["source"]
+        if source == runtime.follow:
+            return {}
+        h.follow(source, hub, say, wait=False)  # on the frame loop's thread: never wait for the old follower
+        if source is None:
+            say("stagectl run: console: takes no longer follow a tracker")
+        return {}
+
     def stage_reload(args: dict, state) -> dict:
         new = hub.stage  # already the new stage inside this effect
         try:
@@ -420,6 +432,7 @@ def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
     hub.register_effect("camera.set", camera_set)
     hub.register_effect("record.start", record_start)
     hub.register_effect("record.stop", record_stop)
+    hub.register_effect("record.follow", record_follow)
     hub.register_effect("stage.reload", stage_reload)
 
 

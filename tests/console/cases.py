@@ -15,7 +15,7 @@ BAD: list[tuple[str, object, str]] = [
         {},
         "unknown command 'nope'; commands: status, state, help, stage.reload, content.select, camera.set, "
         "chroma.set, card.add, card.set, card.move, card.resize, card.remove, color.set, color.reset, "
-        "pattern.set, output.blackout, inner.set, record.start, record.stop",
+        "pattern.set, output.blackout, inner.set, record.start, record.stop, record.follow",
     ),
     ("card.remove", [1], "card.remove: expected the arguments as a mapping of names to values, got [1]"),
     (
@@ -210,6 +210,18 @@ BAD: list[tuple[str, object, str]] = [
     ("inner.set", {"enabled": "yes"}, "inner.set: enabled: expected true or false, got 'yes'"),
     ("inner.set", {}, "inner.set: enabled: required argument is missing (bool: composite the inner frusta)"),
     ("record.stop", {}, "record.stop: no take is being recorded"),
+    (
+        "record.follow",
+        {"source": "tracker-a"},
+        'record.follow: source: expected an OpenTrackIO tracking source of the stage ((none)) or "off", got '
+        "'tracker-a'",
+    ),
+    (
+        "record.follow",
+        {},
+        'record.follow: source: required argument is missing (OpenTrackIO tracking source | "off": the source '
+        'whose tracker.recording starts and stops takes; "off" (or null): stop following)',
+    ),
     ("stage.reload", {"path": "x.yaml"}, "stage.reload: path: unknown argument; expected one of: (none)"),
     ("help", {"command": "card.fly"}, None),  # checked by prefix: lists every command
 ]
