@@ -8,10 +8,8 @@ from __future__ import annotations
 import json
 import re
 import signal
-import socket
 import stat
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +18,7 @@ from typing import Any
 
 import pytest
 import zmq.auth
+from helpers import EXE, STAGES, free_port
 
 from stagectl.console.hub import ControlHub
 from stagectl.console.zmq_transport import ZmqConsole
@@ -27,22 +26,13 @@ from stagectl.stage import load_stage
 
 pytestmark = [pytest.mark.net, pytest.mark.timeout(60)]
 
-EXE = str(Path(sys.executable).parent / "stagectl")
-STAGES = Path(__file__).resolve().parents[1] / "stages"
-
-
-def _free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _stage(tmp_path: Path, port: int | None = None, state_port: int | None = None) -> Path:
     """flat_wall.yaml with a console section on free ports and keys in ``tmp_path/keys``."""
-    port = port or _free_tcp_port()
-    state_port = state_port or _free_tcp_port()
+    port = port or free_port()
+    state_port = state_port or free_port()
     while state_port == port:
-        state_port = _free_tcp_port()
+        state_port = free_port()
     text = (STAGES / "flat_wall.yaml").read_text()
     text += (
         f"\nconsole:\n  zmq: {{bind: 127.0.0.1, port: {port}, state_port: {state_port}, keys: keys}}\n"

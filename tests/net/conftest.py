@@ -1,4 +1,5 @@
-"""Fixtures for loopback network tests: real UDP sockets on 127.0.0.1, nothing left open, nothing unbounded.
+"""Fixtures for loopback network tests: real UDP sockets and ZeroMQ contexts on 127.0.0.1, nothing left open,
+nothing unbounded.
 
 Following pyzmq's test discipline (``docs/reference/STYLE.md`` practice 10): every socket, receiver, sender
 and simulator a test creates through these fixtures is closed at teardown (a receiver's close must return within
@@ -9,12 +10,14 @@ with timeouts (never a bare sleep), and every test here gets the ``net`` marker 
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import zmq
 
 from stagectl.tracking.receiver import Receiver
 from stagectl.tracking.sender import Sender
@@ -124,3 +127,14 @@ def make_simulator() -> Iterator[Callable[..., Simulator]]:
 def wait() -> Callable[..., bool]:
     """:func:`wait_for` as a fixture."""
     return wait_for
+
+
+@pytest.fixture
+def zctx() -> Iterator[zmq.Context]:
+    """One ZeroMQ context for the test's primaries, nodes and sockets; at teardown it must terminate within
+    2 s, which it only does when every socket has been closed."""
+    ctx = zmq.Context()
+    yield ctx
+    done = threading.Event()
+    threading.Thread(target=lambda: (ctx.term(), done.set()), daemon=True).start()
+    assert done.wait(2.0), "zmq context did not terminate: a socket was left open"

@@ -44,35 +44,16 @@ from stagectl.sync.cluster import (
 from stagectl.sync.timebase import Clock, FrameRate, Timecode
 from stagectl.sync.zmq_security import ClientKeys, cluster_node_keys, cluster_server_keys, make_keys
 
+from .cluster_parts import MS, next_edge, wait_for
+
 REPO = Path(__file__).resolve().parents[2]
 STAGES = REPO / "stages"
 EXE = str(Path(sys.executable).parent / "stagectl")
-MS = 1_000_000
 RATE_60 = FrameRate(60)
 
 
-def wait_for(cond: Callable[[], object], timeout_s: float, interval_s: float = 0.005) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if cond():
-            return True
-        if time.monotonic() >= deadline:
-            return bool(cond())
-        time.sleep(interval_s)
-
-
 # ======================================================================================= fixtures
-
-
-@pytest.fixture
-def zctx() -> Iterator[zmq.Context]:
-    """One context for the test's primaries and nodes; at teardown it must terminate within 2 s, which it only
-    does when every socket has been closed."""
-    ctx = zmq.Context()
-    yield ctx
-    done = threading.Event()
-    threading.Thread(target=lambda: (ctx.term(), done.set()), daemon=True).start()
-    assert done.wait(2.0), "zmq context did not terminate: a socket was left open"
+# zctx (tests/net/conftest.py): one context for the test's primaries and nodes that must terminate at teardown
 
 
 @pytest.fixture(params=["plain", "curve"])
@@ -713,13 +694,7 @@ class Publisher:
         epoch = time.monotonic_ns()
         k = 0
         while not self.stop.is_set():
-            edge = rate.frame_edge_ns(k, epoch)
-            now = time.monotonic_ns()
-            if now < edge:
-                time.sleep((edge - now) / 1e9)
-            elif now - edge > rate.period_ns:
-                k = rate.frame_at_ns(now, epoch)
-                continue
+            k, edge = next_edge(rate, k, epoch)
             self.primary.publish(FrameState.make(k, rate, edge, epoch_ns=epoch, cameras=[self.cam(k)]))
             r = self.primary.barrier(k)
             self.rows.append((k, time.monotonic_ns(), r.elapsed_ns, r.members))

@@ -22,8 +22,7 @@ import pytest
 import zmq
 
 from stagectl.render.features import ColorCorrection, FeatureState, Lut3D
-from stagectl.sync.cluster import WIRE_MAGIC, ClusterError, FrameState, Node, Primary
-from stagectl.sync.timebase import FrameRate
+from stagectl.sync.cluster import ClusterError, FrameState, Node, Primary
 from stagectl.sync.zmq_security import (
     ClientKeys,
     ZmqKeyError,
@@ -32,22 +31,9 @@ from stagectl.sync.zmq_security import (
     make_keys,
 )
 
-from .test_cluster import MS, wait_for
+from .cluster_parts import HB, MS, NODE_TOPIC, RATE, ClusterParts, next_edge, wait_for
 
 pytestmark = [pytest.mark.net, pytest.mark.timeout(60)]
-
-RATE = FrameRate(60)
-NODE_TOPIC = WIRE_MAGIC + b"\x00node:"
-HB = struct.pack("<q", -1)
-
-
-@pytest.fixture
-def zctx() -> Iterator[zmq.Context]:
-    ctx = zmq.Context()
-    yield ctx
-    done = threading.Event()
-    threading.Thread(target=lambda: (ctx.term(), done.set()), daemon=True).start()
-    assert done.wait(2.0), "zmq context did not terminate: a socket was left open"
 
 
 @pytest.fixture
@@ -59,45 +45,12 @@ def keys_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def made(zctx: zmq.Context, keys_dir: Path):
-    """Factories for a keyed primary on free loopback ports, nodes and raw sockets aimed at it; all closed."""
-    things: dict[str, list] = {"primaries": [], "sockets": [], "nodes": []}
-
-    class Made:
-        keys = keys_dir
-
-        @staticmethod
-        def primary(**kw) -> Primary:
-            kw.setdefault("member", None)
-            p = Primary(RATE, state_port=0, sync_port=0, keys=cluster_server_keys(keys_dir), **kw)
-            things["primaries"].append(p)
-            return p.start()
-
-        @staticmethod
-        def node(name: str, p: Primary, keys: ClientKeys | None | str = "own", **kw) -> Node:
-            if keys == "own":
-                keys = cluster_node_keys(keys_dir, name)
-            n = Node(name, p.address, rate=RATE, context=zctx, keys=keys, **kw)
-            things["nodes"].append(n)
-            return n.start()
-
-        @staticmethod
-        def raw(kind: int, p: Primary, keys: ClientKeys | None) -> zmq.Socket:
-            s = zctx.socket(kind)
-            s.setsockopt(zmq.LINGER, 0)
-            if keys is not None:
-                keys.apply(s)
-            s.connect(f"tcp://127.0.0.1:{p.sync_port if kind == zmq.DEALER else p.state_port}")
-            things["sockets"].append(s)
-            return s
-
-    yield Made
-    for n in things["nodes"]:
-        n.close()
-    for s in things["sockets"]:
-        s.close(linger=0)
-    for p in things["primaries"]:
-        assert p.close(timeout_s=1.0)
+def made(zctx: zmq.Context, keys_dir: Path) -> Iterator[ClusterParts]:
+    """Keyed primaries on free loopback ports (admitting ``keys_dir``'s node keys), nodes and raw sockets aimed
+    at them; all closed."""
+    parts = ClusterParts(zctx, keys_dir)
+    yield parts
+    parts.close()
 
 
 def _publish(p: Primary, k: int) -> int:
@@ -351,13 +304,7 @@ def test_a_flooding_node_does_not_hold_the_barrier_past_its_timeout(made) -> Non
             nonlocal k
             end = time.monotonic() + seconds
             while time.monotonic() < end:
-                edge = RATE.frame_edge_ns(k, epoch)
-                now = time.monotonic_ns()
-                if now < edge:
-                    time.sleep((edge - now) / 1e9)
-                elif now - edge > RATE.period_ns:
-                    k = RATE.frame_at_ns(now, epoch)
-                    continue
+                k, edge = next_edge(RATE, k, epoch)
                 p.publish(FrameState.make(k, RATE, edge, epoch_ns=epoch), features)
                 r = p.barrier(k)
                 holds.append(r.elapsed_ns if r.released else 10**12)

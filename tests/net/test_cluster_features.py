@@ -54,10 +54,11 @@ from stagectl.sync.cluster import (
 from stagectl.sync.timebase import FrameRate
 
 from . import test_cluster as _base
-from .test_cluster import MS, _camera, _cluster_stage, _connect, wait_for
+from .cluster_parts import MS, wait_for
+from .stage_run import console_yaml, flat_wall_text, stage_ports
+from .test_cluster import _camera, _cluster_stage, _connect
 
-# the fixtures of test_cluster.py: one zmq context per test that must terminate, primaries and nodes closed
-zctx = _base.zctx
+# the fixture of test_cluster.py: primaries and nodes closed (on conftest's zctx, which must terminate)
 cluster = _base.cluster
 
 REPO = Path(__file__).resolve().parents[2]
@@ -480,12 +481,6 @@ def test_a_lost_operator_state_is_recovered_through_a_snapshot(cluster, zctx) ->
 # ======================================================================================= processes
 
 
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _Proc:
     """A subprocess whose output lines are collected by a reader thread (no pipe can fill up)."""
 
@@ -584,19 +579,10 @@ def test_an_osc_light_card_on_the_primary_shows_on_the_nodes_canvas_from_the_ack
     out1: a full-wall magenta light card added over OSC shows on the NODE's canvas exactly from the frame the
     primary acknowledged (frame numbers are shared across the cluster), never before; a global blackout (an
     operator flag) turns the node's canvas black from its acknowledged frame on."""
-    ports = {"tracking": _free_port(socket.SOCK_DGRAM), "osc": _free_port(socket.SOCK_DGRAM),
-             "zmq": _free_port(socket.SOCK_STREAM), "zmq_state": _free_port(socket.SOCK_STREAM),
-             "web": _free_port(socket.SOCK_STREAM), "state": _free_port(socket.SOCK_STREAM),
-             "sync": _free_port(socket.SOCK_STREAM)}
-    name = f"Cluster wall {uuid.uuid4().hex[:8]}"  # its own shared-memory names
-    text = (STAGES / "flat_wall.yaml").read_text().replace("port: 40000", f"port: {ports['tracking']}")
-    text = text.replace("name: Flat wall", f"name: {name}")
+    ports = stage_ports(tcp=("zmq", "zmq_state", "web", "state", "sync"))
+    text = flat_wall_text(ports, f"Cluster wall {uuid.uuid4().hex[:8]}")  # its own shared-memory names
     text = text.replace("      - name: out1\n", "      - name: out1\n        node: n1\n")
-    text += (f"\nconsole:\n  zmq: {{bind: 127.0.0.1, port: {ports['zmq']}, "
-             f"state_port: {ports['zmq_state']}}}\n"
-             f"  osc:\n    bind: 127.0.0.1\n    port: {ports['osc']}\n"
-             f"    allow:\n      - {{address: 127.0.0.1}}\n"
-             f"  web: {{bind: 127.0.0.1, port: {ports['web']}}}\n")
+    text += console_yaml(ports)
     stage = tmp_path / "cluster_wall.yaml"
     stage.write_text(text)
     where = f"127.0.0.1:{ports['state']},{ports['sync']}"

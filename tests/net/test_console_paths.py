@@ -34,7 +34,7 @@ from stagectl.console.zmq_transport import ConsoleClient, ZmqConsole, load_clien
 from stagectl.stage.loader import load_stage
 from stagectl.stage.model import OscAllow, OscConsoleSettings, WebConsoleSettings
 
-from .stage_run import StageRun, free_port
+from .stage_run import StageRun, console_yaml, flat_wall_text, stage_ports
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "TOPSECRET root:$6$hash:19000:0:99999:7:::"
@@ -177,15 +177,9 @@ def test_refused_over_osc(env: Env) -> None:
 def test_stagectl_run_refuses_and_logs_who_asked(tmp_path: Path) -> None:
     """A real ``stagectl run --no-render``: an outside take path sent over OSC is refused, no folder appears,
     and the run's output (its log) names the command and the sender; a take inside the folder records."""
-    ports = {"osc": free_port(socket.SOCK_DGRAM), "web": free_port(), "zmq": free_port(),
-             "zmq_state": free_port(), "tracking": free_port(socket.SOCK_DGRAM)}
-    text = (REPO / "stages" / "flat_wall.yaml").read_text()
-    text = text.replace("name: Flat wall", f"name: Paths {uuid.uuid4().hex[:8]}")
-    text = text.replace("port: 40000", f"port: {ports['tracking']}")
-    text += (f"\nconsole:\n  zmq: {{bind: 127.0.0.1, port: {ports['zmq']}, "
-             f"state_port: {ports['zmq_state']}}}\n"
-             f"  osc: {{bind: 127.0.0.1, port: {ports['osc']}, allow: [{{address: 127.0.0.1}}]}}\n"
-             f"  web: {{bind: 127.0.0.1, port: {ports['web']}}}\n  paths: {{takes: recordings}}\n")
+    ports = stage_ports()
+    text = flat_wall_text(ports, f"Paths {uuid.uuid4().hex[:8]}") + console_yaml(ports)
+    text += "  paths: {takes: recordings}\n"
     stage = tmp_path / "stage" / "flat_wall.yaml"
     stage.parent.mkdir()
     stage.write_text(text)

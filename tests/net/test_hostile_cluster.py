@@ -9,10 +9,9 @@ still being served afterwards.
 from __future__ import annotations
 
 import struct
-import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import zmq
@@ -21,79 +20,21 @@ from stagectl.sync.cluster import (
     MAX_NAME_BYTES,
     MAX_PEERS,
     MAX_SYNC_FRAME_BYTES,
-    WIRE_MAGIC,
     ClusterError,
     Node,
     Primary,
     valid_peer_name,
 )
-from stagectl.sync.timebase import FrameRate
 
-MS = 1_000_000
-RATE = FrameRate(60)
-NODE_TOPIC = WIRE_MAGIC + b"\x00node:"
-HB = struct.pack("<q", -1)
-
-
-def wait_for(cond: Callable[[], object], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() >= deadline:
-            return bool(cond())
-        time.sleep(0.005)
-    return True
+from .cluster_parts import HB, MS, NODE_TOPIC, ClusterParts, wait_for
 
 
 @pytest.fixture
-def zctx() -> Iterator[zmq.Context]:
-    ctx = zmq.Context()
-    yield ctx
-    done = threading.Event()
-    threading.Thread(target=lambda: (ctx.term(), done.set()), daemon=True).start()
-    assert done.wait(2.0), "zmq context did not terminate: a socket was left open"
-
-
-@pytest.fixture
-def made(zctx: zmq.Context):
-    """Factories for a primary on free loopback ports, raw sockets aimed at it and real nodes; all closed."""
-    things: dict[str, list] = {"primaries": [], "sockets": [], "nodes": []}
-
-    class Made:
-        @staticmethod
-        def primary(**kw) -> Primary:
-            p = Primary(RATE, state_port=0, sync_port=0, context=zctx, member=None, **kw)
-            things["primaries"].append(p)
-            return p.start()
-
-        @staticmethod
-        def dealer(p: Primary) -> zmq.Socket:
-            s = zctx.socket(zmq.DEALER)
-            s.setsockopt(zmq.LINGER, 0)
-            s.connect(f"tcp://127.0.0.1:{p.sync_port}")
-            things["sockets"].append(s)
-            return s
-
-        @staticmethod
-        def sub(p: Primary) -> zmq.Socket:
-            s = zctx.socket(zmq.SUB)
-            s.setsockopt(zmq.LINGER, 0)
-            s.connect(f"tcp://127.0.0.1:{p.state_port}")
-            things["sockets"].append(s)
-            return s
-
-        @staticmethod
-        def node(name: str, p: Primary) -> Node:
-            n = Node(name, p.address, rate=RATE, context=zctx)
-            things["nodes"].append(n)
-            return n.start()
-
-    yield Made
-    for n in things["nodes"]:
-        n.close()
-    for s in things["sockets"]:
-        s.close(linger=0)
-    for p in things["primaries"]:
-        assert p.close(timeout_s=1.0)
+def made(zctx: zmq.Context) -> Iterator[ClusterParts]:
+    """Primaries on free loopback ports, raw sockets aimed at them and real nodes, no keys; all closed."""
+    parts = ClusterParts(zctx)
+    yield parts
+    parts.close()
 
 
 def _real_node_is_served(made, p: Primary, name: str = "wall-node") -> None:

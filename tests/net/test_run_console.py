@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +17,7 @@ import pytest
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from conftest import STAGES
-
-from .stage_run import EXE, StageRun, free_port
+from .stage_run import EXE, StageRun, console_yaml, first_frame, flat_wall_text, stage_ports
 
 MAGENTA = np.array([255, 0, 255])
 
@@ -29,33 +26,16 @@ pytestmark = [pytest.mark.timeout(150), pytest.mark.slow]
 
 def _stage(tmp_path: Path) -> tuple[Path, dict[str, int]]:
     """flat_wall.yaml on free ports, with a console section (OSC obeyed from 127.0.0.1 only)."""
-    ports = {"tracking": free_port(socket.SOCK_DGRAM), "osc": free_port(socket.SOCK_DGRAM),
-             "zmq": free_port(socket.SOCK_STREAM), "zmq_state": free_port(socket.SOCK_STREAM),
-             "web": free_port(socket.SOCK_STREAM)}
-    text = (STAGES / "flat_wall.yaml").read_text().replace("port: 40000", f"port: {ports['tracking']}")
-    text += (f"\nconsole:\n  zmq: {{bind: 127.0.0.1, port: {ports['zmq']}, state_port: {ports['zmq_state']}}}\n"
-             f"  osc:\n    bind: 127.0.0.1\n    port: {ports['osc']}\n    allow:\n      - {{address: 127.0.0.1}}\n"
-             f"  web: {{bind: 127.0.0.1, port: {ports['web']}}}\n")
+    ports = stage_ports()
     p = tmp_path / "flat_wall.yaml"
-    p.write_text(text)
+    p.write_text(flat_wall_text(ports) + console_yaml(ports))
     return p, ports
-
-
-def _first_frame(reader, after_frame: int, timeout_s: float = 20.0) -> tuple[int, np.ndarray]:
-    """The first sink frame numbered ``after_frame`` or later: ``(frame, pixels)``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = reader.latest()
-        if got is not None and got[0] >= after_frame:
-            return got[0], got[2].copy()
-        time.sleep(0.01)
-    raise AssertionError(f"no sink frame >= {after_frame} within {timeout_s} s")
 
 
 def _magenta_share(reader, after_frame: int) -> tuple[int, float]:
     """``(frame, share of the wall's canvas pixels that show the card's magenta)`` of the first sink frame at
     or after ``after_frame``."""
-    frame, pixels = _first_frame(reader, after_frame)
+    frame, pixels = first_frame(reader, after_frame, poll_s=0.01)
     wall = pixels[:1056, :1760, :3].reshape(-1, 3).astype(int)  # the wall's mapping rectangle on out1
     return frame, float(np.mean(np.all(wall == MAGENTA, axis=1)))
 
@@ -110,7 +90,7 @@ def test_osc_and_ctl_commands_change_the_rendered_wall_and_survive_a_restart(tmp
         assert ctl.returncode == 0, ctl.stdout + ctl.stderr
         m = re.search(r"ok: output\.blackout applied at frame (\d+)", ctl.stdout)
         assert m, ctl.stdout
-        frame, pixels = _first_frame(reader, int(m.group(1)))
+        frame, pixels = first_frame(reader, int(m.group(1)), poll_s=0.01)
         assert pixels[..., :3].max() == 0  # black everywhere
         bad = subprocess.run([EXE, "ctl", str(stage), "card.set", "id=nope", "intensity=2"],
                              capture_output=True, text=True, timeout=60)

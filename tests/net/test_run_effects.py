@@ -21,13 +21,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import STAGES
-from pythonosc.osc_message import OscMessage
-from pythonosc.osc_message_builder import OscMessageBuilder
 
 from stagectl.tracking.codecs.freed import FreeDPacket, encode_freed
 
-from .stage_run import EXE, StageRun, free_port
+from .stage_run import (
+    EXE,
+    OscClient,
+    StageRun,
+    console_yaml,
+    first_frame,
+    flat_wall_text,
+    free_port,
+    stage_ports,
+)
 
 #: The wall's mapping rectangle on out1 (flat_wall.yaml: rect [0, 0, 1760, 1056] at [0, 0]), rows, columns.
 WALL = (slice(0, 1056), slice(0, 1760))
@@ -43,25 +49,15 @@ pytestmark = [pytest.mark.timeout(150), pytest.mark.slow]
 def _stage_text(ports: dict[str, int], name: str) -> str:
     """flat_wall.yaml on free ports under its own name, with a second FreeD source ``tracker2`` (camera ID 2,
     no simulator: the test feeds it) and a console section (OSC obeyed from 127.0.0.1 only)."""
-    text = (STAGES / "flat_wall.yaml").read_text()
-    text = text.replace("name: Flat wall", f"name: {name}")
-    text = text.replace("port: 40000", f"port: {ports['tracking']}")
+    text = flat_wall_text(ports, name)
     second = (f"  - name: tracker2\n    protocol: freed\n    bind: 127.0.0.1\n"
               f"    port: {ports['tracking2']}\n    camera_id: 2\n\ncameras:")
-    text = text.replace("\ncameras:", "\n" + second, 1)
-    text += (f"\nconsole:\n  zmq: {{bind: 127.0.0.1, port: {ports['zmq']}, "
-             f"state_port: {ports['zmq_state']}}}\n"
-             f"  osc:\n    bind: 127.0.0.1\n    port: {ports['osc']}\n"
-             "    allow:\n      - {address: 127.0.0.1}\n"
-             f"  web: {{bind: 127.0.0.1, port: {ports['web']}}}\n")
-    return text
+    return text.replace("\ncameras:", "\n" + second, 1) + console_yaml(ports)
 
 
 def _stage(tmp_path: Path, extra: str = "") -> tuple[Path, dict[str, int]]:
     """The stage copy (``_stage_text``, plus ``extra`` YAML at its end) in ``tmp_path`` and its ports."""
-    ports = {"tracking": free_port(socket.SOCK_DGRAM), "tracking2": free_port(socket.SOCK_DGRAM),
-             "osc": free_port(socket.SOCK_DGRAM), "zmq": free_port(socket.SOCK_STREAM),
-             "zmq_state": free_port(socket.SOCK_STREAM), "web": free_port(socket.SOCK_STREAM)}
+    ports = stage_ports(udp=("tracking", "tracking2", "osc"))
     p = tmp_path / "flat_wall.yaml"
     p.write_text(_stage_text(ports, f"Effects {uuid.uuid4().hex[:8]}") + extra)
     return p, ports
@@ -80,42 +76,7 @@ class _Run(StageRun):
         return m.group(1)
 
 
-class _Osc:
-    """An OSC client on 127.0.0.1 (an allowed address): ``send`` returns the ack ``(command, ok, frame,
-    message)`` with the message's JSON decoded when it is a result."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.settimeout(10)
-        self.sock.bind(("127.0.0.1", 0))
-
-    def send(self, address: str, *args) -> tuple[str, int, int, object]:
-        b = OscMessageBuilder(address=address)
-        for a in args:
-            b.add_arg(a)
-        self.sock.sendto(b.build().dgram, ("127.0.0.1", self.port))
-        data, _ = self.sock.recvfrom(65536)
-        msg = OscMessage(data)
-        assert msg.address == "/stagectl/ack", msg.address
-        command, ok, frame, text = msg.params
-        return command, ok, frame, (json.loads(text) if ok else text)
-
-    def keyed(self, address: str, args: dict) -> tuple[str, int, int, object]:
-        """The keyed form: one string argument holding the JSON object of the arguments."""
-        return self.send(address, json.dumps(args))
-
-    def status(self) -> dict:
-        return self.send("/stagectl/status")[3]
-
-    def state(self) -> dict:
-        return self.send("/stagectl/state")[3]
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def _camera_until(osc: _Osc, ok, what: str, timeout_s: float = 10.0) -> dict:
+def _camera_until(osc: OscClient, ok, what: str, timeout_s: float = 10.0) -> dict:
     """Poll the status (published a few times a second) until camera ``cam``'s entry satisfies ``ok``; the
     entry."""
     deadline = time.monotonic() + timeout_s
@@ -131,17 +92,6 @@ def _camera_until(osc: _Osc, ok, what: str, timeout_s: float = 10.0) -> dict:
 def _at(cam: dict, xyz: tuple[float, float, float]) -> bool:
     """The status's camera position is ``xyz`` (stage m) within 1 mm."""
     return cam.get("position_m") is not None and bool(np.allclose(cam["position_m"], xyz, atol=1e-3))
-
-
-def _first_frame(reader, after_frame: int, timeout_s: float = 20.0) -> tuple[int, np.ndarray]:
-    """The first sink frame numbered ``after_frame`` or later: ``(frame, pixels)``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = reader.latest()
-        if got is not None and got[0] >= after_frame:
-            return got[0], got[2].copy()
-        time.sleep(0.005)
-    raise AssertionError(f"no sink frame >= {after_frame} within {timeout_s} s")
 
 
 def _plate_share(pixels: np.ndarray) -> float:
@@ -204,12 +154,12 @@ def test_content_select_and_camera_set_change_the_running_stage_and_survive_a_re
     broken.write_bytes(b"\x89PNG\r\n\x1a\n this is no image")
     state_file = tmp_path / "operator.json"
     feed = _FreeD(ports["tracking2"])
-    osc = _Osc(ports["osc"])
+    osc = OscClient(ports["osc"])
     run = _Run(stage, "--state-file", str(state_file))
     reader = None
     try:
         reader = SinkReader(run.started(), timeout_s=10)
-        frame0, pixels = _first_frame(reader, 0)
+        frame0, pixels = first_frame(reader, 0)
         assert _plate_share(pixels) < 0.01  # the procedural world
 
         # --- content.select to a solid-colour 360 plate: the whole wall (outer and inner) shows its colour
@@ -217,7 +167,7 @@ def test_content_select_and_camera_set_change_the_running_stage_and_survive_a_re
         command, ok, applied_at, result = osc.send("/stagectl/content/select", "scenes/plate.png")
         assert (command, ok) == ("content.select", 1), result
         assert applied_at > frame0 and result["content"].startswith("360 plate"), result
-        frame, pixels = _first_frame(reader, applied_at)
+        frame, pixels = first_frame(reader, applied_at)
         assert _plate_share(pixels) > 0.99, (frame, applied_at, _plate_share(pixels))
         assert osc.state()["state"]["content"] == str(plate)
 
@@ -226,7 +176,7 @@ def test_content_select_and_camera_set_change_the_running_stage_and_survive_a_re
         assert (command, ok, frame_no) == ("content.select", 0, -1)
         assert error.startswith("content.select: ") and "broken.png" in error and "\n" not in error, error
         assert osc.state()["state"]["content"] == str(plate)
-        frame, pixels = _first_frame(reader, frame + 2)
+        frame, pixels = first_frame(reader, frame + 2)
         assert _plate_share(pixels) > 0.99
 
         # --- switch the camera to the second source, which only this test feeds: the status's position
@@ -280,7 +230,7 @@ def test_content_select_and_camera_set_change_the_running_stage_and_survive_a_re
     try:
         feed.start()
         reader = SinkReader(run.started(), timeout_s=10)
-        frame, pixels = _first_frame(reader, 0)
+        frame, pixels = first_frame(reader, 0)
         assert _plate_share(pixels) > 0.99, (frame, _plate_share(pixels))
         cam = _camera_until(osc, lambda c: _at(c, (0.25, 0.75, 1.5)), "the restored camera on tracker2")
         assert cam["source"] == "tracker2" and cam["soft_edge"] == 0.25, cam
@@ -300,7 +250,7 @@ def test_record_start_and_stop_write_the_tracking_of_that_interval(tmp_path: Pat
     keys = subprocess.run([EXE, "keys", str(stage)], capture_output=True, text=True, timeout=60, check=False)
     assert keys.returncode == 0, keys.stderr
     feed = _FreeD(ports["tracking2"])
-    osc = _Osc(ports["osc"])
+    osc = OscClient(ports["osc"])
     run = _Run(stage, "--no-render")
     take_path = tmp_path / "takes" / "scene1.stgtake"
 
@@ -378,16 +328,16 @@ def test_stage_reload_applies_a_compatible_edit_and_refuses_the_rest(tmp_path: P
     (tmp_path / "scenes").mkdir()  # console.paths.content
     plate = tmp_path / "scenes" / "plate.png"
     assert cv2.imwrite(str(plate), np.full((256, 512, 3), PLATE_RGB[::-1], np.uint8))
-    osc = _Osc(ports["osc"])
+    osc = OscClient(ports["osc"])
     run = _Run(stage)
     reader = None
     try:
         reader = SinkReader(run.started(), timeout_s=10)
-        frame, pixels = _first_frame(reader, 0)
+        frame, pixels = first_frame(reader, 0)
         assert _lit(pixels, slice(0, 100)) > 0.9 and _lit(pixels, slice(1780, 1920)) == 0.0  # wall: x 0..1759
         command, ok, applied_at, result = osc.send("/stagectl/content/select", "scenes/plate.png")
         assert ok == 1, result
-        frame, pixels = _first_frame(reader, applied_at)
+        frame, pixels = first_frame(reader, applied_at)
         assert _plate_share(pixels) > 0.99
 
         # --- the wall's mapping moves 100 px right on the canvas: reloaded from the acked frame on, and the
@@ -398,7 +348,7 @@ def test_stage_reload_applies_a_compatible_edit_and_refuses_the_rest(tmp_path: P
         assert (command, ok) == ("stage.reload", 1), result
         assert result["stage"] == re.search(r"^name: (.+)$", original, re.MULTILINE).group(1), result
         assert result["warnings"] == [], result
-        frame, pixels = _first_frame(reader, applied_at)
+        frame, pixels = first_frame(reader, applied_at)
         assert _lit(pixels, slice(0, 100)) == 0.0 and _lit(pixels, slice(1780, 1860)) > 0.9, frame
         shifted = pixels[:1056, 100:1860, :3].reshape(-1, 3).astype(int)
         assert np.mean(np.all(np.abs(shifted - PLATE_RGB) <= 3, axis=1)) > 0.99
@@ -410,7 +360,7 @@ def test_stage_reload_applies_a_compatible_edit_and_refuses_the_rest(tmp_path: P
         assert (command, ok, frame_no) == ("stage.reload", 0, -1)
         assert error.startswith("stage.reload: the frame rate changed: restart stagectl run"), error
         assert osc.status()["rate"] == "25"
-        frame2, pixels = _first_frame(reader, frame + 10)  # frames keep coming, with the reloaded mapping
+        frame2, pixels = first_frame(reader, frame + 10)  # frames keep coming, with the reloaded mapping
         assert _lit(pixels, slice(0, 100)) == 0.0 and _lit(pixels, slice(1780, 1860)) > 0.9
 
         # --- a tracking source's port and a new camera: both named, nothing changes
@@ -428,7 +378,7 @@ def test_stage_reload_applies_a_compatible_edit_and_refuses_the_rest(tmp_path: P
         assert (command, ok, frame_no) == ("stage.reload", 0, -1)
         m = re.match(r"stage\.reload: (.+):(\d+): ", error)
         assert m and Path(m.group(1)).name == stage.name and int(m.group(2)) >= line, error
-        _, pixels = _first_frame(reader, frame2 + 10)
+        _, pixels = first_frame(reader, frame2 + 10)
         assert _lit(pixels, slice(1780, 1860)) > 0.9  # still the reloaded mapping
     finally:
         if reader is not None:

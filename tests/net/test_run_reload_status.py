@@ -7,14 +7,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .test_run_effects import _Osc, _Run, _stage
+from .stage_run import OscClient
+from .test_run_effects import _Run, _stage
 
 
 def test_the_status_after_a_reload_names_the_reloaded_walls(tmp_path: Path) -> None:
     stage, ports = _stage(tmp_path)
     original = stage.read_text()
     assert "  - name: wall\n" in original and "{wall: wall," in original
-    osc = _Osc(ports["osc"])
+    osc = OscClient(ports["osc"])
     run = _Run(stage, "--no-render")
     try:
         run.started()

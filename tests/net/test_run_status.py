@@ -10,7 +10,6 @@ the same rate each. The live status is read over OSC (/stagectl/status) from 127
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import threading
@@ -19,13 +18,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import STAGES
-from pythonosc.osc_message import OscMessage
-from pythonosc.osc_message_builder import OscMessageBuilder
 
 from stagectl.tracking.codecs.freed import FreeDPacket, encode_freed
 
-from .stage_run import StageRun, free_port
+from .stage_run import OscClient, StageRun, console_yaml, flat_wall_text, stage_ports
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 PERIOD_S = 0.02  # 50 packets a second of each kind
@@ -63,49 +59,12 @@ class _Feed:
         self.sock.close()
 
 
-class _Osc:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.settimeout(10)
-        self.sock.bind(("127.0.0.1", 0))
-
-    def send(self, address: str, *args) -> tuple[str, int, int, object]:
-        b = OscMessageBuilder(address=address)
-        for a in args:
-            b.add_arg(a)
-        self.sock.sendto(b.build().dgram, ("127.0.0.1", self.port))
-        command, ok, frame, text = OscMessage(self.sock.recvfrom(65536)[0]).params
-        return command, ok, frame, (json.loads(text) if ok else text)
-
-    def status(self) -> dict:
-        return self.send("/stagectl/status")[3]
-
-    def until(self, ok, what: str, timeout_s: float = 15.0) -> dict:
-        """Poll the status until ``ok(status)``; the status."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            st = self.status()
-            if st and ok(st):
-                return st
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what} within {timeout_s} s; last status: {json.dumps(st)[:2000]}")
-            time.sleep(0.1)
-
-
 def test_run_counts_bad_and_foreign_packets_apart_and_says_why_tracking_is_lost(tmp_path: Path) -> None:
-    ports = {"tracking": free_port(socket.SOCK_DGRAM), "osc": free_port(socket.SOCK_DGRAM),
-             "zmq": free_port(), "zmq_state": free_port(), "web": free_port()}
-    text = (STAGES / "flat_wall.yaml").read_text()
-    text = text.replace("name: Flat wall", f"name: Honest {uuid.uuid4().hex[:8]}")
-    text = text.replace("port: 40000", f"port: {ports['tracking']}")
-    text += (f"\nconsole:\n  zmq: {{bind: 127.0.0.1, port: {ports['zmq']}, state_port: {ports['zmq_state']}}}\n"
-             f"  osc:\n    bind: 127.0.0.1\n    port: {ports['osc']}\n    allow:\n      - {{address: 127.0.0.1}}\n"
-             f"  web: {{bind: 127.0.0.1, port: {ports['web']}}}\n")
+    ports = stage_ports()
     stage = tmp_path / "flat_wall.yaml"
-    stage.write_text(text)
+    stage.write_text(flat_wall_text(ports, f"Honest {uuid.uuid4().hex[:8]}") + console_yaml(ports))
     feed = _Feed(ports["tracking"])
-    osc = _Osc(ports["osc"])
+    osc = OscClient(ports["osc"])
     run = StageRun(stage, "--no-render", "--no-simulator", "--status-interval", "0.5", duration_s=90)
     try:
         run.wait_for(r"^\[")  # frames run

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -20,15 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import STAGES
 
 from stagectl.post import solve_take
 from stagectl.sync.timebase import FrameRate, Timecode
 from stagectl.tracking.recording import load_take
 
 from .post_take import LENS, rotation_angle_deg
-from .stage_run import EXE, StageRun, free_port
-from .test_run_effects import _Osc
+from .stage_run import EXE, OscClient, StageRun, console_yaml, flat_wall_text, stage_ports
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
@@ -36,21 +33,17 @@ SLATE = {"scene": "12A", "roll": "A001", "camera": "A", "notes": "dolly in, slow
 
 
 def _stage(tmp_path: Path) -> tuple[Path, dict[str, int]]:
-    ports = {"tracking": free_port(socket.SOCK_DGRAM), "osc": free_port(socket.SOCK_DGRAM),
-             "web": free_port(socket.SOCK_STREAM)}
-    text = (STAGES / "flat_wall.yaml").read_text()
-    text = text.replace("name: Flat wall", f"name: Slated {uuid.uuid4().hex[:8]}")
-    text = text.replace("port: 40000", f"port: {ports['tracking']}\n    delay_frames: 2")
+    ports = stage_ports(tcp=("web",))
+    text = flat_wall_text(ports, f"Slated {uuid.uuid4().hex[:8]}")
+    text = text.replace("    camera_id: 1\n", "    camera_id: 1\n    delay_frames: 2\n")
     text = text.replace("    sensor_mm: [24.89, 14.0]", f"    sensor_mm: [24.89, 14.0]\n    lens: {LENS}")
-    text += (f"\nconsole:\n  osc:\n    bind: 127.0.0.1\n    port: {ports['osc']}\n"
-             "    allow:\n      - {address: 127.0.0.1}\n"
-             f"  web: {{bind: 127.0.0.1, port: {ports['web']}}}\n")
+    text += console_yaml(ports)
     p = tmp_path / "flat_wall.yaml"
     p.write_text(text)
     return p, ports
 
 
-def _recording(osc: _Osc, ok, what: str, timeout_s: float = 10.0) -> dict:
+def _recording(osc: OscClient, ok, what: str, timeout_s: float = 10.0) -> dict:
     deadline = time.monotonic() + timeout_s
     while True:
         rec = osc.status().get("recording")
@@ -66,7 +59,7 @@ def day(tmp_path_factory) -> dict:
     """Three slated takes of scene 12A from one run: two stopped over OSC, the third cut by SIGKILL."""
     tmp_path = tmp_path_factory.mktemp("slated")
     stage, ports = _stage(tmp_path)
-    osc = _Osc(ports["osc"])
+    osc = OscClient(ports["osc"])
     run = StageRun(stage, "--no-render", duration_s=120)
     out: dict = {"stage": stage, "tmp": tmp_path}
     try:
