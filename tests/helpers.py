@@ -1,13 +1,17 @@
 """Helpers shared by test files in several folders (``from helpers import ...``: tests/ is on the import path, as
 for ``from conftest import STAGES``): the ``stagectl`` executable, free loopback ports for subprocesses, copies
-of the shipped stages on a free tracking port, and the small one-wall stages of the colour tests."""
+of the shipped stages on a free tracking port, the small one-wall stages of the colour tests, and the stage
+rotation written out in plain numpy as the tests' reference (independent of stagectl.transforms)."""
 
 from __future__ import annotations
 
+import math
 import socket
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = REPO / "stages"
@@ -64,3 +68,13 @@ def one_wall_stage(name: str, cabinets: tuple[int, int], outputs: Iterable[str],
             "cabinet: {size_mm: [500, 500], pixels: [32, 32]}}\n"
             "processors:\n  - name: p\n    outputs:\n")
     return head + "".join(f"      - {o}\n" for o in outputs) + tail
+
+
+def rot_ptr(pan: float, tilt: float, roll: float) -> np.ndarray:
+    """R = Rz(pan) Rx(tilt) Ry(roll), degrees (docs/conventions.md), written out here rather than imported
+    from stagectl, so that the tests check stagectl against an independent reference."""
+    a, b, c = (math.radians(v) for v in (pan, tilt, roll))
+    rz = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
+    rx = np.array([[1, 0, 0], [0, math.cos(b), -math.sin(b)], [0, math.sin(b), math.cos(b)]])
+    ry = np.array([[math.cos(c), 0, math.sin(c)], [0, 1, 0], [-math.sin(c), 0, math.cos(c)]])
+    return rz @ rx @ ry

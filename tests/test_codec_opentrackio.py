@@ -20,6 +20,7 @@ import cbor2
 import jsonschema
 import numpy as np
 import pytest
+from helpers import rot_ptr
 
 from stagectl.tracking.codecs.freed import FreeDPacket, freed_to_sample
 from stagectl.tracking.codecs.opentrackio import (
@@ -245,17 +246,10 @@ def test_reserved_byte_is_ignored() -> None:
 def _compose_reference(transforms: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     """Plain-numpy composition: product of affine matrices [R S | t] (translation) and of rotations."""
 
-    def rot(pan: float, tilt: float, roll: float) -> np.ndarray:
-        a, b, c = (math.radians(v) for v in (pan, tilt, roll))
-        rz = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
-        rx = np.array([[1, 0, 0], [0, math.cos(b), -math.sin(b)], [0, math.sin(b), math.cos(b)]])
-        ry = np.array([[math.cos(c), 0, math.sin(c)], [0, 1, 0], [-math.sin(c), 0, math.cos(c)]])
-        return rz @ rx @ ry
-
     affine = np.eye(4)
     rotation = np.eye(3)
     for t in transforms:
-        r = rot(t["rotation"]["pan"], t["rotation"]["tilt"], t["rotation"]["roll"])
+        r = rot_ptr(t["rotation"]["pan"], t["rotation"]["tilt"], t["rotation"]["roll"])
         s = t.get("scale", {"x": 1.0, "y": 1.0, "z": 1.0})
         m = np.eye(4)
         m[:3, :3] = r @ np.diag([s["x"], s["y"], s["z"]])

@@ -4,7 +4,6 @@ numpy, the outer cube atlas, canvas tiles and their classification, operator fla
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import pytest
@@ -29,6 +28,7 @@ from stagectl.render.plan import (
 from stagectl.stage import load_stage
 
 from conftest import STAGES
+from helpers import rot_ptr
 
 T_GL_CAMERA = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
 
@@ -49,13 +49,6 @@ def planner(demo):
 
 
 # ---- the conventions, written out --------------------------------------------------------------------------
-def rot_ptr(pan, tilt, roll):
-    a, b, c = np.radians([pan, tilt, roll])
-    rz = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
-    rx = np.array([[1, 0, 0], [0, math.cos(b), -math.sin(b)], [0, math.sin(b), math.cos(b)]])
-    ry = np.array([[math.cos(c), 0, math.sin(c)], [0, 1, 0], [-math.sin(c), 0, math.cos(c)]])
-    return rz @ rx @ ry
-
 
 def pose_T(x, y, z, pan, tilt, roll):
     T = np.eye(4)

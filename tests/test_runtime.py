@@ -6,12 +6,12 @@ Real stages, real timelines and real (unstarted) receivers; no renderer (``--no-
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import STAGES
+from helpers import rot_ptr
 
 from stagectl.console.state import CameraSettings
 from stagectl.runtime import CameraRig, ReloadRefused, StageRuntime
@@ -21,15 +21,6 @@ from stagectl.tracking.sample import Pose, TrackingSample
 
 T0 = 1_000_000_000  # ns on the timelines' clock
 PERIOD = 40_000_000  # 25 fps
-
-
-def rot_ptr(pan: float, tilt: float, roll: float) -> np.ndarray:
-    """R = Rz(pan) Rx(tilt) Ry(roll), degrees (docs/conventions.md), written out again here."""
-    a, b, c = (math.radians(v) for v in (pan, tilt, roll))
-    rz = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
-    rx = np.array([[1, 0, 0], [0, math.cos(b), -math.sin(b)], [0, math.sin(b), math.cos(b)]])
-    ry = np.array([[math.cos(c), 0, math.sin(c)], [0, 1, 0], [-math.sin(c), 0, math.cos(c)]])
-    return rz @ rx @ ry
 
 
 def pose_T(x, y, z, pan, tilt, roll) -> np.ndarray:

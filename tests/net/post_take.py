@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from helpers import rot_ptr
 
 from stagectl.lens.lensfile import load_lens_file
 from stagectl.tracking.moves import pose_at
@@ -119,18 +120,9 @@ def record_take(path: Path, protocol: str, rate: str, *, seconds: float = 1.6, m
 
 
 # --------------------------------------------------------------------------------------------- the truth
-def _rot(pan: float, tilt: float, roll: float) -> np.ndarray:
-    """Rz(pan) Rx(tilt) Ry(roll) (docs/conventions.md), written out here rather than imported."""
-    a, b, c = (math.radians(v) for v in (pan, tilt, roll))
-    Rz = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
-    Rx = np.array([[1, 0, 0], [0, math.cos(b), -math.sin(b)], [0, math.sin(b), math.cos(b)]])
-    Ry = np.array([[math.cos(c), 0, math.sin(c)], [0, 1, 0], [-math.sin(c), 0, math.cos(c)]])
-    return Rz @ Rx @ Ry
-
-
 def _T(t, ptr) -> np.ndarray:
     T = np.eye(4)
-    T[:3, :3] = _rot(*ptr)
+    T[:3, :3] = rot_ptr(*ptr)
     T[:3, 3] = t
     return T
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import rot_ptr
 
 from stagectl.post import solve_take
 from stagectl.post.chan import write_chan
@@ -28,7 +29,7 @@ from stagectl.post.usd import write_usd
 from stagectl.render.frustum import compute_camera_projection, compute_view, project
 from stagectl.sync.timebase import NS_PER_S, FrameRate, Timecode
 
-from .post_take import SENSOR_MM, _rot, record_take, rotation_angle_deg, true_camera, write_stage
+from .post_take import SENSOR_MM, record_take, rotation_angle_deg, true_camera, write_stage
 
 SCHEMA = Path(__file__).resolve().parents[1] / "data" / "opentrackio" / "v1.0.1" / "schema.json"
 POS_TOL_M = 1e-4
@@ -228,7 +229,7 @@ def test_csv_reads_back(shot: Shot) -> None:
     assert int(rows[0]["frame"]) == 1001
     for row, (T, focal, pupil, _) in zip(rows, shot.truth):
         pos = np.array([float(row[k]) for k in ("x_m", "y_m", "z_m")])
-        R = _rot(*(float(row[k]) for k in ("pan_deg", "tilt_deg", "roll_deg")))
+        R = rot_ptr(*(float(row[k]) for k in ("pan_deg", "tilt_deg", "roll_deg")))
         assert np.linalg.norm(pos - T[:3, 3]) < POS_TOL_M
         assert rotation_angle_deg(R, T[:3, :3]) < ROT_TOL_DEG
         assert abs(float(row["focal_length_mm"]) - focal) < FOCAL_TOL_MM
@@ -255,7 +256,7 @@ def test_opentrackio_samples_validate_against_the_schema(shot: Shot) -> None:
         assert not errors, errors[0].message
         (tf,) = d["transforms"]
         pos = np.array([tf["translation"][k] for k in "xyz"])
-        R = _rot(tf["rotation"]["pan"], tf["rotation"]["tilt"], tf["rotation"]["roll"])
+        R = rot_ptr(tf["rotation"]["pan"], tf["rotation"]["tilt"], tf["rotation"]["roll"])
         assert np.linalg.norm(pos - T[:3, 3]) < POS_TOL_M and rotation_angle_deg(R, T[:3, :3]) < ROT_TOL_DEG
         assert abs(d["lens"]["pinholeFocalLength"] - focal) < FOCAL_TOL_MM
         assert d["lens"]["entrancePupilOffset"] == pytest.approx(pupil, abs=1e-6)
