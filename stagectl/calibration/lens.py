@@ -247,14 +247,10 @@ def _subpix_window(corners: np.ndarray, cols: int) -> int:
 
 
 def _square_mean(gray: np.ndarray, quad: np.ndarray) -> float | None:
+    """Mean grey around the middle of the square with corners ``quad`` (px), over a fifth of its smallest
+    corner distance (:func:`_patch_mean`); ``None`` off the image."""
     c = quad.mean(axis=0)
-    r = max(1.0, 0.2 * float(np.min(np.linalg.norm(quad - c, axis=1))))
-    h, w = gray.shape
-    x0, x1 = int(round(c[0] - r)), int(round(c[0] + r)) + 1
-    y0, y1 = int(round(c[1] - r)), int(round(c[1] + r)) + 1
-    if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
-        return None
-    return float(gray[y0:y1, x0:x1].mean())
+    return _patch_mean(gray, c, max(1.0, 0.2 * float(np.min(np.linalg.norm(quad - c, axis=1)))))
 
 
 def _orient_checkerboard(gray: np.ndarray, corners: np.ndarray, cols: int, rows: int) -> np.ndarray:
@@ -293,6 +289,8 @@ def _x_corner_score(gray: np.ndarray, p: np.ndarray, u: np.ndarray, v: np.ndarra
 
 
 def _patch_mean(gray: np.ndarray, c: np.ndarray, r: float) -> float | None:
+    """Mean grey of the square of pixels within ``r`` px of ``c`` (x, y; rounded to whole pixels); ``None``
+    where it is not all on the image."""
     h, w = gray.shape
     x0, x1 = int(round(c[0] - r)), int(round(c[0] + r)) + 1
     y0, y1 = int(round(c[1] - r)), int(round(c[1] + r)) + 1
