@@ -42,6 +42,19 @@ def _draw(resources, op, rgba: np.ndarray, fmt: str):
     return fb
 
 
+def _codes10(resources, op, rgba: np.ndarray) -> np.ndarray:
+    """``rgba`` drawn through ``op`` (released after) into an ``rgb10_a2`` framebuffer, read back as its
+    ``(H, W, 3)`` 10-bit codes (int64)."""
+    try:
+        fb = _draw(resources, op, rgba, "rgb10_a2")
+        try:
+            return read_rgb10_a2(fb)[..., :3].astype(np.int64)
+        finally:
+            fb.release()
+    finally:
+        op.release()
+
+
 def test_unpack_rgb10_a2_follows_the_gl_bit_layout():
     rng = np.random.default_rng(0)
     codes = np.stack(
@@ -88,15 +101,7 @@ def test_rgb10_a2_between_codes_gl_gives_a_neighbour_the_shader_rounds(resources
     nearest = kk + (frac >= 0.5)
     shader = config.processor().gpu_shader()
     for code_bits in (None, 10):
-        op = OcioPass(resources, shader, label="test.deep.round", code_bits=code_bits)
-        try:
-            fb = _draw(resources, op, rgba, "rgb10_a2")
-            try:
-                got = read_rgb10_a2(fb)[..., :3].astype(np.int64)
-            finally:
-                fb.release()
-        finally:
-            op.release()
+        got = _codes10(resources, OcioPass(resources, shader, label="test.deep.round", code_bits=code_bits), rgba)
         if code_bits is None:  # GL: "one of the two closest codes (nearest preferred)"
             assert np.all((got == kk) | (got == kk + 1))
         else:  # rounded in the shader: exactly the nearest code, i.e. transfer.quantize
@@ -138,15 +143,7 @@ def test_pq_display_into_a_10_bit_canvas_matches_cpu_codes(resources, config):
     rng = np.random.default_rng(4)
     img = np.ones((32, 48, 4), np.float32)
     img[..., :3] = rng.random((32, 48, 3)) ** 2 * 12.0
-    op = OcioPass(resources, p.gpu_shader(), label="test.deep.pq", code_bits=10)
-    try:
-        fb = _draw(resources, op, img, "rgb10_a2")
-        try:
-            gpu = read_rgb10_a2(fb)[..., :3].astype(np.int32)
-        finally:
-            fb.release()
-    finally:
-        op.release()
-    cpu = tf.quantize(p.apply(img[..., :3]), 10).astype(np.int32)
+    gpu = _codes10(resources, OcioPass(resources, p.gpu_shader(), label="test.deep.pq", code_bits=10), img)
+    cpu = tf.quantize(p.apply(img[..., :3]), 10).astype(np.int64)
     assert np.max(np.abs(gpu - cpu)) <= 1
     assert gpu.max() > 600  # bright parts really use the HDR range (PQ 1000 nits is code 769)
