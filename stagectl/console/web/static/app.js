@@ -300,8 +300,9 @@
     "card-add-intensity": ["card.add", "intensity"], "card-edit-intensity": ["card.set", "intensity"],
     "card-add-feather": ["card.add", "feather_px"], "card-edit-feather": ["card.set", "feather_px"],
     "cam-delay-": ["camera.set", "delay_frames"], "cam-softedge-": ["camera.set", "soft_edge"],
-    "cam-ov-": ["camera.set", "overscan_percent"],
+    "cam-ov-": ["camera.set", "overscan_percent"], "record-take": ["record.start", "take"],
   };
+  const SLATE = ["scene", "roll", "camera", "notes"];  // record.start's slate texts: their lengths from `help`
   function declaredRange(type) {  // "number 0..1000" -> [0, 1000]
     const m = /(-?[\d.]+)\.\.(-?[\d.]+)/.exec(type || "");
     return m ? [+m[1], +m[2]] : null;
@@ -324,6 +325,13 @@
         for (const input of document.querySelectorAll(`input[id^='${prefix}']`)) {
           input.min = r[0]; input.max = r[1]; input.title = `${a.type}: ${a.help}`;
         }
+      }
+      for (const k of SLATE) {  // "text, 1..32 characters" -> at most 32 characters
+        const a = specs["record.start"] && specs["record.start"][k];
+        const r = a && declaredRange(a.type);
+        if (!r) continue;
+        const input = $(`record-${k}`);
+        input.maxLength = r[1]; input.title = `${a.type}: ${a.help}`;
       }
       if (S.state) renderState();  // the pattern selects show the state's kinds again
     }).catch(() => {});  // offline: the fields keep their plain number inputs; the stage checks every value
@@ -929,8 +937,17 @@
     }));
     $("content-procedural").addEventListener("click", guarded(() => run("content.select", { content: "procedural" })));
     $("record-form").addEventListener("submit", guarded(() => {
+      // the slate as typed (left empty: not sent; take empty: the next take of the scene); the stage checks it
+      const args = {};
+      for (const k of SLATE) {
+        const v = $(`record-${k}`).value;
+        if (v.trim() !== "") args[k] = v;
+      }
+      const take = num($("record-take"), "take", { optional: true });
+      if (take !== undefined) args.take = take;
       const p = $("record-path").value.trim();
-      return run("record.start", p ? { path: p } : {});
+      if (p) args.path = p;
+      return run("record.start", args);
     }));
     $("record-stop").addEventListener("click", guarded(() => run("record.stop", {})));
     $("stage-reload").addEventListener("click", guarded(async () => {
