@@ -62,6 +62,7 @@ __all__ = [
     "COMMANDS",
     "GROUPS",
     "LutPath",
+    "calibrated_outputs",
     "group_of",
     "is_read_only",
     "spec_json",
@@ -623,6 +624,45 @@ def _v_output_or_all(v, stage, state, out):
     return v
 
 
+def calibrated_outputs(stage) -> list[str]:
+    """The output keys of ``stage`` that have a colour calibration (the stage file's ``colour:`` section), in
+    stage order."""
+    colour = getattr(stage, "colour", None)
+    if colour is None:
+        return []
+    return [k for k in _outputs(stage) if colour.output(k).calibration is not None]
+
+
+def _v_calibration_target(v, stage, state, out):
+    """``color.calibration``'s target -> the sorted calibrated output keys it names."""
+    cal = calibrated_outputs(stage)
+    what = f'a calibrated output ({_names(cal)}), a wall showing one, "all", or a list of them'
+    if not cal:
+        raise _ArgError("expected a calibrated output, but the stage has none (colour: outputs.<key>.calibration "
+                        f"or walls.<wall>.calibration), got {_show(v)}")
+    items = v if isinstance(v, list) else [v]
+    if not items or len(items) > 256:
+        raise _ArgError(f"expected {what}, got {_show(v)}")
+    walls = {w.name for w in stage.walls}
+    keys: set[str] = set()
+    for t in items:
+        if t == "all":
+            keys.update(cal)
+        elif isinstance(t, str) and t in cal:
+            keys.add(t)
+        elif isinstance(t, str) and t in _outputs(stage):
+            raise _ArgError(f"output {t!r} has no calibration; calibrated outputs: {_names(cal)}")
+        elif isinstance(t, str) and t in walls:
+            shown = [k for p, o in stage.outputs() if (k := f"{p.name}/{o.name}") in cal
+                     and any(m.wall == t for m in o.mappings)]
+            if not shown:
+                raise _ArgError(f"no calibrated output shows wall {t!r}; calibrated outputs: {_names(cal)}")
+            keys.update(shown)
+        else:
+            raise _ArgError(f"expected {what}, got {_show(t)}")
+    return sorted(keys)
+
+
 def _v_content(v, stage, state, out):
     if v == "procedural":
         return v
@@ -952,6 +992,14 @@ def _h_blackout(state, args: dict):
     return replace(state, features=replace(f, blackout=frozenset(b))), {}
 
 
+def _h_calibration(state, args: dict):
+    f = state.features
+    keys = set(args["target"])
+    off = (f.uncalibrated - keys) if args["on"] else (f.uncalibrated | keys)
+    return replace(state, features=replace(f, uncalibrated=frozenset(off))), {
+        "outputs": sorted(keys), "on": args["on"]}
+
+
 def _h_inner(state, args: dict):
     return replace(state, inner_enabled=args["enabled"]), {}
 
@@ -1250,6 +1298,42 @@ _SPECS = (
         osc_example=("main",),
         doc="Removes the whole correction of the target (`color.reset: target: 'ceiling' has no colour correction` "
         "when there is none).",
+    ),
+    CommandSpec(
+        "color.calibration",
+        (
+            _arg(
+                "target",
+                'processor/output | wall name | "all" | [...]',
+                "the calibrated output, every calibrated output showing that wall, all of them, or a list of these",
+                _v_calibration_target,
+                True,
+            ),
+            _arg(
+                "on",
+                "bool",
+                "show the calibration (true) or the output's uncalibrated signal (false), for A/B on camera",
+                _BOOL,
+                True,
+                osc="bool",
+            ),
+        ),
+        False,
+        "Switch outputs' colour calibration on or off (A/B on camera).",
+        {"target": "main", "on": False},
+        handler=_h_calibration,
+        osc="[target=all] on",
+        osc_note="(no target: `all`)",
+        osc_example=("tessera-a/out1", 0),
+        doc="The calibrations are the stage file's (`colour:` `outputs.<key>.calibration` or "
+        "`walls.<wall>.calibration`, [colour.md](colour.md)); every calibrated output starts with its calibration "
+        "on. Off, the output shows the signal it would have without one (its own transfer or display/view). The "
+        "switch takes effect at the frame boundary of the acknowledged frame, on the cluster's nodes on the same "
+        "frame; both programs of each calibrated output are built when it opens, so a switch never stalls the "
+        "frame loop. It is kept in the operator state (restored at a restart) and shown in the status "
+        "(`outputs.<key>.calibration`: `on` / `off`). An output without a calibration is refused (`color."
+        "calibration: target: output 'p/out2' has no calibration; calibrated outputs: p/out1`). Result: "
+        '`{"outputs": [keys switched], "on"}`.',
     ),
     CommandSpec(
         "pattern.set",

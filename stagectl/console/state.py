@@ -2,7 +2,7 @@
 
 :class:`OperatorState` is immutable. It holds the stage features the frame plan draws
 (:class:`~stagectl.render.features.FeatureState`: light cards, chroma key, colour corrections, patterns,
-per-output blackouts, the per-camera freeze), the per-camera settings (:class:`CameraSettings`), the global
+per-output blackouts, the per-camera freeze, the outputs whose colour calibration is switched off), the per-camera settings (:class:`CameraSettings`), the global
 blackout, whether the inner frusta are composited, the scene content and the recording in progress.
 
 The initial state of a stage (:meth:`OperatorState.initial`) is what its stage file says: the ``render``
@@ -234,6 +234,7 @@ class OperatorState:
             },
             "patterns": {k: to_dict(p, op=True) for k, p in f.patterns},
             "blackout": sorted(f.blackout),
+            "uncalibrated": sorted(f.uncalibrated),
             "blackout_all": self.blackout_all,
             "cameras": {k: v.to_json() for k, v in self.cameras},
             "inner_enabled": self.inner_enabled,
@@ -336,10 +337,21 @@ class OperatorState:
                 continue
             blackout.append(o)
 
+        calibrated = _calibrated(stage)
+        uncalibrated = []
+        for i, o in enumerate(r.seq(d.get("uncalibrated", []), "state.uncalibrated")):
+            o = r.text(o, f"state.uncalibrated[{i}]")
+            if o not in calibrated:
+                warnings.append(f"{file}: state.uncalibrated[{i}]: the stage has no calibrated output {o!r}; its "
+                                "calibration switch is dropped")
+                continue
+            uncalibrated.append(o)
+
         state = replace(
             base,
             features=FeatureState(
-                tuple(cards), key, tuple(wall_cc), inner_cc, tuple(patterns), frozenset(blackout)
+                tuple(cards), key, tuple(wall_cc), inner_cc, tuple(patterns), frozenset(blackout),
+                uncalibrated=frozenset(uncalibrated),
             ),
             blackout_all=r.boolean(d.get("blackout_all", False), "state.blackout_all"),
             inner_enabled=r.boolean(d.get("inner_enabled", True), "state.inner_enabled"),
@@ -437,6 +449,10 @@ def rebase(state: OperatorState, stage) -> tuple[OperatorState, list[str]]:
     blackout = frozenset(o for o in f.blackout if o in outputs)
     for o in sorted(f.blackout - blackout):
         warnings.append(f"blackout of output {o!r}: the stage has no such output any more; dropped")
+    uncalibrated = f.uncalibrated & _calibrated(stage)
+    for o in sorted(f.uncalibrated - uncalibrated):
+        warnings.append(f"calibration switch of output {o!r}: the stage has no calibration for it any more; "
+                        "dropped")
     base = OperatorState.initial(stage)
     new = replace(
         state,
@@ -447,6 +463,7 @@ def rebase(state: OperatorState, stage) -> tuple[OperatorState, list[str]]:
             patterns=tuple(patterns),
             blackout=blackout,
             freeze=None,
+            uncalibrated=uncalibrated,
         ),
         cameras=base.cameras,
         lut_paths=tuple((k, v) for k, v in state.lut_paths if k == "inner" or k in walls),
@@ -469,6 +486,13 @@ def rebase(state: OperatorState, stage) -> tuple[OperatorState, list[str]]:
                 f"camera {name!r}: the stage has no such camera any more; its settings are dropped"
             )
     return new, warnings
+
+
+def _calibrated(stage) -> frozenset[str]:
+    """The output keys of ``stage`` with a colour calibration (``color.calibration`` may switch them)."""
+    from stagectl.console.commands import calibrated_outputs
+
+    return frozenset(calibrated_outputs(stage))
 
 
 def _inside(stage, kind: str, path: str) -> bool:

@@ -82,13 +82,16 @@ def camera_line(runtime, name: str, now_ns: int) -> str:
             f"{covered}{ov}")
 
 
-def outputs_status(plan, counts) -> dict:
+def outputs_status(plan, counts, stage=None) -> dict:
     """Per output key: ``black``, and ``frozen``: why its picture does not follow the stage, or None --
     ``"render failed: the last good frame is kept"`` when the last frame failed to render, ``"camera cam-a
-    frozen"`` when it shows an inner frustum the operator froze."""
+    frozen"`` when it shows an inner frustum the operator froze; an output with a colour calibration in
+    ``stage`` (the stage the plan was made on) also ``calibration``: ``"on"`` or ``"off"`` (color.calibration)."""
     out = {}
     if plan is None:
         return out
+    colour = getattr(stage, "colour", None)
+    calibrated = {k for k, oc in colour.outputs.items() if oc.calibration is not None} if colour else set()
     for o in plan.outputs:
         why = None
         if counts.get("last_ok") is False:
@@ -98,6 +101,8 @@ def outputs_status(plan, counts) -> dict:
             if frozen:
                 why = "camera " + ", ".join(frozen) + " frozen"
         out[o.key] = {"black": bool(o.blackout), "frozen": why}
+        if o.key in calibrated:
+            out[o.key]["calibration"] = "on" if o.calibrated else "off"
     return out
 
 
@@ -164,7 +169,7 @@ def console_status(runtime, k: int, loop, counts: dict, primary: Any, now_ns: in
         "latch_lead_ms": round(loop.lead_ns / 1e6, 2),
         "genlock": {"source": g.source, "locked": g.locked, "detail": g.detail, "summary": g.summary()},
         "cameras": cams,
-        "outputs": outputs_status(plan, counts),
+        "outputs": outputs_status(plan, counts, runtime.last.stage if runtime.last is not None else None),
         "cluster": None if primary is None else {"summary": primary.status().summary()},
         "recording": recording_status(runtime, now_ns),
         "frame_times_ms": [round(float(v), 2) for v in render_ms[-48:]],

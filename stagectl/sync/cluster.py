@@ -21,7 +21,8 @@ Topology (zguide *Clone* pattern plus a barrier service, ``docs/reference/STYLE.
   :class:`~stagectl.errors.StageError`), which a node counts and drops.
 * **Operator state.** The render-relevant part of what the operator set on the primary's stage console (a
   :class:`~stagectl.render.features.FeatureState`: light cards, chroma key and markers, wall and inner colour
-  corrections with their 3D LUT tables, per-output patterns and blackouts, the per-camera freeze) is published
+  corrections with their 3D LUT tables, per-output patterns and blackouts, the per-camera freeze, the outputs
+  whose colour calibration ``color.calibration`` switched off: JSON key ``uncalibrated``) is published
   on the same socket as a message of its own whenever it changes, numbered per session (1, 2, ...), before
   the first frame state that names it (:meth:`Primary.publish`). Wire form (:func:`encode_features` /
   :func:`decode_features`, equally strict): a 21-byte header (magic ``SCOP``, version, session, number,
@@ -452,7 +453,7 @@ _FEATURE_KEYS = (*(name for name, _, _ in values_of(FeatureState)), "luts")
 class FeatureUpdate(NamedTuple):
     """One decoded operator state: the render-relevant part of what the operator set on the primary (light
     cards, chroma key, colour corrections with their 3D LUTs, per-output patterns and blackouts, the
-    per-camera freeze), as the primary's frame plan uses it. ``seq``: its number (1, 2, ... per primary
+    per-camera freeze, the outputs shown uncalibrated), as the primary's frame plan uses it. ``seq``: its number (1, 2, ... per primary
     session; the :attr:`FrameState.features_seq` of the frames planned with it); ``session``: the primary's
     session id."""
 

@@ -15,7 +15,7 @@ BAD: list[tuple[str, object, str]] = [
         {},
         "unknown command 'nope'; commands: status, state, help, stage.reload, content.select, camera.set, "
         "chroma.set, card.add, card.set, card.move, card.resize, card.remove, color.set, color.reset, "
-        "pattern.set, output.blackout, inner.set, record.start, record.stop, record.follow",
+        "color.calibration, pattern.set, output.blackout, inner.set, record.start, record.stop, record.follow",
     ),
     ("card.remove", [1], "card.remove: expected the arguments as a mapping of names to values, got [1]"),
     (
@@ -155,6 +155,14 @@ BAD: list[tuple[str, object, str]] = [
         "color.set: power: expected [r, g, b] power, each > 0 and <= 100, got [1, 0, 1]",
     ),
     ("color.reset", {"target": "ceiling"}, "color.reset: target: 'ceiling' has no colour correction"),
+    (
+        "color.calibration",
+        {"target": "all", "on": False},
+        "color.calibration: target: expected a calibrated output, but the stage has none (colour: "
+        "outputs.<key>.calibration or walls.<wall>.calibration), got 'all'",
+    ),
+    ("color.calibration", {"target": "all"}, "color.calibration: on: required argument is missing (bool: show the "
+     "calibration (true) or the output's uncalibrated signal (false), for A/B on camera)"),
     (
         "camera.set",
         {"camera": "cam-b", "freeze": True},
