@@ -331,6 +331,21 @@ def _entry(ctx, r, base: dict, *, calibration: bool = True) -> dict:
     return got
 
 
+def _display_view(cfg, name: str, display: str, view: str | None, err) -> str | None:
+    """``view`` (default: the display's default view) once ``display`` and ``view`` are checked against ``cfg``
+    (``name``: how errors name the config); None after ``err(key, message)``."""
+    if display not in cfg.displays():
+        err("display", f"expected a display of OCIO config {name!r} ({', '.join(cfg.displays())}), got {display!r}")
+        return None
+    if view is None:
+        return cfg.default_view(display)
+    views = cfg.views(display)
+    if view not in views:
+        err("view", f"expected a view of display {display!r} ({', '.join(views)}), got {view!r}")
+        return None
+    return view
+
+
 def _resolve_calibration(ctx, cfg, ws: str, raw: dict, oc: OutputColour) -> Calibration | None:
     """The :class:`Calibration` of ``raw`` on output ``oc``, checked by building it with OCIO; None after an
     error."""
@@ -352,17 +367,9 @@ def _resolve_calibration(ctx, cfg, ws: str, raw: dict, oc: OutputColour) -> Cali
             ctx.error(node("config"), f"{where}.config", f"expected an OCIO config OpenColorIO can load, got "
                                                           f"{Path(raw['config']).name!r} ({exc})")
             return None
-        display = raw["display"]
-        if display not in other.displays():
-            ctx.error(node("display"), f"{where}.display", f"expected a display of OCIO config "
-                      f"{Path(raw['config']).name!r} ({', '.join(other.displays())}), got {display!r}")
-            return None
-        views = other.views(display)
+        view = _display_view(other, Path(raw["config"]).name, raw["display"], view,
+                             lambda k, message: ctx.error(node(k), f"{where}.{k}", message))
         if view is None:
-            view = other.default_view(display)
-        elif view not in views:
-            ctx.error(node("view"), f"{where}.view", f"expected a view of display {display!r} "
-                                                      f"({', '.join(views)}), got {view!r}")
             return None
     cal = Calibration(raw["kind"], clf=raw.get("clf"), lut=raw.get("lut"), config=raw.get("config"),
                       display=raw.get("display"), view=view, where=where)
@@ -400,15 +407,8 @@ def _resolve_plain(ctx, cfg, raw: dict, where: str, fallback_node: Node) -> Outp
         if display is None:
             err("view", f"expected a display beside the view (one of {', '.join(cfg.displays())}), got none")
             return None
-        if display not in cfg.displays():
-            err("display", f"expected a display of OCIO config {cfg.name!r} ({', '.join(cfg.displays())}), "
-                           f"got {display!r}")
-            return None
-        views = cfg.views(display)
+        view = _display_view(cfg, cfg.name, display, view, err)
         if view is None:
-            view = cfg.default_view(display)
-        elif view not in views:
-            err("view", f"expected a view of display {display!r} ({', '.join(views)}), got {view!r}")
             return None
         return OutputColour(format=fmt, range=raw.get("range", "full"), display=display, view=view)
     kind = transfer or "srgb"
