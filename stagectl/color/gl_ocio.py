@@ -216,7 +216,7 @@ class OcioPass:
                 for lut in self.luts:
                     self.program.set_int(lut.sampler, lut.unit)
                 for u in shader.uniforms:
-                    self._set_uniform(u.name, u.kind, u.value)
+                    set_shader_uniform(self.program, u.name, u.kind, u.value)
                 GL.glUseProgram(0)
         except BaseException:
             self.release()
@@ -226,27 +226,6 @@ class OcioPass:
         self._objects.append(obj)
         return obj
 
-    def _set_uniform(self, name: str, kind: str, value) -> None:
-        loc = self.program.location(name)
-        if loc < 0:  # declared but optimised away by the GLSL compiler
-            return
-        if kind == "float":
-            GL.glUniform1f(loc, float(value))
-        elif kind == "bool":
-            GL.glUniform1i(loc, int(bool(value)))
-        elif kind == "vec3":
-            GL.glUniform3f(loc, *(float(v) for v in value))
-        elif kind == "float_array":
-            a = np.ascontiguousarray(value, dtype=np.float32)
-            if a.size:
-                GL.glUniform1fv(loc, a.size, a)
-        elif kind == "int_array":
-            a = np.ascontiguousarray(value, dtype=np.int32)
-            if a.size:
-                GL.glUniform1iv(loc, a.size, a)
-        else:  # pragma: no cover - ShaderUniform kinds are fixed in stagectl.color.ocio
-            raise ResourceError(f"{self.label}: uniform {name!r} of unknown kind {kind!r}")
-
     def set_exposure(self, stops: float) -> None:
         """Set the dynamic exposure (stops) of a shader made with ``Grade(dynamic_exposure=True)``."""
         name = self.shader.exposure_uniform
@@ -254,7 +233,7 @@ class OcioPass:
             raise ResourceError(f"{self.label}: the OCIO shader has no dynamic exposure")
         with gl_pass(self.PASS, self.program.label):
             self.program.use()
-            self._set_uniform(name, "float", stops)
+            set_shader_uniform(self.program, name, "float", stops)
             GL.glUseProgram(0)
 
     def draw(self, source: Texture2D, target: Framebuffer) -> None:
