@@ -44,6 +44,7 @@ from stagectl.sync.cluster import (
     MAX_WIRE_LUTS,
     FeatureUpdate,
     FrameState,
+    WIRE_VERSION,
     FrameStateError,
     Node,
     decode_features,
@@ -264,6 +265,16 @@ def test_malformed_operator_states_raise_the_package_error() -> None:
         with pytest.raises(FrameStateError) as info:
             decode_features(data)
         assert isinstance(info.value, StageError), why
+
+
+def test_an_operator_state_of_another_version_is_refused_naming_both() -> None:
+    # a node of an older stagectl (wire 3 had no uncalibrated outputs) is told the version, not a missing key
+    good = _features_bytes()
+    assert good[4] == WIRE_VERSION
+    older = good[:4] + bytes([WIRE_VERSION - 1]) + good[5:]
+    with pytest.raises(FrameStateError, match=rf"operator state version {WIRE_VERSION - 1}; this stagectl reads "
+                                              rf"version {WIRE_VERSION}"):
+        decode_features(older)
 
 
 def test_fuzzed_operator_states_only_ever_raise_the_package_error() -> None:

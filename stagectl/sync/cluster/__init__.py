@@ -16,7 +16,7 @@ Topology (zguide *Clone* pattern plus a barrier service, ``docs/reference/STYLE.
   lens values (with the overscan and soft edge in use), the operator flags (global blackout, inner frusta on,
   freeze), the number of the operator state the frame was planned with (``features_seq``), and a sequence
   number plus the primary's random *session* id. The wire codec (:func:`encode_frame_state` /
-  :func:`decode_frame_state`) is pure, versioned (:data:`WIRE_VERSION` 3) and compact (64 bytes + 193 bytes
+  :func:`decode_frame_state`) is pure, versioned (:data:`WIRE_VERSION` 4) and compact (64 bytes + 193 bytes
   and the name per camera; ``struct`` little-endian); any malformed input raises :class:`FrameStateError` (a
   :class:`~stagectl.errors.StageError`), which a node counts and drops.
 * **Operator state.** The render-relevant part of what the operator set on the primary's stage console (a

@@ -32,7 +32,9 @@ WIRE_MAGIC = b"SCFS"
 #: First bytes of every encoded operator state (also its SUB topic).
 FEATURES_MAGIC = b"SCOP"
 #: Version of the cluster wire format (frame states, operator states, snapshots) this module writes and reads.
-WIRE_VERSION = 3
+#: 4: the operator state carries the outputs whose colour calibration is switched off (``uncalibrated``), so a
+#: node of an older stagectl is told the version instead of a missing-key error.
+WIRE_VERSION = 4
 #: Default ports of the primary: frame states (XPUB) and sync (ROUTER: snapshots, barrier, heartbeats).
 DEFAULT_STATE_PORT = 41310
 DEFAULT_SYNC_PORT = 41311
