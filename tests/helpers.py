@@ -78,3 +78,15 @@ def rot_ptr(pan: float, tilt: float, roll: float) -> np.ndarray:
     rx = np.array([[1, 0, 0], [0, math.cos(b), -math.sin(b)], [0, math.sin(b), math.cos(b)]])
     ry = np.array([[math.cos(c), 0, math.sin(c)], [0, 1, 0], [-math.sin(c), 0, math.cos(c)]])
     return rz @ rx @ ry
+
+
+#: A ``colour:`` section that captures what the composite feeds the encode: every output a 16-bit canvas with
+#: ``transfer: gamma, gamma: 1`` (the signal is linear light in the working space), for comparing an encode
+#: with OCIO's CPU processor applied to that light.
+LINEAR_CAPTURE = """\
+colour:
+  working_space: Linear Rec.709 (sRGB)
+  output:
+    canvas: {format: rgba16, transfer: gamma, gamma: 1.0}
+    target: Linear Rec.709 (sRGB)
+"""

@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import LINEAR_CAPTURE
 
 from stagectl.color import calibration as C
 from stagectl.color import transfer as tf
@@ -63,13 +64,7 @@ render:
   outer: {resolution: [256, 128]}
 """
 
-LINEAR = """\
-colour:
-  working_space: Linear Rec.709 (sRGB)
-  output:
-    canvas: {format: rgba16, transfer: gamma, gamma: 1.0}
-    target: Linear Rec.709 (sRGB)
-"""
+LINEAR = LINEAR_CAPTURE
 
 CALIBRATED = """\
 colour:

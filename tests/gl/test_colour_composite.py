@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import one_wall_stage
+from helpers import LINEAR_CAPTURE, one_wall_stage
 
 from stagectl.color import transfer as tf
 from stagectl.color.output import output_encode
@@ -35,13 +35,7 @@ GEOMETRY = one_wall_stage("Colour test", (8, 4), [
     "{name: d, canvas: [64, 128], mappings: [{wall: w, rect: [192, 0, 64, 128]}]}",
 ])
 
-LINEAR = """\
-colour:
-  working_space: Linear Rec.709 (sRGB)
-  output:
-    canvas: {format: rgba16, transfer: gamma, gamma: 1.0}
-    target: Linear Rec.709 (sRGB)
-"""
+LINEAR = LINEAR_CAPTURE
 
 ENCODED = """\
 colour:
