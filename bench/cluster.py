@@ -71,9 +71,9 @@ def worker(name: str, address: str, out: str, fps: int, priority: int | None = N
     """A node process: follow the newest state, meet the barrier, record every wait; write them on SIGTERM.
     With ``priority`` it waits as SCHED_FIFO, as ``stagectl node`` does (this worker only ever waits); with
     ``keys_dir`` it connects with CURVE and its key ``<keys_dir>/nodes/NAME.key_secret``."""
+    from stagectl.core.timebase import FrameRate
     from stagectl.sync.cluster import Node
     from stagectl.sync.frameloop import EdgePriority
-    from stagectl.sync.timebase import FrameRate
     from stagectl.sync.zmq_security import cluster_node_keys
 
     EdgePriority(priority).start().raise_()
@@ -209,7 +209,7 @@ class Loop:
     """The primary's frame loop: publish frame k at its edge, then meet the barrier as a member."""
 
     def __init__(self, primary, rate, member: bool) -> None:
-        from stagectl.render.plan import CameraState, LensValues
+        from stagectl.core.camera import CameraState, LensValues
 
         self.primary = primary
         self.rate = rate
@@ -276,8 +276,8 @@ def _rounds(names: list[str], workers: Workers, loop: Loop, frames: range) -> di
 
 def bench_nodes(n_nodes: int, rounds: int, fps: int, member: bool, tmp: Path, keys_dir: Path | None = None) -> dict:
     """One node count; with ``keys_dir`` (a key folder with node keys n0, n1, ...) the cluster runs with CURVE."""
+    from stagectl.core.timebase import FrameRate
     from stagectl.sync.cluster import Primary
-    from stagectl.sync.timebase import FrameRate
     from stagectl.sync.zmq_security import cluster_server_keys
 
     rate = FrameRate(fps)
@@ -331,8 +331,8 @@ def bench_nodes(n_nodes: int, rounds: int, fps: int, member: bool, tmp: Path, ke
 
 
 def bench_recovery(n_nodes: int, fps: int, member: bool, tmp: Path) -> dict:
+    from stagectl.core.timebase import FrameRate
     from stagectl.sync.cluster import Primary
-    from stagectl.sync.timebase import FrameRate
 
     rate = FrameRate(fps)
     primary = Primary(rate, state_port=0, sync_port=0, member="primary" if member else None,

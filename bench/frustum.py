@@ -23,13 +23,13 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the numpy twins live in tests/reference
     sys.path.insert(0, str(REPO))
 
+from stagectl.core.transforms import transform_from_pose  # noqa: E402
 from stagectl.render import frustum as F  # noqa: E402
 from stagectl.stage.geometry import (  # noqa: E402
     ceiling_geometry,
     curved_facet_angle_deg,
     curved_wall_geometry,
 )
-from stagectl.transforms import transform_from_pose  # noqa: E402
 from tests.reference import frustum_ref as ref  # noqa: E402
 
 P99_GOAL_US = 100.0

@@ -184,8 +184,8 @@ def genlock(seconds: float, compare_seconds: float | None = None, only: set[str]
     """Edge error of the frame loop as ``stagectl run`` runs it (real-time edges, stagectl.sync.frameloop
     EdgePriority), idle and with both cores busy, plus the busy machine at normal priority for comparison
     (``compare_seconds`` each, default ``seconds``)."""
+    from stagectl.core.timebase import FrameRate
     from stagectl.sync.frameloop import FrameLoop
-    from stagectl.sync.timebase import FrameRate
 
     out = {}
     ctx = mp.get_context("spawn")

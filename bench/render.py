@@ -66,7 +66,8 @@ def busy_features(stage):
     """The features of a busy shoot: four light cards (two over, two under the inner frustum, feathered),
     exposure + white balance + ASC CDL on every wall, and the inner frustum graded through a 33-point 3D LUT
     (a gentle S-curve, so nothing is the identity the shader could skip)."""
-    from stagectl.render.features import ColorCorrection, FeatureState, LightCard, Lut3D
+    from stagectl.core.features import ColorCorrection, FeatureState, LightCard
+    from stagectl.core.lut import Lut3D
 
     walls = [w.name for w in stage.walls]
     cards = []
@@ -134,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true", help="do not write bench/results JSON")
     args = ap.parse_args(argv)
 
+    from stagectl.core.transforms import transform_from_pose
     from stagectl.render.frustum import warmup as frustum_warmup
     from stagectl.render.gl.context import create_context  # picks the EGL platform before OpenGL loads
     from stagectl.render.gl.platform import GL
@@ -141,7 +143,6 @@ def main(argv: list[str] | None = None) -> int:
     from stagectl.render.renderer import StageRenderer
     from stagectl.stage import load_stage
     from stagectl.tracking.moves import pose_at
-    from stagectl.transforms import transform_from_pose
 
     stage = load_stage(args.stage)
     if not stage.cameras:

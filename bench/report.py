@@ -106,14 +106,14 @@ ANCHORS: tuple[Anchor, ...] = (
 
 def period_ms(rate: str | int | float) -> float:
     """Exact frame period in ms of a rate as the stage files write it (``24000/1001``, ``25``, ``29.97``)."""
-    from stagectl.sync.timebase import FrameRate
+    from stagectl.core.timebase import FrameRate
 
     r = FrameRate.parse(str(rate))
     return 1000.0 * r.den / r.num
 
 
 def _rate_label(rate: str | int | float) -> str:
-    from stagectl.sync.timebase import FrameRate
+    from stagectl.core.timebase import FrameRate
 
     r = FrameRate.parse(str(rate))
     return f"{r.num}/{r.den}" if r.den != 1 else f"{r.num}"

@@ -47,13 +47,13 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "tests" / "data" / "opentrackio
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from stagectl.sync.timebase import FrameRate  # noqa: E402
+from stagectl.core.sample import MotionLimits  # noqa: E402
+from stagectl.core.timebase import FrameRate  # noqa: E402
+from stagectl.core.transforms import ptr_deg_from_rotation  # noqa: E402
 from stagectl.tracking import timeline as TL  # noqa: E402
 from stagectl.tracking.codecs import opentrackio as OTK  # noqa: E402
 from stagectl.tracking.codecs.freed import FreeDPacket, decode_freed, decode_freed_sample, encode_freed  # noqa: E402
 from stagectl.tracking.moves import pose_at as move_pose_at  # noqa: E402
-from stagectl.tracking.sample import MotionLimits  # noqa: E402
-from stagectl.transforms import ptr_deg_from_rotation  # noqa: E402
 
 GOAL_FREED_DECODE_US = 5.0
 GOAL_LATENCY_P99_US = 200.0

@@ -19,7 +19,7 @@ import logging
 import sys
 
 from stagectl import __version__
-from stagectl.errors import StageError
+from stagectl.core.errors import StageError
 
 
 def _command_names() -> list[str]:
@@ -70,8 +70,8 @@ _installed: list[logging.Handler] = []
 def configure_logging(level: str = "warning", log_file: str | None = None) -> None:
     """Send log records at ``level`` and above to stderr (and appended to ``log_file``), timestamped, through
     the root logger. Calling it again replaces what the previous call installed (and nothing else). Raises
-    :class:`~stagectl.errors.UsageError` when ``log_file`` cannot be opened."""
-    from stagectl.errors import UsageError
+    :class:`~stagectl.core.errors.UsageError` when ``log_file`` cannot be opened."""
+    from stagectl.core.errors import UsageError
 
     root = logging.getLogger()
     for h in _installed:

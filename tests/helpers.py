@@ -1,7 +1,7 @@
 """Helpers shared by test files in several folders (``from helpers import ...``: tests/ is on the import path, as
 for ``from conftest import STAGES``): the ``stagectl`` executable, free loopback ports for subprocesses, copies
 of the shipped stages on a free tracking port, the small one-wall stages of the colour tests, and the stage
-rotation written out in plain numpy as the tests' reference (independent of stagectl.transforms)."""
+rotation written out in plain numpy as the tests' reference (independent of stagectl.core.transforms)."""
 
 from __future__ import annotations
 

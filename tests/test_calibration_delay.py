@@ -11,7 +11,7 @@ import pytest
 
 from stagectl.calibration import CalibrationError
 from stagectl.calibration import delay as D
-from stagectl.transforms import rotation_from_ptr_deg
+from stagectl.core.transforms import rotation_from_ptr_deg
 
 FPS = 25.0
 PERIOD = 1.0 / FPS
@@ -99,9 +99,9 @@ def test_no_motion_is_an_error():
 
 
 def test_take_poses_from_a_freed_take(tmp_path):
+    from stagectl.core.sample import Pose, TrackingSample
     from stagectl.tracking.codecs import encode_freed, sample_to_freed
     from stagectl.tracking.recording import Recorder
-    from stagectl.tracking.sample import Pose, TrackingSample
 
     path = tmp_path / "pan.take"
     with Recorder(path, sources={"tracker": "freed"}) as rec:

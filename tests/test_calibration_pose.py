@@ -18,9 +18,9 @@ from stagectl.calibration import handeye as H
 from stagectl.calibration import wall as W
 from stagectl.calibration.lens import Board, Detection, board_pose, render_plane_view
 from stagectl.calibration.pupil import solve_pupil_offset
+from stagectl.core.transforms import T_CV_CAMERA, invert_transform, rotation_from_ptr_deg, transform_from_pose
 from stagectl.stage import load_stage
 from stagectl.stage.geometry import flat_wall_geometry
-from stagectl.transforms import T_CV_CAMERA, invert_transform, rotation_from_ptr_deg, transform_from_pose
 
 STAGES = Path(__file__).resolve().parents[1] / "stages"
 

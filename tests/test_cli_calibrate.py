@@ -20,10 +20,10 @@ import yaml
 from stagectl.calibration import lens as L
 from stagectl.calibration import report as R
 from stagectl.cli import main as cli_main
+from stagectl.core.sample import Pose
+from stagectl.core.transforms import T_CV_CAMERA, invert_transform, rotation_from_ptr_deg, transform_from_pose
 from stagectl.lens import load_lens_file
 from stagectl.stage import load_stage
-from stagectl.tracking.sample import Pose
-from stagectl.transforms import T_CV_CAMERA, invert_transform, rotation_from_ptr_deg, transform_from_pose
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "tests" / "data" / "opencv_samples"
@@ -524,9 +524,9 @@ def test_run_frame_state_maps_tracker_poses_through_the_registration(tmp_path):
 def test_delay_end_to_end(tmp_path, capsys):
     from test_calibration_delay import PERIOD, pan_deg, synthetic_pan_frames
 
+    from stagectl.core.sample import TrackingSample
     from stagectl.tracking.codecs import encode_freed, sample_to_freed
     from stagectl.tracking.recording import Recorder
-    from stagectl.tracking.sample import TrackingSample
 
     stage_path = tmp_path / "flat_wall.yaml"
     shutil.copy(STAGES / "flat_wall.yaml", stage_path)  # 25 fps, tracking source "tracker", camera "cam"
@@ -595,7 +595,7 @@ def test_lens_file_pupil_edit(tmp_path):
 
 
 def test_tracking_registration_edits_and_loader_errors(tmp_path):
-    from stagectl.errors import ConfigErrors
+    from stagectl.core.errors import ConfigErrors
 
     flat = (STAGES / "flat_wall.yaml").read_text()
     assert load_stage(STAGES / "flat_wall.yaml").tracking_registration.is_identity  # absent -> identity

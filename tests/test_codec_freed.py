@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from stagectl.core.sample import FRAME_BODY, PROTOCOL_FREED, LensState, Pose, RawEncoders, TrackingSample
 from stagectl.tracking.codecs.freed import (
     FREED_D1_LENGTH,
     FreeDPacket,
@@ -21,7 +22,6 @@ from stagectl.tracking.codecs.freed import (
 )
 from stagectl.tracking.errors import ChecksumError, DecodeError, EncodeError, TruncatedError
 from stagectl.tracking.profiles import PROFILES, apply_profile, custom_profile, get_profile
-from stagectl.tracking.sample import FRAME_BODY, PROTOCOL_FREED, LensState, Pose, RawEncoders, TrackingSample
 
 FIXTURES = Path(__file__).resolve().parent / "data" / "packets" / "freed"
 

@@ -22,6 +22,24 @@ import numpy as np
 import pytest
 from helpers import rot_ptr
 
+from stagectl.core.sample import (
+    DEFAULT_DISTORTION_MODEL,
+    FRAME_CAMERA,
+    LensEncoders,
+    LensState,
+    Pose,
+    Timing,
+    TrackingSample,
+    Transform,
+    fast_constructor,
+)
+from stagectl.core.transforms import (
+    matmul3,
+    ptr_deg_from_rotation,
+    ptr_deg_from_rows,
+    rotation_from_ptr_deg,
+    rotation_rows_from_ptr_deg,
+)
 from stagectl.tracking.codecs.freed import FreeDPacket, freed_to_sample
 from stagectl.tracking.codecs.opentrackio import (
     DEFAULT_MAX_SEGMENT_PAYLOAD,
@@ -49,24 +67,6 @@ from stagectl.tracking.errors import (
     FieldError,
     SegmentError,
     TruncatedError,
-)
-from stagectl.tracking.sample import (
-    DEFAULT_DISTORTION_MODEL,
-    FRAME_CAMERA,
-    LensEncoders,
-    LensState,
-    Pose,
-    Timing,
-    TrackingSample,
-    Transform,
-    fast_constructor,
-)
-from stagectl.transforms import (
-    matmul3,
-    ptr_deg_from_rotation,
-    ptr_deg_from_rows,
-    rotation_from_ptr_deg,
-    rotation_rows_from_ptr_deg,
 )
 
 TESTDATA = Path(__file__).resolve().parent / "data" / "opentrackio"
@@ -1076,7 +1076,7 @@ def test_fast_paths_agree_with_the_reference_paths(name: str) -> None:
 
 
 def test_fast_constructors_build_ordinary_instances() -> None:
-    import stagectl.tracking.sample as sample_module
+    import stagectl.core.sample as sample_module
 
     for name in sample_module.__all__:
         cls = getattr(sample_module, name)

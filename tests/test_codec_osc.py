@@ -16,6 +16,7 @@ from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
+from stagectl.core.sample import FRAME_BODY, LensEncoders, LensState, Pose, Timing, TrackingSample
 from stagectl.tracking.codecs.osc import (
     MAX_BUNDLE_DEPTH,
     PROTOCOL_OSC,
@@ -26,7 +27,6 @@ from stagectl.tracking.codecs.osc import (
     valid_camera_name,
 )
 from stagectl.tracking.errors import DecodeError, EncodeError, FieldError, TruncatedError
-from stagectl.tracking.sample import FRAME_BODY, LensEncoders, LensState, Pose, Timing, TrackingSample
 
 N_FUZZ = 100_000
 

@@ -16,7 +16,7 @@ pytest.importorskip("PyOpenColorIO")
 
 from stagectl.color import ColorError  # noqa: E402
 from stagectl.color.ocio import CDL, Grade, GradeFile, load_config  # noqa: E402
-from stagectl.render import features  # noqa: E402
+from stagectl.core import features, grade as core_grade, lut as core_lut  # noqa: E402
 
 PQ_DISPLAY = "Rec.2100-PQ - Display"
 PQ_VIEW = "ACES 2.0 - HDR 1000 nits (P3 D65)"
@@ -37,7 +37,7 @@ def _lut_fn(rgb):
     return np.stack([0.8 * r + 0.15 * g * b, 0.9 * g**1.2 + 0.05 * r, 0.7 * b + 0.2 * r * g], axis=-1)
 
 
-def _cube_text(lut: features.Lut3D) -> str:
+def _cube_text(lut: core_lut.Lut3D) -> str:
     n = lut.size
     rows = [f"LUT_3D_SIZE {n}"]
     for b in range(n):  # .cube order: red fastest
@@ -108,7 +108,7 @@ def test_display_view_processor_matches_a_plain_ocio_processor(config):
 
 
 def test_grade_from_color_correction_matches_the_numpy_reference(config):
-    lut = features.Lut3D.from_function(_lut_fn, size=17)
+    lut = core_lut.Lut3D.from_function(_lut_fn, size=17)
     cc = features.ColorCorrection(
         exposure=0.5,
         temperature=4300.0,
@@ -134,14 +134,14 @@ def test_grade_from_color_correction_matches_the_numpy_reference(config):
 
 
 def test_white_balance_is_a_matrix_of_the_features_gains(config):
-    gains = features.white_balance_gains(3200.0, -4.0)
+    gains = core_grade.white_balance_gains(3200.0, -4.0)
     px = _pixels()
     got = config.processor(grade=Grade(gains=gains)).apply(px)
     np.testing.assert_allclose(got, px * np.asarray(gains), rtol=1e-6)
 
 
 def test_lut_with_a_domain_is_normalised_and_clamped(config):
-    lut = features.Lut3D.from_function(
+    lut = core_lut.Lut3D.from_function(
         _lut_fn, size=9, domain_min=(-0.1, 0.0, 0.0), domain_max=(2.0, 1.5, 1.0)
     )
     px = _pixels(hi=2.5)
@@ -163,10 +163,10 @@ def test_dynamic_exposure_changes_without_a_new_processor(config):
 
 
 def test_cube_file_read_by_ocio_matches_the_project_reader(config, tmp_path):
-    lut = features.Lut3D.from_function(_lut_fn, size=9)
+    lut = core_lut.Lut3D.from_function(_lut_fn, size=9)
     path = tmp_path / "grade.cube"
     path.write_text(_cube_text(lut))
-    ours = features.read_cube(path)
+    ours = core_lut.read_cube(path)
     cc = features.ColorCorrection(lut=ours)
     px = _pixels(hi=1.3)
     got = config.processor(grade=Grade(files=(GradeFile(str(path), encoding="srgb"),))).apply(px)
@@ -214,7 +214,7 @@ def test_cdl_files_cc_ccc_cdl(config, tmp_path):
         read = [*values.slope, *values.offset, *values.power, values.saturation]
         assert read == pytest.approx([*want[1], *want[2], *want[3], want[4]], abs=1e-6)
         px = _pixels(hi=1.0, seed=4)
-        ref = features.cdl(px, want[1], want[2], want[3], want[4])
+        ref = core_grade.cdl(px, want[1], want[2], want[3], want[4])
         got = config.processor(grade=Grade(files=(GradeFile(str(path), cccid=cccid),))).apply(px)
         np.testing.assert_allclose(got, ref, atol=2e-5, err_msg=f"{path.name} {cccid}")
         got = config.processor(grade=Grade(cdl=values)).apply(px)
@@ -273,7 +273,7 @@ def test_missing_grade_file_is_a_color_error(config, tmp_path):
 
 def test_gpu_shader_is_plain_frozen_data(config, tmp_path):
     path = tmp_path / "grade.cube"
-    path.write_text(_cube_text(features.Lut3D.from_function(_lut_fn, size=9)))
+    path.write_text(_cube_text(core_lut.Lut3D.from_function(_lut_fn, size=9)))
     grade = Grade(
         exposure=0.25, dynamic_exposure=True, files=(GradeFile(str(path), interpolation="tetrahedral"),)
     )

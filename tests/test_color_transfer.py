@@ -4,7 +4,7 @@ References: the constants as printed in SMPTE ST 2084 / ITU-R BT.2100; known poi
 BT.2408 (HDR reference white 203 cd/m^2 = PQ 58 %, = HLG 75 % on a 1000 cd/m^2 display) and the PQ code
 values widely tabulated for 10-bit full range (100 cd/m^2 -> 520, 1000 -> 769); OpenColorIO's built-in
 transforms run on its CPU processor (an independent implementation: half-float LUTs built from its own
-formulas), and the existing numpy sRGB twin in stagectl.render.features.
+formulas), and the existing numpy sRGB twin in stagectl.core.grade.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 
 from stagectl.color import ColorError
 from stagectl.color import transfer as tf
-from stagectl.render import features
+from stagectl.core import grade as core_grade
 
 ocio = pytest.importorskip("PyOpenColorIO")
 
@@ -202,7 +202,7 @@ def test_gamma_and_srgb_against_ocio_and_features():
     # IEC 61966-2-1 prints 12.92: they differ by < 1e-5 below the break, nothing above it
     np.testing.assert_allclose(s[:, 0], tf.srgb_encode(x), atol=1e-5)
     np.testing.assert_allclose(s[x > 0.0031308 * 1.01, 0], tf.srgb_encode(x[x > 0.0031308 * 1.01]), atol=2e-6)
-    np.testing.assert_allclose(tf.srgb_encode(x), features.srgb_encode(x), atol=1e-15)
+    np.testing.assert_allclose(tf.srgb_encode(x), core_grade.srgb_encode(x), atol=1e-15)
     np.testing.assert_allclose(tf.srgb_decode(tf.srgb_encode(x)), x, atol=1e-12)
     assert tf.srgb_encode(0.0031308) == pytest.approx(1.055 * 0.0031308 ** (1 / 2.4) - 0.055, abs=1e-7)
 

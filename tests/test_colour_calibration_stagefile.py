@@ -11,7 +11,7 @@ import pytest
 
 from stagectl.color import calibration as C
 from stagectl.color.stagefile import Calibration
-from stagectl.errors import ConfigErrors
+from stagectl.core.errors import ConfigErrors
 from stagectl.stage import load_stage
 
 #: two walls, w and v (2 x 1 cabinets of 32 px each): output a shows w, b shows v, c shows both

@@ -6,13 +6,12 @@ from __future__ import annotations
 import re
 
 import pytest
-
-from stagectl.color.stagefile import LEGACY, OutputColour, output_colour
-from stagectl.errors import ConfigErrors
-from stagectl.stage import load_stage
-
 from conftest import STAGES
 from helpers import one_wall_stage
+
+from stagectl.color.stagefile import LEGACY, OutputColour, output_colour
+from stagectl.core.errors import ConfigErrors
+from stagectl.stage import load_stage
 
 BASE = one_wall_stage("Colour keys", (2, 1), [
     "{name: a, canvas: [32, 32], mappings: [{wall: w, rect: [0, 0, 32, 32]}]}",

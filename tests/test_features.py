@@ -9,35 +9,36 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import STAGES
 
 from stagectl.config.reader import Context, MapReader
-from stagectl.errors import ConfigErrors
-from stagectl.render.features import (
-    LUMA_709,
+from stagectl.core.camera import OperatorFlags
+from stagectl.core.errors import ConfigErrors
+from stagectl.core.features import (
     MAX_CARDS,
-    REFERENCE_WHITE_K,
     ChromaKey,
     ChromaMarkers,
     ColorCorrection,
-    FeatureError,
     FeatureState,
     FreezeFrustum,
     LightCard,
-    Lut3D,
     OutputPattern,
     card_weight,
-    cdl,
     marker_mask,
-    parse_cube,
-    parse_features,
+)
+from stagectl.core.fields import FeatureError
+from stagectl.core.grade import (
+    LUMA_709,
+    REFERENCE_WHITE_K,
+    cdl,
     planckian_xy,
-    read_cube,
     srgb8_to_linear,
     srgb_decode,
     srgb_encode,
     white_balance_gains,
     white_point_xy,
 )
+from stagectl.core.lut import Lut3D, parse_cube, read_cube
 from stagectl.render.patterns import (
     COLOR_BARS_75,
     FONT_5X7,
@@ -51,10 +52,9 @@ from stagectl.render.patterns import (
     pattern_raster,
     text_bitmap,
 )
-from stagectl.render.plan import FramePlanner, OperatorFlags, PlanError, camera_state_from_pose
+from stagectl.render.plan import FramePlanner, PlanError, camera_state_from_pose
 from stagectl.stage import load_stage
-
-from conftest import STAGES
+from stagectl.stage.features import parse_features
 
 
 @pytest.fixture(scope="module")
@@ -301,7 +301,7 @@ def test_atlases_and_pattern_references(demo) -> None:
 
 
 def test_text_bitmap_and_burn_in_lines() -> None:
-    from stagectl.sync.timebase import FrameRate
+    from stagectl.core.timebase import FrameRate
 
     img = text_bitmap(["AB", "1"])
     assert img.shape == (16, 11)

@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
+from stagectl.core.timebase import FrameRate
 from stagectl.sync.frameloop import FrameLoop
-from stagectl.sync.timebase import FrameRate
 
 RATE = FrameRate(50)  # 20 ms period keeps the tests short
 PERIOD = RATE.period_ns
@@ -108,7 +108,7 @@ def test_stop_event_ends_the_loop_without_sleeping_out_the_period() -> None:
 
 
 def test_system_clock_edges_are_aligned_to_the_epoch_grid() -> None:
-    from stagectl.sync.timebase import Clock
+    from stagectl.core.timebase import Clock
 
     loop = FrameLoop(FrameRate(25), clock=Clock.SYSTEM)
     assert loop.epoch_ns == 0

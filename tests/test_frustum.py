@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from stagectl.core.transforms import T_CV_CAMERA, invert_transform, transform_from_pose
 from stagectl.render import frustum as F
 from stagectl.stage.geometry import (
     WallGeometry,
@@ -18,7 +19,6 @@ from stagectl.stage.geometry import (
     curved_wall_geometry,
     flat_wall_geometry,
 )
-from stagectl.transforms import T_CV_CAMERA, invert_transform, transform_from_pose
 
 # pytest puts tests/ on sys.path (no tests/__init__.py); from the repo root, tests.reference works too
 try:

@@ -2,7 +2,7 @@
 
 Stage files and lens files share :func:`stagectl.config.reader.load_document`; an alias bomb, a recursive alias,
 deep nesting, a huge file, a huge integer and unreadable paths (symlink loops, folders) must each be a clear
-:class:`~stagectl.errors.ConfigErrors`, never a RecursionError, a MemoryError or a minute of CPU. Memory is
+:class:`~stagectl.core.errors.ConfigErrors`, never a RecursionError, a MemoryError or a minute of CPU. Memory is
 bounded with tracemalloc peaks; time only with generous subprocess timeouts.
 """
 
@@ -16,8 +16,8 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-
 from conftest import STAGES
+
 from stagectl.config.reader import (
     MAX_ALIAS_VALUES,
     MAX_DEPTH,
@@ -28,7 +28,7 @@ from stagectl.config.reader import (
     load_document,
     string,
 )
-from stagectl.errors import ConfigErrors
+from stagectl.core.errors import ConfigErrors
 from stagectl.lens.lensfile import load_lens_file
 from stagectl.stage import load_stage
 

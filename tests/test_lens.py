@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import yaml
 
-from stagectl.errors import ConfigErrors
+from stagectl.core.errors import ConfigErrors
+from stagectl.core.sample import LensState
 from stagectl.lens import BrownConrady, DistortionError, LensEvaluation, LensTable, load_lens_file
 from stagectl.lens import opentrackio as oti
 from stagectl.lens.distortion import distort, undistort
-from stagectl.tracking.sample import LensState
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "stages" / "lenses" / "zoom_24-70.yaml"

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from stagectl.core.transforms import transform_from_pose
 from stagectl.render.overscan import AdaptiveOverscan, camera_speed, overscan_pct_for_angle
-from stagectl.transforms import transform_from_pose
 
 
 def test_percent_matches_the_tan_ratio() -> None:

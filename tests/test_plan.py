@@ -7,17 +7,17 @@ import dataclasses
 
 import numpy as np
 import pytest
+from conftest import STAGES
+from helpers import rot_ptr
 
+from stagectl.core.camera import CameraState, LensValues, OperatorFlags
 from stagectl.render.canvas import canvas_layouts
 from stagectl.render.frustum import coverage
 from stagectl.render.plan import (
     CUBE_FACES,
     DEFAULT_FOCAL_MM,
     MAX_CAMERAS,
-    CameraState,
     FramePlanner,
-    LensValues,
-    OperatorFlags,
     PlanError,
     camera_state_from_pose,
     canvas_tiles,
@@ -26,9 +26,6 @@ from stagectl.render.plan import (
     soft_edge_weight,
 )
 from stagectl.stage import load_stage
-
-from conftest import STAGES
-from helpers import rot_ptr
 
 T_GL_CAMERA = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
 
@@ -346,11 +343,11 @@ def test_a_camera_state_can_carry_its_own_overscan() -> None:
     """Adaptive overscan: a per-frame override of the stage's overscan reaches the inner pass and its matrices."""
     import dataclasses
 
+    from conftest import STAGES
+
     from stagectl.render.frustum import compute_camera_projection
     from stagectl.render.plan import FramePlanner, camera_state_from_pose
     from stagectl.stage import load_stage
-
-    from conftest import STAGES
 
     stage = load_stage(STAGES / "demo.yaml")
     cam = camera_state_from_pose(stage, (0.2, 0.4, 1.6, 4.0, -2.0, 0.0), zoom=0.3, focus=0.2)

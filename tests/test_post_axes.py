@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from stagectl.core.timebase import FrameRate
 from stagectl.post import T_CAMERA_YUPCAM, T_YUP_STAGE, PostError, solve_take
 from stagectl.post.track import nuke_zxy_deg
-from stagectl.sync.timebase import FrameRate
 from stagectl.tracking.codecs.freed import encode_freed, sample_to_freed
 from stagectl.tracking.recording import Recorder
 from stagectl.tracking.simulator import Simulator

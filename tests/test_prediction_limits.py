@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from conftest import STAGES
 
-from stagectl.errors import ConfigErrors
+from stagectl.core.errors import ConfigErrors
+from stagectl.core.sample import MotionLimits, TrackingSample
+from stagectl.core.timebase import FrameRate
 from stagectl.stage import load_stage
-from stagectl.sync.timebase import FrameRate
 from stagectl.tracking import timeline as TL
 from stagectl.tracking.codecs.freed import FreeDPacket, decode_freed_sample, encode_freed
-from stagectl.tracking.sample import MotionLimits, TrackingSample
 
 MS = 1_000_000
 R25 = FrameRate(25)
@@ -256,7 +256,7 @@ def test_dejittered_clock_rejects_wild_timestamps_and_follows_a_clock_step() -> 
 
 def test_timecode_is_the_own_time_without_a_timestamp() -> None:
     """A sample that carries only timecode (here 50 fps, 2 sub-frames: 100 Hz) is dejittered on it."""
-    from stagectl.tracking.sample import Pose, Timecode, Timing
+    from stagectl.core.sample import Pose, Timecode, Timing
 
     tl = TL.Timeline(R25, clock="dejittered")
     for k in range(6):

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from stagectl.core.sample import LensEncoders
 from stagectl.tracking.profiles import (
     MOSYS_TRACKING_QUALITY,
     PROFILES,
@@ -21,7 +22,6 @@ from stagectl.tracking.profiles import (
     profile_from_config,
     profile_names,
 )
-from stagectl.tracking.sample import LensEncoders
 
 
 def enc(name: str, zoom: int = 0, focus: int = 0, spare: int = 0):

@@ -14,10 +14,10 @@ from conftest import STAGES
 from helpers import rot_ptr
 
 from stagectl.console.state import CameraSettings
+from stagectl.core.sample import Pose, TrackingSample
 from stagectl.runtime import CameraRig, ReloadRefused, StageRuntime
 from stagectl.runtime.status import camera_line
 from stagectl.stage import load_stage
-from stagectl.tracking.sample import Pose, TrackingSample
 
 T0 = 1_000_000_000  # ns on the timelines' clock
 PERIOD = 40_000_000  # 25 fps

@@ -11,13 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import STAGES
 
 from stagectl.cli import main as cli_main
-from stagectl.errors import ConfigErrors
+from stagectl.core.errors import ConfigErrors
 from stagectl.stage import load_stage
 from stagectl.stage.summary import stage_summary
-
-from conftest import STAGES
 
 DEMO = STAGES / "demo.yaml"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stagectl.errors import ConfigErrors
+from stagectl.core.errors import ConfigErrors
 from stagectl.stage import load_stage
 
 REPO = Path(__file__).resolve().parents[1]

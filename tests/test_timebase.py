@@ -1,4 +1,4 @@
-"""Tests for stagectl.sync.timebase: exact rates, clocks, instants, SMPTE timecode, frame edges."""
+"""Tests for stagectl.core.timebase: exact rates, clocks, instants, SMPTE timecode, frame edges."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import pytest
 
-from stagectl.sync.timebase import (
+from stagectl.core.timebase import (
     NS_PER_S,
     STANDARD_RATES,
     Clock,

@@ -11,24 +11,16 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-
 from conftest import TESTDATA
-from stagectl.sync.timebase import FrameRate
-from stagectl.sync.timebase import Timecode as TbTimecode
+
+from stagectl.core.sample import LensEncoders, LensState, MotionLimits, Pose, Timecode, Timing, TrackingSample
+from stagectl.core.timebase import FrameRate
+from stagectl.core.timebase import Timecode as TbTimecode
+from stagectl.core.transforms import ptr_deg_from_rotation, rotation_from_ptr_deg
 from stagectl.tracking import moves
 from stagectl.tracking import timeline as TL
 from stagectl.tracking.codecs.freed import FreeDPacket, decode_freed_sample, encode_freed
 from stagectl.tracking.codecs.opentrackio import ENCODING_JSON, decode_sample, encode_payload
-from stagectl.tracking.sample import (
-    LensEncoders,
-    LensState,
-    MotionLimits,
-    Pose,
-    Timecode,
-    Timing,
-    TrackingSample,
-)
-from stagectl.transforms import ptr_deg_from_rotation, rotation_from_ptr_deg
 
 R24 = FrameRate(24)
 R2398 = FrameRate(24000, 1001)

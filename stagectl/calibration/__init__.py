@@ -21,7 +21,7 @@ it takes and returns. Importing this package is cheap; the submodules import Ope
 
 from __future__ import annotations
 
-from stagectl.errors import StageError
+from stagectl.core.errors import StageError
 
 __all__ = ["CalibrationError"]
 

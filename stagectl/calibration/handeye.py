@@ -26,7 +26,7 @@ Every OpenCV pair ``(R, t)`` named ``a2b`` is the 4x4 ``T_b_a`` (it maps a-coord
 
 From the OpenCV camera to stagectl's camera frame
 -------------------------------------------------
-``T_body_pupil = T_body_cv @ T_cv_camera`` with ``T_cv_camera = stagectl.transforms.T_CV_CAMERA``
+``T_body_pupil = T_body_cv @ T_cv_camera`` with ``T_cv_camera = stagectl.core.transforms.T_CV_CAMERA``
 (``x_cv = x, y_cv = -z, z_cv = y``): the pupil frame has the camera frame's axes (+Y forward, +Z up) and sits
 at the projection centre. The stage file stores ``T_body_camera`` (camera = nominal image plane), so with the
 lens's entrance-pupil offset ``e`` at the zoom of the capture ``T_body_camera = T_body_pupil @ translate(0, -e,
@@ -53,7 +53,7 @@ import cv2
 import numpy as np
 
 from stagectl.calibration import CalibrationError
-from stagectl.transforms import T_CV_CAMERA, invert_transform, ptr_deg_from_rotation, transform_from_pose
+from stagectl.core.transforms import T_CV_CAMERA, invert_transform, ptr_deg_from_rotation, transform_from_pose
 
 __all__ = [
     "HANDEYE_METHODS",

@@ -47,7 +47,7 @@ import numpy as np
 
 from stagectl.calibration import CalibrationError
 from stagectl.calibration.handeye import BoardView, too_few_views_message
-from stagectl.transforms import T_CV_CAMERA, invert_transform
+from stagectl.core.transforms import T_CV_CAMERA, invert_transform
 
 __all__ = ["PupilResult", "solve_pupil_offset"]
 

@@ -541,7 +541,7 @@ def handeye_report(result, residuals: Sequence[np.ndarray], image_points: Sequen
                    path: str | Path) -> Path:
     rep = Report("stagectl calibrate handeye")
     t = result.T_body_camera[:3, 3] * 1000.0
-    from stagectl.transforms import ptr_deg_from_rotation
+    from stagectl.core.transforms import ptr_deg_from_rotation
 
     rot = ptr_deg_from_rotation(result.T_body_camera[:3, :3])
     rep.lines((20, 64), [
@@ -586,7 +586,7 @@ def wall_report(reg, stage, path: str | Path) -> Path:
     """Per-wall maps of the residual per cabinet (marker or surveyed corner), colour from green (0) to red
     (>= 3 x median), and bars per view (markers) or per point (survey)."""
     rep = Report(f"stagectl calibrate wall ({reg.method})")
-    from stagectl.transforms import ptr_deg_from_rotation
+    from stagectl.core.transforms import ptr_deg_from_rotation
 
     T = reg.T_stage_tracking
     rot = ptr_deg_from_rotation(T[:3, :3])

@@ -53,7 +53,12 @@ import numpy as np
 
 from stagectl.calibration import CalibrationError
 from stagectl.calibration.handeye import levenberg_marquardt, mean_transform, perturb, rotation_angle_deg
-from stagectl.transforms import T_CV_CAMERA, invert_transform, ptr_deg_from_rotation, rotation_from_ptr_deg
+from stagectl.core.transforms import (
+    T_CV_CAMERA,
+    invert_transform,
+    ptr_deg_from_rotation,
+    rotation_from_ptr_deg,
+)
 
 __all__ = [
     "SurveyPoint",

@@ -5,7 +5,7 @@
 * :mod:`stagectl.color.ocio` — a typed wrapper around PyOpenColorIO 2.x: configs, processors for
   (working space -> display, view) with an operator grade in front, CPU application, and the GPU shader as a
   plain frozen dataclass (:class:`~stagectl.color.ocio.GpuShader`, no GL in it).
-* :mod:`stagectl.color.gl_ocio` — the GL side: an OCIO shader compiled into a full-screen pass over a float
+* :mod:`stagectl.render.ocio_pass` — the GL side: an OCIO shader compiled into a full-screen pass over a float
   texture (through :mod:`stagectl.render.gl`).
 
 Importing this package imports neither PyOpenColorIO nor OpenGL. Conventions: docs/colour.md.

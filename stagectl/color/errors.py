@@ -1,13 +1,13 @@
 """The error of the colour pipeline (:mod:`stagectl.color`).
 
-A :class:`ColorError` is a :class:`stagectl.errors.StageError`: its message is one complete line (a bad OCIO
+A :class:`ColorError` is a :class:`stagectl.core.errors.StageError`: its message is one complete line (a bad OCIO
 config name or path, an unknown colour space, display or view, a grade file OCIO cannot read, a bit depth the
 quantiser does not know), so the CLI prints it without a traceback.
 """
 
 from __future__ import annotations
 
-from stagectl.errors import StageError
+from stagectl.core.errors import StageError
 
 __all__ = ["ColorError"]
 

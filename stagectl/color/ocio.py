@@ -2,7 +2,7 @@
 
 OpenColorIO is stagectl's colour engine (docs/colour.md). This module is the only one that imports
 ``PyOpenColorIO``; it hands out plain Python values and a frozen :class:`GpuShader` with **no GL in it**
-(:mod:`stagectl.color.gl_ocio` compiles that into a pass).
+(:mod:`stagectl.render.ocio_pass` compiles that into a pass).
 
 * :func:`load_config` — a config by name (the built-in ``ocio://studio-config-latest`` by default, any
   ``ocio://`` built-in) or by file path; a bad name or path is a one-line :class:`ColorError`.
@@ -10,13 +10,13 @@ OpenColorIO is stagectl's colour engine (docs/colour.md). This module is the onl
 * :class:`Grade` — the operator grade, applied in the working (scene-linear) space before the view, in this
   order: exposure (stops, ``ExposureContrastTransform``, optionally *dynamic*: a uniform on the GPU, a
   property on the CPU), white balance (linear RGB gains as a ``MatrixTransform``; from a temperature/tint
-  with :func:`stagectl.render.features.white_balance_gains`), ASC CDL (``CDLTransform``, style ``asc``
+  with :func:`stagectl.core.grade.white_balance_gains`), ASC CDL (``CDLTransform``, style ``asc``
   clamps to 0..1 as ASC CDL v1.2, ``no_clamp`` does not), then grade files (:class:`GradeFile`: ``.cube``,
   ``.clf``, ``.ctf`` read by OCIO's ``FileTransform``; ``.cdl``, ``.cc``, ``.ccc`` (with a ``cccid``) read by
   OCIO's ``CDLTransform.CreateFromFile`` with the ASC clamp, since ``FileTransform`` applies a CDL file
-  unclamped) and an in-memory :class:`~stagectl.render.features.Lut3D` (``Lut3DTransform``). A LUT may be
+  unclamped) and an in-memory :class:`~stagectl.core.lut.Lut3D` (``Lut3DTransform``). A LUT may be
   ``encoding="srgb"``: applied to sRGB-encoded values and decoded back, the convention of the existing
-  :class:`~stagectl.render.features.ColorCorrection` (:meth:`Grade.from_color_correction`).
+  :class:`~stagectl.core.features.ColorCorrection` (:meth:`Grade.from_color_correction`).
 * :class:`ColorProcessor` — ``apply`` runs OCIO's CPU processor on float32 images (..., 3) or (..., 4);
   ``gpu_shader`` extracts OCIO's GPU path into a :class:`GpuShader`: shader text, function name, 3D LUT
   textures (:class:`ShaderTexture3D`), 1D/2D LUT textures (:class:`ShaderTexture`), uniforms
@@ -278,7 +278,7 @@ def _triple(value, what: str, *, positive: bool = False) -> tuple[float, float, 
 @dataclass(frozen=True)
 class CDL:
     """ASC CDL values: ``out = (in * slope + offset) ^ power``, then saturation with Rec. 709 luma;
-    ``style`` ``asc`` clamps to 0..1 (ASC CDL v1.2, what :func:`stagectl.render.features.cdl` does),
+    ``style`` ``asc`` clamps to 0..1 (ASC CDL v1.2, what :func:`stagectl.core.grade.cdl` does),
     ``no_clamp`` extends it (OCIO's default)."""
 
     slope: tuple[float, float, float] = (1.0, 1.0, 1.0)
@@ -342,7 +342,7 @@ class GradeFile:
     Autodesk Common LUT Format), ``.cdl``/``.cc``/``.ccc`` (ASC CDL; ``cccid`` picks one correction of a
     ``.ccc``), or any other format OCIO reads. ``encoding`` ``srgb``: the file is applied to sRGB-encoded
     values and the result decoded back to linear (a display-referred LUT, like
-    :class:`~stagectl.render.features.ColorCorrection`'s ``lut``)."""
+    :class:`~stagectl.core.features.ColorCorrection`'s ``lut``)."""
 
     path: str
     cccid: str = ""
@@ -386,14 +386,14 @@ class Grade:
     """An operator grade in the working space (scene-linear), applied in field order: ``exposure`` (stops;
     ``dynamic_exposure`` makes it a uniform / property that can change without a new processor), ``gains``
     (white balance, linear RGB multipliers), ``cdl``, ``files`` (in order), ``lut`` (an in-memory
-    :class:`~stagectl.render.features.Lut3D`, trilinear, applied in ``lut_encoding``)."""
+    :class:`~stagectl.core.lut.Lut3D`, trilinear, applied in ``lut_encoding``)."""
 
     exposure: float = 0.0
     dynamic_exposure: bool = False
     gains: tuple[float, float, float] | None = None
     cdl: CDL | None = None
     files: tuple[GradeFile, ...] = ()
-    lut: Any = None  # stagectl.render.features.Lut3D
+    lut: Any = None  # stagectl.core.lut.Lut3D
     lut_encoding: str = "linear"
 
     def __post_init__(self) -> None:
@@ -410,12 +410,12 @@ class Grade:
             raise ColorError(f"LUT encoding {self.lut_encoding!r}; expected linear or srgb")
         if self.lut is not None and not hasattr(self.lut, "table"):
             raise ColorError(
-                f"grade lut: expected a stagectl.render.features.Lut3D, got {type(self.lut).__name__}"
+                f"grade lut: expected a stagectl.core.lut.Lut3D, got {type(self.lut).__name__}"
             )
 
     @classmethod
     def from_color_correction(cls, cc, *, dynamic_exposure: bool = False) -> Grade:
-        """The OCIO form of a :class:`stagectl.render.features.ColorCorrection` (exposure, white balance
+        """The OCIO form of a :class:`stagectl.core.features.ColorCorrection` (exposure, white balance
         gains, ASC CDL with its clamp, LUT on sRGB-encoded values): the same maths as ``cc.apply``."""
         cdl = None
         if cc.has_cdl:

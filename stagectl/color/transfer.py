@@ -1,7 +1,7 @@
 """Reference transfer functions and integer code quantisation (numpy, float64; no OpenColorIO, no GL).
 
 These are the numpy twins of what the LED-wall canvases will carry: the tests compare them with OpenColorIO's
-built-in transforms on its CPU processor, and the GPU path (OCIO shaders, :mod:`stagectl.color.gl_ocio`) is
+built-in transforms on its CPU processor, and the GPU path (OCIO shaders, :mod:`stagectl.render.ocio_pass`) is
 compared with OCIO's CPU processor.
 
 Units and conventions (docs/colour.md):

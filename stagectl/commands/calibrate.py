@@ -141,7 +141,7 @@ TOOLS = {
     "pupil": ("entrance-pupil offset per zoom -> lens file", PUPIL_HELP),
     "wall": ("wall registration from survey points or ArUco views -> tracking_registration", WALL_HELP),
     "delay": ("tracking delay from a take and its video -> delay_frames", DELAY_HELP),
-    "colour": ("in-camera LED wall colour calibration -> CLF + OCIO config", None),  # help: stagectl.color.calibration_cli
+    "colour": ("in-camera LED wall colour calibration -> CLF + OCIO config", None),  # help: stagectl.commands.calibrate_colour
 }
 
 
@@ -278,7 +278,7 @@ def add_tool_arguments(tool: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--apply", action="store_true", help="write delay_frames into the stage file's tracking source")
         _outputs(p, "delay.yaml")
     elif tool == "colour":
-        from stagectl.color.calibration_cli import add_arguments as colour_arguments
+        from stagectl.commands.calibrate_colour import add_arguments as colour_arguments
 
         colour_arguments(p)
     else:  # pragma: no cover
@@ -287,7 +287,7 @@ def add_tool_arguments(tool: str, p: argparse.ArgumentParser) -> None:
 
 def _tool_help(tool: str) -> str:
     if tool == "colour":
-        from stagectl.color.calibration_cli import HELP as colour_help
+        from stagectl.commands.calibrate_colour import HELP as colour_help
 
         return colour_help
     return TOOLS[tool][1]
@@ -309,7 +309,7 @@ def main(args: argparse.Namespace) -> int:
 
 def script_main(tool: str, argv: list[str] | None = None, doc: str | None = None) -> int:
     """Entry point of the thin scripts in ``calibration/``: same arguments, same tool, same error handling."""
-    from stagectl.errors import StageError
+    from stagectl.core.errors import StageError
 
     p = argparse.ArgumentParser(prog=f"calibration/{tool}.py", description=((doc or "").strip() + "\n\n" + _tool_help(tool)).strip(),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -352,7 +352,7 @@ def _derived(out: str, suffix: str) -> Path:
 
 def _board(args):
     from stagectl.calibration.lens import Board
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
 
     if args.board == "charuco":
         if args.squares:
@@ -384,7 +384,7 @@ def run_tool(tool: str, args: argparse.Namespace) -> int:
     The output paths are checked first, so an unwritable ``--out`` costs no calibration run; a file that still
     cannot be written or read (a disk that fills up, an unreadable image) is a one-line :class:`UsageError`.
     """
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
 
     _check_outputs(args)
     try:
@@ -405,7 +405,7 @@ def _check_writable(option: str, path: str | None, *, folder: bool = False) -> N
     existing file or folder of the other kind, a parent that is a file, or no write permission."""
     import os
 
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
 
     if not path:
         return
@@ -435,7 +435,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
     report = getattr(args, "report", None)
     _check_writable("--report", report)
     if report and Path(report).suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
-        from stagectl.errors import UsageError
+        from stagectl.core.errors import UsageError
 
         raise UsageError(f"--report: expected an image file name ending in .png, got {report}")
     _check_writable("--debug", getattr(args, "debug", None), folder=True)
@@ -461,7 +461,7 @@ def _write_patch(args, target: Path, old: str, new: str, label: str) -> str:
 
 
 def _run_colour(args) -> int:
-    from stagectl.color.calibration_cli import run
+    from stagectl.commands.calibrate_colour import run
 
     return run(args)
 
@@ -474,7 +474,7 @@ def _run_lens(args) -> int:
 
     from stagectl.calibration import lens as L
     from stagectl.calibration.report import command_line, lens_report, result_document, write_result
-    from stagectl.errors import ConfigErrors, UsageError
+    from stagectl.core.errors import ConfigErrors, UsageError
     from stagectl.lens import load_lens_file
 
     board = _board(args)
@@ -568,8 +568,8 @@ def _run_lens(args) -> int:
 
 
 def _body_camera(args, required: bool = True):
-    from stagectl.errors import UsageError
-    from stagectl.transforms import transform_from_pose
+    from stagectl.core.errors import UsageError
+    from stagectl.core.transforms import transform_from_pose
 
     if getattr(args, "tracker_offset", None):
         return transform_from_pose(*args.tracker_offset), "--tracker-offset"
@@ -582,7 +582,7 @@ def _body_camera(args, required: bool = True):
 
 
 def _stage_camera_obj(args):
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
     from stagectl.stage import load_stage
 
     stage = load_stage(args.stage)
@@ -597,7 +597,7 @@ def _image_size(folder) -> tuple[int, int]:
 
     paths = list_images(folder)
     if not paths:
-        from stagectl.errors import UsageError
+        from stagectl.core.errors import UsageError
 
         raise UsageError(f"{folder}: no images")
     g = load_gray(paths[0])
@@ -688,7 +688,7 @@ def _run_pupil(args) -> int:
         pupil_report,
         result_document,
     )
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
 
     board = _board(args)
     T_body_camera, offset_from = _body_camera(args)
@@ -746,7 +746,7 @@ def _run_wall(args) -> int:
         stage_set_wall_placement,
         wall_report,
     )
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
     from stagectl.stage import load_stage
 
     if args.all_walls and not args.move_walls:
@@ -868,8 +868,8 @@ def _run_delay(args) -> int:
         result_document,
         stage_set_delay,
     )
-    from stagectl.errors import UsageError
-    from stagectl.sync.timebase import FrameRate
+    from stagectl.core.errors import UsageError
+    from stagectl.core.timebase import FrameRate
 
     stage = None
     if args.stage:

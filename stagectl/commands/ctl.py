@@ -76,7 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def parse_params(command: str, params: list[str]) -> dict[str, Any]:
     """``key=value`` words -> arguments (values as JSON when they parse, else text); ``UsageError`` on a word
     without ``=`` (except ``help NAME``) or a repeated key."""
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
 
     args: dict[str, Any] = {}
     for word in params:
@@ -227,7 +227,7 @@ def main(args: argparse.Namespace) -> int:
         tcp_endpoint,
         zmq_settings,
     )
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
     from stagectl.stage import load_stage
 
     if not args.timeout > 0:

@@ -69,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
     from stagectl.post.solve import PostError, solve_take
     from stagectl.stage import load_stage
 
@@ -147,7 +147,7 @@ def main(args: argparse.Namespace) -> int:
 def day_takes(folder) -> list:
     """The takes (``*.stgtake``) in ``folder``, in the order they were recorded (their headers' creation time,
     then name). UsageError when the folder does not exist or holds none."""
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
     from stagectl.tracking.recording import TakeFormatError, read_take
 
     if not folder.is_dir():

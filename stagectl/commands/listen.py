@@ -127,7 +127,7 @@ def _plain(value: Any) -> Any:
     import dataclasses
     from collections.abc import Mapping
 
-    from stagectl.tracking.sample import Pose
+    from stagectl.core.sample import Pose
 
     if isinstance(value, Pose):
         return _pose_dict(value)
@@ -265,7 +265,7 @@ def main(args: argparse.Namespace) -> int:
     import threading
     import time
 
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
     from stagectl.tracking.profiles import profile_from_config
     from stagectl.tracking.receiver import Receiver, opentrackio_group
 

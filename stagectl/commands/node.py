@@ -88,11 +88,11 @@ def node_features(stage, name: str):
     """``(default, check)`` for node ``name`` of ``stage``: the stage file's features reduced to this node's
     outputs (drawn while the primary publishes no operator state), and the check each received operator state
     goes through (:class:`stagectl.sync.cluster.Node` ``features_check``): it raises
-    :class:`~stagectl.render.features.FeatureError` for a wall or output ``stage`` does not have, and returns
+    :class:`~stagectl.core.features.FeatureError` for a wall or output ``stage`` does not have, and returns
     the state reduced to this node's outputs (patterns and blackouts of other nodes' outputs left out)."""
     from dataclasses import replace
 
-    from stagectl.render.features import FeatureState
+    from stagectl.core.features import FeatureState
 
     walls = [w.name for w in stage.walls]
     outputs = [f"{p.name}/{o.name}" for p, o in stage.outputs()]
@@ -115,7 +115,7 @@ def node_features(stage, name: str):
 
 
 def main(args: argparse.Namespace) -> int:
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
     from stagectl.stage import load_stage
 
     for opt in ("duration", "status_interval"):
@@ -243,7 +243,7 @@ def _node_frames(args, stage, node, runtime, stop, say, where, default_features,
                  interval_ns, end, next_status, last) -> dict[str, int]:
     import numpy as np
 
-    from stagectl.sync.timebase import Clock
+    from stagectl.core.timebase import Clock
 
     last_state = None
     warned_rate = False

@@ -96,7 +96,7 @@ class _DecodeCounter:
 def main(args: argparse.Namespace) -> int:
     import socket
 
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
     from stagectl.tracking.receiver import bind_failure
     from stagectl.tracking.recording import Recorder, open_udp_receiver
 

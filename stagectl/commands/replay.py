@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _parse_destination(text: str) -> tuple[str, int]:
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
 
     host, sep, port_text = text.rpartition(":")
     if not sep or not host:
@@ -55,7 +55,7 @@ def _parse_destination(text: str) -> tuple[str, int]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
     from stagectl.tracking.recording import TakeFormatError, load_take, replay, udp_sender
 
     host, port = _parse_destination(args.to)

@@ -114,7 +114,7 @@ def _simulator_target(source, port: int) -> tuple[str, int]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from stagectl.errors import StageError, UsageError
+    from stagectl.core.errors import StageError, UsageError
     from stagectl.stage import load_stage
 
     for name in ("duration", "status_interval", "wait_tracker", "preview_every"):
@@ -212,13 +212,13 @@ def _open_console(args, runtime, say):
     """The stage console (hub, web, OSC, ZeroMQ) with its effects on this run; None with --console off."""
     if args.console == "off":
         if getattr(args, "follow_recording", None):
-            from stagectl.errors import UsageError
+            from stagectl.core.errors import UsageError
 
             raise UsageError("--follow-recording starts takes through the console: not with --console off")
         say("stagectl run: --console off: no operator console; the stage file's settings apply")
         return None
     from stagectl.console.live import LiveConsole, RunHandles, register_effects, restore_operator_state
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
 
     ports = {}
     for name in ("web", "osc", "zmq"):
@@ -255,7 +255,7 @@ def _start_primary(args, stage, say):
     """The cluster primary for --cluster (None without it): binds, starts its service thread, says where."""
     if args.cluster is None:
         return None
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
     from stagectl.sync.cluster import Primary, parse_primary_address
 
     if not args.cluster_timeout > 0:
@@ -315,7 +315,7 @@ def choose_genlock(args, stage, say) -> str:
     """Check --windows, --monitor and --genlock before any work; the genlock source to run."""
     import os
 
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
 
     if args.windows and args.no_render:
         raise UsageError("--windows needs rendering: drop --no-render")
@@ -339,7 +339,7 @@ def _open_output(stage, args, say):
     PNG previews into --run-dir every --preview-every seconds, shared-memory sinks with --sink."""
     from pathlib import Path
 
-    from stagectl.errors import StageError
+    from stagectl.core.errors import StageError
     from stagectl.runtime import StageOutput
 
     run_dir = None

@@ -77,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
     import threading
     import time
 
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
     from stagectl.tracking.profiles import profile_from_config
     from stagectl.tracking.receiver import TransportError
     from stagectl.tracking.sender import Sender, parse_host_port

@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _parse_pose(text: str) -> tuple[float, ...]:
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
 
     parts = [t.strip() for t in text.split(",")]
     try:
@@ -58,7 +58,7 @@ def _parse_pose(text: str) -> tuple[float, ...]:
 
 
 def _parse_size(text: str | None) -> tuple[int, int] | None:
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
 
     if text is None:
         return None
@@ -77,7 +77,7 @@ def _safe_name(name: str) -> str:
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from stagectl.errors import StageError, UsageError
+    from stagectl.core.errors import StageError, UsageError
 
     pose = _parse_pose(args.pose)
     inner_res = _parse_size(args.inner_resolution)
@@ -91,11 +91,11 @@ def main(args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
 
+    from stagectl.core.transforms import transform_from_pose
     from stagectl.render.gl.context import create_context  # chooses the EGL platform before OpenGL loads
     from stagectl.render.plan import FramePlanner, PlanError, camera_state_from_pose
     from stagectl.render.renderer import StageRenderer
     from stagectl.stage import load_stage
-    from stagectl.transforms import transform_from_pose
 
     stage = load_stage(args.stage)
     if not stage.cameras:

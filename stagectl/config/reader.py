@@ -25,7 +25,7 @@ from yaml.composer import ComposerError
 from yaml.events import AliasEvent, ScalarEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from stagectl.errors import ConfigError, ConfigErrors
+from stagectl.core.errors import ConfigError, ConfigErrors
 
 __all__ = [
     "INVALID",

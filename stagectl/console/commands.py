@@ -5,7 +5,7 @@ its units and an example). This module is pure: no sockets, no GL, no clocks.
 
 * :data:`COMMANDS` — the registry: name -> :class:`CommandSpec`, each command declared once: its arguments
   (:class:`ArgSpec`: type, limits, unit, help, check, OSC kind; those that set a feature take all of it from the
-  feature field's declaration, :mod:`stagectl.render.feature_fields`), ``read_only``, help text, an example,
+  feature field's declaration, :mod:`stagectl.core.fields`), ``read_only``, help text, an example,
   its handler, its positional OSC form and the prose of its docs. The ``help`` command, the OSC forms
   (:mod:`stagectl.console.osc_transport`) and the command reference of docs/console.md
   (:mod:`stagectl.console.docs`) are generated from it.
@@ -34,20 +34,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from stagectl.errors import ConfigErrors, StageError
-from stagectl.render.feature_fields import Value, show
-from stagectl.render.features import (
-    MAX_CARDS,
-    ChromaKey,
-    ColorCorrection,
-    FeatureError,
-    FieldError,
-    LightCard,
-    Lut3D,
-    OutputPattern,
-    read_cube,
-    value_of,
-)
+from stagectl.core.errors import ConfigErrors, StageError
+from stagectl.core.features import MAX_CARDS, ChromaKey, ColorCorrection, LightCard, OutputPattern
+from stagectl.core.fields import FeatureError, FieldError, Value, show, value_of
+from stagectl.core.lut import Lut3D, read_cube
 from stagectl.stage.model import CONSOLE_GROUPS
 from stagectl.tracking.timeline import OneEuroParams
 
@@ -111,7 +101,7 @@ class _PathError(_ArgError):
 
 class LutPath(str):
     """The absolute path of a LUT file (a ``str``, so arguments stay JSON-able) carrying the
-    :class:`~stagectl.render.features.Lut3D` read from it at validation, so the frame loop never reads
+    :class:`~stagectl.core.lut.Lut3D` read from it at validation, so the frame loop never reads
     files."""
 
     lut: Lut3D | None
@@ -135,7 +125,7 @@ class ArgSpec:
     ``path``, ``num``, ``vec``, ``bool``, ``words``, ``smoothing``), ``parts`` the names of a vector's numbers
     (``u0 v0 u1 v1``), ``choices`` the words a ``str`` or ``words`` value may be, ``label`` how OSC errors name
     it. Arguments read from a feature field (:func:`_field`) take all of this from the field's declaration
-    (:mod:`stagectl.render.feature_fields`)."""
+    (:mod:`stagectl.core.fields`)."""
 
     name: str
     type: str
@@ -232,7 +222,7 @@ def _value(
     check: _Checker | None = None,
     type_: str = "",
 ) -> ArgSpec:
-    """An argument declared by a :class:`~stagectl.render.feature_fields.Value` (``help_`` replaces its
+    """An argument declared by a :class:`~stagectl.core.fields.Value` (``help_`` replaces its
     help; the unit is added when the text does not say it)."""
     return ArgSpec(
         name,

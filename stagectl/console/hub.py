@@ -48,9 +48,9 @@ from typing import Any
 from stagectl.console import commands as cmds
 from stagectl.console.commands import COMMANDS, CommandError, PathRefused
 from stagectl.console.state import OperatorState, StateStore, default_state_path, rebase, utc_stamp
-from stagectl.errors import ConfigErrors, StageError
-from stagectl.render.features import FeatureState
-from stagectl.render.plan import OperatorFlags
+from stagectl.core.camera import OperatorFlags
+from stagectl.core.errors import ConfigErrors, StageError
+from stagectl.core.features import FeatureState
 
 __all__ = [
     "Applied",
@@ -374,7 +374,7 @@ class ControlHub:
         to. ``fn`` carries out what the hub cannot (``stage.reload``: rebuild the renderer for :attr:`stage`,
         which is already the new stage while ``fn`` runs; ``content.select``; camera tracking/delay/smoothing;
         ``record.*``); a dict it returns is merged into the result. Raising
-        :class:`~stagectl.console.commands.CommandError` (or any :class:`~stagectl.errors.StageError`) refuses
+        :class:`~stagectl.console.commands.CommandError` (or any :class:`~stagectl.core.errors.StageError`) refuses
         the command: nothing changes and the ack carries the message. ``fn`` None removes the effect."""
         if name not in COMMANDS or COMMANDS[name].read_only:
             raise ValueError(

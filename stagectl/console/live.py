@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from stagectl.runtime.output import THUMBNAIL_WIDTH
 from stagectl.runtime.status import frustum_corners  # the web console's map; kept importable from here
 
 __all__ = [
-    "THUMBNAIL_WIDTH",
     "LiveConsole",
     "RunHandles",
     "frustum_corners",
@@ -37,8 +37,6 @@ __all__ = [
     "thumbnails",
 ]
 
-#: Width (px) of the output thumbnails the web console shows.
-THUMBNAIL_WIDTH = 384
 #: How often the status is published (ns) and the thumbnails are made (ns).
 STATUS_EVERY_NS = 250_000_000
 PREVIEW_EVERY_NS = 500_000_000
@@ -77,7 +75,7 @@ class LiveConsole:
 
     def start(self) -> LiveConsole:
         """Start the transports; a transport that cannot start is reported and left off (the stage runs)."""
-        from stagectl.errors import StageError
+        from stagectl.core.errors import StageError
 
         say = self.say
         for w in self.hub.warnings:
@@ -324,7 +322,7 @@ def restore_operator_state(state, runtime, say: Callable[[str], None]) -> None:
     camera's settings into the runtime (:meth:`~stagectl.runtime.StageRuntime.set_camera`), and the scene
     content when the operator chose another than the stage file's (the renderer was built with the stage
     file's)."""
-    from stagectl.errors import StageError
+    from stagectl.core.errors import StageError
 
     stage = runtime.stage
     if state.content != str(stage.render.outer.content):
@@ -347,7 +345,7 @@ def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
     Every effect runs on the render thread at the frame boundary; raising CommandError refuses the command
     (the hub rolls it back)."""
     from stagectl.console.commands import CommandError
-    from stagectl.errors import StageError
+    from stagectl.core.errors import StageError
 
     runtime = h.runtime
 

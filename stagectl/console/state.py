@@ -1,7 +1,7 @@
 """The operator state: everything an operator changed on a running stage, and its crash-safe store.
 
 :class:`OperatorState` is immutable. It holds the stage features the frame plan draws
-(:class:`~stagectl.render.features.FeatureState`: light cards, chroma key, colour corrections, patterns,
+(:class:`~stagectl.core.features.FeatureState`: light cards, chroma key, colour corrections, patterns,
 per-output blackouts, the per-camera freeze, the outputs whose colour calibration is switched off), the per-camera settings (:class:`CameraSettings`), the global
 blackout, whether the inner frusta are composited, the scene content and the recording in progress.
 
@@ -31,20 +31,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from stagectl.errors import ConfigErrors, StageError
-from stagectl.render.features import (
+from stagectl.core.errors import ConfigErrors, StageError
+from stagectl.core.features import (
     ChromaKey,
     ColorCorrection,
     FeatureState,
-    FieldError,
     FreezeFrustum,
     LightCard,
-    Lut3D,
     OutputPattern,
-    from_dict,
-    read_cube,
-    to_dict,
 )
+from stagectl.core.fields import FieldError, from_dict, to_dict
+from stagectl.core.lut import Lut3D, read_cube
 from stagectl.tracking.timeline import OneEuroParams, Smoothing
 
 __all__ = [
@@ -579,7 +576,7 @@ class _Reader:
         return v
 
     def feature(self, cls, v, key: str, lut=None):
-        """The feature object ``cls`` of :func:`~stagectl.render.features.to_dict`'s form in operator units
+        """The feature object ``cls`` of :func:`~stagectl.core.features.to_dict`'s form in operator units
         (missing keys take their defaults); errors keyed under ``key``."""
         v = self.mapping(v, key)
         try:

@@ -517,7 +517,7 @@ def _point(
 
 
 def load_lens_file(path: str | Path, display: str | None = None) -> LensFile:
-    """Read and validate a lens file; raises :class:`stagectl.errors.ConfigErrors` listing every problem as
+    """Read and validate a lens file; raises :class:`stagectl.core.errors.ConfigErrors` listing every problem as
     ``file:line: key: what was expected``."""
     ctx, root = load_document(path, display)
     top = MapReader(ctx, root, "")

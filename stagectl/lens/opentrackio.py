@@ -1,5 +1,5 @@
 """Lens values to and from OpenTrackIO ``lens`` fields (plain dicts with OpenTrackIO's camelCase keys) and
-:class:`stagectl.tracking.sample.LensState`.
+:class:`stagectl.core.sample.LensState`.
 
 Units on the OpenTrackIO side: ``pinholeFocalLength`` mm, ``focusDistance`` m, ``entrancePupilOffset`` m (positive
 toward the subject, like ours), ``projectionOffset`` / ``distortionOffset`` mm on the sensor, encoders 0..1
@@ -370,9 +370,9 @@ def to_lens_state(
     overscan: float | None = None,
     y_down: bool = Y_DOWN,
 ):
-    """A :class:`stagectl.tracking.sample.LensState` holding what :func:`to_opentrackio` would send (values as the
+    """A :class:`stagectl.core.sample.LensState` holding what :func:`to_opentrackio` would send (values as the
     protocol sends them: mm-scaled coefficients, projection offset with OpenTrackIO's y)."""
-    from stagectl.tracking.sample import Distortion, LensEncoders, LensState
+    from stagectl.core.sample import Distortion, LensEncoders, LensState
 
     block = to_opentrackio(evaluation, model=model, sensor_mm=sensor_mm, overscan=overscan, y_down=y_down)
     dist = tuple(
@@ -391,7 +391,7 @@ def to_lens_state(
 
 
 def from_lens_state(state, *, sensor_mm=None, y_down: bool = Y_DOWN) -> OpenTrackIOLens:
-    """Read a :class:`stagectl.tracking.sample.LensState` (protocol values) like :func:`from_opentrackio`."""
+    """Read a :class:`stagectl.core.sample.LensState` (protocol values) like :func:`from_opentrackio`."""
     block: dict[str, Any] = {}
     if state.focal_length_mm is not None:
         block["pinholeFocalLength"] = state.focal_length_mm

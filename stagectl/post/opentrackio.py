@@ -35,9 +35,8 @@ _NAMESPACE = uuid.UUID("7d1c6a52-3b7e-4f7e-9a55-6f2d0b8f1c21")  # stagectl post 
 
 
 def frame_sample(track: CameraTrack, index: int):
-    """The :class:`~stagectl.tracking.sample.TrackingSample` of frame ``index`` (module docstring)."""
-    from stagectl.lens.opentrackio import to_lens_state
-    from stagectl.tracking.sample import (
+    """The :class:`~stagectl.core.sample.TrackingSample` of frame ``index`` (module docstring)."""
+    from stagectl.core.sample import (
         FRAME_CAMERA,
         PROTOCOL_OPENTRACKIO,
         Pose,
@@ -51,6 +50,7 @@ def frame_sample(track: CameraTrack, index: int):
         TrackingSample,
         Transform,
     )
+    from stagectl.lens.opentrackio import to_lens_state
 
     f = track.frames[index]
     rate = (track.rate.num, track.rate.den)

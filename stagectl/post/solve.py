@@ -56,11 +56,11 @@ from typing import Any, Final
 
 import numpy as np
 
-from stagectl.errors import StageError
+from stagectl.core.errors import StageError
+from stagectl.core.timebase import NS_PER_S, FrameRate, Timecode
 from stagectl.lens.distortion import BrownConrady
 from stagectl.lens.lensfile import LensEvaluation
 from stagectl.post.track import CameraFrame, CameraTrack, RawSample, Slate
-from stagectl.sync.timebase import NS_PER_S, FrameRate, Timecode
 
 __all__ = ["MATCH_MODES", "PostError", "solve_take"]
 

@@ -31,9 +31,9 @@ from typing import Any, Final
 
 import numpy as np
 
+from stagectl.core.timebase import FrameRate, Timecode
+from stagectl.core.transforms import ptr_deg_from_rotation
 from stagectl.lens.lensfile import LensEvaluation
-from stagectl.sync.timebase import FrameRate, Timecode
-from stagectl.transforms import ptr_deg_from_rotation
 
 __all__ = [
     "T_CAMERA_YUPCAM",

@@ -69,10 +69,11 @@ import ctypes
 
 import numpy as np
 
+from stagectl.core.features import MAX_CARDS, MAX_WALLS
+from stagectl.render.content import Content
 from stagectl.render.gl.errors import RenderError
 from stagectl.render.gl.platform import GL
 from stagectl.render.gl.resources import Framebuffer, Program, ResourceRegistry, gl_pass, shader_source
-from stagectl.render.features import MAX_CARDS, MAX_WALLS
 from stagectl.render.plan import (
     MAX_BURN_IN,
     MAX_CAMERAS,
@@ -86,7 +87,6 @@ from stagectl.render.plan import (
     PatternPass,
     tiles_in_rect,
 )
-from stagectl.render.content import Content
 from stagectl.render.scene import RenderTarget
 
 __all__ = [
@@ -464,7 +464,7 @@ class CanvasCompositor:
         got = self._luts.get(enc.key)
         if got is not None:
             return got
-        from stagectl.color.gl_ocio import make_luts
+        from stagectl.render.ocio_pass import make_luts
 
         n = len(enc.shader.textures_3d) + len(enc.shader.textures)
         units = int(GL.glGetIntegerv(GL.GL_MAX_TEXTURE_IMAGE_UNITS))
@@ -584,7 +584,7 @@ class CanvasCompositor:
             if kind in ("composite", "inner"):
                 p.set_int("u_lut", LUT_TEXTURE_UNIT)
             if enc is not None:
-                from stagectl.color.gl_ocio import set_shader_uniform
+                from stagectl.render.ocio_pass import set_shader_uniform
 
                 for lut in self._luts.get(enc.key, ()):
                     if p.location(lut.sampler) >= 0:

@@ -14,7 +14,7 @@ framebuffer name (0 = the current window; then ``viewport`` is required). ``view
 GL window coordinates (origin bottom-left), default the whole target; only that rectangle is cleared and drawn
 (the outer cube atlas draws one face per viewport). ``eye_stage`` is the eye point (stage, metres; the
 entrance pupil of a camera, the outer viewpoint), derived from ``view_proj`` when not given.
-``timecode_frame`` is the stage timecode as a frame count (:meth:`stagectl.sync.timebase.Timecode.to_frame`)
+``timecode_frame`` is the stage timecode as a frame count (:meth:`stagectl.core.timebase.Timecode.to_frame`)
 and picks the frame of animated content; ``time_ns`` is used only when no timecode frame is given. Every
 content writes linear-light RGB and alpha 1 to every pixel of the viewport, and leaves the depth buffer
 consistent with what it drew.
@@ -40,7 +40,7 @@ video frames; ``background`` (glTF only) is drawn behind the scene: ``"procedura
 RGB colour ``[r, g, b]``; ``light`` (glTF only) ``{direction: [x, y, z] toward the light, sun: [r, g, b],
 ambient: [r, g, b]}``. Relative paths are resolved against ``base_dir``.
 
-Missing or broken assets raise :class:`ContentError` (a :class:`~stagectl.errors.StageError`: the CLI prints
+Missing or broken assets raise :class:`ContentError` (a :class:`~stagectl.core.errors.StageError`: the CLI prints
 its one-line message, naming the file and the problem, without a traceback).
 
 Texture helpers shared by the glTF and plate contents live here too: 8-bit images are uploaded as
@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from stagectl.errors import StageError
+from stagectl.core.errors import StageError
 from stagectl.render.gl.errors import ResourceError
 from stagectl.render.gl.platform import GL
 from stagectl.render.gl.resources import Framebuffer, ResourceRegistry, Texture2D, gl_pass
@@ -236,7 +236,7 @@ def _vector(spec_path, key: str, value, n: int) -> np.ndarray:
 def placement_matrix(spec: Mapping[str, Any], path=None) -> np.ndarray:
     """``T_stage_content`` from a spec's ``position`` (m), ``rotation`` ``[pan, tilt, roll]`` (deg, the stage
     convention ``Rz(pan) @ Rx(tilt) @ Ry(roll)``) and uniform ``scale``: ``translate @ rotate @ scale``."""
-    from stagectl.transforms import rotation_from_ptr_deg
+    from stagectl.core.transforms import rotation_from_ptr_deg
 
     T = np.eye(4)
     if spec.get("position") is not None:

@@ -86,7 +86,7 @@ _njit = numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
 def pose_matrix(x, y, z, pan_deg, tilt_deg, roll_deg, out):
     """``out = T_parent_child``: ``R = Rz(pan) @ Rx(tilt) @ Ry(roll)``, ``t = (x, y, z)`` metres.
 
-    Same as ``stagectl.transforms.transform_from_pose``; degrees in (the one place a kernel takes degrees,
+    Same as ``stagectl.core.transforms.transform_from_pose``; degrees in (the one place a kernel takes degrees,
     because poses arrive that way from every tracking protocol).
     """
     a = math.radians(pan_deg)

@@ -40,7 +40,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stagectl.render.features import FeatureError, srgb_encode
+from stagectl.core.fields import FeatureError
+from stagectl.core.grade import srgb_encode
 
 __all__ = [
     "ARUCO_DICTIONARY",
@@ -273,12 +274,12 @@ BURN_IN_CHARS = 11  # "HH:MM:SS:FF"
 
 def burn_in_lines(frame: int, fields, rate=None) -> tuple[str, ...]:
     """The burn-in text of ``frame``: ``F%07d`` for ``"frame"``, the non-drop-frame timecode at ``rate`` (a
-    :class:`~stagectl.sync.timebase.FrameRate`) for ``"timecode"``, in that order."""
+    :class:`~stagectl.core.timebase.FrameRate`) for ``"timecode"``, in that order."""
     out = []
     if "frame" in fields:
         out.append(f"F{int(frame) % 10_000_000:07d}")
     if "timecode" in fields:
-        from stagectl.sync.timebase import FrameRate, Timecode
+        from stagectl.core.timebase import FrameRate, Timecode
 
         r = rate if rate is not None else FrameRate(24)
         out.append(str(Timecode.from_frame(int(frame), r, drop_frame=False)))

@@ -29,7 +29,7 @@ planner's ``features``) adds :class:`FeatureUniforms` to the plan (light cards, 
 and markers as uniform arrays, the shader ``defines`` they need: none when every feature is off, so the
 composition is exactly the plain one), and per output a :class:`PatternPass` (a test pattern or the one-frame
 white flash, drawn instead of the composition) and a :class:`BurnInPass`. Per-output blackout and the
-:class:`~stagectl.render.features.FreezeFrustum` are resolved here too.
+:class:`~stagectl.core.features.FreezeFrustum` are resolved here too.
 """
 
 from __future__ import annotations
@@ -40,14 +40,17 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from stagectl.errors import StageError
+from stagectl.core.camera import CameraState, LensValues, OperatorFlags
+from stagectl.core.errors import StageError
+from stagectl.core.features import MAX_CARDS, MAX_WALLS, FeatureState, OutputPattern
+from stagectl.core.fields import FeatureError
+from stagectl.core.transforms import transform_from_pose
 from stagectl.render.canvas import CanvasLayout, canvas_layouts
-from stagectl.render.features import (
-    MAX_CARDS,
-    MAX_WALLS,
-    FeatureError,
-    FeatureState,
-    OutputPattern,
+from stagectl.render.frustum import (
+    FrustumWorkspace,
+    compute_camera_projection,
+    coverage,
+    frustum_matrix,
 )
 from stagectl.render.patterns import (
     BURN_IN_CHARS,
@@ -58,14 +61,7 @@ from stagectl.render.patterns import (
     cabinet_id_atlas,
     text_bitmap,
 )
-from stagectl.render.frustum import (
-    FrustumWorkspace,
-    compute_camera_projection,
-    coverage,
-    frustum_matrix,
-)
 from stagectl.stage.model import Camera, Stage
-from stagectl.transforms import transform_from_pose
 
 __all__ = [
     "DEFAULT_FOCAL_MM",
@@ -134,56 +130,6 @@ class PlanError(StageError):
 
 
 # --------------------------------------------------------------------------------------------- camera state
-
-
-@dataclass(frozen=True)
-class LensValues:
-    """The lens at this frame: pinhole focal length (mm), principal-point offset (mm on the sensor from its
-    centre, +x right, +y up), entrance-pupil offset (m along the optical axis, positive toward the subject).
-
-    ``source`` says where they came from (lens file and encoders, or the 35 mm default); ``zoom``/``focus``
-    are the normalised encoders when known.
-    """
-
-    focal_mm: float
-    principal_point_mm: tuple[float, float] = (0.0, 0.0)
-    pupil_offset_m: float = 0.0
-    source: str = "given"
-    zoom: float | None = None
-    focus: float | None = None
-
-    def finite(self) -> bool:
-        vals = (self.focal_mm, *self.principal_point_mm, self.pupil_offset_m)
-        return all(math.isfinite(v) for v in vals) and self.focal_mm > 0.0
-
-    def as_dict(self) -> dict:
-        return {
-            "focal_mm": self.focal_mm,
-            "principal_point_mm": list(self.principal_point_mm),
-            "pupil_offset_m": self.pupil_offset_m,
-            "source": self.source,
-            "zoom": self.zoom,
-            "focus": self.focus,
-        }
-
-
-@dataclass(frozen=True, eq=False)
-class CameraState:
-    """One tracked camera at this frame: ``T_stage_camera`` (4x4, the camera reference point in the stage,
-    docs/conventions.md "Camera"), its lens values and sensor size ``(w, h)`` mm. ``overscan_pct`` (left,
-    right, bottom, top percent) overrides the stage's overscan for this frame (adaptive overscan); None keeps
-    the stage's. ``soft_edge`` (0..0.5) overrides the stage's soft edge for this camera (the operator's
-    per-camera setting); None keeps the stage's."""
-
-    name: str
-    T_stage_camera: np.ndarray
-    lens: LensValues
-    sensor_mm: tuple[float, float]
-    overscan_pct: tuple[float, float, float, float] | None = None
-    soft_edge: float | None = None
-
-    def finite(self) -> bool:
-        return bool(np.all(np.isfinite(self.T_stage_camera))) and self.lens.finite()
 
 
 def with_distortion_overscan(
@@ -317,23 +263,6 @@ def camera_state_from_pose(
     )
 
 
-# --------------------------------------------------------------------------------------------- flags
-
-
-@dataclass(frozen=True)
-class OperatorFlags:
-    """What the operator switched this frame.
-
-    ``blackout``: every output shows black (no pass is drawn). ``inner_enabled``: composite the inner frusta
-    (off: the whole wall shows the outer image). ``freeze_inner``: keep the last planned inner frusta
-    (matrices and images) instead of following the cameras.
-    """
-
-    blackout: bool = False
-    inner_enabled: bool = True
-    freeze_inner: bool = False
-
-
 # --------------------------------------------------------------------------------------------- passes
 
 
@@ -458,7 +387,7 @@ class FeatureUniforms:
     for the outer-canvas cache. Per wall (``MAX_WALLS`` slots) and for the inner frusta: ``*_gain``
     (exposure x white balance), CDL ``*_slope``, ``*_offset``, ``*_power``, ``*_sat``, ``*_cdl`` (1: apply),
     LUT ``*_lut`` (first atlas row, size N, 1: apply, 0), ``*_lut_min``, ``*_lut_inv`` (domain); ``lut_atlas``
-    (H, W, 4) float32 row 0 = top (every LUT as :meth:`~stagectl.render.features.Lut3D.atlas_block`, stacked)
+    (H, W, 4) float32 row 0 = top (every LUT as :meth:`~stagectl.core.lut.Lut3D.atlas_block`, stacked)
     and ``lut_key``. Chroma key: ``key_color`` linear; markers per wall: ``marker_grid`` (spacing x, y, 0, 0)
     and ``marker_size`` (half size x, y, half thickness x, y) in raster pixels, ``marker_color`` linear.
     ``outer_key``: what the outer-only canvases depend on besides cards (wall colour correction).

@@ -30,7 +30,7 @@ OpenCV's ``OPENCV_IO_ENABLE_OPENEXR``, set by :func:`~stagectl.render.content.en
 opaque.
 
 **Video frames** follow the stage timecode: ``timecode_frame`` (the timecode as a frame count at the stage
-rate, :meth:`stagectl.sync.timebase.Timecode.to_frame`) selects video frame ``k = timecode_frame -
+rate, :meth:`stagectl.core.timebase.Timecode.to_frame`) selects video frame ``k = timecode_frame -
 start_frame``; with ``loop`` (default) ``k mod frame_count`` (negative ``k`` wraps too), without it ``k`` is
 clamped to the first / last frame (:func:`video_frame_index`). One timecode frame is one video frame: the
 video is expected at the stage rate (no resampling). Without a timecode frame, ``time_ns`` (nanoseconds since

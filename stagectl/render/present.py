@@ -51,7 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stagectl.errors import UsageError
+from stagectl.core.errors import UsageError
 from stagectl.render.gl.context import GLFWContext, GLWindow, MonitorInfo, WindowSpec, select_monitor
 from stagectl.render.gl.errors import ContextError
 from stagectl.render.gl.platform import GL

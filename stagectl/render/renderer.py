@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stagectl.errors import StageError
+from stagectl.core.errors import StageError
 from stagectl.render.canvas import canvas_layouts
 from stagectl.render.compositor import (
     BLACK,

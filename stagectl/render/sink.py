@@ -68,7 +68,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stagectl.errors import StageError
+from stagectl.core.errors import StageError
 
 __all__ = [
     "MAGIC",

@@ -34,9 +34,9 @@ def run_frames(runtime: StageRuntime, *, stop, say: Callable[[str], None], statu
     features) or None; ``primary``: the :class:`~stagectl.sync.cluster.Primary` or None."""
     import numpy as np
 
+    from stagectl.core.timebase import Clock, Timecode
     from stagectl.sync.cluster import NO_FLAGS, FrameState
     from stagectl.sync.frameloop import FrameLoop
-    from stagectl.sync.timebase import Clock, Timecode
 
     stage = runtime.stage  # the frame rate and sync settings: a reload never changes them
     rate = stage.frame_rate

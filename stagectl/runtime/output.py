@@ -25,7 +25,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["StageOutput"]
+__all__ = ["THUMBNAIL_WIDTH", "StageOutput"]
+
+#: Width (px) of the output thumbnails the web console shows.
+THUMBNAIL_WIDTH = 384
 
 #: what the start of a run says about a sink ring's pixels, by canvas format (stagectl.render.sink)
 _SINK_DEPTH = {"rgba8": "", "rgb10_a2": ", 10-bit rgb10_a2: one packed uint32 a pixel",
@@ -63,7 +66,7 @@ class StageOutput:
             canvas is published each frame into the ring ``sink_name(*sink, output key)``; None: no sinks.
         :param run_dir: where :meth:`previews` writes a PNG per output every ``preview_every_s`` seconds.
         """
-        from stagectl.errors import StageError
+        from stagectl.core.errors import StageError
         from stagectl.render.gl.context import create_context
         from stagectl.render.gl.errors import ContextError
         from stagectl.render.renderer import StageRenderer
@@ -158,9 +161,8 @@ class StageOutput:
 
     def thumbnail_images(self) -> dict:
         """Output key -> an 8-bit sRGB picture of the last good frame, at most the console's thumbnail width
-        (:data:`stagectl.console.live.THUMBNAIL_WIDTH`) wide: deep and HDR outputs scaled down, then
+        (:data:`THUMBNAIL_WIDTH`) wide: deep and HDR outputs scaled down, then
         tone-mapped (:meth:`~stagectl.render.renderer.StageRenderer.preview_images`)."""
-        from stagectl.console.live import THUMBNAIL_WIDTH
 
         return self.renderer.preview_images(width=THUMBNAIL_WIDTH)
 

@@ -1,6 +1,6 @@
 """One camera of a running stage: its tracking timeline, lens, registration and the operator's settings.
 
-A :class:`CameraRig` answers, for a frame edge, the camera's :class:`~stagectl.render.plan.CameraState`
+A :class:`CameraRig` answers, for a frame edge, the camera's :class:`~stagectl.core.camera.CameraState`
 (:meth:`CameraRig.state_at`): the pose from its timeline (with the source's tracking delay), mapped into the
 stage by the wall registration and the tracker offset (:func:`~stagectl.render.plan.stage_camera_transform`),
 the lens from the lens file's table at the zoom/focus encoders (else the tracker's focal length, else
@@ -21,13 +21,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from stagectl.render.plan import (
-    DEFAULT_FOCAL_MM,
-    CameraState,
-    LensValues,
-    camera_state_of,
-    stage_camera_transform,
-)
+from stagectl.core.camera import CameraState, LensValues
+from stagectl.render.plan import DEFAULT_FOCAL_MM, camera_state_of, stage_camera_transform
 
 if TYPE_CHECKING:
     from stagectl.lens.lensfile import LensTable

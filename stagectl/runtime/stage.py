@@ -22,8 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stagectl.errors import StageError
-from stagectl.render.plan import CameraState, FramePlan, FramePlanner, OperatorFlags, PlanError
+from stagectl.core.camera import CameraState, OperatorFlags
+from stagectl.core.errors import StageError
+from stagectl.render.plan import FramePlan, FramePlanner, PlanError
 from stagectl.runtime.output import StageOutput
 from stagectl.runtime.rig import CameraRig
 from stagectl.runtime.router import TrackingRouter

@@ -126,7 +126,7 @@ def recording_status(runtime, now_ns: int) -> dict:
 
 def console_status(runtime, k: int, loop, counts: dict, primary: Any, now_ns: int) -> dict:
     """The live status the console publishes (docs/console.md, "status")."""
-    from stagectl.sync.timebase import Timecode
+    from stagectl.core.timebase import Timecode
 
     rate = runtime.stage.frame_rate
     plan = runtime.last.plan if runtime.last is not None else None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stagectl.transforms import rotation_from_ptr_deg
+from stagectl.core.transforms import rotation_from_ptr_deg
 
 __all__ = [
     "WallGeometry",

@@ -1,7 +1,7 @@
 """Load and validate a stage description (``stages/*.yaml``, schema version 1).
 
 Every problem is reported as ``file:line: key: what was expected`` and all problems of a file are reported
-together (:class:`stagectl.errors.ConfigErrors`). The layout of the file is documented in docs/stage-file.md.
+together (:class:`stagectl.core.errors.ConfigErrors`). The layout of the file is documented in docs/stage-file.md.
 """
 
 from __future__ import annotations
@@ -28,10 +28,12 @@ from stagectl.config.reader import (
     string,
     vector,
 )
-from stagectl.errors import ConfigErrors
+from stagectl.core.errors import ConfigErrors
+from stagectl.core.sample import MotionLimits
+from stagectl.core.timebase import STANDARD_RATES, FrameRate
 from stagectl.lens.lensfile import load_lens_file
-from stagectl.render.features import parse_features
 from stagectl.stage import geometry as geo
+from stagectl.stage.features import parse_features
 from stagectl.stage.model import (
     CONSOLE_GROUPS,
     SCHEMA_VERSION,
@@ -56,8 +58,6 @@ from stagectl.stage.model import (
     WebConsoleSettings,
     ZmqConsoleSettings,
 )
-from stagectl.sync.timebase import STANDARD_RATES, FrameRate
-from stagectl.tracking.sample import MotionLimits
 
 __all__ = ["load_stage", "WALL_TYPES", "PROTOCOLS", "ENCODER_PROFILES", "SIMULATED_MOVES"]
 
@@ -587,7 +587,7 @@ def _overlap(a, b) -> bool:
 # ------------------------------------------------------------------- entry
 
 def load_stage(path: str | Path) -> Stage:
-    """Read, validate and build a :class:`Stage`; raises :class:`stagectl.errors.ConfigErrors`."""
+    """Read, validate and build a :class:`Stage`; raises :class:`stagectl.core.errors.ConfigErrors`."""
     ctx, root = load_document(path)
     top = MapReader(ctx, root, "")
     version = top.req("schema_version", integer())

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from stagectl.core.features import FeatureState
+from stagectl.core.sample import MotionLimits
+from stagectl.core.timebase import FrameRate
+from stagectl.core.transforms import transform_from_pose
 from stagectl.lens.lensfile import LensFile
-from stagectl.render.features import FeatureState
 from stagectl.stage.geometry import WallGeometry
-from stagectl.sync.timebase import FrameRate
-from stagectl.tracking.sample import MotionLimits
-from stagectl.transforms import transform_from_pose
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -1,6 +1,6 @@
 """The genlock-aligned, late-latching frame loop and its telemetry.
 
-Frame ``k`` is presented at its edge ``E_k = epoch + k * period`` (:class:`~stagectl.sync.timebase.FrameRate`,
+Frame ``k`` is presented at its edge ``E_k = epoch + k * period`` (:class:`~stagectl.core.timebase.FrameRate`,
 exact; ``epoch`` on the loop's clock, integer ns). To use the newest tracking sample the loop does not start a
 frame at the previous edge: it sleeps until the **latch point** ``L_k = E_k - lead``, where ``lead`` is the
 recent render time (a high percentile of the last frames) plus a safety margin, then calls ``latch(k, E_k)``
@@ -49,7 +49,7 @@ from typing import Protocol
 
 import numpy as np
 
-from stagectl.sync.timebase import Clock, FrameRate
+from stagectl.core.timebase import Clock, FrameRate
 
 __all__ = [
     "EdgePriority",

@@ -40,7 +40,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 from zmq.utils.monitor import parse_monitor_message
 
-from stagectl.errors import StageError
+from stagectl.core.errors import StageError
 
 __all__ = [
     "CLIENTS_DIR",

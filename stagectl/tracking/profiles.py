@@ -5,7 +5,7 @@ vendor-defined (``docs/reference/PROTOCOLS.md`` section 1.6). A profile is plain
 :func:`apply_profile` is the one pure function that evaluates it.
 
 Normalised encoders follow **OpenTrackIO's directions** (the same
-:class:`~stagectl.tracking.sample.LensEncoders` carries both protocols): zoom 0 = wide, 1 = tele; focus 0 =
+:class:`~stagectl.core.sample.LensEncoders` carries both protocols): zoom 0 = wide, 1 = tele; focus 0 =
 infinity (far), 1 = closest (near); iris 0 = open, 1 = closed. An :class:`EncoderRange` therefore names the
 raw count at normalised 0 and at normalised 1, so a vendor range "focus near 0x0 -> far 0x10000" becomes
 ``EncoderRange(raw_at_0=0x10000, raw_at_1=0x0)``. Values outside the range are clamped to 0..1.
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-from stagectl.tracking.sample import LensEncoders, fast_constructor
+from stagectl.core.sample import LensEncoders, fast_constructor
 
 __all__ = [
     "MOSYS_TRACKING_QUALITY",

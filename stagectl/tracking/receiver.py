@@ -87,14 +87,14 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Self
 
-from stagectl.errors import StageError
+from stagectl.core.errors import StageError
+from stagectl.core.sample import TrackingSample
 from stagectl.tracking.codecs.freed import decode_freed_sample
 from stagectl.tracking.codecs.opentrackio import Reassembler, decode_datagram, decode_sample
 from stagectl.tracking.codecs.osc import SEQUENCE_MODULUS as OSC_SEQUENCE_MODULUS
 from stagectl.tracking.codecs.osc import decode_osc
 from stagectl.tracking.errors import ChecksumError, DecodeError, FieldError, TruncatedError
 from stagectl.tracking.profiles import EncoderProfile, profile_from_config
-from stagectl.tracking.sample import TrackingSample
 
 if TYPE_CHECKING:
     from stagectl.stage.model import Stage, TrackingSource

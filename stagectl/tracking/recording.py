@@ -727,7 +727,7 @@ class LiveTake:
     :param path: the take file (an existing file is an error unless ``overwrite``).
     :param meta: header values (docs/takes.md, "Header"); ``rate``, ``drop_frame``, ``cameras``,
         ``clock_anchor`` and ``start_timecode`` are added here.
-    :param rate: the stage's frame rate (a :class:`~stagectl.sync.timebase.FrameRate`); None: no frames.
+    :param rate: the stage's frame rate (a :class:`~stagectl.core.timebase.FrameRate`); None: no frames.
     :param drop_frame: the labels are drop-frame (29.97 / 59.94 only).
     :param cameras: the stage's camera names, in order (kind-3 records name them by index).
     :param first: ``(frame, query_ns)`` of the first frame the take records (the frame being started, its
@@ -753,7 +753,7 @@ class LiveTake:
         meta = dict(meta or {})
         meta["clock_anchor"] = {"monotonic_ns": mono, "system_ns": system}
         if rate is not None:
-            from stagectl.sync.timebase import Timecode
+            from stagectl.core.timebase import Timecode
 
             k0, t0 = first if first is not None else (None, mono)
             self.origin_label = self._label_at(t0)
@@ -794,14 +794,14 @@ class LiveTake:
         return self.origin_label + (frame - (self.first_frame if self.first_frame is not None else frame))
 
     def timecode(self, frame: int) -> Any:
-        from stagectl.sync.timebase import Timecode
+        from stagectl.core.timebase import Timecode
 
         return Timecode.from_frame(self.label(frame), self.rate, self.drop_frame)
 
     def frame(self, frame: int, query_ns: int, states: Iterable[Any], rigs: Any = None,
               latched_ns: int | None = None) -> None:
         """Record the cameras the stage renders for ``frame`` (evaluated at ``query_ns``, monotonic): each
-        :class:`~stagectl.render.plan.CameraState` in ``states``, with the encoders and focus distance of
+        :class:`~stagectl.core.camera.CameraState` in ``states``, with the encoders and focus distance of
         ``rigs[name].state`` (the tracking answer) when given; with ``rigs`` and ``latched_ns`` (when the frame
         was latched, monotonic), each preceded by its :class:`Latch` (kind 5: the newest sample of the rig's
         timeline in that answer and the timeline's settings). Never raises for a write error (counted in

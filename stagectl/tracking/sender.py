@@ -20,6 +20,7 @@ import socket
 from dataclasses import dataclass
 from typing import Final, Self
 
+from stagectl.core.sample import TrackingSample
 from stagectl.tracking.codecs.freed import encode_freed, sample_to_freed
 from stagectl.tracking.codecs.opentrackio import (
     DEFAULT_MAX_SEGMENT_PAYLOAD,
@@ -30,7 +31,6 @@ from stagectl.tracking.codecs.opentrackio import (
 from stagectl.tracking.codecs.osc import SEQUENCE_MODULUS as OSC_SEQUENCE_MODULUS
 from stagectl.tracking.codecs.osc import encode_osc
 from stagectl.tracking.receiver import TransportError, normalise_protocol
-from stagectl.tracking.sample import TrackingSample
 
 __all__ = ["ENCODINGS", "SendResult", "Sender", "parse_host_port"]
 
@@ -67,7 +67,7 @@ class SendResult:
 
 
 class Sender:
-    """Sends :class:`~stagectl.tracking.sample.TrackingSample` s to ``host:port`` over UDP.
+    """Sends :class:`~stagectl.core.sample.TrackingSample` s to ``host:port`` over UDP.
 
     :param protocol: ``"freed"``, ``"opentrackio"`` or ``"osc"``.
     :param host: IPv4 address or host name (resolved once, IPv4 only); a multicast address sends multicast.

@@ -1,7 +1,7 @@
 """A simulated tracker: samples of a :mod:`stagectl.tracking.moves` move at an exact rate, sent over UDP.
 
 :class:`Simulator` turns ``moves.pose_at(move, t_s)`` into protocol-shaped
-:class:`~stagectl.tracking.sample.TrackingSample` s and, with a :class:`~stagectl.tracking.sender.Sender`,
+:class:`~stagectl.core.sample.TrackingSample` s and, with a :class:`~stagectl.tracking.sender.Sender`,
 puts them on the wire, paced by **absolute deadlines**: sample ``k`` is due at ``start + k * period`` with the
 period an exact fraction (:meth:`FrameRate.frame_edge_ns`), so no error accumulates however long it runs. When
 it falls more than a frame behind (a stalled machine), it skips to the current frame instead of bursting, and
@@ -17,7 +17,7 @@ What each protocol's samples carry (poses in the stagectl conventions: metres, d
 * OpenTrackIO 1.0.1: one transform ``"Camera"`` with the move's pose (``T_tracking_camera``), normalised zoom
   and focus encoders, ``timing`` with mode ``internal``, ``sampleTimestamp`` on clock ``system`` (the frame's
   deadline moved onto ``time.time_ns()`` by an offset read once at start), ``sequenceNumber`` (sample index),
-  ``sampleRate`` and a time-of-day ``timecode`` (:class:`stagectl.sync.timebase.Timecode`, rates up to
+  ``sampleRate`` and a time-of-day ``timecode`` (:class:`stagectl.core.timebase.Timecode`, rates up to
   120 Hz), ``sourceNumber``, a ``sourceId`` fixed per simulator, a fresh ``sampleId`` per sample, and a
   ``static`` block about every 2 s.
 * OSC: the move's pose (``/pose``, ``T_tracking_body``), ``/lens zoom focus`` and ``/sequence``.
@@ -39,14 +39,7 @@ from fractions import Fraction
 from typing import Any, Final, Self
 
 from stagectl import __version__
-from stagectl.sync.timebase import NS_PER_S, FrameRate
-from stagectl.sync.timebase import Timecode as SmpteTimecode
-from stagectl.tracking.codecs.osc import PROTOCOL_OSC
-from stagectl.tracking.codecs.osc import SEQUENCE_MODULUS as OSC_SEQUENCE_MODULUS
-from stagectl.tracking.moves import MOVES, pose_at
-from stagectl.tracking.profiles import EncoderProfile, EncoderRange, profile_from_config
-from stagectl.tracking.receiver import TransportError, normalise_protocol
-from stagectl.tracking.sample import (
+from stagectl.core.sample import (
     FRAME_BODY,
     FRAME_CAMERA,
     PROTOCOL_FREED,
@@ -63,6 +56,13 @@ from stagectl.tracking.sample import (
     TrackingSample,
     Transform,
 )
+from stagectl.core.timebase import NS_PER_S, FrameRate
+from stagectl.core.timebase import Timecode as SmpteTimecode
+from stagectl.tracking.codecs.osc import PROTOCOL_OSC
+from stagectl.tracking.codecs.osc import SEQUENCE_MODULUS as OSC_SEQUENCE_MODULUS
+from stagectl.tracking.moves import MOVES, pose_at
+from stagectl.tracking.profiles import EncoderProfile, EncoderRange, profile_from_config
+from stagectl.tracking.receiver import TransportError, normalise_protocol
 from stagectl.tracking.sender import Sender
 
 __all__ = ["SentSample", "Simulator", "parse_rate"]

@@ -29,7 +29,7 @@ Frames, units and clocks (``docs/conventions.md``)
 Time matching (:meth:`Timeline.pose_at`)
 ----------------------------------------
 ``pose_at(t)`` evaluates at ``t_eval = t - delay_ns``; the delay is given in fractional frames of the stage's
-exact :class:`~stagectl.sync.timebase.FrameRate` (``delay_ns = rate.frames_to_ns(frames)``), never negative.
+exact :class:`~stagectl.core.timebase.FrameRate` (``delay_ns = rate.frames_to_ns(frames)``), never negative.
 Modes, as in Unreal Live Link / its timecode provider (Lerp / Nearest / Latest):
 
 * ``"interpolate"``: the two samples around ``t_eval``; position and encoders/lens values linearly,
@@ -53,7 +53,7 @@ the newest sample at least ``min_pair_fraction`` (default 0.5) of a nominal samp
 samples that arrive 0.2 ms apart (a late one flushed with the next) are never a pair: 6 cm over 0.2 ms is
 300 m/s. No such ``j`` (or only one across a re-acquisition, below): the newest is held. The velocity (m/s)
 and the world-frame angular velocity (``log(q_h q_j^-1) / dt``, rad/s) are then bounded by the camera's
-:class:`~stagectl.tracking.sample.MotionLimits`: their change from the previous pair's (``i -> j``) by
+:class:`~stagectl.core.sample.MotionLimits`: their change from the previous pair's (``i -> j``) by
 ``max_accel * (t_h - t_i) / 2`` (the time between the two estimates' midpoints), and their size by
 ``max_speed``. Position ``p_h + v ahead``, rotation ``exp(omega ahead) q_h``; encoders and lens values
 linearly from ``j -> h`` (normalised encoders kept in 0..1, focal length and focus distance kept > 0).
@@ -119,7 +119,7 @@ the timeline's clock and ``alpha(fc) = 1 / (1 + tau / Te)``, ``tau = 1 / (2 pi f
 Timecode matching (:meth:`Timeline.pose_at_timecode`)
 -----------------------------------------------------
 Each sample keeps its SMPTE timecode as a frame count since ``00:00:00:00`` (drop-frame labels converted as
-:meth:`stagectl.sync.timebase.Timecode.to_frame` does; a drop-frame flag at a rate that has no drop-frame
+:meth:`stagectl.core.timebase.Timecode.to_frame` does; a drop-frame flag at a rate that has no drop-frame
 timecode, as in the official OpenTrackIO 1.0.1 complete example, is ignored) plus its exact rate and its
 sub-frame ``s`` of ``d`` divisions, ``d = max(1, round(sample_rate / timecode_rate), s + 1)`` (Unreal's rule,
 widened so a sent sub-frame always fits). A sample's timecode position is ``frame + s / d`` frames. A query
@@ -149,10 +149,10 @@ from typing import Any, Final, NamedTuple
 import numpy as np
 from numba import njit
 
-from stagectl.sync.timebase import NS_PER_S, FrameRate
-from stagectl.sync.timebase import Timecode as TimebaseTimecode
-from stagectl.tracking.sample import FRAME_CAMERA, MotionLimits, Pose, TrackingSample
-from stagectl.tracking.sample import Timecode as SampleTimecode
+from stagectl.core.sample import FRAME_CAMERA, MotionLimits, Pose, TrackingSample
+from stagectl.core.sample import Timecode as SampleTimecode
+from stagectl.core.timebase import NS_PER_S, FrameRate
+from stagectl.core.timebase import Timecode as TimebaseTimecode
 
 __all__ = [
     "CLOCKS",
@@ -286,7 +286,7 @@ def _q_from_ptr(pan_deg, tilt_deg, roll_deg):  # pragma: no cover - compiled
 @njit(cache=True)
 def _ptr_from_q(w, x, y, z):  # pragma: no cover - compiled
     """Pan, tilt, roll (degrees) of a unit quaternion, the same branch rules as
-    ``stagectl.transforms.ptr_deg_from_rotation`` (tilt in [-90, 90]; at |tilt| = 90 roll is 0)."""
+    ``stagectl.core.transforms.ptr_deg_from_rotation`` (tilt in [-90, 90]; at |tilt| = 90 roll is 0)."""
     r21 = 2.0 * (y * z + w * x)
     sb = min(1.0, max(-1.0, r21))
     tilt = math.asin(sb)
@@ -433,7 +433,7 @@ def quat_from_ptr_deg(pan: float, tilt: float, roll: float) -> np.ndarray:
 
 def ptr_deg_from_quat(q: Any) -> tuple[float, float, float]:
     """Pan, tilt, roll in degrees of a quaternion ``(w, x, y, z)`` (normalised first); the inverse of
-    :func:`quat_from_ptr_deg` with ``stagectl.transforms.ptr_deg_from_rotation``'s branch rules."""
+    :func:`quat_from_ptr_deg` with ``stagectl.core.transforms.ptr_deg_from_rotation``'s branch rules."""
     a = _q4(q)
     n = float(np.linalg.norm(a))
     return tuple(float(v) for v in _ptr_from_q(a[0] / n, a[1] / n, a[2] / n, a[3] / n))  # type: ignore[return-value]
@@ -1172,7 +1172,7 @@ class TimelineState(NamedTuple):
 
     @property
     def pose(self) -> Pose:
-        """The pose as a :class:`~stagectl.tracking.sample.Pose` (metres, degrees)."""
+        """The pose as a :class:`~stagectl.core.sample.Pose` (metres, degrees)."""
         x, y, z = self.position
         return Pose(x, y, z, self.pan, self.tilt, self.roll)
 
@@ -1188,7 +1188,7 @@ def timecode_frame(tc: SampleTimecode | TimebaseTimecode) -> tuple[int, FrameRat
     """Frame count since ``00:00:00:00`` and exact rate of a timecode label.
 
     Drop-frame labels (29.97 / 59.94) subtract the dropped labels like
-    :meth:`stagectl.sync.timebase.Timecode.to_frame`; a drop-frame flag at any other rate is ignored.
+    :meth:`stagectl.core.timebase.Timecode.to_frame`; a drop-frame flag at any other rate is ignored.
     """
     if isinstance(tc, TimebaseTimecode):
         return tc.to_frame(), tc.rate
@@ -1221,7 +1221,7 @@ class Timeline:
         ``t - delay_ns`` with ``delay_ns = rate.frames_to_ns(delay_frames)``.
     :param max_prediction_frames: longest extrapolation past the newest sample, in frames (default 1.5);
         ``max_prediction_ns`` overrides it in ns. 0 disables prediction (newer queries are held).
-    :param motion_limits: how fast the camera can really move (:class:`~stagectl.tracking.sample.MotionLimits`,
+    :param motion_limits: how fast the camera can really move (:class:`~stagectl.core.sample.MotionLimits`,
         default: a camera on a crane); judges samples and bounds prediction. ``MotionLimits.unlimited()``
         turns every check off.
     :param sample_rate: nominal tracker sample rate for samples that do not state their own
@@ -1525,7 +1525,7 @@ class Timeline:
         """The pose whose timecode is ``timecode`` (sub-frame ``sub_frame`` of ``sub_frames``).
 
         ``timecode`` is a frame count since ``00:00:00:00`` at ``rate`` (e.g.
-        ``stagectl.sync.timebase.Timecode.parse("01:00:00;02", "29.97").to_frame()``) or a timecode object (then
+        ``stagectl.core.timebase.Timecode.parse("01:00:00;02", "29.97").to_frame()``) or a timecode object (then
         ``rate`` is optional and a sample timecode's own ``sub_frame`` is used, of ``max(sub_frames, sub_frame +
         1)`` divisions -- pass ``sub_frames`` when the source divides frames more finely). Only samples at
         exactly this rate take part. Status: ``"interpolated"`` (exact match: blend 0; or between the neighbours),

@@ -252,10 +252,10 @@ class FrameDriver:
 
     # ---- the loop
     def _run(self) -> None:
+        from stagectl.core.timebase import Timecode
         from stagectl.render.gl.context import create_context
         from stagectl.render.plan import FramePlanner, camera_state_from_pose
         from stagectl.render.renderer import StageRenderer
-        from stagectl.sync.timebase import Timecode
 
         try:
             ctx = create_context("egl")

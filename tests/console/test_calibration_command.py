@@ -12,7 +12,7 @@ from stagectl.color import calibration as C
 from stagectl.console.commands import COMMANDS, CommandError, apply, validate
 from stagectl.console.hub import ControlHub
 from stagectl.console.state import OperatorState, StateStore, rebase
-from stagectl.render.features import FeatureState
+from stagectl.core.features import FeatureState
 from stagectl.render.plan import FramePlanner, camera_state_from_pose
 from stagectl.stage import load_stage
 from stagectl.sync.cluster import decode_features, encode_features

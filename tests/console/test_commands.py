@@ -12,17 +12,17 @@ import pytest
 
 from stagectl.console.commands import COMMANDS, GROUPS, CommandError, apply, spec_json, validate
 from stagectl.console.state import CameraSettings, OperatorState
-from stagectl.render.features import (
+from stagectl.core.features import (
     MAX_CARDS,
     ChromaKey,
     ColorCorrection,
     FeatureState,
     FreezeFrustum,
     LightCard,
-    Lut3D,
     OutputPattern,
-    white_balance_gains,
 )
+from stagectl.core.grade import white_balance_gains
+from stagectl.core.lut import Lut3D
 from stagectl.tracking.timeline import OneEuroParams
 
 from .cases import BAD

@@ -22,19 +22,16 @@ from stagectl.config.reader import MapReader, load_document
 from stagectl.console.commands import CommandError, validate
 from stagectl.console.osc_transport import OscArgError, parse_args
 from stagectl.console.state import OperatorState, StateError
-from stagectl.render.features import (
+from stagectl.core.features import (
     ChromaKey,
     ChromaMarkers,
     ColorCorrection,
-    FeatureError,
     FeatureState,
     LightCard,
     OutputPattern,
-    parse_features,
-    to_dict,
-    value_of,
-    values_of,
 )
+from stagectl.core.fields import FeatureError, to_dict, value_of, values_of
+from stagectl.stage.features import parse_features
 from stagectl.sync.cluster import FrameStateError, decode_features, encode_features
 
 OUT = "tessera-a/out1"

@@ -13,8 +13,8 @@ import pytest
 
 from stagectl.console.commands import CommandError
 from stagectl.console.hub import ControlHub
-from stagectl.render.features import FeatureState, LightCard
-from stagectl.render.plan import OperatorFlags
+from stagectl.core.camera import OperatorFlags
+from stagectl.core.features import FeatureState, LightCard
 
 from .cases import BAD
 from .conftest import FrameLoop

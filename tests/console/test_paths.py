@@ -19,7 +19,7 @@ import pytest
 
 from stagectl.console.hub import ControlHub
 from stagectl.console.live import RunHandles, register_effects
-from stagectl.errors import ConfigErrors
+from stagectl.core.errors import ConfigErrors
 from stagectl.runtime import StageRuntime
 from stagectl.stage.loader import load_stage
 from stagectl.stage.model import ConsolePaths

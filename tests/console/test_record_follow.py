@@ -16,11 +16,11 @@ from conftest import STAGES
 
 from stagectl.console.hub import ControlHub
 from stagectl.console.live import RunHandles, register_effects
+from stagectl.core.sample import Pose, TrackerStatus, TrackingSample
 from stagectl.runtime import StageRuntime
 from stagectl.stage import load_stage
 from stagectl.tracking.codecs.opentrackio import encode_sample
 from stagectl.tracking.recording import load_take
-from stagectl.tracking.sample import Pose, TrackerStatus, TrackingSample
 
 pytestmark = pytest.mark.timeout(60)
 

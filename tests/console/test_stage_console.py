@@ -8,7 +8,7 @@ import pytest
 
 from stagectl.console.hub import ControlHub
 from stagectl.console.state import default_state_path
-from stagectl.errors import ConfigErrors
+from stagectl.core.errors import ConfigErrors
 from stagectl.stage.loader import load_stage
 from stagectl.stage.model import (
     CONSOLE_GROUPS,

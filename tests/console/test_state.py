@@ -19,7 +19,7 @@ from stagectl.console.state import (
     default_state_path,
     rebase,
 )
-from stagectl.render.features import ChromaKey, ChromaMarkers, ColorCorrection, FeatureState, LightCard
+from stagectl.core.features import ChromaKey, ChromaMarkers, ColorCorrection, FeatureState, LightCard
 from stagectl.stage.loader import load_stage
 
 
@@ -225,7 +225,7 @@ def test_stage_file_luts_persist_by_absolute_path(stage_dir, tmp_path):
 
 
 def test_state_error_is_a_stage_error():
-    from stagectl.errors import StageError
+    from stagectl.core.errors import StageError
 
     assert issubclass(StateError, StageError)
 

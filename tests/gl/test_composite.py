@@ -24,21 +24,15 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from conftest import REPO, STAGES
 
+from stagectl.core.camera import LensValues, OperatorFlags
 from stagectl.render.canvas import canvas_layouts
 from stagectl.render.compositor import clear_framebuffer, srgb_encode, to_srgb8
-from stagectl.render.plan import (
-    FramePlanner,
-    LensValues,
-    OperatorFlags,
-    camera_state_from_pose,
-    soft_edge_weight,
-)
+from stagectl.render.plan import FramePlanner, camera_state_from_pose, soft_edge_weight
 from stagectl.render.renderer import StageRenderer
 from stagectl.render.scene import DEFAULT_COLUMNS, Column, RenderTarget
 from stagectl.stage import load_stage
-
-from conftest import REPO, STAGES
 
 pytestmark = pytest.mark.gl
 

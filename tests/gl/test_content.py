@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stagectl.errors import StageError
+from stagectl.core.errors import StageError
 from stagectl.render.content import Content, ContentError, ProceduralContent, content_static, load_content
 from stagectl.render.gltf import T_STAGE_GLTF, GltfContent, read_gltf
 from stagectl.render.plate import PlateContent, VideoFrames, video_frame_index

@@ -10,12 +10,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import STAGES
 
 from stagectl.render.plan import FramePlanner, camera_state_from_pose
 from stagectl.render.renderer import StageRenderer
 from stagectl.stage import load_stage
-
-from conftest import STAGES
 
 pytestmark = pytest.mark.gl
 RGB = (200, 60, 30)
@@ -62,7 +61,7 @@ def test_content_can_be_swapped_while_running_and_a_bad_one_changes_nothing(gl, 
     """The console's content.select: the renderer loads the new content first, then redraws the outer image
     (even though the planner keeps the static outer atlas between frames); a content that cannot be loaded is
     an error and the wall keeps what it showed."""
-    from stagectl.errors import StageError
+    from stagectl.core.errors import StageError
 
     plate = np.zeros((64, 128, 3), np.uint8)
     plate[:] = RGB[::-1]

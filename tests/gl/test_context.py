@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stagectl.errors import StageError
+from stagectl.core.errors import StageError
 from stagectl.render.gl.context import WindowSpec, create_context, select_monitor
 from stagectl.render.gl.errors import ContextError, PlatformError, RenderError, ResourceError, ShaderError
 from stagectl.render.gl.platform import loaded_platform, platform_for_kind

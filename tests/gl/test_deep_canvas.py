@@ -14,9 +14,9 @@ import pytest
 pytest.importorskip("PyOpenColorIO")
 
 from stagectl.color import transfer as tf  # noqa: E402
-from stagectl.color.gl_ocio import OcioPass  # noqa: E402
 from stagectl.color.ocio import load_config  # noqa: E402
 from stagectl.render.gl.readback import AsyncReadback, read_pixels, read_rgb10_a2, unpack_rgb10_a2  # noqa: E402
+from stagectl.render.ocio_pass import OcioPass  # noqa: E402
 
 pytestmark = pytest.mark.gl
 

@@ -15,22 +15,24 @@ import dataclasses
 import cv2
 import numpy as np
 import pytest
+from conftest import STAGES
 
-from stagectl.render.canvas import canvas_layouts
-from stagectl.render.compositor import clear_framebuffer
-from stagectl.render.features import (
+from stagectl.core.camera import OperatorFlags
+from stagectl.core.features import (
     ChromaKey,
     ChromaMarkers,
     ColorCorrection,
     FeatureState,
     FreezeFrustum,
     LightCard,
-    Lut3D,
     OutputPattern,
     card_weight,
     marker_mask,
-    srgb_encode,
 )
+from stagectl.core.grade import srgb_encode
+from stagectl.core.lut import Lut3D
+from stagectl.render.canvas import canvas_layouts
+from stagectl.render.compositor import clear_framebuffer
 from stagectl.render.patterns import (
     ARUCO_MODULES,
     aruco_atlas,
@@ -40,11 +42,9 @@ from stagectl.render.patterns import (
     burn_in_raster,
     pattern_raster,
 )
-from stagectl.render.plan import FramePlanner, OperatorFlags, camera_state_from_pose, soft_edge_weight
+from stagectl.render.plan import FramePlanner, camera_state_from_pose, soft_edge_weight
 from stagectl.render.renderer import StageRenderer
 from stagectl.stage import load_stage
-
-from conftest import STAGES
 
 pytestmark = pytest.mark.gl
 

@@ -1,4 +1,4 @@
-"""OCIO's GPU path through the GL pass (stagectl.color.gl_ocio) on llvmpipe against OCIO's CPU processor.
+"""OCIO's GPU path through the GL pass (stagectl.render.ocio_pass) on llvmpipe against OCIO's CPU processor.
 
 The reference is OCIO's own CPU processor for the same processor (lossless optimisation). The acceptance bar
 of issue 12: read-back within 1 code value at 10 bits (|GPU - CPU| <= 1/1023 on every channel of every
@@ -13,10 +13,10 @@ import pytest
 
 pytest.importorskip("PyOpenColorIO")
 
-from stagectl.color.gl_ocio import OcioPass, fragment_source  # noqa: E402
 from stagectl.color.ocio import CDL, Grade, GradeFile, load_config  # noqa: E402
-from stagectl.render import features  # noqa: E402
+from stagectl.core import features, grade as core_grade, lut as core_lut  # noqa: E402
 from stagectl.render.gl.errors import ResourceError  # noqa: E402
+from stagectl.render.ocio_pass import OcioPass, fragment_source  # noqa: E402
 
 pytestmark = pytest.mark.gl
 
@@ -44,7 +44,7 @@ def _cube(tmp_path, size=17):
         r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
         return np.stack([0.85 * r + 0.1 * g * b, 0.95 * g**1.3, 0.75 * b + 0.2 * r * g], axis=-1)
 
-    lut = features.Lut3D.from_function(fn, size=size)
+    lut = core_lut.Lut3D.from_function(fn, size=size)
     rows = [f"LUT_3D_SIZE {size}"]
     for b in range(size):
         for g in range(size):
@@ -85,7 +85,7 @@ def test_display_views_match_cpu_within_one_10bit_code(resources, config, case):
 def test_cdl_and_cube_grade_then_pq_matches_cpu(resources, config, tmp_path, interpolation):
     grade = Grade(
         exposure=-0.5,
-        gains=features.white_balance_gains(4500.0, 3.0),
+        gains=core_grade.white_balance_gains(4500.0, 3.0),
         cdl=CDL(slope=(1.1, 0.95, 1.0), offset=(0.01, 0.0, -0.01), power=(1.05, 1.0, 0.9), saturation=0.9),
         files=(GradeFile(str(_cube(tmp_path)), interpolation=interpolation, encoding="srgb"),),
     )
@@ -99,7 +99,7 @@ def test_cdl_and_cube_grade_then_pq_matches_cpu(resources, config, tmp_path, int
 
 
 def test_in_memory_lut_grade_on_srgb_display(resources, config):
-    lut = features.Lut3D.from_function(lambda c: c**1.1 * 0.95, size=9)
+    lut = core_lut.Lut3D.from_function(lambda c: c**1.1 * 0.95, size=9)
     cc = features.ColorCorrection(exposure=0.25, temperature=5600.0, slope=(1.05, 1.0, 0.95), lut=lut)
     p = config.processor(
         display="sRGB - Display", view="Un-tone-mapped", grade=Grade.from_color_correction(cc)

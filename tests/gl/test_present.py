@@ -26,14 +26,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO
 from helpers import EXE, free_udp_port, stage_on_free_port
-from stagectl.errors import UsageError
+
+from stagectl.core.errors import UsageError
+from stagectl.core.timebase import Clock, FrameRate
 from stagectl.render.gl.context import MonitorInfo
 from stagectl.render.present import fit_size, judge_vsync, parse_monitor_assignments, placement, window_specs
 from stagectl.sync.frameloop import FrameLoop, VsyncGenlock, assess_lock
-from stagectl.sync.timebase import Clock, FrameRate
 
 
 # ---- placement and window specs (pure) -------------------------------------------------------------------

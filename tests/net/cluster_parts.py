@@ -12,8 +12,8 @@ from pathlib import Path
 
 import zmq
 
+from stagectl.core.timebase import FrameRate
 from stagectl.sync.cluster import WIRE_MAGIC, Node, Primary
-from stagectl.sync.timebase import FrameRate
 from stagectl.sync.zmq_security import ClientKeys, cluster_node_keys, cluster_server_keys
 
 from .conftest import wait_for as _wait_for

@@ -28,8 +28,9 @@ import numpy as np
 import pytest
 import zmq
 
-from stagectl.errors import StageError
-from stagectl.render.plan import CameraState, LensValues, OperatorFlags
+from stagectl.core.camera import CameraState, LensValues, OperatorFlags
+from stagectl.core.errors import StageError
+from stagectl.core.timebase import Clock, FrameRate, Timecode
 from stagectl.sync.cluster import (
     WIRE_MAGIC,
     ClusterError,
@@ -41,7 +42,6 @@ from stagectl.sync.cluster import (
     encode_frame_state,
     parse_primary_address,
 )
-from stagectl.sync.timebase import Clock, FrameRate, Timecode
 from stagectl.sync.zmq_security import ClientKeys, cluster_node_keys, cluster_server_keys, make_keys
 
 from .cluster_parts import MS, next_edge, wait_for

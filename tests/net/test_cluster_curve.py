@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import zmq
 
-from stagectl.render.features import ColorCorrection, FeatureState, Lut3D
+from stagectl.core.features import ColorCorrection, FeatureState
+from stagectl.core.lut import Lut3D
 from stagectl.sync.cluster import ClusterError, FrameState, Node, Primary
 from stagectl.sync.zmq_security import (
     ClientKeys,

@@ -28,23 +28,24 @@ import pytest
 import zmq
 
 from stagectl.commands.node import node_features, node_stage
-from stagectl.errors import StageError
-from stagectl.render.features import (
+from stagectl.core.errors import StageError
+from stagectl.core.features import (
     ChromaKey,
     ChromaMarkers,
     ColorCorrection,
     FeatureState,
     FreezeFrustum,
     LightCard,
-    Lut3D,
     OutputPattern,
 )
+from stagectl.core.lut import Lut3D
+from stagectl.core.timebase import FrameRate
 from stagectl.sync.cluster import (
     FEATURES_MAGIC,
     MAX_WIRE_LUTS,
+    WIRE_VERSION,
     FeatureUpdate,
     FrameState,
-    WIRE_VERSION,
     FrameStateError,
     Node,
     decode_features,
@@ -52,7 +53,6 @@ from stagectl.sync.cluster import (
     encode_features,
     encode_frame_state,
 )
-from stagectl.sync.timebase import FrameRate
 
 from . import test_cluster as _base
 from .cluster_parts import MS, wait_for

@@ -37,7 +37,7 @@ from stagectl.console.osc_transport import (
     address_of,
     parse_args,
 )
-from stagectl.render.features import FeatureState
+from stagectl.core.features import FeatureState
 from stagectl.stage.loader import load_stage
 from stagectl.stage.model import OscAllow, OscConsoleSettings
 

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from stagectl.sync.timebase import FrameRate
+from stagectl.core.timebase import FrameRate
 from stagectl.tracking.moves import pose_at as true_pose
 from stagectl.tracking.timeline import Timeline
 

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from helpers import rot_ptr
 
+from stagectl.core.timebase import NS_PER_S, FrameRate, Timecode
 from stagectl.post import solve_take
 from stagectl.post.chan import write_chan
 from stagectl.post.csvfile import write_csv, write_raw_csv
@@ -27,7 +28,6 @@ from stagectl.post.opentrackio import write_opentrackio
 from stagectl.post.sheet import write_ale, write_otio
 from stagectl.post.usd import write_usd
 from stagectl.render.frustum import compute_camera_projection, compute_view, project
-from stagectl.sync.timebase import NS_PER_S, FrameRate, Timecode
 
 from .post_take import SENSOR_MM, record_take, rotation_angle_deg, true_camera, write_stage
 

@@ -25,9 +25,7 @@ import time
 import numpy as np
 import pytest
 
-from stagectl.sync.timebase import FrameRate
-from stagectl.tracking.moves import pose_at as move_pose
-from stagectl.tracking.sample import (
+from stagectl.core.sample import (
     FRAME_BODY,
     FRAME_CAMERA,
     PROTOCOL_FREED,
@@ -38,6 +36,8 @@ from stagectl.tracking.sample import (
     TrackingSample,
     Transform,
 )
+from stagectl.core.timebase import FrameRate
+from stagectl.tracking.moves import pose_at as move_pose
 from stagectl.tracking.timeline import Timeline
 
 STAGE_RATE = FrameRate(25)  # frame 40 ms; prediction up to 1.5 frames = 60 ms

@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 
 import stagectl.tracking.receiver as receiver_mod
+from stagectl.core.sample import Pose, TrackingSample
 from stagectl.stage import load_stage
 from stagectl.tracking.codecs.freed import FreeDPacket, encode_freed
 from stagectl.tracking.codecs.opentrackio import ENCODING_JSON, encode_datagram, encode_sample
 from stagectl.tracking.codecs.osc import encode_osc
 from stagectl.tracking.receiver import Receiver, ReceiverGroup, opentrackio_group
-from stagectl.tracking.sample import Pose, TrackingSample
 from stagectl.tracking.simulator import Simulator
 
 REPO = Path(__file__).resolve().parents[2]

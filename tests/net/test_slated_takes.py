@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from stagectl.core.timebase import FrameRate, Timecode
 from stagectl.post import solve_take
-from stagectl.sync.timebase import FrameRate, Timecode
 from stagectl.tracking.recording import load_take
 
 from .post_take import LENS, rotation_angle_deg

@@ -139,7 +139,7 @@ def test_a_damaged_latch_loses_only_itself_and_the_reader_resynchronises_onto_ki
 
 
 def test_a_latch_of_a_running_timeline_names_its_newest_sample() -> None:
-    from stagectl.sync.timebase import FrameRate
+    from stagectl.core.timebase import FrameRate
     from stagectl.tracking.timeline import Timeline
 
     tl = Timeline(FrameRate(25), clock="dejittered", delay_frames=1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stagectl.transforms import T_GL_CAMERA, transform_from_pose
+from stagectl.core.transforms import T_GL_CAMERA, transform_from_pose
 
 W_EPS = 1e-6
 

@@ -50,7 +50,7 @@ from typing import Any
 
 from stagectl.console.jsonbounds import JsonTooDeep
 from stagectl.console.jsonbounds import loads as bounded_loads
-from stagectl.errors import StageError
+from stagectl.core.errors import StageError
 
 __all__ = ["WebConsole", "WebConsoleError", "jsonable", "dumps", "DEFAULT_BIND", "DEFAULT_PORT", "MAX_PENDING"]
 

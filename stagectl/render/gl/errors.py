@@ -1,7 +1,7 @@
 """Errors of the OpenGL backend (``stagectl.render.gl``).
 
 Every failure the backend reports derives from :class:`GLBackendError`, itself a
-:class:`stagectl.errors.StageError`, so the CLI prints the message without a traceback:
+:class:`stagectl.core.errors.StageError`, so the CLI prints the message without a traceback:
 
 * :class:`PlatformError`: PyOpenGL was (or would be) bound to the wrong window-system platform;
 * :class:`ContextError`: a context or window could not be created or made current;
@@ -15,7 +15,7 @@ Every failure the backend reports derives from :class:`GLBackendError`, itself a
 
 from __future__ import annotations
 
-from stagectl.errors import StageError
+from stagectl.core.errors import StageError
 
 __all__ = [
     "GLBackendError",

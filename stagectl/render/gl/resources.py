@@ -552,7 +552,7 @@ class ResourceRegistry:
 
     def adopt(self, obj: GLObject, namespace: int | None) -> GLObject:
         """Register a GL object made outside this registry's factories (a :class:`GLObject` subclass, e.g.
-        a 3D or 1D LUT texture of :mod:`stagectl.color.gl_ocio`): label it in ``namespace`` (``GL_TEXTURE``
+        a 3D or 1D LUT texture of :mod:`stagectl.render.ocio_pass`): label it in ``namespace`` (``GL_TEXTURE``
         ...) and free it with the others; on a GL error it is deleted and :class:`RenderError` raised."""
         if obj.registry is not self:
             raise ResourceError(f"{obj.kind} {obj.label!r} belongs to another registry")

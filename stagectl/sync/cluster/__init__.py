@@ -18,9 +18,9 @@ Topology (zguide *Clone* pattern plus a barrier service, ``docs/reference/STYLE.
   number plus the primary's random *session* id. The wire codec (:func:`encode_frame_state` /
   :func:`decode_frame_state`) is pure, versioned (:data:`WIRE_VERSION` 4) and compact (64 bytes + 193 bytes
   and the name per camera; ``struct`` little-endian); any malformed input raises :class:`FrameStateError` (a
-  :class:`~stagectl.errors.StageError`), which a node counts and drops.
+  :class:`~stagectl.core.errors.StageError`), which a node counts and drops.
 * **Operator state.** The render-relevant part of what the operator set on the primary's stage console (a
-  :class:`~stagectl.render.features.FeatureState`: light cards, chroma key and markers, wall and inner colour
+  :class:`~stagectl.core.features.FeatureState`: light cards, chroma key and markers, wall and inner colour
   corrections with their 3D LUT tables, per-output patterns and blackouts, the per-camera freeze, the outputs
   whose colour calibration ``color.calibration`` switched off: JSON key ``uncalibrated``) is published
   on the same socket as a message of its own whenever it changes, numbered per session (1, 2, ...), before

@@ -12,7 +12,8 @@ from typing import Self
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
-from stagectl.render.features import FeatureState
+from stagectl.core.features import FeatureState
+from stagectl.core.timebase import FrameRate
 from stagectl.sync.cluster.barrier import DEFAULT_TIMEOUT_FRAMES
 from stagectl.sync.cluster.status import BarrierResult, NodeStatus, _percentiles_us
 from stagectl.sync.cluster.wire import (
@@ -36,7 +37,6 @@ from stagectl.sync.cluster.wire import (
     parse_primary_address,
     valid_peer_name,
 )
-from stagectl.sync.timebase import FrameRate
 from stagectl.sync.zmq_security import ClientKeys
 
 #: A node sends a heartbeat when it has sent nothing for this long (ns).
@@ -59,7 +59,7 @@ class Node:
     :param heartbeat_ns: send a heartbeat when nothing was sent for this long.
     :param context: a ``zmq.Context`` (default: a new one, terminated by :meth:`close`).
     :param features_check: ``fn(features) -> features`` run on every operator state received: raises
-        (:class:`~stagectl.errors.StageError`, e.g. :meth:`FeatureState.check` against the node's stage) to
+        (:class:`~stagectl.core.errors.StageError`, e.g. :meth:`FeatureState.check` against the node's stage) to
         refuse it (counted, dropped), returns what the node keeps (e.g. reduced to its own outputs). None:
         kept as received.
     :param keys: this node's CURVE key pair and the primary's public key

@@ -12,7 +12,8 @@ from typing import Self
 
 import zmq
 
-from stagectl.render.features import FeatureState
+from stagectl.core.features import FeatureState
+from stagectl.core.timebase import FrameRate
 from stagectl.sync.cluster.barrier import (
     DEFAULT_TIMEOUT_FRAMES,
     FORGET_NS,
@@ -42,7 +43,6 @@ from stagectl.sync.cluster.wire import (
     valid_peer_name,
 )
 from stagectl.sync.ratelimit import PeerRates
-from stagectl.sync.timebase import FrameRate
 from stagectl.sync.zmq_security import KeyAuthenticator, RefusalMonitor, Refusals, ServerKeys
 
 #: Largest frame the primary accepts on its sync and state sockets (ZeroMQ ``MAXMSGSIZE``: a larger one closes

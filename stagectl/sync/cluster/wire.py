@@ -13,19 +13,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import zmq
 
-from stagectl.errors import StageError
-from stagectl.render.features import (
-    MAX_WALLS,
-    FeatureError,
-    FeatureState,
-    FieldError,
-    Lut3D,
-    from_dict,
-    to_dict,
-    values_of,
-)
-from stagectl.render.plan import CameraState, LensValues, OperatorFlags
-from stagectl.sync.timebase import Clock, FrameRate, Timecode
+from stagectl.core.camera import CameraState, LensValues, OperatorFlags
+from stagectl.core.errors import StageError
+from stagectl.core.features import MAX_WALLS, FeatureState
+from stagectl.core.fields import FeatureError, FieldError, from_dict, to_dict, values_of
+from stagectl.core.lut import Lut3D
+from stagectl.core.timebase import Clock, FrameRate, Timecode
 
 #: First bytes of every encoded frame state (also the SUB topic).
 WIRE_MAGIC = b"SCFS"

@@ -28,9 +28,7 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-from stagectl.tracking.errors import ChecksumError, DecodeError, EncodeError, TruncatedError
-from stagectl.tracking.profiles import EncoderProfile, profile_evaluator
-from stagectl.tracking.sample import (
+from stagectl.core.sample import (
     FRAME_BODY,
     PROTOCOL_FREED,
     LensState,
@@ -39,6 +37,8 @@ from stagectl.tracking.sample import (
     TrackingSample,
     fast_constructor,
 )
+from stagectl.tracking.errors import ChecksumError, DecodeError, EncodeError, TruncatedError
+from stagectl.tracking.profiles import EncoderProfile, profile_evaluator
 
 __all__ = [
     "ANGLE_LSB_PER_DEG",

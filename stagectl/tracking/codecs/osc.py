@@ -55,15 +55,8 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import BuildError, OscMessageBuilder
 from pythonosc.parsing import osc_types
 
+from stagectl.core.sample import FRAME_BODY, LensEncoders, LensState, Pose, Timing, TrackingSample
 from stagectl.tracking.errors import DecodeError, EncodeError, FieldError, TruncatedError
-from stagectl.tracking.sample import (
-    FRAME_BODY,
-    LensEncoders,
-    LensState,
-    Pose,
-    Timing,
-    TrackingSample,
-)
 
 __all__ = [
     "packet_messages",

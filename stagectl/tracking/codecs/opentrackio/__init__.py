@@ -22,7 +22,7 @@ Fletcher-16 reduces its two running sums **mod 255** in 1.0.0 and **mod 256** in
 either (``moduli``) and reports which matched. Encoders default to mod 256.
 
 Samples: :func:`sample_from_dict` turns a decoded payload into a
-:class:`~stagectl.tracking.sample.TrackingSample` with cheap per-field validation (types, finiteness, the
+:class:`~stagectl.core.sample.TrackingSample` with cheap per-field validation (types, finiteness, the
 schema's ranges, required keys, ``"OpenTrackIO"`` as the protocol name, ``urn:uuid:`` identifiers) -- no
 JSON-schema run per packet. The ``transforms`` list is composed in list order into one pose
 ``T_tracking_camera`` (stage conventions, OpenTrackIO's pan sign is stagectl's). With a ``scale``, composition

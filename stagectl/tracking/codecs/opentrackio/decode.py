@@ -1,5 +1,5 @@
 """OpenTrackIO decoding: a whole payload (JSON or CBOR, with their bounds) -> its top-level object -> a
-validated :class:`~stagectl.tracking.sample.TrackingSample` (rules in :mod:`stagectl.tracking.codecs.opentrackio`).
+validated :class:`~stagectl.core.sample.TrackingSample` (rules in :mod:`stagectl.tracking.codecs.opentrackio`).
 
 The field validators give the error path of the first bad field; the per-block fast paths check the common
 valid form inline and fall back to them (see "blocks" below)."""
@@ -15,9 +15,7 @@ from typing import Any, Final, NoReturn
 
 import cbor2
 
-from stagectl.tracking.codecs.opentrackio.transport import _U32, ENCODING_CBOR, ENCODING_JSON, decode_datagram
-from stagectl.tracking.errors import DecodeError, FieldError, SegmentError
-from stagectl.tracking.sample import (
+from stagectl.core.sample import (
     DEFAULT_DISTORTION_MODEL,
     FRAME_CAMERA,
     PROTOCOL_OPENTRACKIO,
@@ -44,7 +42,9 @@ from stagectl.tracking.sample import (
     Transform,
     fast_constructor,
 )
-from stagectl.transforms import Rows3, matmul3, ptr_deg_from_rows, rotation_rows_from_ptr_deg
+from stagectl.core.transforms import Rows3, matmul3, ptr_deg_from_rows, rotation_rows_from_ptr_deg
+from stagectl.tracking.codecs.opentrackio.transport import _U32, ENCODING_CBOR, ENCODING_JSON, decode_datagram
+from stagectl.tracking.errors import DecodeError, FieldError, SegmentError
 
 _UUID_RE: Final = re.compile(r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _I31: Final = 0x7FFFFFFF
@@ -433,8 +433,8 @@ def _transforms(v: Any) -> tuple[Transform, ...]:
 def _compose(transforms: tuple[Transform, ...]) -> Pose:
     """``T_tracking_camera`` of the chain (scene-graph rules for scale, see the module docstring).
 
-    Plain ``math`` on row tuples (:func:`~stagectl.transforms.rotation_rows_from_ptr_deg`,
-    :func:`~stagectl.transforms.matmul3`, :func:`~stagectl.transforms.ptr_deg_from_rows`) in numpy's order of
+    Plain ``math`` on row tuples (:func:`~stagectl.core.transforms.rotation_rows_from_ptr_deg`,
+    :func:`~stagectl.core.transforms.matmul3`, :func:`~stagectl.core.transforms.ptr_deg_from_rows`) in numpy's order of
     operations: for 2-3 transforms numpy's per-call overhead was most of the cost. The running products start
     from the first transform (``I @ X`` is ``X`` for the finite values decoded here).
     """

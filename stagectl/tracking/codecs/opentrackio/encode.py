@@ -1,4 +1,4 @@
-"""OpenTrackIO encoding: :class:`~stagectl.tracking.sample.TrackingSample` -> sample object (checked by the
+"""OpenTrackIO encoding: :class:`~stagectl.core.sample.TrackingSample` -> sample object (checked by the
 decoder) -> compact JSON or CBOR payload -> ``OTrk`` datagrams (rules in :mod:`stagectl.tracking.codecs.opentrackio`).
 Defaults are not serialised."""
 
@@ -10,15 +10,7 @@ from typing import Any, Final
 
 import cbor2
 
-from stagectl.tracking.codecs.opentrackio.decode import _KNOWN_TOP, _NS, sample_from_dict
-from stagectl.tracking.codecs.opentrackio.transport import (
-    DEFAULT_MAX_SEGMENT_PAYLOAD,
-    ENCODING_CBOR,
-    ENCODING_JSON,
-    segment_payload,
-)
-from stagectl.tracking.errors import DecodeError, EncodeError
-from stagectl.tracking.sample import (
+from stagectl.core.sample import (
     DEFAULT_DISTORTION_MODEL,
     PROTOCOL_OPENTRACKIO,
     LensState,
@@ -27,6 +19,14 @@ from stagectl.tracking.sample import (
     Timing,
     TrackingSample,
 )
+from stagectl.tracking.codecs.opentrackio.decode import _KNOWN_TOP, _NS, sample_from_dict
+from stagectl.tracking.codecs.opentrackio.transport import (
+    DEFAULT_MAX_SEGMENT_PAYLOAD,
+    ENCODING_CBOR,
+    ENCODING_JSON,
+    segment_payload,
+)
+from stagectl.tracking.errors import DecodeError, EncodeError
 
 DEFAULT_PROTOCOL_VERSION: Final = (1, 0, 1)
 

@@ -13,6 +13,7 @@ from typing import Final, NoReturn
 
 import numpy as np
 
+from stagectl.core.sample import fast_constructor
 from stagectl.tracking.errors import (
     ChecksumError,
     DecodeError,
@@ -20,7 +21,6 @@ from stagectl.tracking.errors import (
     SegmentError,
     TruncatedError,
 )
-from stagectl.tracking.sample import fast_constructor
 
 OTRK_IDENTIFIER: Final = b"OTrk"
 HEADER_LENGTH: Final = 16

@@ -30,7 +30,7 @@ from typing import Any, Final, TypeVar
 
 import numpy as np
 
-from stagectl.transforms import ptr_deg_from_rotation, transform_from_pose
+from stagectl.core.transforms import ptr_deg_from_rotation, transform_from_pose
 
 __all__ = [
     "DEFAULT_DISTORTION_MODEL",

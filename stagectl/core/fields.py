@@ -1,12 +1,12 @@
 """One declaration per feature value: its type, limits, unit and help, and the one codec built on them.
 
-Every field of the feature dataclasses (:mod:`stagectl.render.features`) carries a :class:`Value` in its
+Every field of the feature dataclasses (:mod:`stagectl.core.features`) carries a :class:`Value` in its
 dataclass field metadata (:func:`declared`), as camdkit declares each field once with its units. Everything
 that reads or writes a feature value takes the limits from there:
 
 * the dataclasses themselves check their fields with it (:func:`check_fields`, in ``__post_init__``);
-* the stage YAML (:func:`stagectl.render.features.parse_features`) builds its converters from it
-  (:func:`yaml_converter`);
+* the stage YAML (:func:`stagectl.stage.features.parse_features`) builds its converters from it
+  (:func:`stagectl.stage.features.yaml_converter`);
 * the operator state file and the cluster wire are thin envelopes around :func:`to_dict` /
   :func:`from_dict` (LUTs by path in the one, by table in the other);
 * the console commands, the OSC forms and the docs read the limits, units and help from it
@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-from stagectl.errors import StageError
+from stagectl.core.errors import StageError
 
 __all__ = [
     "FeatureError",
@@ -39,7 +39,6 @@ __all__ = [
     "check_fields",
     "to_dict",
     "from_dict",
-    "yaml_converter",
     "show",
 ]
 
@@ -93,7 +92,7 @@ class Value:
     numbers named ``parts``), ``text`` (non-empty), ``choice`` (one of ``choices``), ``bool``, ``words`` (a list
     of ``choices``, kept in their order), or a structure: ``object`` / ``objects`` / ``pairs`` (of ``cls``:
     one, a tuple, ``(name, value)`` pairs), ``names`` (a set of names; None when ``nullable``: all), ``lut``
-    (a :class:`~stagectl.render.features.Lut3D`, carried by the envelope). ``lo`` / ``hi``: inclusive limits
+    (a :class:`~stagectl.core.lut.Lut3D`, carried by the envelope). ``lo`` / ``hi``: inclusive limits
     in model units (``lo_open``: ``lo`` itself is refused), each part of a vector alike. ``unit``: the
     operator's unit; ``scale``: operator units per model unit. ``noun``: how a message names a vector's numbers,
     with ``{range}`` where the limits go. ``help``: what it is, for the docs and the command help.
@@ -398,46 +397,3 @@ def from_dict(cls: Any, d: Any, *, op: bool = False, strict: bool = True,
         raise FieldError(key, str(exc)) from None
     except StageError as exc:
         raise FieldError(key, str(exc)) from None
-
-
-# ------------------------------------------------------------------------------------ the stage YAML
-
-
-def yaml_converter(val: Value) -> Callable:
-    """A :mod:`stagectl.config.reader` converter of the value in operator units, returning model units."""
-    from stagectl.config.reader import Invalid, boolean, describe, one_of, string, vector
-    from stagectl.config.reader import number as rnumber
-
-    lo, hi = val.limits(True)
-    k = val.kind
-    if k == "number":
-        conv = rnumber(lo, hi, lo_open=val.lo_open)
-    elif k == "vector":
-        conv = vector(len(val.parts), rnumber(lo, hi, lo_open=val.lo_open), val.expected(True))
-    elif k == "choice":
-        conv = one_of(*val.choices)
-    elif k == "text":
-        conv = string()
-    elif k == "bool":
-        conv = boolean()
-    elif k in ("whole", "words"):
-        from yaml.nodes import ScalarNode, SequenceNode
-
-        def conv(ctx, node, path):
-            if k == "words":
-                items = [node] if isinstance(node, ScalarNode) else (
-                    node.value if isinstance(node, SequenceNode) else None)
-                if items is None or not all(isinstance(n, ScalarNode) for n in items):
-                    raise Invalid(f"expected {val.expected()}, got {describe(node)}")
-                raw: Any = [n.value for n in items]
-            else:
-                raw = rnumber()(ctx, node, path)
-            try:
-                return val.check(raw, op=True)
-            except FieldError:
-                raise Invalid(f"expected {val.expected()}, got {describe(node)}") from None
-    else:
-        raise ValueError(f"no stage-file converter for a {k}")
-    if val.scale == 1.0:
-        return conv
-    return lambda ctx, node, path: val.to_model(conv(ctx, node, path))

@@ -81,7 +81,7 @@ def _setup(args):
     from stagectl.color.calibration import make_sequence
     from stagectl.color.stagefile import config_for
     from stagectl.color.transfer import Transfer
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
     from stagectl.stage import load_stage
 
     stage = load_stage(args.stage)
@@ -124,7 +124,7 @@ def load_correction(folder: str | Path, key: str):
     """The :class:`~stagectl.color.calibration.Correction` a previous run wrote in ``folder`` (from its
     ``colour.json``)."""
     from stagectl.color.calibration import Correction
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
 
     p = Path(folder) / "colour.json"
     try:
@@ -140,7 +140,7 @@ def load_correction(folder: str | Path, key: str):
 def write_patches(args, seq, size, active, key, correction=None) -> int:
     import cv2
 
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
 
     folder = Path(args.patches)
     if folder.exists() and not folder.is_dir():
@@ -180,7 +180,7 @@ def run(args) -> int:
     )
     from stagectl.color.calibration import CaptureSource, calibrated_config, extract, solve, write_clf
     from stagectl.color.errors import ColorError
-    from stagectl.errors import UsageError
+    from stagectl.core.errors import UsageError
 
     if bool(args.captures) == bool(args.patches):
         raise UsageError("give --patches DIR (write the patch sequence) or --captures DIR|VIDEO --out DIR (solve)")
@@ -219,7 +219,7 @@ def run(args) -> int:
         (out / "config.ocio").write_text(new.serialize(), encoding="utf-8")
         outputs.update(clf=str(out / clf_name), ocio_config=str(out / "config.ocio"), display=display,
                        view="Calibrated")
-    from stagectl.color.calibration_report import colour_report
+    from stagectl.calibration.colour_report import colour_report
 
     colour_report(sol, out / "colour.report.png", title=f"stagectl calibrate colour: {key}")
     inputs = input_records([args.stage, *([args.captures] if Path(args.captures).is_file() else

@@ -46,7 +46,7 @@ from stagectl.render.gl.resources import (
 __all__ = ["VERTEX_SOURCE", "fragment_source", "LutTexture", "make_luts", "set_shader_uniform", "OcioPass"]
 
 VERTEX_SOURCE = """#version 330 core
-// OCIO pass (stagectl/color/gl_ocio.py): one full-screen triangle from gl_VertexID, no attributes.
+// OCIO pass (stagectl/render/ocio_pass.py): one full-screen triangle from gl_VertexID, no attributes.
 void main() {
     vec2 ndc = vec2(gl_VertexID == 1 ? 3.0 : -1.0, gl_VertexID == 2 ? 3.0 : -1.0);
     gl_Position = vec4(ndc, 0.0, 1.0);
@@ -70,7 +70,7 @@ def fragment_source(shader: GpuShader, *, code_bits: int | None = None) -> str:
         store = f"    frag_color = vec4(floor(clamp(o.rgb, 0.0, 1.0) * {top} + 0.5) / {top}, o.a);\n"
     return (
         f"#version {shader.glsl_version}\n"
-        f"// OCIO pass (stagectl/color/gl_ocio.py): OpenColorIO {shader.language} text, then main().\n"
+        f"// OCIO pass (stagectl/render/ocio_pass.py): OpenColorIO {shader.language} text, then main().\n"
         f"{shader.text}\n"
         "uniform sampler2D u_image;\n"
         "out vec4 frag_color;\n"
