@@ -260,12 +260,14 @@ def load_content(
     *,
     label: str = "content",
     columns=None,
+    confine_to: str | os.PathLike | None = None,
 ) -> Content:
     """The :class:`Content` for a stage file's ``outer.content`` value (see the module docstring).
 
     Needs the GL context of ``resources`` current (it uploads meshes and textures). ``columns`` configures the
     procedural world. Raises :class:`ContentError` for a missing, unsupported or broken asset (and the GL
-    backend's errors, also StageErrors, if an upload fails).
+    backend's errors, also StageErrors, if an upload fails). ``confine_to``: the folder a glTF's buffers and
+    images must stay inside (the console's content folder for a scene the operator picked).
     """
     options: dict[str, Any] = {}
     if isinstance(spec, Mapping):
@@ -308,6 +310,7 @@ def load_content(
                 background=bg_content,
                 clear_color=background,
                 light=options.get("light"),
+                confine_to=confine_to,
             )
         except BaseException:
             if bg_content is not None:

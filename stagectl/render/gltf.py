@@ -278,10 +278,11 @@ def node_matrix(node) -> np.ndarray:
 class _Reader:
     """Buffers, accessors, images of one parsed file, with errors that name the file and the element."""
 
-    def __init__(self, gltf, path: Path) -> None:
+    def __init__(self, gltf, path: Path, confine_to: Path | None = None) -> None:
         self.gltf = gltf
         self.path = path
         self.base = path.parent
+        self.confine_to = None if confine_to is None else Path(confine_to).resolve()
         self._buffers: dict[int, bytes] = {}
 
     def fail(self, problem: str) -> ContentError:
@@ -306,6 +307,13 @@ class _Reader:
                 raise self.fail(f"{what}: bad base64 data URI ({exc})") from None
         rel = unquote(uri)
         full = Path(rel) if os.path.isabs(rel) else self.base / rel
+        if self.confine_to is not None:
+            try:
+                inside = full.resolve().is_relative_to(self.confine_to)
+            except (OSError, RuntimeError):  # a link loop
+                inside = False
+            if not inside:
+                raise self.fail(f"{what}: {uri} is outside the content folder {self.confine_to}: refused")
         try:
             return full.read_bytes()
         except FileNotFoundError:
@@ -487,12 +495,15 @@ def _attribute(
     return a
 
 
-def read_gltf(path: str | os.PathLike, T_stage_content: np.ndarray | None = None) -> GltfScene:
+def read_gltf(path: str | os.PathLike, T_stage_content: np.ndarray | None = None, *,
+              confine_to: str | os.PathLike | None = None) -> GltfScene:
     """Parse a ``.gltf`` / ``.glb`` file into a :class:`GltfScene` (no GL). ``T_stage_content``: placement of
-    the asset in the stage (applied after :data:`T_STAGE_GLTF`). Raises :class:`ContentError`."""
+    the asset in the stage (applied after :data:`T_STAGE_GLTF`). ``confine_to``: a folder every buffer and image
+    the file names must resolve inside (links followed, ``..`` folded): the console's content folder when the
+    operator picked the scene; a URI outside it is refused. Raises :class:`ContentError`."""
     path = Path(path)
     doc = _load_document(path)
-    rd = _Reader(doc, path)
+    rd = _Reader(doc, path, None if confine_to is None else Path(confine_to))
     notes: list[str] = []
     required = set(doc.extensionsRequired or ())
     missing = sorted(required - SUPPORTED_EXTENSIONS)
@@ -808,10 +819,11 @@ class GltfContent(Content):
         background: Content | None = None,
         clear_color=None,
         light=None,
+        confine_to=None,
     ) -> GltfContent:
-        """Read ``path`` (:func:`read_gltf`) and upload it."""
+        """Read ``path`` (:func:`read_gltf`, its files confined to ``confine_to`` when given) and upload it."""
         return cls(
-            read_gltf(path, T_stage_content),
+            read_gltf(path, T_stage_content, confine_to=confine_to),
             resources,
             label=label,
             background=background,

@@ -521,10 +521,12 @@ class StageRenderer:
         ``render.outer.content`` (``"procedural"`` or a path; relative paths from the stage file's folder).
         The new content is loaded first: a content that cannot be loaded raises :class:`StageError` and the
         current one stays. The outer atlas, its cached canvases and the inner images are redrawn next frame.
-        Returns the new content's description."""
+        Returns the new content's description. The operator picks it (``content.select``, the operator state),
+        so a glTF's buffers and images must stay inside the console's content folder (``console.paths``)."""
         if self._closed:
             raise StageError("StageRenderer used after release()")
-        new = load_content(content, self.resources, self.stage.path.parent, label="scene")
+        folder = self.stage.console.paths.folder("content", self.stage.path.parent)
+        new = load_content(content, self.resources, self.stage.path.parent, label="scene", confine_to=folder)
         old, self.scene = self.scene, new
         self.outer.invalidate()
         self.compositor.invalidate_cache()

@@ -291,6 +291,28 @@ def test_gltf_hierarchy_and_placement_compose_in_the_documented_order(tmp_path):
     assert np.allclose((lo + hi) / 2, origin)
 
 
+def test_a_confined_gltf_reads_only_files_inside_its_folder(tmp_path):
+    """The operator's scene (content.select) may name buffers and images inside the content folder only: a
+    URI that leaves it through ``..``, an absolute path or a symbolic link is refused, and says which."""
+    scenes = tmp_path / "scenes"
+    (scenes / "set").mkdir(parents=True)
+    b = GltfBuilder()
+    b.node(mesh=b.mesh(quad(), b.material((1, 1, 1, 1))))
+    good = b.write_gltf(scenes / "set" / "good.gltf", external_bin=True)
+    assert read_gltf(good, confine_to=scenes).triangle_count == 2
+    (tmp_path / "secret.bin").write_bytes((scenes / "set" / "good.bin").read_bytes())
+    (scenes / "link.bin").symlink_to(tmp_path / "secret.bin")
+    for i, uri in enumerate(["../../secret.bin", str(tmp_path / "secret.bin"), "../link.bin"]):
+        doc = json.loads(good.read_text())
+        doc["buffers"][0]["uri"] = uri
+        bad = scenes / "set" / f"bad{i}.gltf"
+        bad.write_text(json.dumps(doc))
+        assert read_gltf(bad).triangle_count == 2  # a stage file's own scene is not confined
+        with pytest.raises(ContentError, match=r"outside the content folder .*: refused") as err:
+            read_gltf(bad, confine_to=scenes)
+        assert uri in str(err.value)
+
+
 def test_gltf_without_normals_gets_flat_normals_and_strips_fans_become_triangles(tmp_path):
     b = GltfBuilder()
     pos = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]], np.float32)

@@ -85,3 +85,32 @@ def test_content_can_be_swapped_while_running_and_a_bad_one_changes_nothing(gl, 
         assert np.abs(np.median(after, axis=0) - np.array(RGB)).max() <= 3
     finally:
         renderer.release()
+
+
+def test_the_operators_gltf_is_confined_to_the_content_folder(gl, tmp_path: Path) -> None:
+    """content.select loads through set_content: a glTF under scenes/ whose buffer lies outside it is refused
+    and the wall keeps what it showed; the same file with its buffer inside loads."""
+    import json
+
+    from gl.test_content import GltfBuilder, quad
+
+    from stagectl.core.errors import StageError
+
+    stage = load_stage(_stage_with_content(tmp_path, "procedural"))
+    scenes = stage.console.paths.folder("content", stage.path.parent)
+    scenes.mkdir()
+    b = GltfBuilder()
+    b.node(mesh=b.mesh(quad(), b.material((1, 1, 1, 1))))
+    good = b.write_gltf(scenes / "set.gltf", external_bin=True)
+    (tmp_path / "outside.bin").write_bytes((scenes / "set.bin").read_bytes())
+    doc = json.loads(good.read_text())
+    doc["buffers"][0]["uri"] = "../outside.bin"
+    (scenes / "escape.gltf").write_text(json.dumps(doc))
+    renderer = StageRenderer(stage, gl)
+    try:
+        with pytest.raises(StageError, match="outside the content folder"):
+            renderer.set_content("scenes/escape.gltf")
+        assert "procedural" in renderer.scene.describe().lower()
+        assert "set.gltf" in renderer.set_content("scenes/set.gltf")
+    finally:
+        renderer.release()
