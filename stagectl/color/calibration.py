@@ -51,7 +51,7 @@ import math
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +82,9 @@ __all__ = [
     "detect_slate",
     "extract",
     "make_sequence",
+    "mapped_area",
     "open_captures",
+    "output_sequence",
     "solve",
     "synchronise",
     "target_to_xyz_matrix",
@@ -251,24 +253,46 @@ class PatchSequence:
         pw, ph = max(8, round(aw * fraction)), max(8, round(ah * fraction))
         return ax + (aw - pw) // 2, ay + (ah - ph) // 2, pw, ph
 
-    def frame_signal(self, k: int, size: tuple[int, int], active: tuple[int, int, int, int] | None = None,
-                     *, correction: Correction | None = None) -> np.ndarray:
-        """Wall frame ``k`` as signals, ``(h, w, 3)`` float64, row 0 = top, on a canvas of ``size = (w, h)`` whose
-        mapped area is ``active = (x, y, w, h)`` (default: all). ``correction``: the calibrated patches (the
-        target values pass through :meth:`Correction.apply` first; slates and peak white are left as they are)."""
+    def frame_rects(self, k: int, size: tuple[int, int], active: tuple[int, int, int, int] | None = None,
+                    *, correction: Correction | None = None) -> list[tuple[int, int, int, int, np.ndarray]]:
+        """Wall frame ``k`` as the rectangles that paint it, in drawing order (later over earlier): ``(x0, y0,
+        x1, y1, signal)``, canvas pixels ``[x0, x1) x [y0, y1)`` (row 0 = top) of one ``signal`` (3,) each; the
+        first is the whole canvas at 0. :meth:`frame_signal` paints them; the on-wall player
+        (:mod:`stagectl.render.patch_player`) draws each as a scissored clear of its codes. Arguments as
+        :meth:`frame_signal`."""
         w, h = size
-        img = np.zeros((h, w, 3), np.float64)
+        zero = np.zeros(3)
+        rects: list[tuple[int, int, int, int, np.ndarray]] = [(0, 0, w, h, zero)]
+
+        def put(xs: slice, ys: slice, sig) -> None:  # numpy's slice semantics, as frame_signal always painted
+            x0, x1, _ = xs.indices(w)
+            y0, y1, _ = ys.indices(h)
+            if x1 > x0 and y1 > y0:
+                rects.append((x0, y0, x1, y1, np.asarray(sig, np.float64)))
+
         p = self.patch_at(k)
         x, y, pw, ph = self._rect(size, active, self.patch_fraction)
         if p.role in ("slate", "end_slate"):
-            self._draw_slate(img, (x, y, pw, ph), k, end=p.role == "end_slate")
-            return img
+            rect = (x, y, pw, ph)
+            on = self.encode(np.full(3, SLATE_LEVEL * self.peak_units))
+            b = max(1, round(0.08 * min(pw, ph)))
+            put(slice(x, x + pw), slice(y, y + ph), on)
+            put(slice(x + b, x + pw - b), slice(y + b, y + ph - b), zero)
+            for i, bit in enumerate(_marker(p.role == "end_slate")):
+                if bit:
+                    ys, xs = _cell(rect, i, MARKER_CELLS, 0.30)
+                    put(xs, ys, on)
+            for i, bit in enumerate(_bits(k)):
+                if bit:
+                    ys, xs = _cell(rect, i, BIT_CELLS, 0.70)
+                    put(xs, ys, on)
+            return rects
         sig = p.signal
         if correction is not None and p.role != "white":
             sig = self.encode(correction.apply(p.target))
         if p.role == "flat":
             ax, ay, aw, ah = active if active is not None else (0, 0, w, h)
-            img[ay:ay + ah, ax:ax + aw] = sig
+            put(slice(ax, ax + aw), slice(ay, ay + ah), sig)
         elif p.role == "chart":
             cols, rows = CHART_GRID
             for j in range(rows):
@@ -276,23 +300,31 @@ class PatchSequence:
                     x0, x1 = x + (i * pw) // cols, x + ((i + 1) * pw) // cols
                     y0, y1 = y + (j * ph) // rows, y + ((j + 1) * ph) // rows
                     gx, gy = max(1, (x1 - x0) // 10), max(1, (y1 - y0) // 10)  # black gaps between cells
-                    img[y0 + gy:y1 - gy, x0 + gx:x1 - gx] = sig[j * cols + i]
+                    put(slice(x0 + gx, x1 - gx), slice(y0 + gy, y1 - gy), sig[j * cols + i])
         else:
-            img[y:y + ph, x:x + pw] = sig
+            put(slice(x, x + pw), slice(y, y + ph), sig)
+        return rects
+
+    def frame_signal(self, k: int, size: tuple[int, int], active: tuple[int, int, int, int] | None = None,
+                     *, correction: Correction | None = None) -> np.ndarray:
+        """Wall frame ``k`` as signals, ``(h, w, 3)`` float64, row 0 = top, on a canvas of ``size = (w, h)`` whose
+        mapped area is ``active = (x, y, w, h)`` (default: all). ``correction``: the calibrated patches (the
+        target values pass through :meth:`Correction.apply` first; slates and peak white are left as they are).
+        The picture is :meth:`frame_rects` painted in order."""
+        w, h = size
+        img = np.zeros((h, w, 3), np.float64)
+        for x0, y0, x1, y1, sig in self.frame_rects(k, size, active, correction=correction)[1:]:
+            img[y0:y1, x0:x1] = sig
         return img
 
-    def _draw_slate(self, img: np.ndarray, rect, k: int, *, end: bool) -> None:
-        x, y, pw, ph = rect
-        on = self.encode(np.full(3, SLATE_LEVEL * self.peak_units))
-        b = max(1, round(0.08 * min(pw, ph)))
-        img[y:y + ph, x:x + pw] = on
-        img[y + b:y + ph - b, x + b:x + pw - b] = 0.0
-        for i, bit in enumerate(_marker(end)):
-            if bit:
-                img[_cell(rect, i, MARKER_CELLS, 0.30)] = on
-        for i, bit in enumerate(_bits(k)):
-            if bit:
-                img[_cell(rect, i, BIT_CELLS, 0.70)] = on
+    def with_signals(self, signal_of) -> PatchSequence:
+        """This sequence with every measured patch's signal replaced by ``signal_of(target)`` (target-linear
+        (3,) or (24, 3) -> signals of the same shape): the corrected patches a calibration sends for
+        verification. Slates and peak white (the top code) are left as they are, as with ``correction``."""
+        patches = tuple(p if p.target is None or p.role == "white" else
+                        replace(p, signal=np.asarray(signal_of(p.target), np.float64).reshape(p.target.shape))
+                        for p in self.patches)
+        return replace(self, patches=patches)
 
     def frame_codes(self, k: int, size, active=None, *, correction: Correction | None = None) -> np.ndarray:
         """Frame ``k`` as the output's canvas codes (``uint16``, at the output's depth and range)."""
@@ -386,6 +418,42 @@ def make_sequence(cfg, target_space: str, transfer: Transfer, *, bits: int = 10,
     return PatchSequence(transfer, int(bits), bool(narrow), target_space, M, float(npu), float(peak),
                          int(frames_per_patch), int(slate_frames), int(ramp_steps), float(saturation),
                          float(patch_fraction), tuple(patches), tuple(names))
+
+
+def output_sequence(settings, key: str, *, frames_per_patch: int = 10, slate_frames: int = 8,
+                    ramp_steps: int = 30, saturation: float = 0.7, patch_fraction: float = 0.5):
+    """``(oc, cfg, seq)``: output ``key``'s :class:`~stagectl.color.stagefile.OutputColour`, the loaded OCIO
+    config and its :class:`PatchSequence` (its transfer, peak, target, depth and range from the stage's parsed
+    ``colour:`` section ``settings``), for ``stagectl calibrate colour`` and the on-wall player. A one-line
+    :class:`ColorError` for what cannot be calibrated: no ``colour:`` section, a display/view output, HLG."""
+    from stagectl.color.stagefile import config_for
+    from stagectl.color.transfer import Transfer
+
+    if settings is None:
+        raise ColorError("the stage has no colour: section; give the output a canvas transfer (e.g. canvas: "
+                         "{format: rgb10_a2, transfer: pq, peak_nits: 1000}) to calibrate it")
+    oc = settings.output(key)
+    if oc.mode == "display":
+        raise ColorError(f"output {key} is encoded by display/view {oc.display} / {oc.view} (a tone-mapping view): "
+                         f"calibrate it through a canvas transfer (pq, srgb, gamma, bt1886) and its target")
+    kind = oc.transfer or "srgb"
+    target = oc.target or "Linear Rec.709 (sRGB)"
+    peak = oc.peak_nits if oc.peak_nits is not None else (100.0 if kind == "bt1886" else 1000.0)
+    transfer = Transfer(kind, gamma=oc.gamma if kind == "gamma" else 2.4, peak_nits=peak)
+    cfg = config_for(settings.config)
+    seq = make_sequence(cfg, target, transfer, bits=oc.bits, narrow=oc.narrow, frames_per_patch=frames_per_patch,
+                        slate_frames=slate_frames, ramp_steps=ramp_steps, saturation=saturation,
+                        patch_fraction=patch_fraction)
+    return oc, cfg, seq
+
+
+def mapped_area(rects) -> tuple[int, int, int, int]:
+    """``(x, y, w, h)``: the bounding box of an output's mapped canvas rectangles ``(x, y, w, h)`` (the area the
+    patch layout centres on)."""
+    rects = list(rects)
+    x0, y0 = min(r[0] for r in rects), min(r[1] for r in rects)
+    x1, y1 = max(r[0] + r[2] for r in rects), max(r[1] + r[3] for r in rects)
+    return int(x0), int(y0), int(x1 - x0), int(y1 - y0)
 
 
 # --------------------------------------------------------------------------------------------- captures
