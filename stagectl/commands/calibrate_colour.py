@@ -26,7 +26,9 @@ OpenVPCal's validation checks.
      stagectl calibrate colour --stage stage.yaml --output proc/out1 --patches patches/
    Play patches/frames.txt on the wall frame-accurately (one image per wall frame, no blending or scaling):
    start slate, desaturated primaries, 18 % grey, primaries, peak white, ColorChecker chart, flat field, EOTF
-   ramp, end slate. The slates carry a frame counter that synchronises the capture.
+   ramp, end slate. The slates carry a frame counter that synchronises the capture. With the stage running,
+   the console plays the same sequence on the wall itself:
+     stagectl ctl stage.yaml color.patches output=proc/out1 action=start
 
 2. Film it: camera genlocked to the wall at the stage's frame rate, locked off, the patch area (inside the
    slate's border) filling about a third of the frame and in focus on the wall's surface, white balance and ISO
@@ -78,9 +80,8 @@ def _say(args, *lines: str) -> None:
 
 
 def _setup(args):
-    from stagectl.color.calibration import make_sequence
-    from stagectl.color.stagefile import config_for
-    from stagectl.color.transfer import Transfer
+    from stagectl.color.calibration import mapped_area, output_sequence
+    from stagectl.color.errors import ColorError
     from stagectl.core.errors import UsageError
     from stagectl.stage import load_stage
 
@@ -94,26 +95,14 @@ def _setup(args):
     if key not in keys:
         raise UsageError(f"--output: expected an output of {args.stage} ({', '.join(keys)}), got {key!r}")
     settings = stage.colour
-    if settings is None:
-        raise UsageError(f"{args.stage}: no colour: section; give the output a canvas transfer (e.g. "
-                         f"canvas: {{format: rgb10_a2, transfer: pq, peak_nits: 1000}}) to calibrate it")
-    oc = settings.output(key)
-    if oc.mode == "display":
-        raise UsageError(f"output {key} is encoded by display/view {oc.display} / {oc.view} (a tone-mapping view): "
-                         f"calibrate it through a canvas transfer (pq, srgb, gamma, bt1886) and its target")
-    kind = oc.transfer or "srgb"
-    target = oc.target or "Linear Rec.709 (sRGB)"
-    transfer = Transfer(kind, gamma=oc.gamma if kind == "gamma" else 2.4,
-                        peak_nits=oc.peak_nits if oc.peak_nits is not None else (100.0 if kind == "bt1886" else 1000.0))
-    cfg = config_for(settings.config)
-    seq = make_sequence(cfg, target, transfer, bits=oc.bits, narrow=oc.narrow,
-                        frames_per_patch=args.frames_per_patch, slate_frames=args.slate_frames,
-                        ramp_steps=args.ramp_steps, saturation=args.saturation, patch_fraction=args.patch_size)
+    try:
+        oc, cfg, seq = output_sequence(settings, key, frames_per_patch=args.frames_per_patch,
+                                       slate_frames=args.slate_frames, ramp_steps=args.ramp_steps,
+                                       saturation=args.saturation, patch_fraction=args.patch_size)
+    except ColorError as exc:
+        raise UsageError(f"{args.stage}: {exc}") from None
     out = next(o for p, o in stage.outputs() if f"{p.name}/{o.name}" == key)
-    rects = [m.canvas_rect for m in out.mappings]
-    x0, y0 = min(r[0] for r in rects), min(r[1] for r in rects)
-    x1, y1 = max(r[0] + r[2] for r in rects), max(r[1] + r[3] for r in rects)
-    return stage, key, oc, cfg, seq, out.canvas, (x0, y0, x1 - x0, y1 - y0), settings
+    return stage, key, oc, cfg, seq, out.canvas, mapped_area(m.canvas_rect for m in out.mappings), settings
 
 
 def _slug(key: str) -> str:

@@ -52,6 +52,7 @@ __all__ = [
     "COMMANDS",
     "GROUPS",
     "LutPath",
+    "PatchOutput",
     "calibrated_outputs",
     "group_of",
     "is_read_only",
@@ -653,6 +654,42 @@ def _v_calibration_target(v, stage, state, out):
     return sorted(keys)
 
 
+class PatchOutput(str):
+    """``color.patches``' output key (a ``str``, so arguments stay JSON-able) carrying the
+    :class:`~stagectl.render.patch_player.PatchProgram` built at validation (OCIO, colour-science: slow the
+    first time), so the frame loop only starts it."""
+
+    program: Any
+
+    def __new__(cls, key: str, program: Any) -> PatchOutput:
+        s = super().__new__(cls, key)
+        s.program = program
+        return s
+
+
+#: color.patches' sequence arguments: (name, lowest, highest, default), as stagectl calibrate colour's options
+_PATCH_COUNTS = (("frames_per_patch", 1, 1000, 10), ("slate_frames", 1, 1000, 8), ("ramp_steps", 4, 1000, 30))
+
+
+def _finish_patches(stage, state, out) -> None:
+    key = out["output"]
+    extra = [k for k in (*(n for n, *_ in _PATCH_COUNTS), "calibration") if k in out]
+    if out["action"] == "stop":
+        if extra:
+            raise _ArgError(f"{extra[0]}: only with action start")
+        return
+    from stagectl.color.errors import ColorError
+    from stagectl.render.patch_player import patch_program
+
+    counts = {n: int(out.get(n, d)) for n, _, _, d in _PATCH_COUNTS}
+    try:
+        program = patch_program(stage, key, calibration=bool(out.get("calibration", False)), **counts)
+    except ColorError as exc:
+        msg = " ".join(str(exc).split())
+        raise _ArgError(msg if msg.startswith(f"output {key} ") else f"output {key}: {msg}") from None
+    out["output"] = PatchOutput(key, program)
+
+
 def _v_content(v, stage, state, out):
     if v == "procedural":
         return v
@@ -990,6 +1027,10 @@ def _h_calibration(state, args: dict):
         "outputs": sorted(keys), "on": args["on"]}
 
 
+def _h_patches(state, args: dict):
+    return state, {"output": str(args["output"]), "action": args["action"]}
+
+
 def _h_inner(state, args: dict):
     return replace(state, inner_enabled=args["enabled"]), {}
 
@@ -1324,6 +1365,43 @@ _SPECS = (
         "(`outputs.<key>.calibration`: `on` / `off`). An output without a calibration is refused (`color."
         "calibration: target: output 'p/out2' has no calibration; calibrated outputs: p/out1`). Result: "
         '`{"outputs": [keys switched], "on"}`.',
+    ),
+    CommandSpec(
+        "color.patches",
+        (
+            _arg("output", "processor/output", "the output (wall feed) to play the calibration patches on", _v_output,
+                 True),
+            _arg("action", "start | stop", "start the sequence on the acknowledged frame, or stop it",
+                 lambda v, s, st, o: _choice(v, ("start", "stop")), True, choices=("start", "stop")),
+            *(_value(n, Value("whole", lo=lo, hi=hi, unit="frames" if n != "ramp_steps" else ""),
+                     f"{h} (default {d})")
+              for (n, lo, hi, d), h in zip(_PATCH_COUNTS, ("wall frames each patch is held",
+                                                          "wall frames of each slate",
+                                                          "EOTF ramp steps, 0 .. peak in signal"))),
+            _arg("calibration", "bool", "play the patches through the output's colour calibration (true: to verify "
+                 "it) or as measured (false, the default)", _BOOL, osc="bool"),
+        ),
+        False,
+        "Play stagectl calibrate colour's patch sequence on an output, frame-accurately.",
+        {"output": "tessera-a/out1", "action": "start", "frames_per_patch": 10},
+        handler=_h_patches,
+        finish=_finish_patches,
+        osc="output action [...]",
+        osc_example=("tessera-a/out1", "start", "frames_per_patch", 10),
+        doc="Shows the output's patch sequence ([colour.md](colour.md), *Calibrating a wall in camera*; the same "
+        "images as `stagectl calibrate colour --patches` writes with these arguments): stage frame F + k shows "
+        "wall frame k, from the acknowledged frame F (the stage's frame counter, not wall-clock time) to the end "
+        "slate, then the normal composition again; `stop` ends it at once. The output's canvas gets the "
+        "sequence's codes exactly (no grade, OCIO encode, blending or scaling; the rest of the canvas black); "
+        "other outputs render as before. `calibration: true` plays the measured patches through the output's "
+        "calibration (to film and solve again: verification). Refused: an output the calibration cannot take "
+        "(`color.patches: output p/out1 is encoded by display/view ...`, an HLG output, a stage without a "
+        "`colour:` section), `calibration: true` on an output without one. The status shows the playback "
+        "(`outputs.<key>.patches`: `frame` k, `frames` N, `patch`, `first_frame`, `calibration`). A blacked-out "
+        "output stays black while the counter runs on; a `stage.reload` stops the playback; render nodes of a "
+        "cluster do not play it. Result: "
+        '`{"output", "action", "first_frame", "frames", "last_frame"}` (start) or `{"output", "action", '
+        '"stopped": true | false}` (stop).',
     ),
     CommandSpec(
         "pattern.set",

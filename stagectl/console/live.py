@@ -108,7 +108,7 @@ class LiveConsole:
                 self.osc = None
                 say(f"stagectl run: console: OSC off: {exc}")
         if self._want["zmq"]:
-            from stagectl.console.zmq_transport import ZmqConsole
+            from stagectl.console.zmq import ZmqConsole
 
             keys = self.stage.console.zmq.keys
             if not keys.exists():
@@ -426,12 +426,33 @@ def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
         say(f"stagectl run: console: stage {new.path} reloaded")
         return {}  # the hub's result, {"stage": name, "warnings"} (docs/console.md), is the ack's
 
+    def color_patches(args: dict, state) -> dict:
+        key = str(args["output"])
+        if runtime.output is None:
+            raise CommandError("color.patches: nothing is rendered in this run (--no-render): no canvas to play the "
+                               "patches on")
+        player = runtime.output.renderer.patches
+        if args["action"] == "stop":
+            stopped = player.stop(key)
+            if stopped is not None:
+                say(f"stagectl run: console: colour patches on {key} stopped at wall frame "
+                    f"{stopped.index(hub.frame)} of {stopped.program.frames}")
+            return {"stopped": stopped is not None}
+        program = args["output"].program  # built when the command was validated, off the frame loop
+        first = int(hub.frame)
+        player.start(program, first)
+        n = program.frames
+        say(f"stagectl run: console: colour patches on {key}: stage frames {first}..{first + n - 1} ({n} wall "
+            f"frames, calibration {'on' if program.calibrated else 'off'})")
+        return {"first_frame": first, "frames": n, "last_frame": first + n - 1}
+
     hub.register_effect("content.select", content_select)
     hub.register_effect("camera.set", camera_set)
     hub.register_effect("record.start", record_start)
     hub.register_effect("record.stop", record_stop)
     hub.register_effect("record.follow", record_follow)
     hub.register_effect("stage.reload", stage_reload)
+    hub.register_effect("color.patches", color_patches)
 
 
 def thumbnails(canvases: dict[str, np.ndarray], width: int = THUMBNAIL_WIDTH) -> dict[str, bytes]:

@@ -64,6 +64,7 @@ from stagectl.render.gl.readback import (
     unpack_rgb10_a2,
 )
 from stagectl.render.gl.resources import drain_gl_errors, gl_pass
+from stagectl.render.patch_player import PatchPlayer
 from stagectl.render.plan import TILE_PX, FramePlan, build_outer_pass, canvas_tiles
 from stagectl.render.scene import Column
 from stagectl.stage.model import Stage
@@ -154,6 +155,8 @@ class StageRenderer:
         self.inner: InnerTargets | None = None
         self.outer: OuterAtlas | None = None
         self.compositor: CanvasCompositor | None = None
+        #: the on-wall colour patch player (console color.patches; :mod:`stagectl.render.patch_player`)
+        self.patches = PatchPlayer()
         self._async: dict[str, AsyncReadback] = {}
         try:
             # the stage's content (procedural world, glTF scene, 360 plate or video) for inner and outer
@@ -378,6 +381,12 @@ class StageRenderer:
                         t0 = timed(current, t0)
                 finally:
                     self.compositor.end()
+            if self.patches.playing:  # color.patches: the sequence's codes over its outputs' canvases
+                current = "patches"
+                self._hook(current)
+                for key in self.patches.draw(plan, self._back):
+                    self.compositor.mark_dirty(key, 1 - self._front[key])  # the composition returns whole
+                t0 = timed(current, t0)
             current = "readback"
             self._hook(current)
             self._readback_back(plan.frame)

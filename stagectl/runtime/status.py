@@ -82,11 +82,13 @@ def camera_line(runtime, name: str, now_ns: int) -> str:
             f"{covered}{ov}")
 
 
-def outputs_status(plan, counts, stage=None) -> dict:
+def outputs_status(plan, counts, stage=None, patches=None) -> dict:
     """Per output key: ``black``, and ``frozen``: why its picture does not follow the stage, or None --
     ``"render failed: the last good frame is kept"`` when the last frame failed to render, ``"camera cam-a
     frozen"`` when it shows an inner frustum the operator froze; an output with a colour calibration in
-    ``stage`` (the stage the plan was made on) also ``calibration``: ``"on"`` or ``"off"`` (color.calibration)."""
+    ``stage`` (the stage the plan was made on) also ``calibration``: ``"on"`` or ``"off"`` (color.calibration);
+    an output playing the colour patches (``patches``: :meth:`~stagectl.render.patch_player.PatchPlayer.status`)
+    also ``patches``: ``{"frame": k, "frames": N, "patch", "first_frame", "calibration"}`` (color.patches)."""
     out = {}
     if plan is None:
         return out
@@ -103,6 +105,8 @@ def outputs_status(plan, counts, stage=None) -> dict:
         out[o.key] = {"black": bool(o.blackout), "frozen": why}
         if o.key in calibrated:
             out[o.key]["calibration"] = "on" if o.calibrated else "off"
+        if patches and o.key in patches:
+            out[o.key]["patches"] = patches[o.key]
     return out
 
 
@@ -169,7 +173,8 @@ def console_status(runtime, k: int, loop, counts: dict, primary: Any, now_ns: in
         "latch_lead_ms": round(loop.lead_ns / 1e6, 2),
         "genlock": {"source": g.source, "locked": g.locked, "detail": g.detail, "summary": g.summary()},
         "cameras": cams,
-        "outputs": outputs_status(plan, counts, runtime.last.stage if runtime.last is not None else None),
+        "outputs": outputs_status(plan, counts, runtime.last.stage if runtime.last is not None else None,
+                                  runtime.output.renderer.patches.status() if runtime.output is not None else None),
         "cluster": None if primary is None else {"summary": primary.status().summary()},
         "recording": recording_status(runtime, now_ns),
         "frame_times_ms": [round(float(v), 2) for v in render_ms[-48:]],

@@ -346,7 +346,9 @@
         el("span", { id: `preview-frame-${safe(o.key)}`, "data-test": `preview-frame-${safe(o.key)}`, class: "muted",
                      text: "no preview yet" })),
       el("div", { class: "frozen-note", id: `preview-frozen-${safe(o.key)}`, "data-test": `preview-frozen-${safe(o.key)}`,
-                  hidden: true }))));
+                  hidden: true }),
+      el("div", { class: "patches-note", id: `preview-patches-${safe(o.key)}`,
+                  "data-test": `preview-patches-${safe(o.key)}`, hidden: true }))));
     if (!S.previewTimer) S.previewTimer = setInterval(refreshPreviews, 500);
   }
 
@@ -670,6 +672,13 @@
       const fig = $(`fig-${k}`);
       if (!fig) continue;
       fig.dataset.frozenStage = st.frozen ? String(st.frozen) : "";
+      // color.patches: the calibration patch sequence playing on this output (frame k of N, the patch)
+      const pn = $(`preview-patches-${k}`), pp = st.patches;
+      if (pn) {
+        pn.hidden = !pp;
+        pn.textContent = pp ? `PATCHES frame ${pp.frame + 1} of ${pp.frames}: ${pp.patch}` +
+          (pp.calibration === "on" ? " (calibrated)" : "") : "";
+      }
     }
     checkPreviews();
   }
