@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import pickle
 import re
 import struct
 from functools import cache
@@ -31,7 +30,6 @@ from stagectl.core.sample import (
     Timing,
     TrackingSample,
     Transform,
-    fast_constructor,
 )
 from stagectl.core.transforms import (
     matmul3,
@@ -1073,57 +1071,6 @@ def test_fast_paths_agree_with_the_reference_paths(name: str) -> None:
             assert fast[:2] == generic[:2] and fast[-1] == generic[-1], (path, value, fast, generic)
             n += 1
     assert n > 1000
-
-
-def test_fast_constructors_build_ordinary_instances() -> None:
-    import stagectl.core.sample as sample_module
-
-    for name in sample_module.__all__:
-        cls = getattr(sample_module, name)
-        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
-            continue
-        if hasattr(cls, "__post_init__"):  # validated on construction (MotionLimits): never built the fast way
-            with pytest.raises(TypeError, match="__post_init__"):
-                fast_constructor(cls)
-            continue
-        fields = dataclasses.fields(cls)
-        values = [f"v{i}" for i in range(len(fields))]
-        make = fast_constructor(cls)
-        assert fast_constructor(cls) is make
-        a, b = make(*values), cls(*values)
-        assert type(a) is cls and a == b and hash(a) == hash(b) and repr(a) == repr(b)
-        assert [getattr(a, f.name) for f in fields] == values
-        with pytest.raises(dataclasses.FrozenInstanceError):
-            setattr(a, fields[0].name, "other")
-        assert pickle.loads(pickle.dumps(a)) == a
-        assert dataclasses.replace(a, **{fields[0].name: "w"}) == cls("w", *values[1:])
-        required = [
-            f for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        ]
-        assert make(*values[: len(required)]) == cls(*values[: len(required)])
-    x, y = fast_constructor(TrackingSample)("FreeD"), fast_constructor(TrackingSample)("FreeD")
-    assert x == TrackingSample("FreeD") and x.raw == {} and x.raw is not y.raw  # default_factory per instance
-
-
-def test_fast_constructor_refuses_other_classes() -> None:
-    @dataclasses.dataclass(slots=True)
-    class Mutable:
-        a: int = 0
-
-    @dataclasses.dataclass(frozen=True)
-    class NoSlots:
-        a: int = 0
-
-    @dataclasses.dataclass(frozen=True, slots=True)
-    class Checked:
-        a: int = 0
-
-        def __post_init__(self) -> None:
-            pass
-
-    for cls in (Mutable, NoSlots, Checked, dict):
-        with pytest.raises(TypeError):
-            fast_constructor(cls)
 
 
 @pytest.mark.parametrize(

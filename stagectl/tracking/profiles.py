@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-from stagectl.core.sample import LensEncoders, fast_constructor
+from stagectl.core.sample import LensEncoders, new_lens_encoders
 
 __all__ = [
     "MOSYS_TRACKING_QUALITY",
@@ -318,8 +318,6 @@ def _physical(bf: BitField | None, zoom: int, focus: int, spare: int) -> float |
 Reading = tuple[LensEncoders | None, float | None, float | None, float | None, int | None, int | None]
 """What :func:`profile_evaluator` returns: the fields of an :class:`EncoderReading`, in its order."""
 
-_new_encoders = fast_constructor(LensEncoders)
-_new_reading = fast_constructor(EncoderReading)
 _EVALUATORS: dict[int, tuple[EncoderProfile, Callable[[int, int, int], Reading]]] = {}
 _MAX_EVALUATORS: Final = 256
 
@@ -372,7 +370,6 @@ def _compile(profile: EncoderProfile) -> Callable[[int, int, int], Reading]:
     zr, fr, ir = (rng(r) for r in ranges)
     has_encoders = zr is not None or fr is not None or ir is not None
     fl, fd, fs, fc, tq = (bit(b) for b in fields)
-    new_encoders = _new_encoders
 
     def evaluate(zoom: int, focus: int, spare: int) -> Reading:
         encoders = None
@@ -390,7 +387,7 @@ def _compile(profile: EncoderProfile) -> Callable[[int, int, int], Reading]:
                 shift, mask, r0, span = zr
                 n = (((zoom >> shift) & mask) - r0) / span
                 nz = 0.0 if n < 0.0 else (1.0 if 1.0 < n else n)  # noqa: FURB136
-            encoders = new_encoders(nf, ni, nz)
+            encoders = new_lens_encoders(focus=nf, iris=ni, zoom=nz)
         raws = (zoom, focus, spare)
         out_fl = out_fd = out_fs = out_fc = out_tq = None
         if fl is not None:
@@ -439,7 +436,17 @@ def apply_profile(profile: EncoderProfile, zoom: int, focus: int, spare: int) ->
     Returns normalised encoders (OpenTrackIO directions, ``None`` if the profile defines none), physical focal
     length (mm), focus distance (m), f-number, and the integer frame counter / tracking quality where defined.
     """
-    return _new_reading(*profile_evaluator(profile)(zoom, focus, spare))
+    encoders, focal_length_mm, focus_distance_m, f_stop, frame_counter, tracking_quality = profile_evaluator(
+        profile
+    )(zoom, focus, spare)
+    return EncoderReading(
+        encoders=encoders,
+        focal_length_mm=focal_length_mm,
+        focus_distance_m=focus_distance_m,
+        f_stop=f_stop,
+        frame_counter=frame_counter,
+        tracking_quality=tracking_quality,
+    )
 
 
 def _apply_profile_slow(profile: EncoderProfile, zoom: int, focus: int, spare: int) -> EncoderReading:

@@ -31,11 +31,12 @@ from typing import Final
 from stagectl.core.sample import (
     FRAME_BODY,
     PROTOCOL_FREED,
-    LensState,
-    Pose,
-    RawEncoders,
     TrackingSample,
-    fast_constructor,
+    new_lens_state,
+    new_pose,
+    new_raw_encoders,
+    new_tracking_sample,
+    slots_twin,
 )
 from stagectl.tracking.errors import ChecksumError, DecodeError, EncodeError, TruncatedError
 from stagectl.tracking.profiles import EncoderProfile, profile_evaluator
@@ -97,11 +98,26 @@ def freed_checksum(message: bytes) -> int:
     return (0x40 - sum(message[:28])) & 0xFF
 
 
-_new_packet = fast_constructor(FreeDPacket)
-_new_pose = fast_constructor(Pose)
-_new_raw_encoders = fast_constructor(RawEncoders)
-_new_lens = fast_constructor(LensState)
-_new_sample = fast_constructor(TrackingSample)
+_FreeDPacketSlots = slots_twin(FreeDPacket)
+
+
+def _new_packet(values: tuple) -> FreeDPacket:
+    """:class:`FreeDPacket` of a D1 message's fields in :func:`_d1_values`'s order, with plain slot stores like
+    the builders of :mod:`stagectl.core.sample`."""
+    camera_id, pan_deg, tilt_deg, roll_deg, x_mm, y_mm, z_mm, zoom, focus, spare = values
+    o = object.__new__(_FreeDPacketSlots)
+    o.camera_id = camera_id
+    o.pan_deg = pan_deg
+    o.tilt_deg = tilt_deg
+    o.roll_deg = roll_deg
+    o.x_mm = x_mm
+    o.y_mm = y_mm
+    o.z_mm = z_mm
+    o.zoom = zoom
+    o.focus = focus
+    o.spare = spare
+    o.__class__ = FreeDPacket
+    return o
 
 
 def _check(data: bytes | bytearray | memoryview) -> None:
@@ -146,7 +162,7 @@ def decode_freed(data: bytes | bytearray | memoryview) -> FreeDPacket:
     Raises :class:`TruncatedError` for a wrong length, :class:`DecodeError` for another message type and
     :class:`ChecksumError` for a bad checksum.
     """
-    return _new_packet(*_d1_values(data))
+    return _new_packet(_d1_values(data))
 
 
 def _fixed(value: float, scale: int, name: str) -> int:
@@ -200,80 +216,37 @@ def freed_to_sample(packet: FreeDPacket, profile: EncoderProfile | None = None) 
     normalised encoders and physical values it defines, and ``raw`` gets ``frame_counter`` /
     ``tracking_quality`` where the profile defines them.
     """
-    return _to_sample(
-        packet.camera_id,
-        packet.pan_deg,
-        packet.tilt_deg,
-        packet.roll_deg,
-        packet.x_mm,
-        packet.y_mm,
-        packet.z_mm,
-        packet.zoom,
-        packet.focus,
-        packet.spare,
-        profile,
-    )
+    p = packet
+    return _to_sample((p.camera_id, p.pan_deg, p.tilt_deg, p.roll_deg, p.x_mm, p.y_mm, p.z_mm, p.zoom, p.focus,
+                       p.spare), profile)
 
 
-def _to_sample(
-    camera_id: int,
-    pan_deg: float,
-    tilt_deg: float,
-    roll_deg: float,
-    x_mm: float,
-    y_mm: float,
-    z_mm: float,
-    zoom: int,
-    focus: int,
-    spare: int,
-    profile: EncoderProfile | None,
-) -> TrackingSample:
-    """:func:`freed_to_sample` on the packet's fields: each object built once, with the fast constructors
-    (positional, every field in declaration order)."""
+def _to_sample(values: tuple, profile: EncoderProfile | None) -> TrackingSample:
+    """:func:`freed_to_sample` on the packet's fields: each object built once, with the per-packet builders of
+    :mod:`stagectl.core.sample`. ``values``: a D1 message's fields in :func:`_d1_values`'s order."""
+    camera_id, pan_deg, tilt_deg, roll_deg, x_mm, y_mm, z_mm, zoom, focus, spare = values
     raw: dict[str, int] = {"spare": spare}
-    raw_encoders = _new_raw_encoders(focus, None, zoom)
-    if profile is None:  # LensState(raw_encoders=raw_encoders)
-        lens = _new_lens(None, None, None, None, None, None, raw_encoders, None, None, None, None, None)
+    raw_encoders = new_raw_encoders(focus=focus, zoom=zoom)
+    if profile is None:
+        lens = new_lens_state(raw_encoders=raw_encoders)
     else:
         encoders, focal_length_mm, focus_distance_m, f_stop, frame_counter, tracking_quality = (
             profile_evaluator(profile)(zoom, focus, spare)
         )
-        lens = _new_lens(
-            focal_length_mm,
-            focus_distance_m,
-            f_stop,
-            None,  # t_stop
-            None,  # entrance_pupil_offset_m
-            encoders,
-            raw_encoders,
-            None,  # distortion
-            None,  # distortion_offset_mm
-            None,  # projection_offset_mm
-            None,  # exposure_falloff
-            None,  # custom
+        lens = new_lens_state(
+            focal_length_mm=focal_length_mm,
+            focus_distance_m=focus_distance_m,
+            f_stop=f_stop,
+            encoders=encoders,
+            raw_encoders=raw_encoders,
         )
         if frame_counter is not None:
             raw["frame_counter"] = frame_counter
         if tracking_quality is not None:
             raw["tracking_quality"] = tracking_quality
-    pose = _new_pose(x_mm / 1000.0, y_mm / 1000.0, z_mm / 1000.0, -pan_deg, tilt_deg, roll_deg)
-    return _new_sample(
-        PROTOCOL_FREED,
-        None,  # protocol_version
-        pose,
-        FRAME_BODY,
-        None,  # transforms
-        lens,
-        None,  # timing
-        None,  # tracker
-        None,  # static
-        None,  # global_stage
-        camera_id,
-        None,  # source_number
-        None,  # source_id
-        None,  # sample_id
-        None,  # related_sample_ids
-        raw,
+    pose = new_pose(x=x_mm / 1000.0, y=y_mm / 1000.0, z=z_mm / 1000.0, pan=-pan_deg, tilt=tilt_deg, roll=roll_deg)
+    return new_tracking_sample(
+        protocol=PROTOCOL_FREED, pose=pose, pose_frame=FRAME_BODY, lens=lens, camera_id=camera_id, raw=raw
     )
 
 
@@ -305,16 +278,16 @@ def sample_to_freed(
     if spare is None:
         spare = sample.raw.get("spare", 0) if sample.protocol == PROTOCOL_FREED else 0
     return FreeDPacket(
-        camera_id,
-        -pose.pan + 0.0,  # + 0.0 turns -0.0 into 0.0
-        pose.tilt,
-        pose.roll,
-        _to_mm(pose.x),
-        _to_mm(pose.y),
-        _to_mm(pose.z),
-        zoom,
-        focus,
-        spare,
+        camera_id=camera_id,
+        pan_deg=-pose.pan + 0.0,  # + 0.0 turns -0.0 into 0.0
+        tilt_deg=pose.tilt,
+        roll_deg=pose.roll,
+        x_mm=_to_mm(pose.x),
+        y_mm=_to_mm(pose.y),
+        z_mm=_to_mm(pose.z),
+        zoom=zoom,
+        focus=focus,
+        spare=spare,
     )
 
 
@@ -336,4 +309,4 @@ def decode_freed_sample(
     Same checks and the same values as that composition, without building the intermediate
     :class:`FreeDPacket`.
     """
-    return _to_sample(*_d1_values(data), profile)
+    return _to_sample(_d1_values(data), profile)

@@ -263,7 +263,8 @@ def _apply(parts: _Parts, address: str, leaf: str, args: list[Any]) -> None:
         return
     values = [_number(v, address, i) for i, v in enumerate(args)]
     if leaf == "pose":
-        parts.pose = Pose(*values)
+        x, y, z, pan, tilt, roll = values
+        parts.pose = Pose(x=x, y=y, z=z, pan=pan, tilt=tilt, roll=roll)
     elif leaf == "lens":
         zoom, focus = _unit(values[0], address, 0), _unit(values[1], address, 1)
         iris = _unit(values[2], address, 2) if len(values) == 3 else None

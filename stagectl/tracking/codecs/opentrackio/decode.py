@@ -20,27 +20,40 @@ from stagectl.core.sample import (
     FRAME_CAMERA,
     PROTOCOL_OPENTRACKIO,
     Distortion,
-    ExposureFalloff,
     GlobalStage,
     LensEncoders,
     LensState,
     Pose,
     PtpSync,
     RawEncoders,
-    SensorDimensions,
-    SensorResolution,
-    StaticCamera,
     StaticInfo,
-    StaticLens,
-    StaticTracker,
     Synchronization,
-    SyncOffsets,
     Timecode,
     Timing,
     TrackerStatus,
     TrackingSample,
     Transform,
-    fast_constructor,
+    new_distortion,
+    new_exposure_falloff,
+    new_global_stage,
+    new_lens_encoders,
+    new_lens_state,
+    new_pose,
+    new_ptp_sync,
+    new_raw_encoders,
+    new_sensor_dimensions,
+    new_sensor_resolution,
+    new_static_camera,
+    new_static_info,
+    new_static_lens,
+    new_static_tracker,
+    new_sync_offsets,
+    new_synchronization,
+    new_timecode,
+    new_timing,
+    new_tracker_status,
+    new_tracking_sample,
+    new_transform,
 )
 from stagectl.core.transforms import Rows3, matmul3, ptr_deg_from_rows, rotation_rows_from_ptr_deg
 from stagectl.tracking.codecs.opentrackio.transport import _U32, ENCODING_CBOR, ENCODING_JSON, decode_datagram
@@ -313,29 +326,8 @@ def _xy(v: Any, path: str) -> tuple[float, float]:
 # an exact ``int`` in range, a ``str``) and otherwise handed to the validator above with its path, which either
 # returns the same value (ints as floats, other Mappings, ...) or raises the same FieldError as before. Fields
 # are checked in the same order as always, so the first bad field reported does not change; paths are only
-# formatted when needed. Objects are built with the fast constructors (:func:`fast_constructor`).
-
-_new_pose = fast_constructor(Pose)
-_new_transform = fast_constructor(Transform)
-_new_encoders = fast_constructor(LensEncoders)
-_new_raw_encoders = fast_constructor(RawEncoders)
-_new_distortion = fast_constructor(Distortion)
-_new_falloff = fast_constructor(ExposureFalloff)
-_new_lens = fast_constructor(LensState)
-_new_timecode = fast_constructor(Timecode)
-_new_offsets = fast_constructor(SyncOffsets)
-_new_ptp = fast_constructor(PtpSync)
-_new_sync = fast_constructor(Synchronization)
-_new_timing = fast_constructor(Timing)
-_new_tracker = fast_constructor(TrackerStatus)
-_new_dimensions = fast_constructor(SensorDimensions)
-_new_resolution = fast_constructor(SensorResolution)
-_new_static_camera = fast_constructor(StaticCamera)
-_new_static_lens = fast_constructor(StaticLens)
-_new_static_tracker = fast_constructor(StaticTracker)
-_new_static = fast_constructor(StaticInfo)
-_new_global_stage = fast_constructor(GlobalStage)
-_new_sample = fast_constructor(TrackingSample)
+# formatted when needed. Objects are built with the ``new_*`` builders of :mod:`stagectl.core.sample` (the
+# classes' fields by keyword, without the frozen dataclass's per-field ``object.__setattr__``).
 _isfinite = math.isfinite
 _urn_match = _UUID_RE.fullmatch
 _INF: Final = math.inf
@@ -375,10 +367,10 @@ def _transform_slow(item: Any, i: int) -> Transform:
     pan, tilt, roll = _xyz(_req(o, "rotation", path), f"{path}.rotation", ("pan", "tilt", "roll"), 0.0)
     scale = o.get("scale")
     tid = o.get("id")
-    return _new_transform(
-        _new_pose(x, y, z, pan, tilt, roll),
-        None if scale is None else _xyz(scale, f"{path}.scale", ("x", "y", "z"), 1.0),
-        None if tid is None else _str(tid, f"{path}.id"),
+    return new_transform(
+        pose=new_pose(x=x, y=y, z=z, pan=pan, tilt=tilt, roll=roll),
+        scale=None if scale is None else _xyz(scale, f"{path}.scale", ("x", "y", "z"), 1.0),
+        id=None if tid is None else _str(tid, f"{path}.id"),
     )
 
 
@@ -412,7 +404,8 @@ def _transforms(v: Any) -> tuple[Transform, ...]:
                     and roll - roll == 0.0
                 ):
                     if scale is None:
-                        out.append(_new_transform(_new_pose(x, y, z, pan, tilt, roll), None, tid))
+                        pose = new_pose(x=x, y=y, z=z, pan=pan, tilt=tilt, roll=roll)
+                        out.append(new_transform(pose=pose, id=tid))
                         continue
                     if type(scale) is dict:
                         sx, sy, sz = scale.get("x"), scale.get("y"), scale.get("z")
@@ -424,7 +417,8 @@ def _transforms(v: Any) -> tuple[Transform, ...]:
                             and sy - sy == 0.0
                             and sz - sz == 0.0
                         ):
-                            out.append(_new_transform(_new_pose(x, y, z, pan, tilt, roll), (sx, sy, sz), tid))
+                            pose = new_pose(x=x, y=y, z=z, pan=pan, tilt=tilt, roll=roll)
+                            out.append(new_transform(pose=pose, scale=(sx, sy, sz), id=tid))
                             continue
         out.append(_transform_slow(item, i))
     return tuple(out)
@@ -459,7 +453,7 @@ def _compose(transforms: tuple[Transform, ...]) -> Pose:
     if not (_isfinite(tx) and _isfinite(ty) and _isfinite(tz)):
         raise FieldError("transforms", "the composed translation is not finite")
     pan, tilt, roll = ptr_deg_from_rows(rot)
-    return _new_pose(tx, ty, tz, pan, tilt, roll)
+    return new_pose(x=tx, y=ty, z=tz, pan=pan, tilt=tilt, roll=roll)
 
 
 def _scaled(m: Rows3, scale: tuple[float, float, float]) -> Rows3:
@@ -474,10 +468,10 @@ def _encoders(v: Any) -> LensEncoders | None:
     f, i, z = o.get("focus"), o.get("iris"), o.get("zoom")
     if f is None and i is None and z is None:
         return None
-    return _new_encoders(
-        None if f is None else f if type(f) is float and 0.0 <= f <= 1.0 else _unit(f, "lens.encoders.focus"),
-        None if i is None else i if type(i) is float and 0.0 <= i <= 1.0 else _unit(i, "lens.encoders.iris"),
-        None if z is None else z if type(z) is float and 0.0 <= z <= 1.0 else _unit(z, "lens.encoders.zoom"),
+    return new_lens_encoders(
+        focus=None if f is None else f if type(f) is float and 0.0 <= f <= 1.0 else _unit(f, "lens.encoders.focus"),
+        iris=None if i is None else i if type(i) is float and 0.0 <= i <= 1.0 else _unit(i, "lens.encoders.iris"),
+        zoom=None if z is None else z if type(z) is float and 0.0 <= z <= 1.0 else _unit(z, "lens.encoders.zoom"),
     )
 
 
@@ -486,18 +480,18 @@ def _raw_encoders(v: Any) -> RawEncoders | None:
     f, i, z = o.get("focus"), o.get("iris"), o.get("zoom")
     if f is None and i is None and z is None:
         return None
-    return _new_raw_encoders(
-        None
+    return new_raw_encoders(
+        focus=None
         if f is None
         else f
         if type(f) is int and 0 <= f <= _U32
         else _int(f, "lens.rawEncoders.focus", 0, _U32),
-        None
+        iris=None
         if i is None
         else i
         if type(i) is int and 0 <= i <= _U32
         else _int(i, "lens.rawEncoders.iris", 0, _U32),
-        None
+        zoom=None
         if z is None
         else z
         if type(z) is int and 0 <= z <= _U32
@@ -521,8 +515,11 @@ def _distortion(v: Any) -> tuple[Distortion, ...] | None:
                 tang = None if tangential is None else _floats(tangential, 1)
                 if tangential is None or tang is not None:
                     out.append(
-                        _new_distortion(
-                            radial, tang, overscan, DEFAULT_DISTORTION_MODEL if model is None else model
+                        new_distortion(
+                            radial=radial,
+                            tangential=tang,
+                            overscan=overscan,
+                            model=DEFAULT_DISTORTION_MODEL if model is None else model,
                         )
                     )
                     continue
@@ -532,11 +529,11 @@ def _distortion(v: Any) -> tuple[Distortion, ...] | None:
         tangential = o.get("tangential")
         overscan = o.get("overscan")
         out.append(
-            _new_distortion(
-                _numbers(_req(o, "radial", path), f"{path}.radial", 1),
-                None if tangential is None else _numbers(tangential, f"{path}.tangential", 1),
-                None if overscan is None else _at_least(overscan, f"{path}.overscan", 1.0),
-                DEFAULT_DISTORTION_MODEL if model is None else _str(model, f"{path}.model"),
+            new_distortion(
+                radial=_numbers(_req(o, "radial", path), f"{path}.radial", 1),
+                tangential=None if tangential is None else _numbers(tangential, f"{path}.tangential", 1),
+                overscan=None if overscan is None else _at_least(overscan, f"{path}.overscan", 1.0),
+                model=DEFAULT_DISTORTION_MODEL if model is None else _str(model, f"{path}.model"),
             )
         )
     return tuple(out) or None
@@ -552,38 +549,40 @@ def _lens(v: Any) -> LensState:
     if ef is not None:
         efo = ef if type(ef) is dict else _obj(ef, "lens.exposureFalloff")
         a1, a2, a3 = efo.get("a1"), efo.get("a2"), efo.get("a3")
-        falloff = _new_falloff(
-            a1
+        falloff = new_exposure_falloff(
+            a1=a1
             if type(a1) is float and a1 - a1 == 0.0
             else _num(_req(efo, "a1", "lens.exposureFalloff"), "lens.exposureFalloff.a1"),
-            a2
+            a2=a2
             if a2 is None or (type(a2) is float and a2 - a2 == 0.0)
             else _num(a2, "lens.exposureFalloff.a2"),
-            a3
+            a3=a3
             if a3 is None or (type(a3) is float and a3 - a3 == 0.0)
             else _num(a3, "lens.exposureFalloff.a3"),
         )
-    return _new_lens(
-        None
+    return new_lens_state(
+        focal_length_mm=None
         if fl is None
         else fl
         if type(fl) is float and 0.0 < fl < _INF
         else _pos(fl, "lens.pinholeFocalLength"),
-        None
+        focus_distance_m=None
         if fd is None
         else fd
         if type(fd) is float and 0.0 < fd < _INF
         else _pos(fd, "lens.focusDistance"),
-        None if fs is None else fs if type(fs) is float and 0.0 < fs < _INF else _pos(fs, "lens.fStop"),
-        None if ts is None else ts if type(ts) is float and 0.0 < ts < _INF else _pos(ts, "lens.tStop"),
-        ep if ep is None or (type(ep) is float and ep - ep == 0.0) else _num(ep, "lens.entrancePupilOffset"),
-        None if enc is None else _encoders(enc),
-        None if raw is None else _raw_encoders(raw),
-        None if dist is None else _distortion(dist),
-        None if do is None else _xy(do, "lens.distortionOffset"),
-        None if po is None else _xy(po, "lens.projectionOffset"),
-        falloff,
-        None if custom is None else _floats(custom, 0) or _numbers(custom, "lens.custom"),
+        f_stop=None if fs is None else fs if type(fs) is float and 0.0 < fs < _INF else _pos(fs, "lens.fStop"),
+        t_stop=None if ts is None else ts if type(ts) is float and 0.0 < ts < _INF else _pos(ts, "lens.tStop"),
+        entrance_pupil_offset_m=ep
+        if ep is None or (type(ep) is float and ep - ep == 0.0)
+        else _num(ep, "lens.entrancePupilOffset"),
+        encoders=None if enc is None else _encoders(enc),
+        raw_encoders=None if raw is None else _raw_encoders(raw),
+        distortion=None if dist is None else _distortion(dist),
+        distortion_offset_mm=None if do is None else _xy(do, "lens.distortionOffset"),
+        projection_offset_mm=None if po is None else _xy(po, "lens.projectionOffset"),
+        exposure_falloff=falloff,
+        custom=None if custom is None else _floats(custom, 0) or _numbers(custom, "lens.custom"),
     )
 
 
@@ -612,18 +611,26 @@ def _timecode(v: Any) -> Timecode:
             and (sub is None or (type(sub) is int and 0 <= sub <= _U32))
             and (drop is None or type(drop) is bool)
         ):
-            return _new_timecode(h, m, s, f, rate, 0 if sub is None else sub, False if drop is None else drop)
+            return new_timecode(
+                hours=h,
+                minutes=m,
+                seconds=s,
+                frames=f,
+                rate=rate,
+                sub_frame=0 if sub is None else sub,
+                drop_frame=False if drop is None else drop,
+            )
     p = "timing.timecode"
     o = _obj(v, p)
     sub, drop = o.get("subFrame"), o.get("dropFrame")
-    return _new_timecode(
-        _int(_req(o, "hours", p), f"{p}.hours", 0, 23),
-        _int(_req(o, "minutes", p), f"{p}.minutes", 0, 59),
-        _int(_req(o, "seconds", p), f"{p}.seconds", 0, 59),
-        _int(_req(o, "frames", p), f"{p}.frames", 0, 119),
-        _rational(_req(o, "frameRate", p), f"{p}.frameRate"),
-        0 if sub is None else _int(sub, f"{p}.subFrame", 0, _U32),
-        False if drop is None else _bool(drop, f"{p}.dropFrame"),
+    return new_timecode(
+        hours=_int(_req(o, "hours", p), f"{p}.hours", 0, 23),
+        minutes=_int(_req(o, "minutes", p), f"{p}.minutes", 0, 59),
+        seconds=_int(_req(o, "seconds", p), f"{p}.seconds", 0, 59),
+        frames=_int(_req(o, "frames", p), f"{p}.frames", 0, 119),
+        rate=_rational(_req(o, "frameRate", p), f"{p}.frameRate"),
+        sub_frame=0 if sub is None else _int(sub, f"{p}.subFrame", 0, _U32),
+        drop_frame=False if drop is None else _bool(drop, f"{p}.dropFrame"),
     )
 
 
@@ -632,18 +639,18 @@ def _ptp(v: Any) -> PtpSync:
     o = _obj(v, p)
     pri = _obj(_req(o, "leaderPriorities", p), f"{p}.leaderPriorities")
     vlan = o.get("vlan")
-    return _new_ptp(
-        _str(_req(o, "profile", p), f"{p}.profile"),
-        _int(_req(o, "domain", p), f"{p}.domain", 0, 127),
-        _str(_req(o, "leaderIdentity", p), f"{p}.leaderIdentity"),
-        (
+    return new_ptp_sync(
+        profile=_str(_req(o, "profile", p), f"{p}.profile"),
+        domain=_int(_req(o, "domain", p), f"{p}.domain", 0, 127),
+        leader_identity=_str(_req(o, "leaderIdentity", p), f"{p}.leaderIdentity"),
+        leader_priorities=(
             _int(_req(pri, "priority1", f"{p}.leaderPriorities"), f"{p}.leaderPriorities.priority1", 0, 255),
             _int(_req(pri, "priority2", f"{p}.leaderPriorities"), f"{p}.leaderPriorities.priority2", 0, 255),
         ),
-        _at_least(_req(o, "leaderAccuracy", p), f"{p}.leaderAccuracy", 0.0),
-        _at_least(_req(o, "meanPathDelay", p), f"{p}.meanPathDelay", 0.0),
-        _opt_str(o, "leaderTimeSource", p),
-        None if vlan is None else _int(vlan, f"{p}.vlan", 0, _U32),
+        leader_accuracy_s=_at_least(_req(o, "leaderAccuracy", p), f"{p}.leaderAccuracy", 0.0),
+        mean_path_delay_s=_at_least(_req(o, "meanPathDelay", p), f"{p}.meanPathDelay", 0.0),
+        leader_time_source=_opt_str(o, "leaderTimeSource", p),
+        vlan=None if vlan is None else _int(vlan, f"{p}.vlan", 0, _U32),
     )
 
 
@@ -657,18 +664,18 @@ def _synchronization(v: Any) -> Synchronization:
     offs = None
     if offsets is not None:
         oo = _obj(offsets, f"{p}.offsets")
-        offs = _new_offsets(
-            _opt_num(oo, "translation", f"{p}.offsets"),
-            _opt_num(oo, "rotation", f"{p}.offsets"),
-            _opt_num(oo, "lensEncoders", f"{p}.offsets"),
+        offs = new_sync_offsets(
+            translation_s=_opt_num(oo, "translation", f"{p}.offsets"),
+            rotation_s=_opt_num(oo, "rotation", f"{p}.offsets"),
+            lens_encoders_s=_opt_num(oo, "lensEncoders", f"{p}.offsets"),
         )
-    return _new_sync(
-        _bool(_req(o, "locked", p), f"{p}.locked"),
-        source,
-        None if freq is None else _rational(freq, f"{p}.frequency"),
-        None if present is None else _bool(present, f"{p}.present"),
-        offs,
-        None if ptp is None else _ptp(ptp),
+    return new_synchronization(
+        locked=_bool(_req(o, "locked", p), f"{p}.locked"),
+        source=source,
+        frequency=None if freq is None else _rational(freq, f"{p}.frequency"),
+        present=None if present is None else _bool(present, f"{p}.present"),
+        offsets=offs,
+        ptp=None if ptp is None else _ptp(ptp),
     )
 
 
@@ -686,18 +693,22 @@ def _timing(v: Any) -> Timing:
     )
     if mode is not None and (type(mode) is not str or mode not in _TIMING_MODES):
         _bad("timing.mode", "'internal' or 'external'", mode)
-    return _new_timing(
-        mode,
-        None if st is None else _fast_timestamp_ns(st) or _timestamp_ns(st, "timing.sampleTimestamp"),
-        None if rt is None else _fast_timestamp_ns(rt) or _timestamp_ns(rt, "timing.recordedTimestamp"),
-        None if rate is None else _fast_rational(rate) or _rational(rate, "timing.sampleRate"),
-        None
+    return new_timing(
+        mode=mode,
+        sample_timestamp_ns=None
+        if st is None
+        else _fast_timestamp_ns(st) or _timestamp_ns(st, "timing.sampleTimestamp"),
+        recorded_timestamp_ns=None
+        if rt is None
+        else _fast_timestamp_ns(rt) or _timestamp_ns(rt, "timing.recordedTimestamp"),
+        sample_rate=None if rate is None else _fast_rational(rate) or _rational(rate, "timing.sampleRate"),
+        sequence_number=None
         if seq is None
         else seq
         if type(seq) is int and 0 <= seq <= _U32
         else _int(seq, "timing.sequenceNumber", 0, _U32),
-        None if tc is None else _timecode(tc),
-        None if sync is None else _synchronization(sync),
+        timecode=None if tc is None else _timecode(tc),
+        synchronization=None if sync is None else _synchronization(sync),
     )
 
 
@@ -710,14 +721,14 @@ def _tracker(v: Any) -> TrackerStatus:
             and (slate is None or type(slate) is str)
             and (status is None or type(status) is str)
         ):
-            return _new_tracker(notes, rec, slate, status)
+            return new_tracker_status(notes=notes, recording=rec, slate=slate, status=status)
     o = _obj(v, "tracker")
     rec = o.get("recording")
-    return _new_tracker(
-        _opt_str(o, "notes", "tracker"),
-        None if rec is None else _bool(rec, "tracker.recording"),
-        _opt_str(o, "slate", "tracker"),
-        _opt_str(o, "status", "tracker"),
+    return new_tracker_status(
+        notes=_opt_str(o, "notes", "tracker"),
+        recording=None if rec is None else _bool(rec, "tracker.recording"),
+        slate=_opt_str(o, "slate", "tracker"),
+        status=_opt_str(o, "status", "tracker"),
     )
 
 
@@ -741,13 +752,13 @@ def _static(v: Any) -> StaticInfo:
         dimensions = resolution = None
         if dims is not None:
             d = _obj(dims, f"{p}.activeSensorPhysicalDimensions")
-            dimensions = _new_dimensions(
-                _at_least(
+            dimensions = new_sensor_dimensions(
+                width_mm=_at_least(
                     _req(d, "width", f"{p}.activeSensorPhysicalDimensions"),
                     f"{p}.activeSensorPhysicalDimensions.width",
                     0.0,
                 ),
-                _at_least(
+                height_mm=_at_least(
                     _req(d, "height", f"{p}.activeSensorPhysicalDimensions"),
                     f"{p}.activeSensorPhysicalDimensions.height",
                     0.0,
@@ -755,14 +766,14 @@ def _static(v: Any) -> StaticInfo:
             )
         if res is not None:
             r = _obj(res, f"{p}.activeSensorResolution")
-            resolution = _new_resolution(
-                _int(
+            resolution = new_sensor_resolution(
+                width_px=_int(
                     _req(r, "width", f"{p}.activeSensorResolution"),
                     f"{p}.activeSensorResolution.width",
                     0,
                     _I31,
                 ),
-                _int(
+                height_px=_int(
                     _req(r, "height", f"{p}.activeSensorResolution"),
                     f"{p}.activeSensorResolution.height",
                     0,
@@ -774,7 +785,7 @@ def _static(v: Any) -> StaticInfo:
             shutter = _num(sh, f"{p}.shutterAngle")
             if not 0.0 <= shutter <= 360.0:
                 _bad(f"{p}.shutterAngle", "a number in [0, 360]", sh)
-        camera = _new_static_camera(
+        camera = new_static_camera(
             capture_frame_rate=None if cfr is None else _rational(cfr, f"{p}.captureFrameRate"),
             active_sensor_physical_dimensions=dimensions,
             active_sensor_resolution=resolution,
@@ -797,7 +808,7 @@ def _static(v: Any) -> StaticInfo:
             ll.get("nominalFocalLength"),
             ll.get("calibrationHistory"),
         )
-        static_lens = _new_static_lens(
+        static_lens = new_static_lens(
             distortion_overscan_max=None
             if dmax is None
             else _at_least(dmax, f"{p}.distortionOverscanMax", 1.0),
@@ -816,13 +827,13 @@ def _static(v: Any) -> StaticInfo:
     if trk is not None:
         p = "static.tracker"
         t = _obj(trk, p)
-        tracker = _new_static_tracker(
+        tracker = new_static_tracker(
             make=_opt_str(t, "make", p),
             model=_opt_str(t, "model", p),
             serial_number=_opt_str(t, "serialNumber", p),
             firmware_version=_opt_str(t, "firmwareVersion", p),
         )
-    return _new_static(
+    return new_static_info(
         duration=None if dur is None else _rational(dur, "static.duration"),
         camera=camera,
         lens=static_lens,
@@ -876,16 +887,16 @@ def _global_stage(v: Any) -> GlobalStage:
             and lon0 - lon0 == 0.0
             and h0 - h0 == 0.0
         ):
-            return _new_global_stage(e, n, u, lat0, lon0, h0)
+            return new_global_stage(e=e, n=n, u=u, lat0=lat0, lon0=lon0, h0=h0)
     o = _obj(v, "globalStage")
     p = "globalStage"
-    return _new_global_stage(
-        _num(_req(o, "E", p), "globalStage.E"),
-        _num(_req(o, "N", p), "globalStage.N"),
-        _num(_req(o, "U", p), "globalStage.U"),
-        _num(_req(o, "lat0", p), "globalStage.lat0"),
-        _num(_req(o, "lon0", p), "globalStage.lon0"),
-        _num(_req(o, "h0", p), "globalStage.h0"),
+    return new_global_stage(
+        e=_num(_req(o, "E", p), "globalStage.E"),
+        n=_num(_req(o, "N", p), "globalStage.N"),
+        u=_num(_req(o, "U", p), "globalStage.U"),
+        lat0=_num(_req(o, "lat0", p), "globalStage.lat0"),
+        lon0=_num(_req(o, "lon0", p), "globalStage.lon0"),
+        h0=_num(_req(o, "h0", p), "globalStage.h0"),
     )
 
 
@@ -917,26 +928,26 @@ def sample_from_dict(obj: Mapping[str, Any]) -> TrackingSample:
             if key not in _KNOWN_TOP:
                 _check_raw(key, value)
                 raw[key] = value
-    return _new_sample(
-        PROTOCOL_OPENTRACKIO,
-        None if proto is None else _protocol(proto),
-        None if transforms is None else _compose(transforms),
-        FRAME_CAMERA,
-        transforms,
-        None if lens is None else _lens(lens),
-        None if timing is None else _timing(timing),
-        None if tracker is None else _tracker(tracker),
-        None if static is None else _static(static),
-        None if gs is None else _global_stage(gs),
-        None,  # camera_id: FreeD only
-        None
+    # keyword arguments are evaluated in this order, which is the order fields are checked in (first error wins)
+    return new_tracking_sample(
+        protocol=PROTOCOL_OPENTRACKIO,
+        protocol_version=None if proto is None else _protocol(proto),
+        pose=None if transforms is None else _compose(transforms),
+        pose_frame=FRAME_CAMERA,
+        transforms=transforms,
+        lens=None if lens is None else _lens(lens),
+        timing=None if timing is None else _timing(timing),
+        tracker=None if tracker is None else _tracker(tracker),
+        static=None if static is None else _static(static),
+        global_stage=None if gs is None else _global_stage(gs),
+        source_number=None
         if num is None
         else num
         if type(num) is int and 0 <= num <= _U32
         else _int(num, "sourceNumber", 0, _U32),
-        None if src is None else src if type(src) is str and _urn_match(src) else _urn(src, "sourceId"),
-        None if sid is None else sid if type(sid) is str and _urn_match(sid) else _urn(sid, "sampleId"),
-        None
+        source_id=None if src is None else src if type(src) is str and _urn_match(src) else _urn(src, "sourceId"),
+        sample_id=None if sid is None else sid if type(sid) is str and _urn_match(sid) else _urn(sid, "sampleId"),
+        related_sample_ids=None
         if rel is None
         else tuple(
             [
@@ -944,7 +955,7 @@ def sample_from_dict(obj: Mapping[str, Any]) -> TrackingSample:
                 for r in _list(rel, "relatedSampleIds")
             ]
         ),
-        raw,
+        raw=raw,
     )
 
 

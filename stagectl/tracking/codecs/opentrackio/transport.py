@@ -13,7 +13,7 @@ from typing import Final, NoReturn
 
 import numpy as np
 
-from stagectl.core.sample import fast_constructor
+from stagectl.core.sample import slots_twin
 from stagectl.tracking.errors import (
     ChecksumError,
     DecodeError,
@@ -145,9 +145,51 @@ class CompletePayload:
     checksum_moduli: tuple[int, ...]
 
 
-_new_header = fast_constructor(OTrkHeader)
-_new_datagram = fast_constructor(OTrkDatagram)
-_new_complete = fast_constructor(CompletePayload)
+# Per-datagram builders: plain slot stores, like the builders of :mod:`stagectl.core.sample` (see there why).
+_new = object.__new__
+_OTrkHeaderSlots = slots_twin(OTrkHeader)
+_OTrkDatagramSlots = slots_twin(OTrkDatagram)
+_CompletePayloadSlots = slots_twin(CompletePayload)
+
+
+def _new_header(
+    encoding: int,
+    sequence: int,
+    segment_offset: int,
+    last_segment: bool,
+    payload_length: int,
+    checksum: int,
+    reserved: int = 0,
+) -> OTrkHeader:
+    o = _new(_OTrkHeaderSlots)
+    o.encoding = encoding
+    o.sequence = sequence
+    o.segment_offset = segment_offset
+    o.last_segment = last_segment
+    o.payload_length = payload_length
+    o.checksum = checksum
+    o.reserved = reserved
+    o.__class__ = OTrkHeader
+    return o
+
+
+def _new_datagram(header: OTrkHeader, payload: bytes, checksum_moduli: tuple[int, ...]) -> OTrkDatagram:
+    o = _new(_OTrkDatagramSlots)
+    o.header = header
+    o.payload = payload
+    o.checksum_moduli = checksum_moduli
+    o.__class__ = OTrkDatagram
+    return o
+
+
+def _new_complete(encoding: int, sequence: int, data: bytes, checksum_moduli: tuple[int, ...]) -> CompletePayload:
+    o = _new(_CompletePayloadSlots)
+    o.encoding = encoding
+    o.sequence = sequence
+    o.data = data
+    o.checksum_moduli = checksum_moduli
+    o.__class__ = CompletePayload
+    return o
 
 
 def decode_datagram(
@@ -198,9 +240,15 @@ def decode_datagram(
             got=checksum,
         )
     header = _new_header(
-        encoding, sequence, offset, bool(flag_len & _LAST_SEGMENT), length, checksum, reserved
+        encoding=encoding,
+        sequence=sequence,
+        segment_offset=offset,
+        last_segment=bool(flag_len & _LAST_SEGMENT),
+        payload_length=length,
+        checksum=checksum,
+        reserved=reserved,
     )
-    return _new_datagram(header, payload, tuple(sorted(matched)))
+    return _new_datagram(header=header, payload=payload, checksum_moduli=tuple(sorted(matched)))
 
 
 def encode_datagram(
@@ -356,7 +404,9 @@ class Reassembler:
                 self._drop()
             self._last_sequence, self._last_segments = h.sequence, {0: d.payload}
             self.completed += 1
-            return _new_complete(h.encoding, h.sequence, d.payload, d.checksum_moduli)
+            return _new_complete(
+                encoding=h.encoding, sequence=h.sequence, data=d.payload, checksum_moduli=d.checksum_moduli
+            )
         if h.sequence != self._sequence:
             self._drop()
             self._sequence, self._encoding = h.sequence, h.encoding
@@ -402,7 +452,12 @@ class Reassembler:
             pos += len(part)
         if pos != total:
             self._fail(f"OTrk: sequence {h.sequence} segments cover {pos} bytes, expected {total}")
-        result = _new_complete(self._encoding, h.sequence, b"".join(parts), tuple(sorted(self._moduli)))
+        result = _new_complete(
+            encoding=self._encoding,
+            sequence=h.sequence,
+            data=b"".join(parts),
+            checksum_moduli=tuple(sorted(self._moduli)),
+        )
         self._last_sequence, self._last_segments = h.sequence, self._segments
         self._clear()
         self.completed += 1
