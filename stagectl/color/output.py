@@ -11,14 +11,29 @@ The transforms of a ``transfer`` output (scene-linear working space in, signal o
 * every kind: ``ColorSpaceTransform(working -> target)`` (the target's linear primaries);
 * ``pq``: ``RangeTransform`` clamp to ``[0, peak_nits / 100]`` (light above the wall's peak never reaches the
   curve), then the built-in ``CURVE - LINEAR_to_ST-2084`` (OCIO's nits/100 convention: 1.0 = 100 cd/m^2);
-* ``hlg``: clamp to ``[0, 10]`` (1000 nits), a ``MatrixTransform`` target RGB -> CIE XYZ (from the BT.2020 primaries and D65, derived here), then
-  the built-in ``DISPLAY - CIE-XYZ-D65_to_REC.2100-HLG-1000nit`` (the inverse EOTF of a 1000-nit display);
+* ``hlg``: the BT.2100 inverse EOTF of a display of nominal peak ``L_W = peak_nits`` (400..2000): clamp to
+  ``[0, L_W / 100]``, the inverse OOTF ``E = (Y_D / L_W)^((1 - gamma) / gamma) F_D / L_W`` with the system gamma
+  ``1.2 + 0.42 log10(L_W / 1000)`` (OCIO's ``REC2100_SURROUND`` fixed function between two scales), then the
+  built-in ``CURVE - HLG-OETF`` and a clamp to ``[0, 1]`` (:func:`hlg_transforms`; at 1000 nits the same maths
+  as OCIO's ``DISPLAY - CIE-XYZ-D65_to_REC.2100-HLG-1000nit`` after its XYZ -> Rec.2020 matrix);
 * ``srgb``: clamp to ``[0, 1]``, ``ExponentWithLinearTransform(2.4, 0.055)`` inverse (IEC 61966-2-1);
 * ``gamma``: clamp to ``[0, 1]``, ``ExponentTransform(gamma)`` inverse;
 * ``bt1886``: clamp to ``[0, 1]``, ``ExponentTransform(2.4)`` inverse (BT.1886 with black 0: scene-linear 1.0 =
   the display's white ``peak_nits``).
 
 A ``display`` output is OCIO's ``DisplayViewTransform(working, display, view)``.
+
+**Gamut compression** (``gamut_compress: true``; :func:`gamut_compress_transforms`): OCIO's built-in ``ACES-LMT -
+ACES 1.3 Reference Gamut Compression`` in ACES2065-1 (the config's ``aces_interchange`` role), from the working
+space and back, before everything else of the encode (the calibration and the display/view or curve included):
+colours outside ACES AP1 come back inside it (up to the RGC's limits: 1.147 cyan, 1.264 magenta, 1.312 yellow
+of distance), colours within the RGC's thresholds (0.815, 0.803, 0.880) are unchanged. It is part of
+:func:`calibrated_processor`, not of :func:`output_transforms` (the previews' inversion leaves it out: a
+picture of the compressed colours).
+
+**OpenVPCal's double EOTF** (:func:`double_eotf_check`): a ``{lut, clf}`` pair whose ``.cube`` already holds
+the EOTF correction of its ``.clf`` (OpenVPCal's ``_EOTF_CS`` / ``_CS_EOTF`` cubes) corrects the EOTF twice;
+the stage file's loader warns once (logger ``stagectl.color``).
 
 **Calibration** (``calibration:``, :class:`~stagectl.color.stagefile.Calibration`; docs/colour.md) goes where the
 calibration's own convention puts it (:func:`calibrated_transforms`):
@@ -51,17 +66,23 @@ the exact chain on PQ and display/view outputs (docs/colour.md).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
 from stagectl.color.errors import ColorError
 from stagectl.color.stagefile import LEGACY, ColourSettings, OutputColour, config_for
 
-__all__ = ["PREVIEW_DISPLAY", "rgb_to_xyz_matrix", "output_transforms", "calibrated_transforms",
-           "calibrated_processor", "OutputEncode", "output_encode", "output_encodes"]
+__all__ = ["PREVIEW_DISPLAY", "RGC_BUILTIN", "rgb_to_xyz_matrix", "hlg_transforms", "output_transforms",
+           "calibrated_transforms", "gamut_compress_transforms", "calibrated_processor", "double_eotf_check",
+           "OutputEncode", "output_encode", "output_encodes", "preview_picture"]
 
 PREVIEW_DISPLAY = "sRGB - Display"  #: the display previews are made for (its default view)
 PREVIEW_LUT_EDGE = 65  #: grid points per axis of the baked preview LUT (module docstring)
+RGC_BUILTIN = "ACES-LMT - ACES 1.3 Reference Gamut Compression"  #: OCIO's built-in, applied in ACES2065-1
+#: the inverse OOTF's luminance is scaled up to this before OCIO's REC2100_SURROUND fixed function, whose
+#: luminance floor (1e-4) would otherwise lift the darkest greys off the published formula (up to 3 codes)
+_HLG_LUMINANCE_SCALE = 1.0e4
 
 #: CIE 1931 xy of the BT.2020 primaries and D65 (ITU-R BT.2020 Table 3)
 _BT2020_XY = ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046))
@@ -81,6 +102,45 @@ def rgb_to_xyz_matrix(primaries_xy=_BT2020_XY, white_xy=_D65_XY) -> np.ndarray:
 
 def _clamp(o, lo: float, hi: float):
     return o.RangeTransform(minInValue=lo, maxInValue=hi, minOutValue=lo, maxOutValue=hi)
+
+
+def _scale(o, k: float):
+    return o.MatrixTransform(matrix=[float(v) for v in np.diag([k, k, k, 1.0]).ravel()])
+
+
+def hlg_transforms(peak_nits: float) -> list:
+    """BT.2100 HLG inverse EOTF for a display of nominal peak ``peak_nits`` (``L_W``) as OCIO transforms:
+    Rec.2020-primaries linear light (1.0 = 100 nits) in, HLG signal 0..1 out (module docstring).
+
+    With ``X = k F_D`` OCIO's ``REC2100_SURROUND`` with parameter ``1 / gamma`` gives
+    ``X Y_X^(1/gamma - 1) = k^(1/gamma) F_D Y_D^(1/gamma - 1)``, and ``3 E`` (what ``CURVE - HLG-OETF`` takes) is
+    that times ``3 (k L_W)^(-1/gamma)``; ``k L_W`` is :data:`_HLG_LUMINANCE_SCALE`."""
+    from stagectl.color.ocio import ocio_module
+    from stagectl.color.transfer import hlg_system_gamma
+
+    o = ocio_module()
+    lw = float(peak_nits)
+    g = hlg_system_gamma(lw)
+    return [_clamp(o, 0.0, lw / 100.0),  # OCIO's curve runs on past the peak
+            _scale(o, 100.0 * _HLG_LUMINANCE_SCALE / lw),  # nits, then k = scale / L_W
+            o.FixedFunctionTransform(o.FIXED_FUNCTION_REC2100_SURROUND, params=[1.0 / g]),
+            _scale(o, 3.0 * _HLG_LUMINANCE_SCALE ** (-1.0 / g)),  # 3 E
+            o.BuiltinTransform("CURVE - HLG-OETF"),
+            _clamp(o, 0.0, 1.0)]  # the built-in runs on above signal 1
+
+
+def _curve_steps(o, oc: OutputColour) -> list:
+    """The clamp and curve of a ``transfer`` output: target-linear light in, signal out."""
+    kind = oc.transfer or "srgb"
+    if kind == "pq":
+        return [_clamp(o, 0.0, float(oc.peak_nits) / 100.0), o.BuiltinTransform("CURVE - LINEAR_to_ST-2084")]
+    if kind == "hlg":
+        return hlg_transforms(float(oc.peak_nits))
+    if kind == "srgb":
+        return [_clamp(o, 0.0, 1.0), o.ExponentWithLinearTransform(
+            gamma=[2.4, 2.4, 2.4, 1.0], offset=[0.055, 0.055, 0.055, 0.0], direction=o.TRANSFORM_DIR_INVERSE)]
+    g = float(oc.gamma) if kind == "gamma" else 2.4  # gamma, bt1886 (black 0)
+    return [_clamp(o, 0.0, 1.0), o.ExponentTransform(value=[g, g, g, 1.0], direction=o.TRANSFORM_DIR_INVERSE)]
 
 
 def output_transforms(cfg, working_space: str, oc: OutputColour) -> list:
@@ -123,52 +183,113 @@ def _transforms(working_space: str, oc: OutputColour, cal) -> list:
     if oc.mode == "display":
         steps = [o.DisplayViewTransform(src=working_space, display=oc.display, view=oc.view)]
         return steps + (_calibration_steps(o, cal, "signal") if cal is not None else [])
-    kind = oc.transfer or "srgb"
     target = oc.target
     steps: list = []
     if target is not None and target != working_space:
         steps.append(o.ColorSpaceTransform(src=working_space, dst=target))
     if cal is not None:
         steps += _calibration_steps(o, cal, "linear")
-    if kind == "pq":
-        steps += [_clamp(o, 0.0, float(oc.peak_nits) / 100.0), o.BuiltinTransform("CURVE - LINEAR_to_ST-2084")]
-    elif kind == "hlg":
-        steps.append(_clamp(o, 0.0, float(oc.peak_nits) / 100.0))  # OCIO's curve runs on past the peak
-        m = np.eye(4)
-        m[:3, :3] = rgb_to_xyz_matrix()
-        steps += [o.MatrixTransform(matrix=[float(v) for v in m.ravel()]),
-                  o.BuiltinTransform("DISPLAY - CIE-XYZ-D65_to_REC.2100-HLG-1000nit")]
-    elif kind == "srgb":
-        steps += [_clamp(o, 0.0, 1.0), o.ExponentWithLinearTransform(
-            gamma=[2.4, 2.4, 2.4, 1.0], offset=[0.055, 0.055, 0.055, 0.0], direction=o.TRANSFORM_DIR_INVERSE)]
-    else:  # gamma, bt1886 (black 0)
-        g = float(oc.gamma) if kind == "gamma" else 2.4
-        steps += [_clamp(o, 0.0, 1.0), o.ExponentTransform(value=[g, g, g, 1.0],
-                                                           direction=o.TRANSFORM_DIR_INVERSE)]
+    steps += _curve_steps(o, oc)
     if cal is not None:
         steps += _calibration_steps(o, cal, "signal")
     return steps
 
 
+def gamut_compress_transforms(cfg, working_space: str) -> list:
+    """ACES 1.3 Reference Gamut Compression (OCIO's built-in :data:`RGC_BUILTIN`) on ``working_space`` values:
+    to ACES2065-1 (``cfg``'s ``aces_interchange`` role), the compression, and back (module docstring). A
+    :class:`ColorError` when the config has no ACES2065-1."""
+    from stagectl.color.ocio import ocio_module
+
+    o = ocio_module()
+    aces = cfg.role("aces_interchange") or ("ACES2065-1" if "ACES2065-1" in cfg.color_spaces() else None)
+    if aces is None:
+        raise ColorError(f"OCIO config {cfg.name!r} has no aces_interchange role (ACES2065-1), which the ACES "
+                         "reference gamut compression runs in")
+    return [o.ColorSpaceTransform(src=working_space, dst=aces), o.BuiltinTransform(RGC_BUILTIN),
+            o.ColorSpaceTransform(src=aces, dst=working_space)]
+
+
 def calibrated_processor(cfg, working_space: str, oc: OutputColour):
     """The raw OCIO processor from ``working_space`` to output ``oc``'s calibrated signal (its uncalibrated
-    signal without a calibration); a one-line :class:`ColorError` when OCIO cannot build it (a file it cannot
-    read, configs without a common interchange space)."""
+    signal without a calibration), after the gamut compression when ``oc.gamut_compress``; a one-line
+    :class:`ColorError` when OCIO cannot build it (a file it cannot read, configs without a common interchange
+    space)."""
     from stagectl.color.ocio import ocio_module
 
     o = ocio_module()
     cal = oc.calibration
+    first = gamut_compress_transforms(cfg, working_space) if oc.gamut_compress else []
     try:
         if cal is not None and cal.kind == "config":
             other = config_for(cal.config)
             if other.source == cfg.source:
-                return cfg.raw.getProcessor(o.DisplayViewTransform(src=working_space, display=cal.display,
-                                                                   view=cal.view))
-            return o.Config.GetProcessorFromConfigs(cfg.raw, working_space, other.raw, cal.display, cal.view,
-                                                    o.TRANSFORM_DIR_FORWARD)
-        return cfg.raw.getProcessor(o.GroupTransform(calibrated_transforms(cfg, working_space, oc)))
+                view = o.DisplayViewTransform(src=working_space, display=cal.display, view=cal.view)
+                return cfg.raw.getProcessor(o.GroupTransform(first + [view]) if first else view)
+            cross = o.Config.GetProcessorFromConfigs(cfg.raw, working_space, other.raw, cal.display, cal.view,
+                                                     o.TRANSFORM_DIR_FORWARD)
+            if not first:
+                return cross
+            return cfg.raw.getProcessor(o.GroupTransform(first + [cross.createGroupTransform()]))
+        return cfg.raw.getProcessor(o.GroupTransform(first + calibrated_transforms(cfg, working_space, oc)))
     except Exception as exc:  # noqa: BLE001 - OCIO's own exception types
         raise ColorError(" ".join(str(exc).split()) or type(exc).__name__) from None
+
+
+#: the neutral ramp :func:`double_eotf_check` reads the cube on: light from 1 % to 50 % of the output's white or
+#: peak (above the black where a cube's grid is coarse, below the clip where a matrix's gains would saturate)
+_RAMP = np.geomspace(0.01, 0.5, 24)
+#: the CLF's correction must bend the ramp by more than this (log-ratio spread, ~2 %) for a double correction to
+#: matter; the cube "holds the EOTF" when the CLF's curve explains its ramp at least this many times better
+_CLF_BENDS, _BETTER = 0.02, 3.0
+
+
+def double_eotf_check(cfg, working_space: str, oc: OutputColour) -> str | None:
+    """None, or why ``oc``'s OpenVPCal ``{lut, clf}`` calibration corrects the EOTF twice.
+
+    A neutral ramp of light ``L`` is encoded by the output's curve, run through the ``.cube`` and decoded: ``L'``
+    per channel. A cube without an EOTF correction (OpenVPCal's ``_CS_ONLY``: a matrix on the signal's light)
+    gives ``L' = k L`` -- a constant ratio per channel; one with the correction gives ``L' = k C(L)``, ``C`` the
+    CLF's correction as the encode applies it (its measured EOTF inverted). The ratios ``L' / L`` and
+    ``L' / C(L)`` are compared: their spread (max - min of the log over the ramp, worst channel). When ``C``
+    itself bends the ramp (spread of ``C(L) / L`` above :data:`_CLF_BENDS`) and ``L' / C(L)`` is at least
+    :data:`_BETTER` times flatter than ``L' / L``, the cube holds the EOTF correction too."""
+    from stagectl.color.ocio import ColorProcessor, ocio_module
+
+    cal = oc.calibration
+    if cal is None or cal.kind != "files" or not cal.lut or not cal.clf or oc.mode != "transfer":
+        return None
+    o = ocio_module()
+    top = float(oc.peak_nits) / 100.0 if (oc.transfer or "srgb") in ("pq", "hlg") else 1.0
+
+    def run(steps, x):
+        return ColorProcessor(cfg.raw.getProcessor(o.GroupTransform(steps)), "double EOTF check").apply(x)
+
+    light = np.repeat((_RAMP * top)[:, None], 3, axis=1).astype(np.float32)
+    curve = _curve_steps(o, oc)
+    back = o.GroupTransform(curve)
+    back.setDirection(o.TRANSFORM_DIR_INVERSE)
+    try:
+        seen = run(curve + [o.FileTransform(src=cal.lut, interpolation=o.INTERP_LINEAR), back], light)
+        corrected = run(_calibration_steps(o, cal, "linear"), light)
+    except Exception:  # noqa: BLE001 - a calibration OCIO cannot apply is refused elsewhere
+        return None
+    ok = np.all((seen > 1e-6) & (corrected > 1e-6), axis=1) & np.all(seen < 0.98 * top, axis=1)
+    if np.count_nonzero(ok) < 8:
+        return None
+
+    def spread(ratio):
+        r = np.log(ratio[ok].astype(np.float64))
+        return float(np.max(r.max(axis=0) - r.min(axis=0)))
+
+    bends, plain, eotf = spread(corrected / light), spread(seen / light), spread(seen / corrected)
+    if bends < _CLF_BENDS or eotf * _BETTER > plain:
+        return None
+    lut, clf = Path(cal.lut).name, Path(cal.clf).name
+    return (f"{lut} already holds the EOTF correction of {clf} (on a neutral ramp the cube follows the "
+            f"CLF's curve: log spread {eotf:.3f} against {plain:.3f} for no EOTF correction), so the EOTF is "
+            f"corrected twice; give the cube alone ({{lut: {lut}}}), or the cube OpenVPCal exported without its "
+            "EOTF correction (_CS_ONLY) beside the CLF")
 
 
 @dataclass(frozen=True, eq=False)
@@ -314,3 +435,16 @@ def output_encodes(stage, keys) -> dict[str, OutputEncode | None]:
             made[oc] = output_encode(settings, k)
         out[k] = made[oc]
     return out
+
+
+def preview_picture(encode: OutputEncode | None, canvas: np.ndarray, width: int | None = None) -> np.ndarray:
+    """An 8-bit sRGB picture ``(h, w, 4)`` of a canvas of codes for people (PNG previews, console thumbnails):
+    ``width`` first (scaled down to at most that many pixels wide, area filter on the codes, aspect kept), then
+    :meth:`OutputEncode.preview_rgba8` (``encode`` None: an 8-bit sRGB canvas, shown as it is)."""
+    img = canvas
+    if width is not None and img.shape[1] > width:
+        import cv2
+
+        h = max(1, round(img.shape[0] * width / img.shape[1]))
+        img = cv2.resize(img, (width, h), interpolation=cv2.INTER_AREA)
+    return img if encode is None else encode.preview_rgba8(img)

@@ -14,6 +14,7 @@ Layout (every key optional; docs/colour.md has the detail, docs/stage-file.md th
           display: Rec.2100-PQ - Display
           view: ACES 2.0 - HDR 1000 nits (P3 D65)
           calibration: {clf: cal/proc_out1.clf}   # the wall's calibration (below)
+          gamut_compress: true          # ACES 1.3 reference gamut compression first (default false)
       walls:                            # per wall: the calibration of every output showing only that wall
         main:
           calibration: {lut: openvpcal/main.cube, clf: openvpcal/main_EOTF.clf}
@@ -26,13 +27,17 @@ An output is encoded in one of three ways (:class:`OutputColour`):
   converted to ``target`` (a linear colour space of the config; default ``Linear Rec.2020`` for PQ/HLG,
   ``Linear Rec.709 (sRGB)`` otherwise), then the curve, all as OCIO transforms
   (:func:`stagectl.color.output.output_transforms`). PQ: scene-linear 1.0 = 100 nits, clipped at
-  ``peak_nits``; HLG: OCIO's built-in 1000-nit display encoding (``peak_nits`` must be 1000).
+  ``peak_nits``; HLG: BT.2100's inverse EOTF for a display of nominal peak ``peak_nits`` (400..2000 nits,
+  :data:`~stagectl.color.transfer.HLG_PEAK_NITS_RANGE`; system gamma ``1.2 + 0.42 log10(peak / 1000)``).
 * **display** — ``display`` and ``view`` of the config (``view`` default: the display's default view): OCIO's
   display/view transform from the working space; the display sets the curve, so ``transfer``, ``peak_nits``
   and ``target`` are refused beside it.
 
 ``canvas.format`` (``rgba8``, ``rgb10_a2``, ``rgba16``; default ``rgba8``) sets the canvas and the code depth
-(8, 10, 16 bits); ``canvas.range`` (``full`` / ``narrow``) the code range. Every error is
+(8, 10, 16 bits); ``canvas.range`` (``full`` / ``narrow``) the code range. ``gamut_compress: true`` (per
+output or in the defaults) puts the ACES 1.3 reference gamut compression before the rest of the encode
+(:func:`stagectl.color.output.gamut_compress_transforms`); the config needs an ``aces_interchange`` role.
+Every error is
 ``file:line: key: expected ..., got ...``. Names are checked against the loaded config here, at load time.
 
 **Calibration** (:class:`Calibration`, ``outputs.<key>.calibration`` or ``walls.<wall>.calibration``; an
@@ -51,16 +56,22 @@ calibration), one of three forms, paths relative to the stage file:
   working space (through the configs' ``aces_interchange`` roles when it is not the stage's own config); the
   output's canvas format and range stay, its transfer or display/view is what ``color.calibration off``
   shows.
+
+An OpenVPCal ``{lut, clf}`` pair whose ``.cube`` already holds the CLF's EOTF correction corrects the EOTF
+twice: the loader warns once (logger ``stagectl.color``) with the file names and what to give instead
+(:func:`stagectl.color.output.double_eotf_check`).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from yaml.nodes import MappingNode, Node
 
 from stagectl.color.errors import ColorError
+from stagectl.color.transfer import HLG_PEAK_NITS_RANGE
 
 __all__ = [
     "CANVAS_FORMATS",
@@ -85,6 +96,9 @@ CODE_RANGES = ("full", "narrow")
 DEFAULT_TARGETS = {"pq": "Linear Rec.2020", "hlg": "Linear Rec.2020", "srgb": "Linear Rec.709 (sRGB)",
                    "gamma": "Linear Rec.709 (sRGB)", "bt1886": "Linear Rec.709 (sRGB)"}
 _PEAK_DEFAULT = {"pq": 1000.0, "hlg": 1000.0, "bt1886": 100.0}
+
+log = logging.getLogger("stagectl.color")
+_WARNED: set[tuple] = set()  #: the double-EOTF pairs warned about (files and their modification times)
 
 
 @dataclass(frozen=True)
@@ -111,7 +125,8 @@ class Calibration:
 class OutputColour:
     """One output's canvas and encode (see the module docstring). ``mode``: ``legacy``, ``transfer`` or
     ``display``. ``peak_nits``: PQ clip / HLG nominal peak / BT.1886 white (cd/m^2); ``gamma``: the
-    ``gamma`` curve's exponent (BT.1886 uses 2.4)."""
+    ``gamma`` curve's exponent (BT.1886 uses 2.4); ``gamut_compress``: the ACES 1.3 reference gamut
+    compression before the encode."""
 
     format: str = "rgba8"
     transfer: str | None = None
@@ -122,6 +137,7 @@ class OutputColour:
     display: str | None = None
     view: str | None = None
     calibration: Calibration | None = None
+    gamut_compress: bool = False
 
     @property
     def bits(self) -> int:
@@ -136,7 +152,7 @@ class OutputColour:
         if self.display is not None:
             return "display"
         if self.format == "rgba8" and self.transfer in (None, "srgb") and self.range == "full" and \
-                self.calibration is None:
+                self.calibration is None and not self.gamut_compress:
             return "legacy"
         return "transfer"
 
@@ -145,9 +161,10 @@ class OutputColour:
         return self.format != "rgba8"
 
     def describe(self) -> str:
+        rgc = ", ACES gamut compression" if self.gamut_compress else ""
         if self.calibration is not None:
-            return f"{self._plain()}, calibrated ({self.calibration.describe()})"
-        return self._plain()
+            return f"{self._plain()}{rgc}, calibrated ({self.calibration.describe()})"
+        return self._plain() + rgc
 
     def _plain(self) -> str:
         rng = ", narrow range" if self.narrow else ""
@@ -291,7 +308,7 @@ def _calibration(ctx, node: Node, path: str) -> dict | None:
 def _entry(ctx, r, base: dict, *, calibration: bool = True) -> dict:
     """One ``output`` / ``outputs.<key>`` mapping over ``base`` (raw values with their nodes); ``calibration``:
     whether it may hold one (an output may, the defaults may not)."""
-    from stagectl.config.reader import INVALID, string
+    from stagectl.config.reader import INVALID, boolean, string
 
     got = dict(base)
     c = r.sub("canvas", required=False)
@@ -306,8 +323,9 @@ def _entry(ctx, r, base: dict, *, calibration: bool = True) -> dict:
                 got["_bad"] = True
             else:
                 got["calibration"] = cal
-    for key in ("display", "view", "target"):
-        v = r.opt(key, string(), None)
+    for key, conv in (("display", string()), ("view", string()), ("target", string()),
+                      ("gamut_compress", boolean())):
+        v = r.opt(key, conv, None)
         if v is INVALID:
             got["_bad"] = True
         elif v is not None:
@@ -381,7 +399,44 @@ def _resolve_calibration(ctx, cfg, ws: str, raw: dict, oc: OutputColour) -> Cali
         ctx.error(raw["_node"], where, f"expected a calibration OpenColorIO can apply ({CALIBRATION_FORMS}), "
                                        f"got {cal.describe()!r}: {exc}")
         return None
+    if cal.kind == "files" and cal.lut and cal.clf:
+        _warn_double_eotf(ctx, cfg, ws, raw, replace(oc, calibration=cal))
     return cal
+
+
+def _gamut_compress_ok(ctx, cfg, ws: str, raw: dict, where: str, fallback_node: Node) -> bool:
+    """Whether ``cfg`` can run the gamut compression (it needs ACES2065-1); else one error, False."""
+    from stagectl.color.output import gamut_compress_transforms
+
+    try:
+        gamut_compress_transforms(cfg, ws)
+    except ColorError as exc:
+        ctx.error(raw.get("_gamut_compress_node") or fallback_node, f"{where}.gamut_compress",
+                  f"expected an OCIO config with ACES2065-1 for the ACES gamut compression, got {cfg.name!r} "
+                  f"({exc})")
+        return False
+    return True
+
+
+def _warn_double_eotf(ctx, cfg, ws: str, raw: dict, oc: OutputColour) -> None:
+    """Warn once (per pair of files as they are now) when ``oc``'s OpenVPCal ``.cube`` already holds its
+    ``.clf``'s EOTF correction (:func:`stagectl.color.output.double_eotf_check`)."""
+    from stagectl.color.output import double_eotf_check
+
+    cal = oc.calibration
+    try:
+        key = tuple((f, Path(f).stat().st_mtime_ns, Path(f).stat().st_size) for f in (cal.lut, cal.clf))
+    except OSError:
+        return
+    if key in _WARNED:
+        return
+    why = double_eotf_check(cfg, ws, oc)
+    if why is not None:
+        _WARNED.add(key)
+        from stagectl.config.reader import line_of
+
+        line = line_of(raw.get("_lut_node") or raw["_node"])
+        log.warning("%s:%s: %s: %s", ctx.file, line, raw["where"], why)
 
 
 def _resolve_plain(ctx, cfg, raw: dict, where: str, fallback_node: Node) -> OutputColour | None:
@@ -395,6 +450,7 @@ def _resolve_plain(ctx, cfg, raw: dict, where: str, fallback_node: Node) -> Outp
                   message)
 
     fmt = raw.get("format", "rgba8")
+    rgc = bool(raw.get("gamut_compress", False))
     transfer = raw.get("transfer")
     display, view, target = raw.get("display"), raw.get("view"), raw.get("target")
     peak, gamma = raw.get("peak_nits"), raw.get("gamma", 2.2)
@@ -410,7 +466,8 @@ def _resolve_plain(ctx, cfg, raw: dict, where: str, fallback_node: Node) -> Outp
         view = _display_view(cfg, cfg.name, display, view, err)
         if view is None:
             return None
-        return OutputColour(format=fmt, range=raw.get("range", "full"), display=display, view=view)
+        return OutputColour(format=fmt, range=raw.get("range", "full"), display=display, view=view,
+                            gamut_compress=rgc)
     kind = transfer or "srgb"
     if peak is not None and kind not in _PEAK_DEFAULT:
         err("peak_nits", f"expected no peak_nits for transfer {kind} (pq, hlg and bt1886 take one), got {peak:g}")
@@ -419,12 +476,14 @@ def _resolve_plain(ctx, cfg, raw: dict, where: str, fallback_node: Node) -> Outp
         err("gamma", f"expected no gamma for transfer {kind} (only transfer gamma takes one), got {gamma:g}")
         return None
     peak = _PEAK_DEFAULT.get(kind) if peak is None else float(peak)
-    if kind == "hlg" and peak != 1000.0:
-        err("peak_nits", f"expected 1000 for hlg (OCIO's built-in HLG display encoding is 1000 nits; other "
-                         f"peaks through a display/view), got {peak:g}")
+    lo, hi = HLG_PEAK_NITS_RANGE
+    if kind == "hlg" and not lo <= peak <= hi:
+        err("peak_nits", f"expected {lo:g}..{hi:g} nits for hlg (the displays BT.2100's system gamma "
+                         f"1.2 + 0.42 log10(peak / 1000) was derived for; a brighter or dimmer wall: pq), "
+                         f"got {peak:g}")
         return None
     out = OutputColour(format=fmt, transfer=kind, peak_nits=peak, gamma=float(gamma),
-                       range=raw.get("range", "full"))
+                       range=raw.get("range", "full"), gamut_compress=rgc)
     if out.mode == "legacy" and target is None:
         return out
     target = DEFAULT_TARGETS[kind] if target is None else target
@@ -435,7 +494,7 @@ def _resolve_plain(ctx, cfg, raw: dict, where: str, fallback_node: Node) -> Outp
                       f"{DEFAULT_TARGETS[kind]!r}), got {target!r}")
         return None
     return OutputColour(format=fmt, transfer=kind, peak_nits=peak, gamma=float(gamma),
-                        range=raw.get("range", "full"), target=target)
+                        range=raw.get("range", "full"), target=target, gamut_compress=rgc)
 
 
 def parse_colour(ctx, r, outputs, walls=None) -> ColourSettings | None:
@@ -520,6 +579,8 @@ def parse_colour(ctx, r, outputs, walls=None) -> ColourSettings | None:
             bad = True
             continue
         oc = None if defaults_said and key not in per else _resolve_plain(ctx, cfg, raw, path, vnode)
+        if oc is not None and oc.gamut_compress and not _gamut_compress_ok(ctx, cfg, ws, raw, path, vnode):
+            oc = None
         if oc is None:
             bad = True
             defaults_said = defaults_said or key not in per  # the defaults are wrong: said once

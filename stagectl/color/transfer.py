@@ -55,6 +55,7 @@ __all__ = [
     "HLG_B",
     "HLG_C",
     "LUMA_2020",
+    "HLG_PEAK_NITS_RANGE",
     "BITS",
     "TRANSFER_KINDS",
     "pq_encode_nits",
@@ -96,6 +97,9 @@ HLG_B = 0.28466892  #: 1 - 4a
 HLG_C = 0.55991073  #: 0.5 - a ln(4a)
 
 LUMA_2020 = (0.2627, 0.6780, 0.0593)  #: BT.2100 / BT.2020 luminance weights of R, G, B (the HLG OOTF's Y)
+#: nominal display peaks (cd/m^2) an HLG output may have: the range BT.2100's system gamma formula
+#: (:func:`hlg_system_gamma`) was derived for (ITU-R BT.2390); the stage file refuses others
+HLG_PEAK_NITS_RANGE = (400.0, 2000.0)
 
 BITS = (8, 10, 12, 16)  #: code depths :func:`quantize` knows
 TRANSFER_KINDS = ("linear", "srgb", "gamma", "bt1886", "pq", "hlg")
