@@ -5,7 +5,15 @@ One :class:`StageOutput` serves ``stagectl run`` (every canvas of the stage; hea
 windows, previews, ``--sink``) and ``stagectl node`` (the canvases of the outputs assigned to that node,
 headless, ``--sink``). Per frame: :meth:`StageOutput.render` draws a :class:`~stagectl.render.plan.FramePlan`,
 :meth:`StageOutput.present` shows the canvases at the frame edge (windows) and publishes them into the sinks,
-:meth:`StageOutput.previews` writes the PNG previews when due (slow: after the edge, at normal priority).
+:meth:`StageOutput.previews` hands the canvases over for the PNG previews when due (after the edge).
+
+**Pictures off the loop.** A deep or HDR output's picture is tone-mapped through OpenColorIO on the CPU (about
+0.26 s for the demo's three canvases). :meth:`StageOutput.previews` and :meth:`StageOutput.thumbnail_images`
+only copy the canvases the renderer has read back (``rgb10_a2`` as its packed words) and hand them to a
+:class:`~stagectl.runtime.pictures.PictureWorker` thread, which unpacks, scales, tone-maps
+(:func:`stagectl.color.output.preview_picture`) and writes the PNGs. At most one job waits per output and kind
+of picture; a newer hand-over replaces a waiting one. :meth:`StageOutput.thumbnail_images` therefore returns the
+newest thumbnails the worker has finished (from an earlier hand-over; none before the first is done).
 
 The canvases are RGBA, row 0 the top, at the depth of each output's canvas format
 (:meth:`stagectl.render.renderer.StageRenderer.canvas_format`; docs/colour.md):
@@ -21,9 +29,15 @@ The canvases are RGBA, row 0 the top, at the depth of each output's canvas forma
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from stagectl.runtime.pictures import PictureWorker
 
 __all__ = ["THUMBNAIL_WIDTH", "StageOutput"]
 
@@ -41,7 +55,9 @@ class StageOutput:
     everything (sinks unlinked, windows closed, the context released)."""
 
     def __init__(self, stage, ctx, renderer, *, presenter=None, run_dir: Path | None = None,
-                 preview_every_s: float = 0.0) -> None:
+                 preview_every_s: float = 0.0, say: Callable[[str], None] | None = None) -> None:
+        from stagectl.color.output import preview_picture
+
         self.stage = stage
         self.ctx = ctx
         self.renderer = renderer
@@ -51,6 +67,12 @@ class StageOutput:
         self.sinks: dict[str, Any] = {}  # output key -> SinkWriter
         self.presenter = presenter  # WindowPresenter with output windows
         self.probe = None  # VsyncProbe with genlock vsync
+        #: the thread making the PNG previews and thumbnails (module docstring)
+        self.pictures = PictureWorker(say=say)
+        #: ``(encode, codes, width) -> (h, w, 4) uint8`` picture of a canvas, run on the worker thread
+        self.picture: Callable[..., np.ndarray] = preview_picture
+        self._thumbnails: dict[str, np.ndarray] = {}  # output key -> the newest finished thumbnail
+        self._thumbnails_lock = threading.Lock()
 
     @classmethod
     def open(cls, stage, say: Callable[[str], None], *, prefix: str, headline: Callable[[StageOutput], str],
@@ -99,7 +121,8 @@ class StageOutput:
         except BaseException:
             ctx.release()
             raise
-        out = cls(stage, ctx, renderer, presenter=presenter, run_dir=run_dir, preview_every_s=preview_every_s)
+        out = cls(stage, ctx, renderer, presenter=presenter, run_dir=run_dir, preview_every_s=preview_every_s,
+                  say=lambda text: say(f"{prefix}: {text}"))
         try:
             out._prepare_pictures()
             say(f"{prefix}: {headline(out)}")
@@ -160,11 +183,34 @@ class StageOutput:
         return self.renderer.canvases()
 
     def thumbnail_images(self) -> dict:
-        """Output key -> an 8-bit sRGB picture of the last good frame, at most the console's thumbnail width
-        (:data:`THUMBNAIL_WIDTH`) wide: deep and HDR outputs scaled down, then
-        tone-mapped (:meth:`~stagectl.render.renderer.StageRenderer.preview_images`)."""
+        """Hand the last good frame's canvases over for thumbnails and return the newest thumbnails the worker
+        has finished (from an earlier call; empty until the first is done): output key -> an 8-bit sRGB
+        picture at most the console's thumbnail width (:data:`THUMBNAIL_WIDTH`) wide, deep and HDR outputs
+        scaled down, then tone-mapped (:func:`stagectl.color.output.preview_picture`). Returns at once."""
+        for key, data, fmt, encode in self._hand_over():
+            self.pictures.submit(("thumbnail", key), self._make_thumbnail, key, data, fmt, encode)
+        with self._thumbnails_lock:
+            return dict(self._thumbnails)
 
-        return self.renderer.preview_images(width=THUMBNAIL_WIDTH)
+    def _hand_over(self) -> list[tuple[str, np.ndarray, str, Any]]:
+        """The loop's share of a picture: per output ``(key, a copy of its canvas as read back, its canvas
+        format, its encode)`` (``rgb10_a2``: the packed words, unpacked on the worker)."""
+        r = self.renderer
+        return [(key, np.array(a, copy=True), r.canvas_format(key), r.compositor.outputs[key].encode)
+                for key, a in r.canvases(packed=True).items()]
+
+    def _picture_of(self, data: np.ndarray, fmt: str, encode, width: int | None) -> np.ndarray:
+        """(worker thread) The 8-bit picture of a handed-over canvas."""
+        if fmt == "rgb10_a2" and data.ndim == 2:  # packed words
+            from stagectl.render.gl.readback import unpack_rgb10_a2
+
+            data = unpack_rgb10_a2(data)
+        return self.picture(encode, data, width)
+
+    def _make_thumbnail(self, key: str, data: np.ndarray, fmt: str, encode) -> None:
+        img = self._picture_of(data, fmt, encode, THUMBNAIL_WIDTH)
+        with self._thumbnails_lock:
+            self._thumbnails[key] = img
 
     def present(self, frame: int, now_ns: int) -> int | None:
         """At the frame edge: show the canvases in the windows (returns the vsync swap's return instant), then
@@ -178,19 +224,25 @@ class StageOutput:
         return shown
 
     def previews(self, now_ns: int) -> None:
-        """Write the PNG previews when due (slow: called after the edge, at normal priority)."""
+        """When the PNG previews are due, hand the canvases over to the worker, which writes them (called after
+        the edge; returns at once: module docstring)."""
         if self.run_dir is not None and now_ns >= self.next_preview_ns:
-            self._write_previews()
+            for key, data, fmt, encode in self._hand_over():
+                self.pictures.submit(("png", key), self._write_preview, key, data, fmt, encode)
             self.next_preview_ns = now_ns + self.preview_every_ns
 
-    def _write_previews(self) -> None:
-        """``preview_<processor>_<output>.png``: an 8-bit sRGB PNG per output (deep and HDR outputs
-        tone-mapped for a screen: docs/colour.md), overwritten each time."""
+    def _write_preview(self, key: str, data: np.ndarray, fmt: str, encode) -> None:
+        """(worker thread) ``preview_<processor>_<output>.png``: an 8-bit sRGB PNG of one output (deep and HDR
+        outputs tone-mapped for a screen: docs/colour.md), replaced whole each time (written beside, then
+        renamed: a reader never sees half a file)."""
         import cv2
 
-        for key, img in self.renderer.preview_images().items():
-            path = self.run_dir / ("preview_" + key.replace("/", "_") + ".png")
-            cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGBA2BGR))
+        img = self._picture_of(data, fmt, encode, None)
+        name = "preview_" + key.replace("/", "_") + ".png"
+        part = self.run_dir / f".{name}.part.png"
+        if not cv2.imwrite(str(part), cv2.cvtColor(img, cv2.COLOR_RGBA2BGR)):
+            raise OSError(f"could not write {part}")
+        os.replace(part, self.run_dir / name)
 
     # ------------------------------------------------------------------ changes and the end
     def replace_stage(self, stage) -> None:
@@ -211,6 +263,7 @@ class StageOutput:
         self.stage = stage
 
     def close(self) -> None:
+        self.pictures.close()  # the previews handed over are written (bounded wait)
         for writer in self.sinks.values():
             writer.close(unlink=True)
         self.sinks = {}

@@ -136,7 +136,10 @@ def test_stage_output_publishes_what_the_renderer_read_back(gl, stage) -> None:
                 np.testing.assert_array_equal(frame.pixels, want)
         assert any("p/ten (72 x 64 RGBA, 10-bit rgb10_a2" in line for line in said), said
         assert any("p/eight (64 x 64 RGBA) -> shared memory" in line for line in said), said
-        # thumbnails: 8-bit pictures, tone-mapped for deep outputs; the 8-bit output's is its canvas
+        # thumbnails: 8-bit pictures, tone-mapped for deep outputs; the 8-bit output's is its canvas (made on
+        # the worker thread: a call returns those of the hand-over before; tests/gl/test_output_pictures.py)
+        out.thumbnail_images()
+        assert out.pictures.wait_idle(30)
         thumbs = out.thumbnail_images()
         canvases = out.canvases()
         for key, img in thumbs.items():
