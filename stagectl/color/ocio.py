@@ -17,6 +17,9 @@ OpenColorIO is stagectl's colour engine (docs/colour.md). This module is the onl
   unclamped) and an in-memory :class:`~stagectl.core.lut.Lut3D` (``Lut3DTransform``). A LUT may be
   ``encoding="srgb"``: applied to sRGB-encoded values and decoded back, the convention of the existing
   :class:`~stagectl.core.features.ColorCorrection` (:meth:`Grade.from_color_correction`).
+* :func:`grade_processor` — the processor of a :class:`Grade` alone, on OCIO's raw config
+  (:func:`raw_config`): what the composite pass compiles for the walls' and inner frusta's grades
+  (:mod:`stagectl.render.grades`).
 * :class:`ColorProcessor` — ``apply`` runs OCIO's CPU processor on float32 images (..., 3) or (..., 4);
   ``gpu_shader`` extracts OCIO's GPU path into a :class:`GpuShader`: shader text, function name, 3D LUT
   textures (:class:`ShaderTexture3D`), 1D/2D LUT textures (:class:`ShaderTexture`), uniforms
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +68,8 @@ __all__ = [
     "ShaderTexture3D",
     "ShaderUniform",
     "GpuShader",
+    "raw_config",
+    "grade_processor",
 ]
 
 DEFAULT_CONFIG = "ocio://studio-config-latest"  #: OCIO's built-in ACES studio config, newest version
@@ -144,6 +150,36 @@ def load_config(source: str | Path | None = None) -> ColorConfig:
         raise ColorError(f"OCIO config {src!r}: {_one_line(exc)}") from None
     raw.setProcessorCacheFlags(o.PROCESSOR_CACHE_OFF)  # see the module docstring
     return ColorConfig(raw, src)
+
+
+_RAW_LOCK = threading.Lock()
+_RAW: list[ColorConfig] = []
+
+
+def raw_config() -> ColorConfig:
+    """OCIO's raw config (``Config.CreateRaw()``: one ``raw`` colour space, no roles, processor cache off),
+    made once: the config of processors that are transforms alone, such as a :class:`Grade` in the working
+    space (:func:`grade_processor`). Safe to call from any thread."""
+    with _RAW_LOCK:
+        if not _RAW:
+            o = ocio_module()
+            raw = o.Config.CreateRaw()
+            raw.setProcessorCacheFlags(o.PROCESSOR_CACHE_OFF)  # see the module docstring
+            _RAW.append(ColorConfig(raw, "ocio raw config"))
+        return _RAW[0]
+
+
+def grade_processor(grade: Grade) -> ColorProcessor:
+    """The processor of ``grade`` alone (working space in, working space out; no colour space conversion),
+    built on :func:`raw_config`: what the composite pass compiles for a wall or inner-frustum grade
+    (:mod:`stagectl.render.grades`). Pure CPU work (no GL), so it may run off the render thread."""
+    o = ocio_module()
+    what = f"grade ({grade.describe()})"
+    try:
+        raw = raw_config().raw.getProcessor(o.GroupTransform(grade.transforms()))
+    except _ocio_errors() as exc:
+        raise ColorError(f"OCIO processor {what}: {_one_line(exc)}") from None
+    return ColorProcessor(raw, what, dynamic_exposure=grade.dynamic_exposure, exposure=grade.exposure)
 
 
 class ColorConfig:

@@ -43,7 +43,9 @@ from stagectl.render.gl.resources import (
     reset_draw_state,
 )
 
-__all__ = ["VERTEX_SOURCE", "fragment_source", "LutTexture", "make_luts", "set_shader_uniform", "OcioPass"]
+__all__ = [
+    "VERTEX_SOURCE", "fragment_source", "LutTexture", "make_lut", "make_luts", "set_shader_uniform", "OcioPass",
+]
 
 VERTEX_SOURCE = """#version 330 core
 // OCIO pass (stagectl/render/ocio_pass.py): one full-screen triangle from gl_VertexID, no attributes.
@@ -111,9 +113,11 @@ def _filter(interpolation: str) -> int:
     return GL.GL_NEAREST if interpolation == "nearest" else GL.GL_LINEAR
 
 
-def _make_lut(
+def make_lut(
     resources: ResourceRegistry, label: str, t: ShaderTexture | ShaderTexture3D, unit: int
 ) -> LutTexture:
+    """One LUT texture of an OCIO shader (labelled ``<label>.<name>``, sampler ``t.sampler``) for texture
+    ``unit``; creation binds it on the active unit, which the caller chooses."""
     if isinstance(t, ShaderTexture3D):
         target, internal, fmt = GL.GL_TEXTURE_3D, GL.GL_RGB32F, GL.GL_RGB
     else:
@@ -148,7 +152,7 @@ def make_luts(resources: ResourceRegistry, shader: GpuShader, label: str, first_
     made: list[LutTexture] = []
     try:
         for i, t in enumerate((*shader.textures_3d, *shader.textures)):
-            made.append(_make_lut(resources, label, t, first_unit + i))
+            made.append(make_lut(resources, label, t, first_unit + i))
     except BaseException:
         for lut in made:
             lut.release()
@@ -210,7 +214,7 @@ class OcioPass:
             self.vao = self._keep(resources.vertex_array(f"{label}.vao"))
             with gl_pass("create", label):
                 for i, t in enumerate((*shader.textures_3d, *shader.textures)):
-                    self.luts.append(self._keep(_make_lut(resources, label, t, first_unit + i)))
+                    self.luts.append(self._keep(make_lut(resources, label, t, first_unit + i)))
                 self.program.use()
                 self.program.set_int("u_image", 0)
                 for lut in self.luts:

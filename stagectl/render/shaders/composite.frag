@@ -14,6 +14,10 @@
 // composition is unchanged): CARDS (light cards), WALL_CC / WALL_LUT (per-wall colour correction of the outer
 // image), INNER_CC / INNER_LUT (colour correction of the inner frusta), KEY (chroma key instead of the inner
 // image), MARKERS (tracking markers in the key).
+// Grades as OpenColorIO functions (stagectl/render/grades.py, the compositor's default): WALL_GRADE and
+// INNER_GRADE take the place of WALL_CC / WALL_LUT and INNER_CC / INNER_LUT; compositor.py inserts the grade
+// text (OCIO's functions, their LUT samplers and exposure uniforms, and the selectors
+// vec3 wall_grade(vec3 c, int w) and vec3 inner_grade(vec3 c)) after the defines.
 //
 // For the fragment's stage position p (metres):
 //   outer: d = p - u_outer_eye; the cube face is the axis of the largest |d| component and its sign (face
@@ -21,7 +25,7 @@
 //          up, forward), face NDC = e.xy / e.z in [-1, 1]; atlas texel = u_face_origin[face]
 //          + (ndc + 1) / 2 * u_face_size (GL texel coordinates; each tile has a 1-texel gutter rendered
 //          beyond 90 degrees, so bilinear filtering never reads another face).
-//          Then the wall's colour correction (WALL_CC, WALL_LUT) and the light cards under the frustum.
+//          Then the wall's grade (WALL_GRADE, or WALL_CC / WALL_LUT) and the light cards under the frustum.
 //   inner i (in order, later over earlier): clip = u_inner_vp[i] * (p, 1) (the camera's P @ V with overscan,
 //          computed per vertex and interpolated: it is affine in p);
 //          in front when clip.w > W_EPS (conventions.md, frustum.W_EPS); ndc = clip.xy / clip.w;
@@ -29,7 +33,8 @@
 //          a = clamp(d / soft_edge, 0, 1); weight = a * a * (3 - 2 a) (smoothstep), 0 behind the eye;
 //          colour = mix(colour, inner_i(s, t), weight) with GL texture coordinates (s, t) = (ndc + 1) / 2
 //          (t = 1 - v: the inner target was rendered by GL, row 0 = bottom, and is never flipped);
-//          inner_i is colour corrected (INNER_CC, INNER_LUT), or replaced by the key colour and markers (KEY).
+//          inner_i is graded (INNER_GRADE, or INNER_CC / INNER_LUT), or replaced by the key colour and markers
+//          (KEY).
 //   then the light cards over the frustum.
 //   output: OUTPUT_ENCODE(linear colour), alpha 1. Without OCIO_OUTPUT (every output of a stage without a
 //          colour: section) that is the sRGB encoding (IEC 61966-2-1 piecewise curve) and the rgba8 canvas
@@ -248,7 +253,9 @@ vec3 inner_source(sampler2D tex, vec2 uv) {
     return key_color();
 #else
     vec3 s = texture(tex, uv).rgb;
-#if defined(INNER_CC) || defined(INNER_LUT)
+#if defined(INNER_GRADE)
+    s = inner_grade(s);
+#elif defined(INNER_CC) || defined(INNER_LUT)
     s = inner_cc(s);
 #endif
     return s;
@@ -411,7 +418,9 @@ vec3 over_inner(vec3 color, vec4 clip, float inv_soft, sampler2D tex) {
 
 void main() {
     vec3 color = outer_color(v_stage);
-#if defined(WALL_CC) || defined(WALL_LUT)
+#if defined(WALL_GRADE)
+    color = wall_grade(color, wall_id());
+#elif defined(WALL_CC) || defined(WALL_LUT)
     color = wall_cc(color);
 #endif
 #ifdef CARDS
