@@ -191,3 +191,81 @@ def test_the_switch_shows_on_the_acked_frame_and_survives_a_restart(tmp_path: Pa
         osc.close()
         out = run.stop()
     assert "Traceback" not in out, out
+
+
+def _words(codes: np.ndarray) -> np.ndarray:
+    """(h, w, 3) 10-bit codes, alpha opaque, packed by the published GL_UNSIGNED_INT_2_10_10_10_REV layout."""
+    c = codes.astype(np.uint32)
+    return c[..., 0] | (c[..., 1] << 10) | (c[..., 2] << 20) | np.uint32(3 << 30)
+
+
+def test_the_patch_player_plays_from_the_acked_frame_in_a_real_run(tmp_path: Path) -> None:
+    """``color.patches`` over OSC: every sink frame from the acknowledged frame F shows wall frame ``frame - F``
+    of the sequence, word for word (the images ``calibrate colour --patches`` writes, here from the program the
+    command builds); the status names the playback; after the end slate the output shows its (calibrated) solid
+    pattern again. Refusals are one line."""
+    import hashlib
+
+    from stagectl.render.patch_player import patch_program
+    from stagectl.render.sink import SinkReader
+    from stagectl.stage import load_stage
+
+    seq_args = {"frames_per_patch": 2, "slate_frames": 2, "ramp_steps": 4}
+    stage, port = _stage(tmp_path)
+    program = patch_program(load_stage(stage), "proc/out1", **seq_args)
+    n = program.frames
+    run, ring = _start(stage)
+    osc = _Osc(port)
+    seen: dict[int, tuple[str, tuple[int, int, int]]] = {}  # sink frame -> (sha1 of its words, PIXEL's codes)
+    halt = threading.Event()
+
+    def read() -> None:
+        reader = SinkReader(ring)
+        try:
+            while not halt.is_set():
+                got = reader.latest()
+                if got is not None and got[0] not in seen:
+                    w = int(got[2][PIXEL])
+                    seen[got[0]] = (hashlib.sha1(got[2].tobytes()).hexdigest(),
+                                    (w & 1023, (w >> 10) & 1023, (w >> 20) & 1023))
+                time.sleep(0.002)
+        finally:
+            reader.close()
+
+    def upto(frame: int) -> None:
+        deadline = time.monotonic() + 30
+        while max(seen, default=-1) < frame:
+            assert time.monotonic() < deadline, f"no sink frame {frame}"
+            time.sleep(0.01)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        _, ok, f0, res = osc.send("/stagectl/pattern/set", "proc/out1", "solid", *COLOR)
+        assert ok, res
+        _, ok, _, err = osc.send("/stagectl/color/patches", "proc/nope", "start")
+        assert not ok and err == "color.patches: output: no output 'proc/nope'; outputs: proc/out1", err
+        _, ok, first, res = osc.send("/stagectl/color/patches", "proc/out1", "start",
+                                     *[x for kv in seq_args.items() for x in kv])
+        assert ok and res == {"output": "proc/out1", "action": "start", "first_frame": first, "frames": n,
+                              "last_frame": first + n - 1}, res
+        st = osc.status()["outputs"]["proc/out1"]
+        while "patches" not in st:  # the status published after the first frames of the playback
+            st = osc.status()["outputs"]["proc/out1"]
+        p = st["patches"]
+        assert p["frames"] == n and p["first_frame"] == first and p["calibration"] == "off", p
+        assert p["patch"] == program.sequence.patch_at(p["frame"]).name, p
+        upto(first + n + 2)
+    finally:
+        halt.set()
+        reader.join(5)
+        osc.close()
+        out = run.stop()
+    assert "Traceback" not in out, out
+    playing = sorted(f for f in seen if first <= f < first + n)
+    assert len(playing) >= 3, sorted(seen)
+    for f in playing:
+        want = hashlib.sha1(np.ascontiguousarray(_words(program.codes(f - first))).tobytes()).hexdigest()
+        assert seen[f][0] == want, f"stage frame {f}: not wall frame {f - first}"
+    assert all(_near(seen[f][1], CALIBRATED) for f in seen if f0 + 2 <= f < first), "before"
+    assert all(_near(seen[f][1], CALIBRATED) for f in seen if f >= first + n), "after the end slate"
