@@ -13,7 +13,7 @@ import pytest
 from conftest import STAGES
 from helpers import rot_ptr
 
-from stagectl.console.state import CameraSettings
+from stagectl.runtime.rig import CameraSettings
 from stagectl.core.sample import Pose, TrackingSample
 from stagectl.runtime import CameraRig, ReloadRefused, StageRuntime
 from stagectl.runtime.status import camera_line

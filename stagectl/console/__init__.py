@@ -7,7 +7,7 @@ Pure Python (no GL, no sockets). Transports (ZeroMQ, OSC, web) turn their wire f
 
 from stagectl.console.commands import COMMANDS, GROUPS, CommandError, CommandSpec, apply, validate
 from stagectl.console.hub import Applied, ControlHub, Subscription, stage_description
-from stagectl.console.state import CameraSettings, OperatorState, StateError, StateStore
+from stagectl.console.state import OperatorState, StateError, StateStore
 
 __all__ = [
     "COMMANDS",
@@ -20,7 +20,6 @@ __all__ = [
     "ControlHub",
     "Subscription",
     "stage_description",
-    "CameraSettings",
     "OperatorState",
     "StateError",
     "StateStore",

@@ -38,8 +38,8 @@ from stagectl.core.errors import ConfigErrors, StageError
 from stagectl.core.features import MAX_CARDS, ChromaKey, ColorCorrection, LightCard, OutputPattern
 from stagectl.core.fields import FeatureError, FieldError, Value, show, value_of
 from stagectl.core.lut import Lut3D, read_cube
+from stagectl.runtime.rig import SMOOTHING, CameraSettings, overscan_of, smoothing_json, smoothing_of
 from stagectl.stage.model import CONSOLE_GROUPS
-from stagectl.tracking.timeline import OneEuroParams
 
 __all__ = [
     "CommandError",
@@ -464,12 +464,7 @@ def _card(state, v: Any) -> LightCard:
     raise _ArgError(f"no light card {cid!r}; cards: {_names(_card_ids(state))}")
 
 
-#: limits of the arguments that are not feature fields (camera settings, card moves)
-_DELAY = Value("number", lo=0.0, hi=30.0, unit="frames", help="tracking delay, frames (fractional allowed)")
-_SOFT_EDGE = Value(
-    "number", lo=0.0, hi=0.5, help="fraction of the inner frustum's half-size blended at its border"
-)
-_OVERSCAN = Value("number", lo=0.0, hi=100.0, unit="percent")
+#: limits of the arguments that are not feature or camera-settings fields (card moves)
 _UV = Value("number", lo=-10.0, hi=10.0, unit="wall UV")
 _SIZE_UV = Value("number", lo=0.0, hi=20.0, lo_open=True, unit="wall UV")
 
@@ -534,32 +529,19 @@ def _v_tracking(v, stage, state, out):
 
 
 def _v_smoothing(v, stage, state, out):
-    what = '"off" or {"min_cutoff_hz": Hz > 0, "beta": >= 0, "d_cutoff_hz": Hz > 0 (optional)}'
-    if v == "off" or v is None:
-        return "off"
-    if (
-        not isinstance(v, Mapping)
-        or "min_cutoff_hz" not in v
-        or set(v) - {"min_cutoff_hz", "beta", "d_cutoff_hz"}
-    ):
-        raise _ArgError(f"expected {what}, got {_show(v)}")
+    """``"off"`` or every part of the smoothing (limits: :data:`stagectl.runtime.rig.SMOOTHING`)."""
     try:
-        return {
-            "min_cutoff_hz": _num(v["min_cutoff_hz"], 0.0, 1000.0, lo_open=True),
-            "beta": _num(v.get("beta", 0.0), 0.0, 1000.0),
-            "d_cutoff_hz": _num(v.get("d_cutoff_hz", 1.0), 0.0, 1000.0, lo_open=True),
-        }
-    except _ArgError:
-        raise _ArgError(f"expected {what}, got {_show(v)}") from None
+        return smoothing_json(smoothing_of(v))
+    except FieldError as exc:
+        raise _ArgError(exc.message) from None
 
 
 def _v_overscan(v, stage, state, out):
-    rng = _OVERSCAN.range_text()
-    what = f"a percentage {rng} or [left, right, bottom, top] each {rng}"
-    lo, hi = _OVERSCAN.limits()
-    if isinstance(v, (list, tuple)):
-        return list(_vec(v, 4, lo, hi, what))
-    return [_num(v, lo, hi, what=what)] * 4
+    """One percentage for all four sides, or one per side (:func:`stagectl.runtime.rig.overscan_of`)."""
+    try:
+        return list(overscan_of(v))
+    except FieldError as exc:
+        raise _ArgError(exc.message) from None
 
 
 def _v_rect(v, stage, state, out):
@@ -941,10 +923,7 @@ def _h_camera(state, args: dict):
     if "overscan_percent" in args:
         kw["overscan_percent"] = tuple(args["overscan_percent"])
     if "smoothing" in args:
-        sm = args["smoothing"]
-        kw["smoothing"] = (
-            None if sm == "off" else OneEuroParams(sm["min_cutoff_hz"], sm["beta"], sm["d_cutoff_hz"])
-        )
+        kw["smoothing"] = smoothing_of(args["smoothing"])
     new = replace(cam, **kw)
     return state.with_camera(args["camera"], new), {"camera": args["camera"], **new.to_json()}
 
@@ -1079,6 +1058,14 @@ def apply(state, name: str, args: dict):
 # --------------------------------------------------------------------------------------------- the commands
 
 _BOOL = lambda v, s, st, o: _bool(v)
+#: camera.set smoothing, from the declarations of its parts (stagectl.runtime.rig.SMOOTHING)
+_SMOOTHING_TYPE = '"off" | {' + ", ".join(name + ("" if d is None else "?") for name, _, d in SMOOTHING) + "}"
+_SMOOTHING_HELP = "One Euro smoothing of position and rotation: " + ", ".join(
+    f"{val.help} ({', '.join(x for x in (val.unit, val.range_text()) if x)}"
+    + ("" if d is None else f", default {d:g}")
+    + ")"
+    for _, val, d in SMOOTHING
+)
 _CARD_ID = _arg("id", "card id", "the card", _v_id, True)
 _TARGET = 'wall name | "inner"'
 _RECT = value_of(LightCard, "rect")
@@ -1168,27 +1155,18 @@ _SPECS = (
         "camera.set",
         (
             _arg("camera", "camera name", "the camera", _v_camera, True),
-            _arg("tracking", "tracking source name", "the tracking source driving the camera", _v_tracking),
-            _value("delay_frames", _DELAY),
-            _arg(
-                "smoothing",
-                '"off" | {min_cutoff_hz, beta, d_cutoff_hz?}',
-                "One Euro smoothing of position and rotation: cutoff at rest (Hz, > 0), speed coefficient "
-                "(>= 0), speed cutoff (Hz, default 1)",
-                _v_smoothing,
-                osc="smoothing",
-            ),
+            _arg("tracking", "tracking source name", value_of(CameraSettings, "tracking").help, _v_tracking),
+            _field(CameraSettings, "delay_frames"),
+            _arg("smoothing", _SMOOTHING_TYPE, _SMOOTHING_HELP, _v_smoothing, osc="smoothing"),
             _arg(
                 "overscan_percent",
-                f"number | [l, r, b, t], {_OVERSCAN.range_text()}",
-                "inner frustum overscan per side, percent",
+                f"number | {value_of(CameraSettings, 'overscan_percent').type_text()}",
+                _help_of(value_of(CameraSettings, "overscan_percent")),
                 _v_overscan,
                 osc="vec",
             ),
-            _value("soft_edge", _SOFT_EDGE),
-            _arg(
-                "freeze", "bool", "keep the inner frustum (matrices and image) where it is", _BOOL, osc="bool"
-            ),
+            _field(CameraSettings, "soft_edge"),
+            _field(CameraSettings, "freeze"),
         ),
         False,
         "Per-camera settings.",

@@ -2,8 +2,10 @@
 
 :class:`OperatorState` is immutable. It holds the stage features the frame plan draws
 (:class:`~stagectl.core.features.FeatureState`: light cards, chroma key, colour corrections, patterns,
-per-output blackouts, the per-camera freeze, the outputs whose colour calibration is switched off), the per-camera settings (:class:`CameraSettings`), the global
-blackout, whether the inner frusta are composited, the scene content and the recording in progress.
+per-output blackouts, the per-camera freeze, the outputs whose colour calibration is switched off), the
+per-camera settings (:class:`~stagectl.runtime.rig.CameraSettings`, whose declarations the reader here checks
+against), the global blackout, whether the inner frusta are composited, the scene content and the recording in
+progress.
 
 The initial state of a stage (:meth:`OperatorState.initial`) is what its stage file says: the ``render``
 features, each camera's tracking source and that source's ``delay_frames``, the ``render.inner`` overscan and
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -40,15 +41,14 @@ from stagectl.core.features import (
     LightCard,
     OutputPattern,
 )
-from stagectl.core.fields import FieldError, from_dict, to_dict
+from stagectl.core.fields import FieldError, from_dict, to_dict, value_of
 from stagectl.core.lut import Lut3D, read_cube
-from stagectl.tracking.timeline import OneEuroParams, Smoothing
+from stagectl.runtime.rig import CameraSettings, overscan_of, smoothing_of
 
 __all__ = [
     "STATE_FORMAT",
     "STATE_VERSION",
     "StateError",
-    "CameraSettings",
     "OperatorState",
     "StateStore",
     "rebase",
@@ -86,50 +86,6 @@ def default_state_path(stage) -> Path:
     return base / f"{Path(stage.path).stem}.operator.json"
 
 
-# ------------------------------------------------------------------------------------- camera settings
-
-
-@dataclass(frozen=True)
-class CameraSettings:
-    """Operator settings of one camera.
-
-    ``tracking``: the tracking source name; ``delay_frames``: tracking delay in frames (>= 0, fractional
-    allowed); ``smoothing``: One Euro filter of position and rotation (``None``: off); ``overscan_percent``:
-    ``(left, right, bottom, top)`` percent of the unscanned frustum; ``soft_edge``: fraction of the inner
-    frustum's half-size blended at its border (0..0.5); ``freeze``: keep the inner frustum where it is.
-    """
-
-    tracking: str
-    delay_frames: float = 0.0
-    smoothing: OneEuroParams | None = None
-    overscan_percent: tuple[float, float, float, float] = (10.0, 10.0, 10.0, 10.0)
-    soft_edge: float = 0.05
-    freeze: bool = False
-
-    def smoothing_filter(self) -> Smoothing | None:
-        """The :class:`~stagectl.tracking.timeline.Smoothing` of the camera's timeline (None: off): the same
-        One Euro parameters for position and rotation."""
-        if self.smoothing is None:
-            return None
-        return Smoothing(position=self.smoothing, rotation=self.smoothing)
-
-    def to_json(self) -> dict:
-        return {
-            "tracking": self.tracking,
-            "delay_frames": self.delay_frames,
-            "smoothing": "off"
-            if self.smoothing is None
-            else {
-                "min_cutoff_hz": self.smoothing.min_cutoff_hz,
-                "beta": self.smoothing.beta,
-                "d_cutoff_hz": self.smoothing.d_cutoff_hz,
-            },
-            "overscan_percent": list(self.overscan_percent),
-            "soft_edge": self.soft_edge,
-            "freeze": self.freeze,
-        }
-
-
 # --------------------------------------------------------------------------------------------- operator state
 
 
@@ -163,12 +119,10 @@ class OperatorState:
                 (
                     c.name,
                     CameraSettings(
-                        c.tracking,
-                        delay,
-                        None,
-                        tuple(float(v) for v in inner.overscan_percent),
-                        float(inner.soft_edge),
-                        False,
+                        tracking=c.tracking,
+                        delay_frames=delay,
+                        overscan_percent=tuple(inner.overscan_percent),
+                        soft_edge=inner.soft_edge,
                     ),
                 )
             )
@@ -369,29 +323,22 @@ class OperatorState:
                     f"keeps {cur.tracking!r}"
                 )
                 tracking = cur.tracking
-            sm = v.get("smoothing", "off")
-            smoothing = None
-            if sm != "off":
-                sm = r.mapping(sm, f"{k}.smoothing")
+            # each value checked against its declaration in CameraSettings; a key left out keeps the stage's
+            try:
+                smoothing = smoothing_of(v.get("smoothing", "off"), strict=False)
+            except FieldError as exc:
+                raise r.error(f"{k}.smoothing", exc.message) from None
+            values = {
+                name_: r.declared(CameraSettings, name_, v[name_], f"{k}.{name_}")
+                for name_ in ("delay_frames", "soft_edge", "freeze")
+                if name_ in v
+            }
+            if "overscan_percent" in v:
                 try:
-                    smoothing = OneEuroParams(
-                        r.number(sm.get("min_cutoff_hz"), f"{k}.smoothing.min_cutoff_hz"),
-                        r.number(sm.get("beta", 0.0), f"{k}.smoothing.beta"),
-                        r.number(sm.get("d_cutoff_hz", 1.0), f"{k}.smoothing.d_cutoff_hz"),
-                    )
-                except ValueError as exc:
-                    raise r.error(f"{k}.smoothing", str(exc)) from None
-            delay = r.number(v.get("delay_frames", cur.delay_frames), f"{k}.delay_frames")
-            soft = r.number(v.get("soft_edge", cur.soft_edge), f"{k}.soft_edge")
-            ov = r.numbers(v.get("overscan_percent", list(cur.overscan_percent)), 4, f"{k}.overscan_percent")
-            if delay < 0 or not 0 <= soft <= 0.5 or not all(0 <= x <= 100 for x in ov):
-                raise r.error(k, "expected delay_frames >= 0, soft_edge 0..0.5 and overscan_percent 0..100")
-            state = state.with_camera(
-                name,
-                CameraSettings(
-                    tracking, delay, smoothing, ov, soft, r.boolean(v.get("freeze", False), f"{k}.freeze")
-                ),
-            )
+                    values["overscan_percent"] = overscan_of(v["overscan_percent"])
+                except FieldError as exc:
+                    raise r.error(f"{k}.overscan_percent", exc.message) from None
+            state = state.with_camera(name, replace(cur, tracking=tracking, smoothing=smoothing, **values))
 
         content = r.text(d.get("content", base.content), "state.content")
         if content not in ("procedural", base.content) and not _inside(stage, "content", content):
@@ -555,16 +502,6 @@ class _Reader:
             raise self.error(key, f"expected a list, got {self._got(v)}")
         return v
 
-    def number(self, v, key: str) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise self.error(key, f"expected a finite number, got {self._got(v)}")
-        return float(v)
-
-    def numbers(self, v, n: int, key: str) -> tuple[float, ...]:
-        if not isinstance(v, list) or len(v) != n:
-            raise self.error(key, f"expected a list of {n} numbers, got {self._got(v)}")
-        return tuple(self.number(x, key) for x in v)
-
     def text(self, v, key: str) -> str:
         if not isinstance(v, str) or not v:
             raise self.error(key, f"expected a non-empty text, got {self._got(v)}")
@@ -574,6 +511,13 @@ class _Reader:
         if not isinstance(v, bool):
             raise self.error(key, f"expected true or false, got {self._got(v)}")
         return v
+
+    def declared(self, cls, name: str, v, key: str):
+        """``v`` checked against the declaration of field ``name`` of ``cls`` (operator units), normalised."""
+        try:
+            return value_of(cls, name).check(v, op=True)
+        except FieldError as exc:
+            raise self.error(key, exc.message) from None
 
     def feature(self, cls, v, key: str, lut=None):
         """The feature object ``cls`` of :func:`~stagectl.core.features.to_dict`'s form in operator units

@@ -164,7 +164,7 @@ class StageRuntime:
 
     # ------------------------------------------------------------------ changes (the loop's thread)
     def set_camera(self, name: str, settings: Any, only: Any = None) -> None:
-        """The operator's settings of camera ``name`` (:class:`stagectl.console.state.CameraSettings`; ``only``:
+        """The operator's settings of camera ``name`` (:class:`~stagectl.runtime.rig.CameraSettings`; ``only``:
         the settings named, None: all): the tracking source (routed here from the next sample on, the timeline
         starting afresh), then :meth:`CameraRig.apply`. KeyError for a camera the stage does not have."""
         rig = self.rigs[name]

@@ -196,9 +196,8 @@ BAD: list[tuple[str, object, str]] = [
     (
         "camera.set",
         {"camera": "cam-a", "smoothing": {"beta": 1}},
-        'camera.set: smoothing: expected "off" or {"min_cutoff_hz": Hz > 0, "beta": >= 0, "d_cutoff_hz": Hz '
-        "> 0 "
-        '(optional)}, got {"beta": 1}',
+        'camera.set: smoothing: expected "off" or {"min_cutoff_hz": Hz > 0 and <= 1000, "beta": 0..1000 '
+        '(optional), "d_cutoff_hz": Hz > 0 and <= 1000 (optional)}, got {"beta": 1}',
     ),
     (
         "camera.set",

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from stagectl.console.commands import COMMANDS, GROUPS, CommandError, apply, spec_json, validate
-from stagectl.console.state import CameraSettings, OperatorState
+from stagectl.console.state import OperatorState
 from stagectl.core.features import (
     MAX_CARDS,
     ChromaKey,
@@ -23,6 +23,7 @@ from stagectl.core.features import (
 )
 from stagectl.core.grade import white_balance_gains
 from stagectl.core.lut import Lut3D
+from stagectl.runtime.rig import CameraSettings
 from stagectl.tracking.timeline import OneEuroParams
 
 from .cases import BAD

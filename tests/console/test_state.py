@@ -140,7 +140,8 @@ def test_default_paths(demo, stage_dir):
         (
             '{"format": "stagectl.operator-state", "version": 1, "seq": 3, "state": {"cameras": {"cam-a": '
             '{"overscan_percent": [1, 2]}}}}',
-            "{path}: state.cameras.cam-a.overscan_percent: expected a list of 4 numbers, got [1, 2]",
+            "{path}: state.cameras.cam-a.overscan_percent: expected a percentage 0..100 or [left, right, bottom, "
+            "top] each 0..100, got [1, 2]",
         ),
     ],
 )
