@@ -18,9 +18,9 @@ it in the captures. A blacked-out output stays black (its images are skipped, th
 scissored clear of the output's canvas with the rectangle's codes (``quantize`` of its signal at the canvas
 depth and range, as ``code / (2^n - 1)``; GL converts to the nearest code). No grade, no OCIO encode, no
 blending, no scaling: the canvas holds ``frame_codes(k)`` exactly, alpha opaque. Nothing is uploaded and no
-image is kept: a frame costs a few dozen clears (the chart: 25). The composition of a played output is drawn
-first and then covered (the renderer's pass order is kept); the canvas is marked for a full redraw, so the
-composition returns whole after the end or a stop. Other outputs are not touched.
+image is kept: a frame costs a few dozen clears (the chart: 25). The composition of a played output is not
+drawn (:meth:`PatchPlayer.covers`); the canvas is marked for a full redraw, so the composition returns whole
+after the end or a stop. Other outputs are not touched.
 
 Cluster render nodes do not play it (the player lives in the ``stagectl run`` process that renders the output).
 """
@@ -155,6 +155,12 @@ class PatchPlayer:
     def status(self) -> dict[str, dict]:
         """Output key -> :meth:`Playback.describe` of the last frame drawn, for the outputs playing."""
         return {k: dict(v) for k, v in self._shown.items() if k in self._playing}
+
+    def covers(self, out, frame: int) -> bool:
+        """Whether :meth:`draw` draws output pass ``out``'s whole canvas at stage frame ``frame`` (then its
+        composition need not be drawn first): it plays there and is not blacked out."""
+        pb = self._playing.get(out.key)
+        return pb is not None and not out.blackout and 0 <= pb.index(frame) < pb.program.frames
 
     def draw(self, plan, framebuffer_of: Callable[[str], object]) -> list[str]:
         """Draw this frame's image of every playback into its output's canvas framebuffer

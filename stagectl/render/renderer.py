@@ -377,6 +377,8 @@ class StageRenderer:
                     for out in plan.outputs:
                         current = f"composite:{out.key}"
                         self._hook(current)
+                        if self.patches.covers(out, plan.frame):  # color.patches draws this canvas whole
+                            continue
                         self.compositor.draw(out, 1 - self._front[out.key])
                         t0 = timed(current, t0)
                 finally:
