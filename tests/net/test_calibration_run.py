@@ -1,5 +1,6 @@
 """``color.calibration`` in a real ``stagectl run``: the A/B switch over OSC changes the output's signal on the
-acknowledged frame, the status says so, and a restart restores it from the operator state.
+acknowledged frame, the status says so, and a restart restores it from the operator state. ``color.patches``
+in the same run: the patch sequence from the acknowledged frame, word for word in the sink.
 
 A copy of stages/flat_wall.yaml (free ports, a name of its own for the shared-memory sink) with a 10-bit PQ
 1000-nit output and a wall calibration ``{clf}`` (a known correction written by
