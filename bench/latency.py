@@ -83,8 +83,9 @@ def motion_to_photon(seconds: float, render: bool) -> dict:
     rx = Receiver("freed", sink=sink, bind="127.0.0.1", port=0).start()
     renderer = ctx = planner = None
     if render:
+        from stagectl.render.camera import camera_state_from_pose
         from stagectl.render.gl.context import create_context
-        from stagectl.render.plan import FramePlanner, camera_state_from_pose
+        from stagectl.render.plan import FramePlanner
         from stagectl.render.renderer import StageRenderer
 
         ctx = create_context("egl")

@@ -136,10 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from stagectl.core.transforms import transform_from_pose
+    from stagectl.render.camera import camera_state
     from stagectl.render.frustum import warmup as frustum_warmup
     from stagectl.render.gl.context import create_context  # picks the EGL platform before OpenGL loads
     from stagectl.render.gl.platform import GL
-    from stagectl.render.plan import FramePlanner, camera_state
+    from stagectl.render.plan import FramePlanner
     from stagectl.render.renderer import StageRenderer
     from stagectl.stage import load_stage
     from stagectl.tracking.moves import pose_at

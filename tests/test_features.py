@@ -39,6 +39,8 @@ from stagectl.core.grade import (
     white_point_xy,
 )
 from stagectl.core.lut import Lut3D, parse_cube, read_cube
+from stagectl.render.camera import camera_state_from_pose
+from stagectl.render.passes import PlanError
 from stagectl.render.patterns import (
     COLOR_BARS_75,
     FONT_5X7,
@@ -52,7 +54,7 @@ from stagectl.render.patterns import (
     pattern_raster,
     text_bitmap,
 )
-from stagectl.render.plan import FramePlanner, PlanError, camera_state_from_pose
+from stagectl.render.plan import FramePlanner
 from stagectl.stage import load_stage
 from stagectl.stage.features import parse_features
 

@@ -11,20 +11,13 @@ from conftest import STAGES
 from helpers import rot_ptr
 
 from stagectl.core.camera import CameraState, LensValues, OperatorFlags
+from stagectl.render.camera import DEFAULT_FOCAL_MM, camera_state_from_pose
 from stagectl.render.canvas import canvas_layouts
 from stagectl.render.frustum import coverage
-from stagectl.render.plan import (
-    CUBE_FACES,
-    DEFAULT_FOCAL_MM,
-    MAX_CAMERAS,
-    FramePlanner,
-    PlanError,
-    camera_state_from_pose,
-    canvas_tiles,
-    classify_tiles,
-    cube_face_size,
-    soft_edge_weight,
-)
+from stagectl.render.outer import CUBE_FACES, cube_face_size
+from stagectl.render.passes import MAX_CAMERAS, PlanError
+from stagectl.render.plan import FramePlanner
+from stagectl.render.tiles import canvas_tiles, classify_tiles, soft_edge_weight
 from stagectl.stage import load_stage
 
 T_GL_CAMERA = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
@@ -345,8 +338,9 @@ def test_a_camera_state_can_carry_its_own_overscan() -> None:
 
     from conftest import STAGES
 
+    from stagectl.render.camera import camera_state_from_pose
     from stagectl.render.frustum import compute_camera_projection
-    from stagectl.render.plan import FramePlanner, camera_state_from_pose
+    from stagectl.render.plan import FramePlanner
     from stagectl.stage import load_stage
 
     stage = load_stage(STAGES / "demo.yaml")
@@ -373,7 +367,7 @@ def test_inner_frustum_covers_the_distorted_camera_frame(demo, zoom: float) -> N
     OpenCV's undistortPoints (the independent reference); without the distortion overscan they leave it."""
     import cv2
 
-    from stagectl.render.plan import with_distortion_overscan
+    from stagectl.render.camera import with_distortion_overscan
 
     cam = demo.cameras[0]
     ev = cam.lens_file.evaluate(zoom, 0.0)

@@ -30,7 +30,7 @@ on the wall. Needs the lens calibration (K, distortion, pupil) and the tracker o
 
 The result goes to the stage file as its ``tracking_registration`` (``T_stage_tracking`` as position and
 pan/tilt/roll, :meth:`WallRegistration.registration`): the walls stay where the stage file puts them and every
-tracker pose is mapped into the stage by it (``stagectl run``, ``snapshot``, ``render.plan.camera_state``).
+tracker pose is mapped into the stage by it (``stagectl run``, ``snapshot``, ``render.camera.camera_state``).
 The older alternative moves each wall to its measured place in tracking space instead (the stage frame becomes
 the tracking frame, the registration identity): :meth:`WallRegistration.placements`.
 

@@ -92,8 +92,10 @@ def main(args: argparse.Namespace) -> int:
     import numpy as np
 
     from stagectl.core.transforms import transform_from_pose
+    from stagectl.render.camera import camera_state_from_pose
     from stagectl.render.gl.context import create_context  # chooses the EGL platform before OpenGL loads
-    from stagectl.render.plan import FramePlanner, PlanError, camera_state_from_pose
+    from stagectl.render.passes import PlanError
+    from stagectl.render.plan import FramePlanner
     from stagectl.render.renderer import StageRenderer
     from stagectl.stage import load_stage
 

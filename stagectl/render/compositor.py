@@ -1,4 +1,4 @@
-"""The GL passes that execute a :class:`~stagectl.render.plan.FramePlan`: inner frusta, outer atlas, canvases.
+"""The GL passes that execute a :class:`~stagectl.render.passes.FramePlan`: inner frusta, outer atlas, canvases.
 
 Three kinds of pass, each a class owning its GL objects (all made through the context's
 :class:`~stagectl.render.gl.resources.ResourceRegistry`, released by ``release()``):
@@ -12,7 +12,7 @@ Three kinds of pass, each a class owning its GL objects (all made through the co
   between frames while the viewpoint and face set stay the same. Valid for any wall shape: the composition
   samples it by direction ``stage position - viewpoint``.
 * :class:`CanvasCompositor` — per output a static vertex buffer of its mapped regions cut into tiles
-  (:class:`~stagectl.render.plan.CanvasTiles`), two ``rgba8`` canvas framebuffers (the one being drawn and
+  (:class:`~stagectl.render.tiles.CanvasTiles`), two ``rgba8`` canvas framebuffers (the one being drawn and
   the last good one, see :mod:`stagectl.render.renderer`) and a cached outer-only canvas. The composite
   program (``shaders/composite.vert`` / ``composite.frag``, one variant per number of cameras, plus
   ``INNER_ONLY`` and ``COPY``) places each vertex at its canvas pixel, projects each fragment's stage position
@@ -40,12 +40,12 @@ opens, feature variants when first used), so switching never compiles anything i
 is drawn: a switched output's canvases are redrawn whole and its cached outer-only canvas is redrawn with the
 chosen encode at the next :meth:`~CanvasCompositor.update_cache`, so the switch shows on that very frame.
 
-**Soft edge** (the exact ramp; :func:`stagectl.render.plan.soft_edge_weight` is its numpy twin): for the
+**Soft edge** (the exact ramp; :func:`stagectl.render.tiles.soft_edge_weight` is its numpy twin): for the
 fragment's NDC ``(x, y)`` in the camera's overscanned frustum, ``d = 1 - max(|x|, |y|)``,
 ``a = clamp(d / soft_edge, 0, 1)``, weight ``= a^2 (3 - 2a)`` in front of the eye (``w_clip > 1e-6``), 0
 behind; the inner colour is mixed over the outer one with that weight, cameras in plan order.
 
-**Stage features** (:mod:`stagectl.render.features`, uniforms from :class:`~stagectl.render.plan.FeatureUniforms`):
+**Stage features** (:mod:`stagectl.core.features`, uniforms from :class:`~stagectl.render.passes.FeatureUniforms`):
 light cards, per-wall and inner colour correction (a LUT atlas on :data:`LUT_TEXTURE_UNIT`), chroma key and
 markers are feature ``#define``s of the composite variants (none when every feature is off: the plain programs
 run). The cached outer-only canvases hold the outer image *with* the walls' colour correction and every light
@@ -74,20 +74,19 @@ from stagectl.render.content import Content
 from stagectl.render.gl.errors import RenderError
 from stagectl.render.gl.platform import GL
 from stagectl.render.gl.resources import Framebuffer, Program, ResourceRegistry, gl_pass, shader_source
-from stagectl.render.plan import (
+from stagectl.render.passes import (
     MAX_BURN_IN,
     MAX_CAMERAS,
     BurnInPass,
-    CanvasTiles,
     CompositeUniforms,
     FeatureUniforms,
     InnerPass,
     OuterPass,
     OutputPass,
     PatternPass,
-    tiles_in_rect,
 )
 from stagectl.render.scene import RenderTarget
+from stagectl.render.tiles import CanvasTiles, tiles_in_rect
 
 __all__ = [
     "INNER_FORMAT",
@@ -378,7 +377,7 @@ def _u4(p: Program, name: str, v) -> None:
 class CanvasCompositor:
     """Composites the inner frusta and the outer atlas onto every output canvas, tile by tile.
 
-    Each output's mapped regions are cut into tiles (:class:`~stagectl.render.plan.CanvasTiles`). Per frame
+    Each output's mapped regions are cut into tiles (:class:`~stagectl.render.tiles.CanvasTiles`). Per frame
     and output (:meth:`draw`), three tile lists are drawn into the chosen canvas:
 
     * tiles no inner frustum touches: with static outer content, only those that held something else before
@@ -479,7 +478,7 @@ class CanvasCompositor:
         return got
 
     def use_calibration(self, outputs) -> list[str]:
-        """Take this frame's calibration choice (each :class:`~stagectl.render.plan.OutputPass`'s
+        """Take this frame's calibration choice (each :class:`~stagectl.render.passes.OutputPass`'s
         ``calibrated``, True when it has none) for the outputs that have a calibration; returns the keys switched.
         A switched output's canvases are cleared and redrawn whole, and its cached outer-only canvas is redrawn
         with the chosen encode at the next :meth:`update_cache` (the class docstring). No GL call here."""

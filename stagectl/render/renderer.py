@@ -3,7 +3,7 @@
 ``StageRenderer(stage, context)`` builds, with ``context`` current on the calling (render) thread, the scene
 renderer, the inner-frustum targets, the outer cube atlas and the canvas compositor
 (:mod:`stagectl.render.compositor`). ``render_frame(plan)`` executes a
-:class:`~stagectl.render.plan.FramePlan`:
+:class:`~stagectl.render.passes.FramePlan`:
 
 1. inner passes (scene from each camera's pupil with overscan), 2. the outer atlas (when the plan's static
 content needs it), 3. every output canvas composited into its *back* canvas framebuffer, 4. read back (sync:
@@ -64,9 +64,11 @@ from stagectl.render.gl.readback import (
     unpack_rgb10_a2,
 )
 from stagectl.render.gl.resources import drain_gl_errors, gl_pass
+from stagectl.render.outer import build_outer_pass
+from stagectl.render.passes import FramePlan
 from stagectl.render.patch_player import PatchPlayer
-from stagectl.render.plan import TILE_PX, FramePlan, build_outer_pass, canvas_tiles
 from stagectl.render.scene import Column
+from stagectl.render.tiles import TILE_PX, canvas_tiles
 from stagectl.stage.model import Stage
 
 __all__ = ["FAILURE_POLICIES", "READBACK_MODES", "FrameResult", "RenderStats", "StageRenderer"]
@@ -118,7 +120,7 @@ class StageRenderer:
     failure). ``safe_images``: per output key an ``(H, W, 4)`` uint8 image (row 0 = top); default opaque
     black.
     ``outer_face_size`` and ``tile_px`` must match the planner's (defaults: derived from the stage's outer
-    resolution; :data:`~stagectl.render.plan.TILE_PX`). ``columns``: the test world's columns (default
+    resolution; :data:`~stagectl.render.tiles.TILE_PX`). ``columns``: the test world's columns (default
     :data:`~stagectl.render.scene.DEFAULT_COLUMNS`). ``async_depth``: PBOs per output for async readback.
     """
 

@@ -3,7 +3,7 @@ canvases go -- output windows, PNG previews, shared-memory sinks.
 
 One :class:`StageOutput` serves ``stagectl run`` (every canvas of the stage; headless or in GLFW output
 windows, previews, ``--sink``) and ``stagectl node`` (the canvases of the outputs assigned to that node,
-headless, ``--sink``). Per frame: :meth:`StageOutput.render` draws a :class:`~stagectl.render.plan.FramePlan`,
+headless, ``--sink``). Per frame: :meth:`StageOutput.render` draws a :class:`~stagectl.render.passes.FramePlan`,
 :meth:`StageOutput.present` shows the canvases at the frame edge (windows) and publishes them into the sinks,
 :meth:`StageOutput.previews` hands the canvases over for the PNG previews when due (after the edge).
 

@@ -2,7 +2,7 @@
 
 A :class:`CameraRig` answers, for a frame edge, the camera's :class:`~stagectl.core.camera.CameraState`
 (:meth:`CameraRig.state_at`): the pose from its timeline (with the source's tracking delay), mapped into the
-stage by the wall registration and the tracker offset (:func:`~stagectl.render.plan.stage_camera_transform`),
+stage by the wall registration and the tracker offset (:func:`~stagectl.render.camera.stage_camera_transform`),
 the lens from the lens file's table at the zoom/focus encoders (else the tracker's focal length, else
 :data:`DEFAULT_FOCAL_MM`), the overscan (the operator's, or the adaptive overscan, widened by the lens's
 distortion overscan) and the operator's soft edge. ``stagectl run`` renders from it and ``stagectl export``
@@ -29,7 +29,7 @@ import numpy as np
 
 from stagectl.core.camera import CameraState, LensValues
 from stagectl.core.fields import FieldError, Value, check_fields, declared, show, value_of
-from stagectl.render.plan import DEFAULT_FOCAL_MM, camera_state_of, stage_camera_transform
+from stagectl.render.camera import DEFAULT_FOCAL_MM, camera_state_of, stage_camera_transform
 
 from stagectl.tracking.timeline import OneEuroParams, Smoothing
 

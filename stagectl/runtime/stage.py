@@ -24,7 +24,8 @@ from typing import Any
 
 from stagectl.core.camera import CameraState, OperatorFlags
 from stagectl.core.errors import StageError
-from stagectl.render.plan import FramePlan, FramePlanner, PlanError
+from stagectl.render.passes import FramePlan, PlanError
+from stagectl.render.plan import FramePlanner
 from stagectl.runtime.output import StageOutput
 from stagectl.runtime.rig import CameraRig
 from stagectl.runtime.router import TrackingRouter

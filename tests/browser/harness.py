@@ -253,8 +253,9 @@ class FrameDriver:
     # ---- the loop
     def _run(self) -> None:
         from stagectl.core.timebase import Timecode
+        from stagectl.render.camera import camera_state_from_pose
         from stagectl.render.gl.context import create_context
-        from stagectl.render.plan import FramePlanner, camera_state_from_pose
+        from stagectl.render.plan import FramePlanner
         from stagectl.render.renderer import StageRenderer
 
         try:

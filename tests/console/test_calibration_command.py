@@ -13,7 +13,8 @@ from stagectl.console.commands import COMMANDS, CommandError, apply, validate
 from stagectl.console.hub import ControlHub
 from stagectl.console.state import OperatorState, StateStore, rebase
 from stagectl.core.features import FeatureState
-from stagectl.render.plan import FramePlanner, camera_state_from_pose
+from stagectl.render.camera import camera_state_from_pose
+from stagectl.render.plan import FramePlanner
 from stagectl.stage import load_stage
 from stagectl.sync.cluster import decode_features, encode_features
 

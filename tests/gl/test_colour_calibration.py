@@ -32,7 +32,8 @@ from stagectl.color import transfer as tf
 from stagectl.color.ocio import ColorProcessor, load_config, ocio_module
 from stagectl.color.output import output_encode
 from stagectl.core.features import FeatureState
-from stagectl.render.plan import FramePlanner, camera_state_from_pose
+from stagectl.render.camera import camera_state_from_pose
+from stagectl.render.plan import FramePlanner
 from stagectl.render.renderer import StageRenderer
 from stagectl.stage import load_stage
 

@@ -22,7 +22,8 @@ from helpers import LINEAR_CAPTURE, one_wall_stage
 
 from stagectl.color import transfer as tf
 from stagectl.color.output import output_encode
-from stagectl.render.plan import FramePlanner, camera_state_from_pose
+from stagectl.render.camera import camera_state_from_pose
+from stagectl.render.plan import FramePlanner
 from stagectl.render.renderer import StageRenderer
 from stagectl.stage import load_stage
 

@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 import pytest
 
-from stagectl.render.plan import FramePlanner, camera_state_from_pose
+from stagectl.render.camera import camera_state_from_pose
+from stagectl.render.plan import FramePlanner
 from stagectl.render.renderer import StageRenderer
 from stagectl.render.sink import SinkReader, SinkWriter, sink_name
 from stagectl.stage import load_stage

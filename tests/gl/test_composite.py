@@ -27,11 +27,13 @@ import pytest
 from conftest import REPO, STAGES
 
 from stagectl.core.camera import LensValues, OperatorFlags
+from stagectl.render.camera import camera_state_from_pose
 from stagectl.render.canvas import canvas_layouts
 from stagectl.render.compositor import clear_framebuffer, srgb_encode, to_srgb8
-from stagectl.render.plan import FramePlanner, camera_state_from_pose, soft_edge_weight
+from stagectl.render.plan import FramePlanner
 from stagectl.render.renderer import StageRenderer
 from stagectl.render.scene import DEFAULT_COLUMNS, Column, RenderTarget
+from stagectl.render.tiles import soft_edge_weight
 from stagectl.stage import load_stage
 
 pytestmark = pytest.mark.gl

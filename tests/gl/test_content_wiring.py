@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from conftest import STAGES
 
-from stagectl.render.plan import FramePlanner, camera_state_from_pose
+from stagectl.render.camera import camera_state_from_pose
+from stagectl.render.plan import FramePlanner
 from stagectl.render.renderer import StageRenderer
 from stagectl.stage import load_stage
 

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 from helpers import one_wall_stage
 
+from stagectl.render.camera import camera_state_from_pose
 from stagectl.render.gl.readback import pack_rgb10_a2, read_pixels, read_rgb10_a2, unpack_rgb10_a2
-from stagectl.render.plan import FramePlanner, camera_state_from_pose
+from stagectl.render.plan import FramePlanner
 from stagectl.render.renderer import StageRenderer
 from stagectl.render.sink import SinkReader, sink_name
 from stagectl.stage import load_stage

@@ -31,6 +31,7 @@ from stagectl.core.features import (
 )
 from stagectl.core.grade import srgb_encode
 from stagectl.core.lut import Lut3D
+from stagectl.render.camera import camera_state_from_pose
 from stagectl.render.canvas import canvas_layouts
 from stagectl.render.compositor import clear_framebuffer
 from stagectl.render.patterns import (
@@ -42,8 +43,9 @@ from stagectl.render.patterns import (
     burn_in_raster,
     pattern_raster,
 )
-from stagectl.render.plan import FramePlanner, camera_state_from_pose, soft_edge_weight
+from stagectl.render.plan import FramePlanner
 from stagectl.render.renderer import StageRenderer
+from stagectl.render.tiles import soft_edge_weight
 from stagectl.stage import load_stage
 
 pytestmark = pytest.mark.gl

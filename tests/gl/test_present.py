@@ -318,7 +318,8 @@ import glfw
 from OpenGL import GL
 from stagectl.stage import load_stage
 from stagectl.render.canvas import canvas_layouts
-from stagectl.render.plan import FramePlanner, camera_state_from_pose
+from stagectl.render.camera import camera_state_from_pose
+from stagectl.render.plan import FramePlanner
 from stagectl.render.present import WindowPresenter, open_window_context, placement
 from stagectl.render.renderer import StageRenderer
 

@@ -678,7 +678,7 @@ class Publisher:
     """The primary's frame loop in a thread: publish frame k at its edge, then meet the barrier."""
 
     def __init__(self, primary: Primary, stage_path: Path) -> None:
-        from stagectl.render.plan import camera_state_from_pose
+        from stagectl.render.camera import camera_state_from_pose
         from stagectl.stage import load_stage
 
         self.stage = load_stage(stage_path)

@@ -365,7 +365,8 @@ def test_node_plans_exactly_what_the_primary_planned(tmp_path: Path, cluster) ->
     through the cluster and plans frame k with the same feature uniforms (cards, colour, LUT atlas, key,
     markers) as the primary, and its own output's pattern; other nodes' patterns and blackouts are not its
     business and are left out."""
-    from stagectl.render.plan import FramePlanner, camera_state_from_pose
+    from stagectl.render.camera import camera_state_from_pose
+    from stagectl.render.plan import FramePlanner
     from stagectl.stage import load_stage
 
     stage = load_stage(_cluster_stage(tmp_path))
