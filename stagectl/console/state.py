@@ -378,18 +378,8 @@ def rebase(state: OperatorState, stage) -> tuple[OperatorState, list[str]]:
             cards.append(c)
         else:
             warnings.append(f"light card {c.id!r}: the stage has no wall {c.wall!r} any more; dropped")
-    wall_cc = []
-    for w, cc in f.wall_color:
-        if w in walls:
-            wall_cc.append((w, cc))
-        else:
-            warnings.append(f"colour correction of wall {w!r}: the stage has no such wall any more; dropped")
-    patterns = []
-    for o, p in f.patterns:
-        if o in outputs:
-            patterns.append((o, p))
-        else:
-            warnings.append(f"pattern of output {o!r}: the stage has no such output any more; dropped")
+    wall_cc = _kept(f.wall_color, walls, "colour correction of wall", "wall", warnings)
+    patterns = _kept(f.patterns, outputs, "pattern of output", "output", warnings)
     blackout = frozenset(o for o in f.blackout if o in outputs)
     for o in sorted(f.blackout - blackout):
         warnings.append(f"blackout of output {o!r}: the stage has no such output any more; dropped")
@@ -403,8 +393,8 @@ def rebase(state: OperatorState, stage) -> tuple[OperatorState, list[str]]:
         features=replace(
             f,
             light_cards=tuple(cards),
-            wall_color=tuple(wall_cc),
-            patterns=tuple(patterns),
+            wall_color=wall_cc,
+            patterns=patterns,
             blackout=blackout,
             freeze=None,
             uncalibrated=uncalibrated,
@@ -430,6 +420,14 @@ def rebase(state: OperatorState, stage) -> tuple[OperatorState, list[str]]:
                 f"camera {name!r}: the stage has no such camera any more; its settings are dropped"
             )
     return new, warnings
+
+
+def _kept(pairs, known, what: str, kind: str, warnings: list[str]) -> tuple:
+    """The ``(name, value)`` pairs whose name the stage still has (``known``); a warning for each other one."""
+    for name, _ in pairs:
+        if name not in known:
+            warnings.append(f"{what} {name!r}: the stage has no such {kind} any more; dropped")
+    return tuple((name, value) for name, value in pairs if name in known)
 
 
 def _calibrated(stage) -> frozenset[str]:

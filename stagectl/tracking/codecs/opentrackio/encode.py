@@ -13,8 +13,10 @@ import cbor2
 from stagectl.core.sample import (
     DEFAULT_DISTORTION_MODEL,
     PROTOCOL_OPENTRACKIO,
+    LensEncoders,
     LensState,
     Pose,
+    RawEncoders,
     StaticInfo,
     Timing,
     TrackingSample,
@@ -47,6 +49,17 @@ def _put(d: dict[str, Any], key: str, value: Any) -> None:
         d[key] = value
 
 
+def _focus_iris_zoom(enc: LensEncoders | RawEncoders | None) -> dict[str, Any] | None:
+    """``{"focus", "iris", "zoom"}`` of lens encoders (normalised or raw), those that are set; None if none is."""
+    if enc is None or (enc.focus is None and enc.iris is None and enc.zoom is None):
+        return None
+    d: dict[str, Any] = {}
+    _put(d, "focus", enc.focus)
+    _put(d, "iris", enc.iris)
+    _put(d, "zoom", enc.zoom)
+    return d
+
+
 def _lens_dict(lens: LensState) -> dict[str, Any]:
     d: dict[str, Any] = {}
     if lens.custom is not None:
@@ -65,13 +78,7 @@ def _lens_dict(lens: LensState) -> dict[str, Any]:
         d["distortion"] = items
     if lens.distortion_offset_mm is not None:
         d["distortionOffset"] = {"x": lens.distortion_offset_mm[0], "y": lens.distortion_offset_mm[1]}
-    enc = lens.encoders
-    if enc is not None and (enc.focus is not None or enc.iris is not None or enc.zoom is not None):
-        e: dict[str, Any] = {}
-        _put(e, "focus", enc.focus)
-        _put(e, "iris", enc.iris)
-        _put(e, "zoom", enc.zoom)
-        d["encoders"] = e
+    _put(d, "encoders", _focus_iris_zoom(lens.encoders))
     _put(d, "entrancePupilOffset", lens.entrance_pupil_offset_m)
     if lens.exposure_falloff is not None:
         ef: dict[str, Any] = {"a1": lens.exposure_falloff.a1}
@@ -83,13 +90,7 @@ def _lens_dict(lens: LensState) -> dict[str, Any]:
     _put(d, "focusDistance", lens.focus_distance_m)
     if lens.projection_offset_mm is not None:
         d["projectionOffset"] = {"x": lens.projection_offset_mm[0], "y": lens.projection_offset_mm[1]}
-    raw = lens.raw_encoders
-    if raw is not None and (raw.focus is not None or raw.iris is not None or raw.zoom is not None):
-        r: dict[str, Any] = {}
-        _put(r, "focus", raw.focus)
-        _put(r, "iris", raw.iris)
-        _put(r, "zoom", raw.zoom)
-        d["rawEncoders"] = r
+    _put(d, "rawEncoders", _focus_iris_zoom(lens.raw_encoders))
     _put(d, "tStop", lens.t_stop)
     return d
 
