@@ -393,8 +393,8 @@ def rebase(state: OperatorState, stage) -> tuple[OperatorState, list[str]]:
         features=replace(
             f,
             light_cards=tuple(cards),
-            wall_color=wall_cc,
-            patterns=patterns,
+            wall_color=tuple(wall_cc),
+            patterns=tuple(patterns),
             blackout=blackout,
             freeze=None,
             uncalibrated=uncalibrated,
@@ -422,12 +422,12 @@ def rebase(state: OperatorState, stage) -> tuple[OperatorState, list[str]]:
     return new, warnings
 
 
-def _kept(pairs, known, what: str, kind: str, warnings: list[str]) -> tuple:
+def _kept(pairs, known, what: str, kind: str, warnings: list[str]) -> list:
     """The ``(name, value)`` pairs whose name the stage still has (``known``); a warning for each other one."""
     for name, _ in pairs:
         if name not in known:
             warnings.append(f"{what} {name!r}: the stage has no such {kind} any more; dropped")
-    return tuple((name, value) for name, value in pairs if name in known)
+    return [(name, value) for name, value in pairs if name in known]
 
 
 def _calibrated(stage) -> frozenset[str]:
