@@ -450,6 +450,9 @@ class RefusalMonitor:
         self._pending: deque[dict[str, Any]] = deque(maxlen=RECENT_REFUSALS)
         self.accepted = 0
         self.handshakes = 0
+        #: Connections that ended after their handshake: closed by the peer, or by this socket (a message over
+        #: its ``ZMQ_MAXMSGSIZE``: libzmq drops it and closes the connection without saying why).
+        self.disconnected = 0
 
     @staticmethod
     def _peer_of(fd: int) -> str:
@@ -482,8 +485,10 @@ class RefusalMonitor:
                 self.handshakes += 1
             elif kind == zmq.EVENT_DISCONNECTED:
                 peer = self._peers.pop(value, "?")
-                if self._pending:
+                if self._pending:  # the end of a refused handshake
                     self.refusals.set_peer(self._pending.popleft(), peer)
+                else:
+                    self.disconnected += 1
             elif kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
                 self._pending.append(self.refusals.add(self.name, "unknown_key", f"ZAP status {value}"))
             elif kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:

@@ -3,7 +3,6 @@ updates in sequence) and operator states, and meets the swap barrier. Single-thr
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -31,13 +30,13 @@ from stagectl.sync.cluster.wire import (
     FrameState,
     FrameStateError,
     _name_bytes,
-    _readable,
     decode_features,
     decode_frame_state,
     parse_primary_address,
     valid_peer_name,
 )
 from stagectl.sync.zmq_security import ClientKeys
+from stagectl.sync.zmq_service import ZmqPeer, readable, tcp_endpoint
 
 #: A node sends a heartbeat when it has sent nothing for this long (ns).
 HEARTBEAT_NS = 100_000_000
@@ -97,8 +96,8 @@ class Node:
             raise ClusterError(f"primary address: {exc}") from None
         self.rate = rate
         self.heartbeat_ns = int(heartbeat_ns)
-        self._own_ctx = context is None
         self._ctx = context
+        self._peer: ZmqPeer | None = None  # the context and the sockets, once started
         self._sub: zmq.Socket | None = None
         self._dealer: zmq.Socket | None = None
         self._queue: deque[FrameState] = deque()
@@ -129,28 +128,21 @@ class Node:
     def start(self) -> Node:
         if self._sub is not None:
             return self
-        if self._ctx is None:
-            self._ctx = zmq.Context()
-        sub = self._ctx.socket(zmq.SUB)
-        dealer = self._ctx.socket(zmq.DEALER)
-        for s in (sub, dealer):
-            s.setsockopt(zmq.LINGER, 0)
-            if self.keys is not None:
-                self.keys.apply(s)
+        peer = self._peer = ZmqPeer(self.keys, self._ctx)
+        # the node topic tells the primary that this node's SUB is connected
+        sub = peer.socket(zmq.SUB, subscribe=(WIRE_MAGIC, FEATURES_MAGIC, _NODE_TOPIC + self._raw_name))
+        dealer = peer.socket(zmq.DEALER)
         # the handshake's outcome on the sync connection: a refusal is told in status() (auth_error)
         self._monitor = dealer.get_monitor_socket(
             zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
             | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
-        sub.setsockopt(zmq.SUBSCRIBE, WIRE_MAGIC)
-        sub.setsockopt(zmq.SUBSCRIBE, FEATURES_MAGIC)
-        sub.setsockopt(zmq.SUBSCRIBE, _NODE_TOPIC + self._raw_name)  # tells the primary we are subscribed
         try:
-            sub.connect(f"tcp://{self.host}:{self.state_port}")
-            dealer.connect(f"tcp://{self.host}:{self.sync_port}")
+            sub.connect(tcp_endpoint(self.host, self.state_port))
+            dealer.connect(tcp_endpoint(self.host, self.sync_port))
         except zmq.ZMQError as exc:
             self._close_monitor(dealer)
-            sub.close(linger=0)
-            dealer.close(linger=0)
+            peer.close()
+            self._peer = None
             where = f"{self.host}:{self.state_port},{self.sync_port}"
             raise ClusterError(f"cannot connect to the primary at {where}: {exc}") from None
         self._sub, self._dealer = sub, dealer
@@ -170,21 +162,11 @@ class Node:
         if self._dealer is not None:
             self._send([b"BYE", self._raw_name])
             self._close_monitor(self._dealer)
-            self._dealer.close(linger=int(min(100, timeout_s * 500)))
-        if self._sub is not None:
-            self._sub.close(linger=0)
+            self._dealer.close(linger=int(min(100, timeout_s * 500)))  # the goodbye goes out
         self._sub = self._dealer = None
-        if self._own_ctx and self._ctx is not None:
-            done = threading.Event()
-            ctx = self._ctx
-
-            def term() -> None:
-                ctx.term()
-                done.set()
-
-            threading.Thread(target=term, daemon=True, name="stagectl-node-term").start()
-            done.wait(timeout_s)
-            self._ctx = None
+        if self._peer is not None:
+            self._peer.close(timeout_s)
+            self._peer = None
 
     def __enter__(self) -> Self:
         return self.start()
@@ -205,7 +187,7 @@ class Node:
         """Note the sync connection's handshake events (a refusal by the primary, or a success after one)."""
         mon = self._monitor
         for _ in range(64):
-            if mon is None or not _readable(mon):
+            if mon is None or not readable(mon):
                 return
             try:
                 ev = parse_monitor_message(mon.recv_multipart(zmq.NOBLOCK))
@@ -411,7 +393,7 @@ class Node:
         self._drain_dealer()
         if not self._snap_pending:
             for _ in range(4096):
-                if not _readable(self._sub):
+                if not readable(self._sub):
                     break
                 self._on_update(self._sub.recv(zmq.NOBLOCK))
                 if self._snap_pending:
@@ -419,7 +401,7 @@ class Node:
 
     def _drain_dealer(self) -> None:
         for _ in range(1024):
-            if not _readable(self._dealer):
+            if not readable(self._dealer):
                 return
             self._on_dealer(self._dealer.recv_multipart(zmq.NOBLOCK), None)
 
@@ -491,7 +473,7 @@ class Node:
         dealer = self._dealer
         while True:
             for _ in range(1024):
-                if not _readable(dealer):
+                if not readable(dealer):
                     break
                 got = self._on_dealer(dealer.recv_multipart(zmq.NOBLOCK), frame)
                 if got is not None:

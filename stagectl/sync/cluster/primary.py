@@ -1,13 +1,13 @@
 """The primary's side of the cluster: publishes frame states and operator states, answers snapshots, and runs
 the swap barrier (:class:`~stagectl.sync.cluster.barrier.Barrier`) in one service thread that owns every
-socket."""
+socket (sockets, binds, CURVE, the thread and the pipe to it: :class:`~stagectl.sync.zmq_service.ZmqService`,
+shared with the stage console)."""
 
 from __future__ import annotations
 
 import os
 import threading
 import time
-from collections.abc import Sequence
 from typing import Self
 
 import zmq
@@ -37,13 +37,13 @@ from stagectl.sync.cluster.wire import (
     FrameState,
     FrameStateError,
     _name_bytes,
-    _readable,
     encode_features,
     encode_frame_state,
     valid_peer_name,
 )
 from stagectl.sync.ratelimit import PeerRates
-from stagectl.sync.zmq_security import KeyAuthenticator, RefusalMonitor, Refusals, ServerKeys
+from stagectl.sync.zmq_security import Refusals, ServerKeys
+from stagectl.sync.zmq_service import ZmqService, connect_host, readable, recv_from
 
 #: Largest frame the primary accepts on its sync and state sockets (ZeroMQ ``MAXMSGSIZE``: a larger one closes
 #: that peer's connection); node messages and subscriptions are a few dozen bytes.
@@ -65,12 +65,8 @@ DRAIN_SLICE_NS = 2_000_000
 _now = time.monotonic_ns
 
 
-def _bind_endpoint(host: str, port: int) -> str:
-    return f"tcp://{host}:{'*' if int(port) == 0 else int(port)}"
-
-
-def _port_of(endpoint: str) -> int:
-    return int(endpoint.rsplit(":", 1)[1])
+def _not_running() -> ClusterError:
+    return ClusterError("the cluster primary is not running (start() it first, or it was closed)")
 
 
 class Primary:
@@ -123,7 +119,6 @@ class Primary:
         #: The CURVE keys (None: no authentication) and every refused connection (by reason and peer).
         self.keys = keys
         self.refusals = Refusals()
-        self._auth: KeyAuthenticator | None = None
         rate_per_s = float(peer_rate_per_s) if peer_rate_per_s else max(200.0, 4.0 * self.rate.fps)
         self._rates = PeerRates(rate_per_s, max(32.0, rate_per_s), MAX_PEERS * 4)
         self._snap_rates = PeerRates(SNAPSHOT_RATE_PER_S, SNAPSHOT_BURST, MAX_PEERS * 4)
@@ -151,11 +146,8 @@ class Primary:
         self._barrier = Barrier(self.timeout_ns, member=self.member, liveness_ns=self.liveness_ns,
                                 forget_ns=self.forget_ns)
         self.session = int.from_bytes(os.urandom(4), "little") or 1
-        self._own_ctx = context is None
         self._ctx = context
-        self._pipe: zmq.Socket | None = None
-        self._pipe_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._svc: ZmqService | None = None  # the sockets, the service thread and the pipe to it, once started
         self._seq = 0
         self._features_seq = 0
         self._features: FeatureState | None = None  # the last operator state given to publish()
@@ -180,73 +172,26 @@ class Primary:
     # ------------------------------------------------------------------ life cycle
     def start(self) -> Primary:
         """Bind the sockets and start the service thread; :class:`ClusterError` when a port is taken."""
-        if self._thread is not None:
+        if self._svc is not None:
             return self
-        if self._ctx is None:
-            self._ctx = zmq.Context()
-        ctx = self._ctx
-        made: list[zmq.Socket] = []
-        auth = None
-        monitors: list[RefusalMonitor] = []
-
-        def sock(kind: int) -> zmq.Socket:
-            s = ctx.socket(kind)
-            s.setsockopt(zmq.LINGER, 0)
-            made.append(s)
-            return s
-
-        try:
-            if self.keys is not None:
-                auth = KeyAuthenticator(ctx, self.keys.allowed_dir, self.refusals)
-                auth.start()  # before binding: a CURVE server without a ZAP handler would admit any key
-                auth.load()
-            xpub = sock(zmq.XPUB)
-            router = sock(zmq.ROUTER)
-            for s in (xpub, router):  # inbound: subscriptions and node messages, all small
-                s.setsockopt(zmq.MAXMSGSIZE, MAX_SYNC_FRAME_BYTES)
-                if self.keys is not None:
-                    self.keys.apply(s)
-            svc_pipe = sock(zmq.PAIR)
-            pipe = sock(zmq.PAIR)
-            binds = ((xpub, self._want_ports[0], "state"), (router, self._want_ports[1], "sync"))
-            for s, port, what in binds:
-                ep = _bind_endpoint(self.bind, port)
-                try:
-                    s.bind(ep)
-                except zmq.ZMQError as exc:
-                    raise ClusterError(f"cannot bind the cluster {what} socket to {ep}: {exc}") from None
-            self.state_port = _port_of(xpub.last_endpoint.decode())
-            self.sync_port = _port_of(router.last_endpoint.decode())
-            if self.keys is not None:  # refused handshakes, counted by reason and peer
-                monitors = [RefusalMonitor("state", xpub, self.refusals),
-                            RefusalMonitor("sync", router, self.refusals)]
-                made += [m.socket for m in monitors]
-            addr = f"inproc://stagectl-cluster-{id(self):x}-{self.session:x}"
-            svc_pipe.bind(addr)
-            pipe.connect(addr)
-        except BaseException:
-            for s in made:
-                s.close(linger=0)
-            if auth is not None:
-                auth.stop()
-            if self._own_ctx:
-                ctx.term()
-                self._ctx = None
-            raise
-        self._pipe = pipe
-        self._auth = auth
-        self._thread = threading.Thread(
-            target=self._serve, args=(xpub, router, svc_pipe, monitors), name="stagectl-cluster-primary",
-            daemon=True,
-        )
-        self._thread.start()
+        svc = ZmqService("cluster", keys=self.keys, refusals=self.refusals, context=self._ctx,
+                         error=ClusterError)
+        with svc.setting_up():
+            # inbound: subscriptions and node messages, all small
+            xpub = svc.listen(zmq.XPUB, self.bind, self._want_ports[0], "state", what="cluster state",
+                              max_msg_bytes=MAX_SYNC_FRAME_BYTES)
+            router = svc.listen(zmq.ROUTER, self.bind, self._want_ports[1], "sync", what="cluster sync",
+                                max_msg_bytes=MAX_SYNC_FRAME_BYTES)
+            svc.open_pipe()
+        self.state_port, self.sync_port = svc.ports["state"], svc.ports["sync"]
+        self._svc = svc
+        svc.start(self._serve, xpub, router, name="stagectl-cluster-primary")
         return self
 
     @property
     def address(self) -> str:
         """``HOST:STATE_PORT,SYNC_PORT`` as ``stagectl node --primary`` takes it (127.0.0.1 for ``*``)."""
-        host = "127.0.0.1" if self.bind in ("*", "0.0.0.0", "") else self.bind
-        return f"{host}:{self.state_port},{self.sync_port}"
+        return f"{connect_host(self.bind)}:{self.state_port},{self.sync_port}"
 
     def close(self, timeout_s: float = 1.0) -> bool:
         """Stop the service thread through the pipe, close every socket (linger 0) and terminate the context
@@ -254,29 +199,12 @@ class Primary:
         if self._closed:
             return True
         self._closed = True
-        ok = True
-        if self._thread is not None and self._pipe is not None:
-            with self._pipe_lock:
-                try:
-                    self._pipe.send(b"STOP", zmq.NOBLOCK)
-                except zmq.ZMQError:
-                    pass
-            self._thread.join(timeout_s)
-            ok = not self._thread.is_alive()
-        if self._pipe is not None:
-            self._pipe.close(linger=0)
-            self._pipe = None
+        svc = self._svc
+        ok = svc is None or svc.stop(timeout_s)
         with self._cv:
             self._cv.notify_all()
-        if self._auth is not None and ok:
-            self._auth.stop()
-            self._auth = None
-        if self._own_ctx and self._ctx is not None:
-            if ok:
-                self._ctx.term()
-            else:  # the service thread is stuck: do not block here; its sockets go with the process
-                self._ctx.destroy(linger=0)
-            self._ctx = None
+        if svc is not None:
+            svc.close()  # a stuck service thread: its context is destroyed, its sockets go with the process
         return ok
 
     def __enter__(self) -> Self:
@@ -287,10 +215,10 @@ class Primary:
 
     # ------------------------------------------------------------------ frame loop side
     def _send_pipe(self, frames: list[bytes]) -> None:
-        if self._pipe is None or self._closed:
-            raise ClusterError("the cluster primary is not running (start() it first, or it was closed)")
-        with self._pipe_lock:
-            self._pipe.send_multipart(frames)
+        """Pass ``frames`` to the service thread (waiting while the pipe is full); :class:`ClusterError` when
+        the primary is not running."""
+        if self._svc is None or self._closed or not self._svc.send(frames, block=True):
+            raise _not_running()
 
     def publish(self, state: FrameState, features: FeatureState | None = None) -> int:
         """Publish ``state`` to every node with the next sequence number; returns that number. The state is
@@ -304,9 +232,10 @@ class Primary:
         An operator state that cannot be encoded (LUTs too large) is not sent: the error is counted in
         :meth:`status` (``errors``, ``last_error``) and the frames keep naming the previous one.
         """
-        with self._pipe_lock:
-            if self._pipe is None or self._closed:
-                raise ClusterError("the cluster primary is not running (start() it first, or it was closed)")
+        svc = self._svc
+        if svc is None or self._closed:
+            raise _not_running()
+        with svc.lock:  # numbers and pipe messages in one order
             if features is not None and features is not self._features and features != self._features:
                 self._features = features
                 fseq = self._features_seq + 1
@@ -316,12 +245,12 @@ class Primary:
                     with self._lock:
                         self._fail(FrameStateError(f"operator state not sent to the nodes: {exc}"))
                 else:
-                    self._pipe.send_multipart([b"FEAT", blob])
+                    self._send_pipe([b"FEAT", blob])
                     self._features_seq = fseq
             seq = self._seq + 1
             payload = encode_frame_state(state, seq=seq, session=self.session,
                                          features_seq=self._features_seq)
-            self._pipe.send_multipart([b"PUB", _U64.pack(seq), payload])
+            self._send_pipe([b"PUB", _U64.pack(seq), payload])
             self._seq = seq
         return seq
 
@@ -400,83 +329,77 @@ class Primary:
             )
 
     # ------------------------------------------------------------------ service thread
-    def _serve(self, xpub: zmq.Socket, router: zmq.Socket, pipe: zmq.Socket,
-               monitors: Sequence[RefusalMonitor] = ()) -> None:
+    def _serve(self, xpub: zmq.Socket, router: zmq.Socket) -> None:
+        """The service thread's loop (its sockets are closed by :class:`ZmqService` when it returns)."""
         from stagectl.sync.frameloop import EdgePriority
 
+        svc = self._svc
+        assert svc is not None and svc.pipe_end is not None
         self.service_priority = EdgePriority(self.realtime_priority).start()
         self.service_priority.raise_()  # the whole thread: it only ever waits or answers
         poller = zmq.Poller()
         paused = zmq.Poller()  # over the read budget: the pipe and the monitors only, for a moment
-        for s in (pipe, router, xpub, *(m.socket for m in monitors)):
+        for s in (svc.pipe_end, router, xpub, *svc.monitor_sockets):
             poller.register(s, zmq.POLLIN)
             if s is not router and s is not xpub:
                 paused.register(s, zmq.POLLIN)
+
+        def on_pipe(msg: list[bytes]) -> None:
+            self._on_pipe(msg, xpub, router)
+
         sweep_ns = max(10_000_000, min(50_000_000, self.liveness_ns // 4))
         next_sweep = _now() + sweep_ns
-        try:
-            while True:
-                now = _now()
-                deadline = self._barrier.deadline
-                wake = next_sweep if deadline is None else min(next_sweep, deadline)
-                resting = self._reads_paused_until > now
-                if resting:
-                    wake = min(wake, self._reads_paused_until)
-                timeout_ms = max(0, -(-(wake - now) // 1_000_000))
+        while True:
+            now = _now()
+            deadline = self._barrier.deadline
+            wake = next_sweep if deadline is None else min(next_sweep, deadline)
+            resting = self._reads_paused_until > now
+            if resting:
+                wake = min(wake, self._reads_paused_until)
+            timeout_ms = max(0, -(-(wake - now) // 1_000_000))
+            try:
+                events = dict((paused if resting else poller).poll(timeout_ms))
+            except zmq.ZMQError:
+                return  # context terminated under us
+            with self._lock:
+                if svc.pipe_end in events and svc.drain_pipe(on_pipe):
+                    return
                 try:
-                    events = dict((paused if resting else poller).poll(timeout_ms))
-                except zmq.ZMQError:
-                    return  # context terminated under us
-                with self._lock:
-                    if pipe in events and self._drain_pipe(pipe, xpub, router):
-                        return
-                    try:
-                        if router in events:
-                            self._drain_router(router)
-                        if xpub in events:
-                            self._drain_xpub(xpub)
-                        for m in monitors:
-                            if m.socket in events:
-                                m.handle()
-                        now = _now()
-                        if now >= next_sweep:
-                            self._barrier.sweep(now)
-                            next_sweep = now + sweep_ns
-                        self._release(router, _now())
-                    except Exception as exc:  # noqa: BLE001 - counted; the service keeps running
-                        self._fail(exc)
-        finally:
-            for m in monitors:
-                m.close()
-            for s in (xpub, router, pipe):
-                s.close(linger=0)
+                    if router in events:
+                        self._drain_router(router)
+                    if xpub in events:
+                        self._drain_xpub(xpub)
+                    svc.handle_monitors(events)
+                    now = _now()
+                    if now >= next_sweep:
+                        self._barrier.sweep(now)
+                        next_sweep = now + sweep_ns
+                    self._release(router, _now())
+                except Exception as exc:  # noqa: BLE001 - counted; the service keeps running
+                    self._fail(exc)
 
     def _fail(self, exc: BaseException) -> None:
         self._errors += 1
         self._last_error = f"{type(exc).__name__}: {exc}"
 
-    def _drain_pipe(self, pipe: zmq.Socket, xpub: zmq.Socket, router: zmq.Socket) -> bool:
-        while _readable(pipe):
-            msg = pipe.recv_multipart(zmq.NOBLOCK)
-            kind = msg[0]
-            if kind == b"STOP":
-                return True
-            try:
-                if kind == b"PUB":
-                    seq = _U64.unpack(msg[1])[0]
-                    self._snapshot = (seq, msg[2])
-                    xpub.send(msg[2], zmq.NOBLOCK)
-                elif kind == b"FEAT":  # before the frame states that name it (one pipe, one PUB socket)
-                    self._features_snapshot = msg[1]
-                    xpub.send(msg[1], zmq.NOBLOCK)
-                elif kind == b"ARRIVE" and self.member is not None:
-                    frame, _, prev = _READY.unpack(msg[1])
-                    if prev:
-                        self._barrier.peers[self.member].waits.append(prev)
-                    self._answer(router, self._barrier.arrive(self.member, frame, _now(), None))
-            except Exception as exc:  # noqa: BLE001 - the service thread never dies of one message
-                self._fail(exc)
-        return False
+    def _on_pipe(self, msg: list[bytes], xpub: zmq.Socket, router: zmq.Socket) -> None:
+        """One message from the frame loop: a frame state, an operator state or the primary's own report."""
+        kind = msg[0]
+        try:
+            if kind == b"PUB":
+                seq = _U64.unpack(msg[1])[0]
+                self._snapshot = (seq, msg[2])
+                xpub.send(msg[2], zmq.NOBLOCK)
+            elif kind == b"FEAT":  # before the frame states that name it (one pipe, one PUB socket)
+                self._features_snapshot = msg[1]
+                xpub.send(msg[1], zmq.NOBLOCK)
+            elif kind == b"ARRIVE" and self.member is not None:
+                frame, _, prev = _READY.unpack(msg[1])
+                if prev:
+                    self._barrier.peers[self.member].waits.append(prev)
+                self._answer(router, self._barrier.arrive(self.member, frame, _now(), None))
+        except Exception as exc:  # noqa: BLE001 - the service thread never dies of one message
+            self._fail(exc)
 
     def _read_budget(self, now: int) -> bool:
         """One more read from the node sockets is within :data:`MAX_SYNC_READS_PER_S`; else reading rests for
@@ -493,18 +416,9 @@ class Primary:
         curve = self.keys is not None
         end = _now() + DRAIN_SLICE_NS
         for _ in range(1024):
-            if not _readable(router) or not self._read_budget(_now()):
+            if not readable(router) or not self._read_budget(_now()):
                 return
-            user = None
-            if curve:  # the sender's User-Id: the stem of its key file in <keys>/nodes
-                frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
-                try:
-                    user = frames[-1].get("User-Id")
-                except zmq.ZMQError:
-                    user = None
-                msg = [f.bytes for f in frames]
-            else:
-                msg = router.recv_multipart(zmq.NOBLOCK)
+            msg, user = recv_from(router, curve)  # user (CURVE): the stem of its key file in <keys>/nodes
             now = _now()
             try:
                 if self._on_node_message(router, msg, now, user):
@@ -567,18 +481,10 @@ class Primary:
     def _drain_xpub(self, xpub: zmq.Socket) -> None:
         curve = self.keys is not None
         for _ in range(1024):
-            if not _readable(xpub) or not self._read_budget(_now()):
+            if not readable(xpub) or not self._read_budget(_now()):
                 return
-            user = None
-            if curve:  # the subscriber's User-Id: the stem of its key file in <keys>/nodes
-                frame = xpub.recv(zmq.NOBLOCK, copy=False)
-                m = frame.bytes
-                try:
-                    user = frame.get("User-Id")
-                except zmq.ZMQError:
-                    user = None
-            else:
-                m = xpub.recv(zmq.NOBLOCK)
+            msg, user = recv_from(xpub, curve)  # a subscription: one frame
+            m = msg[0]
             if len(m) > 1 and m[1:].startswith(_NODE_TOPIC):
                 # XPUB does not say which connection a subscription came from: without CURVE one bucket for all
                 if not self._sub_rates.allow(user or "", _now()):

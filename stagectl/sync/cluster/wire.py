@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
-import zmq
 
 from stagectl.core.camera import CameraState, LensValues, OperatorFlags
 from stagectl.core.errors import StageError
@@ -43,11 +42,6 @@ MAX_FEATURES_BYTES = 32 << 20
 MAX_WIRE_LUTS = MAX_WALLS + 1
 #: Topic prefix a node subscribes to so that the primary's XPUB learns that this node's SUB is connected.
 _NODE_TOPIC = WIRE_MAGIC + b"\x00node:"
-
-
-def _readable(sock: zmq.Socket) -> bool:
-    """A message is waiting (cheaper than ending every drain loop with a ``zmq.Again`` exception)."""
-    return bool(sock.getsockopt(zmq.EVENTS) & zmq.POLLIN)
 
 
 class ClusterError(StageError):
