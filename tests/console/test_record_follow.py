@@ -6,6 +6,7 @@ loop (latch, record) like run_frames'."""
 
 from __future__ import annotations
 
+import math
 import socket
 import threading
 import time
@@ -40,7 +41,9 @@ def _stage(tmp_path: Path) -> Path:
 
 
 class _Tracker:
-    """Sends an OpenTrackIO sample every 5 ms with the recording flag and slate of the moment."""
+    """Sends an OpenTrackIO sample every 5 ms with the recording flag and slate of the moment (the camera moves
+    slowly: the old saw-tooth jumped 0.9 m in 5 ms, which the motion limits rightly refused, so the camera was
+    tracked only between re-acquisitions and the first wait could run out on a busy machine)."""
 
     def __init__(self, port: int) -> None:
         self.port = port
@@ -54,7 +57,8 @@ class _Tracker:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
             seq = 0
             while not self._stop.wait(0.005):
-                s = TrackingSample(protocol="OpenTrackIO", pose=Pose(0.1 * (seq % 10), -2.0, 1.6),
+                # a plausible, smooth move (0.2 m/s at most): the stage's motion limits must not reject it
+                s = TrackingSample(protocol="OpenTrackIO", pose=Pose(0.1 * math.sin(0.01 * seq), -2.0, 1.6),
                                    tracker=TrackerStatus(recording=self.recording, slate=self.slate))
                 for d in encode_sample(s, sequence=seq % 256):
                     tx.sendto(d, ("127.0.0.1", self.port))
