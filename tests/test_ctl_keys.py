@@ -21,7 +21,7 @@ import zmq.auth
 from helpers import EXE, STAGES, free_port
 
 from stagectl.console.hub import ControlHub
-from stagectl.console.zmq_transport import ZmqConsole
+from stagectl.console.zmq import ZmqConsole
 from stagectl.stage import load_stage
 
 pytestmark = [pytest.mark.net, pytest.mark.timeout(60)]

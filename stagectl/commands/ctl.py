@@ -176,7 +176,7 @@ def _event_line(ev: dict[str, Any]) -> str:
 
 def _watch(args: argparse.Namespace, command_ep: str, state_ep: str, keys: Any) -> int:
     from stagectl.commands._signals import StopOnSignals
-    from stagectl.console.zmq_transport import StateFollower
+    from stagectl.console.zmq import StateFollower
 
     out = sys.stdout
     with (
@@ -219,7 +219,7 @@ def _watch(args: argparse.Namespace, command_ep: str, state_ep: str, keys: Any) 
 
 
 def main(args: argparse.Namespace) -> int:
-    from stagectl.console.zmq_transport import (
+    from stagectl.console.zmq import (
         ConsoleClient,
         connect_host,
         load_client_keys,

@@ -62,7 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import os
 
-    from stagectl.console.zmq_transport import zmq_settings
+    from stagectl.console.zmq import zmq_settings
     from stagectl.core.errors import UsageError
     from stagectl.stage import load_stage
     from stagectl.sync.zmq_security import NODES_DIR, SERVER_KEY_NAME, make_keys, resolve_keys_dir

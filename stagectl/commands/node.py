@@ -134,7 +134,7 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--primary: {exc}") from None
     stage = load_stage(args.stage)
-    from stagectl.console.zmq_transport import zmq_settings
+    from stagectl.console.zmq import zmq_settings
     from stagectl.sync.zmq_security import cluster_node_keys, resolve_keys_dir
 
     keys_dir = resolve_keys_dir(zmq_settings(stage), stage.path.parent)

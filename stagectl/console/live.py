@@ -108,7 +108,7 @@ class LiveConsole:
                 self.osc = None
                 say(f"stagectl run: console: OSC off: {exc}")
         if self._want["zmq"]:
-            from stagectl.console.zmq_transport import ZmqConsole
+            from stagectl.console.zmq import ZmqConsole
 
             keys = self.stage.console.zmq.keys
             if not keys.exists():

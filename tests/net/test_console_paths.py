@@ -30,7 +30,7 @@ from pythonosc.udp_client import SimpleUDPClient
 from stagectl.console.hub import ControlHub
 from stagectl.console.osc_transport import ACK_ADDRESS, OscConsole
 from stagectl.console.web import WebConsole
-from stagectl.console.zmq_transport import ConsoleClient, ZmqConsole, load_client_keys, make_keys
+from stagectl.console.zmq import ConsoleClient, ZmqConsole, load_client_keys, make_keys
 from stagectl.stage.loader import load_stage
 from stagectl.stage.model import OscAllow, OscConsoleSettings, WebConsoleSettings
 

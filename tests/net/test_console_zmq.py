@@ -21,7 +21,7 @@ import zmq
 import zmq.auth
 
 from stagectl.console.hub import ControlHub
-from stagectl.console.zmq_transport import (
+from stagectl.console.zmq import (
     ClientKeys,
     ConsoleClient,
     ConsoleUnreachable,

@@ -17,7 +17,7 @@ import zmq
 
 from stagectl.console.jsonbounds import MAX_DEPTH, JsonTooDeep, depth, loads
 from stagectl.console.osc_transport import OscArgError, parse_args
-from stagectl.console.zmq_transport import MAX_REQUEST_FRAMES
+from stagectl.console.zmq import MAX_REQUEST_FRAMES
 from stagectl.tracking.codecs import opentrackio as otrk
 from stagectl.tracking.errors import DecodeError, FieldError
 
