@@ -57,6 +57,16 @@ and kept while the pattern stays (its cell atlas on :data:`CELLS_TEXTURE_UNIT`);
 wholly changed, so the next composed frame restores every tile. Burn-in (``BURNIN``) is drawn over the tiles
 of its boxes (text on :data:`BURN_TEXTURE_UNIT`), which are restored the next frame.
 
+**Grades** (``grades="ocio"``, the default, :data:`DEFAULT_GRADES`): the walls' and the inner frusta's colour
+corrections run as OpenColorIO functions (:mod:`stagectl.render.grades`): the ``WALL_GRADE`` / ``INNER_GRADE``
+variants hold the grade parts' GLSL after the defines (instead of ``WALL_CC`` / ``WALL_LUT`` / ``INNER_CC``
+/ ``INNER_LUT`` and the LUT atlas), their 3D LUTs on the units after the encodes' (the walls' part) and on the
+last units (the inner part). Programs are cached per (encode, variant, the parts they run); an exposure
+change sets the parts' exposure uniforms, any other grade change compiles the variants that run the changed
+part at first use (on the render thread; :attr:`CanvasCompositor.compiles` counts them); the programs and
+textures of the last :data:`GRADE_SETS_KEPT` parts of each kind are kept. ``grades="shader"`` runs the shader's
+own uniform-driven grade code (no compile on a grade change).
+
 **Rows.** Inner targets and the atlas are rendered and sampled by GL only (GL texture ``t = 1 - v``, no flip).
 Canvases: the composite vertex shader maps canvas pixel ``(x, y)`` (row 0 = top) to NDC with a y flip, and
 :func:`~stagectl.render.gl.readback.read_pixels` flips GL rows back, so canvases read into numpy have row 0 =
@@ -66,10 +76,12 @@ top. Unmapped canvas pixels are cleared to opaque black and never drawn.
 from __future__ import annotations
 
 import ctypes
+from collections import OrderedDict
 
 import numpy as np
 
 from stagectl.core.features import MAX_CARDS, MAX_WALLS
+from stagectl.color.errors import ColorError
 from stagectl.render.content import Content
 from stagectl.render.gl.errors import RenderError
 from stagectl.render.gl.platform import GL
@@ -85,6 +97,7 @@ from stagectl.render.passes import (
     OutputPass,
     PatternPass,
 )
+from stagectl.render.grades import GRADE_MODES, GradeBuilder, GradePart
 from stagectl.render.scene import RenderTarget
 from stagectl.render.tiles import CanvasTiles, tiles_in_rect
 
@@ -124,6 +137,13 @@ PATTERN_IDS = {"solid": 1, "checkerboard": 2, "color_bars": 3, "aruco": 4, "cabi
 _SIZES = {"MAX_WALLS": MAX_WALLS, "MAX_CARDS": MAX_CARDS, "MAX_BURN_IN": MAX_BURN_IN}
 #: opaque black, the clear colour of canvases and the default safe image
 BLACK = (0.0, 0.0, 0.0, 1.0)
+#: how grades run unless the compositor is told otherwise (``grades=``): OpenColorIO functions
+DEFAULT_GRADES = "ocio"
+#: the shader-native grade defines that the OCIO grades (WALL_GRADE, INNER_GRADE) replace
+SHADER_GRADE_DEFINES = ("WALL_CC", "WALL_LUT", "INNER_CC", "INNER_LUT")
+#: grade parts of each kind (walls, inner frusta) whose programs and LUT textures are kept (the newest; older
+#: ones are freed)
+GRADE_SETS_KEPT = 4
 
 
 # --------------------------------------------------------------------------------------------- colour
@@ -401,11 +421,25 @@ class CanvasCompositor:
 
     PASS = "composite"
 
-    def __init__(self, resources: ResourceRegistry, tiles, *, label: str = "composite", encodes=None) -> None:
+    def __init__(self, resources: ResourceRegistry, tiles, *, label: str = "composite", encodes=None,
+                 grades: str | None = None) -> None:
         self.resources = resources
         self.label = label
         self.tiles = tuple(tiles)
         self.encodes = dict(encodes or {})  # output key -> OutputEncode (absent/None: 8-bit sRGB)
+        self.grades = DEFAULT_GRADES if grades is None else grades
+        if self.grades not in GRADE_MODES:
+            raise RenderError(self.PASS, label, f"unknown grade mode {grades!r}",
+                              detail=f"expected one of {', '.join(GRADE_MODES)}")
+        self.compiles = 0  #: programs compiled (tests and telemetry: a grade's exposure change compiles none)
+        shown = {int(w) for t in self.tiles for w in np.unique(t.wall_index)}
+        self._grade_builder = GradeBuilder(keep=2 * GRADE_SETS_KEPT, shown_walls=shown)
+        # the grade parts (walls, inner) of the frame being drawn, None: no OCIO grades (selects programs)
+        self._grade: tuple[GradePart | None, GradePart | None] | None = None
+        self._grade_now: tuple | None = None  # (features, grade parts, exposures) of the last features seen
+        self._grade_gl: OrderedDict[tuple, list] = OrderedDict()  # part key -> [(LutTexture, samplers)]
+        self._grade_exp: dict[tuple, tuple] = {}  # program key -> the exposures it holds
+        self._grade_first_unit = OCIO_FIRST_UNIT
         self._encode = None  # the encode of the output being drawn: selects the program variants
         self._luts: dict[str, list] = {}  # encode key -> its OCIO LUT textures
         self._twins: dict[str, object] = {}  # encode key -> its A/B twin (calibrated <-> uncalibrated)
@@ -439,6 +473,8 @@ class CanvasCompositor:
                     for fb in (*o.framebuffers, o.cache):
                         clear_framebuffer(fb, o.black)
                     o.dirty = [False, False]
+            # the grades' LUT textures go after every encode's
+            self._grade_first_unit = OCIO_FIRST_UNIT + max((len(v) for v in self._luts.values()), default=0)
             for enc in {o.choices[0].key: o.choices[0] for o in self.outputs.values() if o.choices}.values():
                 self._encode = enc  # both programs of the A/B switch now, not at the first switch
                 for v in WARM_VARIANTS:
@@ -515,6 +551,109 @@ class CanvasCompositor:
         return list({(o.encode.key if o.encode is not None else None): o.encode
                      for o in self.outputs.values()}.values())
 
+    # ------------------------------------------------------------------ grades (stagectl.render.grades)
+
+    @staticmethod
+    def _grade_inputs(fu: FeatureUniforms) -> tuple[tuple, object]:
+        """The frame's graded walls ``((wall index, ColorCorrection), ...)`` and the inner frusta's grade
+        (None: ungraded or keyed)."""
+        return fu.wall_grades, fu.inner_grade
+
+    def _active(self, features: FeatureUniforms | None) -> FeatureUniforms | None:
+        """The frame's features when any variant needs them: a feature define, or (OCIO grades) a grade, even
+        one that is the identity now (its exposure is a uniform: moving it off 0 must not compile)."""
+        if features is None:
+            return None
+        if features.active:
+            return features
+        if self.grades == "ocio":
+            walls, inner = self._grade_inputs(features)
+            if walls or inner is not None:
+                return features
+        return None
+
+    def _grade_set(self, fu: FeatureUniforms | None) -> tuple[GradePart | None, GradePart | None] | None:
+        """The OCIO grade parts (walls, inner) of ``fu``, their LUT textures made (None: shader grades, or
+        nothing graded)."""
+        if self.grades != "ocio" or fu is None:
+            return None
+        now = self._grade_now
+        if now is not None and now[0] is fu:
+            return now[1]
+        walls, inner = self._grade_inputs(fu)
+        parts, exposures = None, ()
+        if walls or inner is not None:
+            try:
+                wp = self._grade_builder.get("walls", walls) if walls else None
+                ip = self._grade_builder.get("inner", inner) if inner is not None else None
+            except ColorError as exc:
+                raise RenderError(self.PASS, self.label, "grade refused by OpenColorIO",
+                                  detail=str(exc)) from None
+            units = int(GL.glGetIntegerv(GL.GL_MAX_TEXTURE_IMAGE_UNITS))
+            nw, ni = (len(p.textures) if p is not None else 0 for p in (wp, ip))
+            if self._grade_first_unit + nw + ni > units:
+                raise RenderError(self.PASS, self.label, f"the grades need {nw + ni} LUT textures",
+                                  detail=f"texture units from {self._grade_first_unit}, the GL has {units}")
+            for part in (wp, ip):
+                if part is not None:
+                    self._adopt_grade(part, units)
+            parts = (wp, ip)
+            exposures = tuple(sorted(
+                (wp.exposures((("wall", w), cc) for w, cc in walls) if wp is not None else ())
+                + (ip.exposures([(("inner",), inner)]) if ip is not None else ())))
+        self._grade_now = (fu, parts, exposures)
+        return parts
+
+    def _adopt_grade(self, part: GradePart, units: int) -> None:
+        """Make ``part``'s LUT textures (once; the walls' on units from :attr:`_grade_first_unit` up, the
+        inner frusta's on the last units) and free the programs and textures of the parts of its kind beyond
+        :data:`GRADE_SETS_KEPT`."""
+        if part.key in self._grade_gl:
+            self._grade_gl.move_to_end(part.key)
+            return
+        from stagectl.render.ocio_pass import make_luts
+
+        first = self._grade_first_unit if part.kind == "walls" else units - len(part.textures)
+        with gl_pass("create", f"{self.label}.grades"):
+            GL.glActiveTexture(GL.GL_TEXTURE0 + _SCRATCH_UNIT)
+            try:
+                luts = make_luts(self.resources, [t.data for t in part.textures], f"{self.label}.grade",
+                                 first)
+            finally:
+                GL.glActiveTexture(GL.GL_TEXTURE0)
+        made = [(lut, t.samplers) for lut, t in zip(luts, part.textures)]
+        self._grade_gl[part.key] = made
+        same = [k for k in self._grade_gl if k[0] == part.key[0]]
+        for old in same[:max(0, len(same) - GRADE_SETS_KEPT)]:
+            for lut, _ in self._grade_gl.pop(old):
+                lut.release()
+            for pkey in [k for k in self._programs if k[0] == "graded" and old in (k[2], k[3])]:
+                self._programs.pop(pkey).release()
+                self._fu_set.pop(pkey, None)
+                self._grade_exp.pop(pkey, None)
+
+    def _bind_grades(self, parts) -> None:
+        if parts is None:
+            return
+        for part in parts:
+            if part is not None:
+                for lut, _ in self._grade_gl[part.key]:
+                    lut.bind()
+        GL.glActiveTexture(GL.GL_TEXTURE0)
+
+    def _graded(self, defs: tuple, *, outer: bool, inner: bool) -> tuple:
+        """``defs`` with the shader-native grade defines replaced by WALL_GRADE / INNER_GRADE (OCIO grades of
+        the current set: ``outer`` for variants that show the walls' outer image, ``inner`` the frusta)."""
+        if self._grade is None:
+            return defs
+        wp, ip = self._grade
+        out = tuple(d for d in defs if d not in SHADER_GRADE_DEFINES)
+        if outer and wp is not None:
+            out += ("WALL_GRADE",)
+        if inner and ip is not None:
+            out += ("INNER_GRADE",)
+        return out
+
     # ------------------------------------------------------------------ programs
 
     @staticmethod
@@ -525,12 +664,26 @@ class CanvasCompositor:
             return ("inner", ())
         return variant
 
+    def _program_key(self, variant: tuple, enc) -> tuple[tuple, tuple[GradePart, ...]]:
+        """The cache key of ``variant`` (normalised) for encode ``enc`` and the current grade parts, and the
+        parts the variant runs (legacy programs keep their plain keys)."""
+        defs = variant[2] if variant[0] == "composite" else variant[1] if variant[0] == "inner" else ()
+        base = variant if enc is None else ("ocio", enc.key, variant)
+        use_w, use_i = "WALL_GRADE" in defs, "INNER_GRADE" in defs
+        if not (use_w or use_i):
+            return base, ()
+        wp, ip = self._grade if self._grade is not None else (None, None)
+        if (use_w and wp is None) or (use_i and ip is None):
+            raise RenderError(self.PASS, self.label, f"program variant {variant!r} without its grades")
+        used = tuple(p for p, use in ((wp, use_w), (ip, use_i)) if use)
+        return ("graded", base, wp.key if use_w else None, ip.key if use_i else None), used
+
     def program(self, variant: tuple) -> Program:
-        """A program variant (see the class docstring) for the current output encode: compiled once, samplers
-        bound to their units."""
+        """A program variant (see the class docstring) for the current output encode (and grade set): compiled
+        once, samplers bound to their units."""
         variant = self._normal(variant)
         enc = self._encode
-        pkey = variant if enc is None else ("ocio", enc.key, variant)  # legacy programs keep their plain keys
+        pkey, parts = self._program_key(variant, enc)
         p = self._programs.get(pkey)
         if p is not None:
             return p
@@ -565,9 +718,13 @@ class CanvasCompositor:
         if enc is not None:
             name += f".ocio{list(self._luts).index(enc.key) if enc.key in self._luts else ''}"
         extra = enc.shader.text if enc is not None else ""
+        for part in parts:
+            name += f".grade{list(self._grade_gl).index(part.key)}"
+            extra += "\n" + part.text
         p = self.resources.program(f"{self.label}.{name}", _variant(vert, defines),
                                    _variant(frag, defines, extra))
         self._programs[pkey] = p
+        self.compiles += 1
         with gl_pass("create", p.label):
             p.use()
             if kind == "composite":
@@ -590,15 +747,38 @@ class CanvasCompositor:
                         p.set_int(lut.sampler, lut.unit)
                 for un in enc.shader.uniforms:
                     set_shader_uniform(p, un.name, un.kind, un.value)
+            if parts:
+                from stagectl.render.ocio_pass import set_shader_uniform
+
+                for part in parts:
+                    for lut, samplers in self._grade_gl[part.key]:
+                        for sampler in samplers:
+                            if p.location(sampler) >= 0:
+                                p.set_int(sampler, lut.unit)
+                    for un in part.uniforms:
+                        set_shader_uniform(p, un.name, un.kind, un.value)
+                self._set_exposures(p, pkey)
             GL.glUseProgram(0)
         twin = self._twins.get(enc.key) if enc is not None else None
-        if twin is not None and ("ocio", twin.key, variant) not in self._programs:
+        if twin is not None and self._program_key(variant, twin)[0] not in self._programs:
             self._encode = twin  # the A/B twin's variant too: a switch never compiles in the frame loop
             try:
                 self.program(variant)
             finally:
                 self._encode = enc
         return p
+
+    def _set_exposures(self, p: Program, pkey: tuple) -> None:
+        """The grade exposures of this frame's features into ``p`` (in use) if it holds others."""
+        now = self._grade_now
+        exposures = now[2] if now is not None else ()
+        if self._grade_exp.get(pkey) == exposures:
+            return
+        for name, stops in exposures:
+            loc = p.location(name)
+            if loc >= 0:
+                GL.glUniform1f(loc, float(stops))
+        self._grade_exp[pkey] = exposures
 
     def _set_outer_uniforms(self, p: Program, u: CompositeUniforms) -> None:
         GL.glUniform3f(p.location("u_outer_eye"), *(float(v) for v in u.outer_eye))
@@ -629,10 +809,12 @@ class CanvasCompositor:
             defs = variant[1]
         else:
             return
-        fkey = (self._encode.key if self._encode is not None else None, variant)
+        fkey, parts = self._program_key(variant, self._encode)
         if defs and fu is not None and self._fu_set.get(fkey) is not fu:
             self._set_feature_uniforms(p, defs, fu)
             self._fu_set[fkey] = fu
+        if parts:
+            self._set_exposures(p, fkey)
 
     def _set_feature_uniforms(self, p: Program, defs: tuple, fu: FeatureUniforms) -> None:
         c = np.ascontiguousarray
@@ -673,8 +855,9 @@ class CanvasCompositor:
     # ------------------------------------------------------------------ feature textures
 
     def _bind_lut(self, fu: FeatureUniforms | None) -> None:
-        """Make and bind the LUT atlas of ``fu`` (when it has one) on :data:`LUT_TEXTURE_UNIT`."""
-        if fu is None or fu.lut_atlas is None:
+        """Make and bind the LUT atlas of ``fu`` (when it has one and the grades are the shader's own) on
+        :data:`LUT_TEXTURE_UNIT`."""
+        if fu is None or fu.lut_atlas is None or self._grade is not None:
             return
         GL.glActiveTexture(GL.GL_TEXTURE0 + _SCRATCH_UNIT)
         if self._lut_tex is None or self._lut_key != fu.lut_key or self._lut_tex.size != (
@@ -717,16 +900,14 @@ class CanvasCompositor:
 
     # ------------------------------------------------------------------ a frame
 
-    @staticmethod
-    def _composite_variant(n: int, fu: FeatureUniforms | None, cards: bool = True) -> tuple:
+    def _composite_variant(self, n: int, fu: FeatureUniforms | None, cards: bool = True) -> tuple:
         if fu is None:
             return ("composite", n, ())
-        defs = fu.defines_for("outer") if n == 0 else fu.defines
+        defs = self._graded(fu.defines_for("outer") if n == 0 else fu.defines, outer=True, inner=n > 0)
         return ("composite", n, defs if cards else tuple(d for d in defs if d != "CARDS"))
 
-    @staticmethod
-    def _inner_variant(fu: FeatureUniforms | None, cards: bool = True) -> tuple:
-        defs = fu.defines_for("inner") if fu is not None else ()
+    def _inner_variant(self, fu: FeatureUniforms | None, cards: bool = True) -> tuple:
+        defs = self._graded(fu.defines_for("inner"), outer=False, inner=True) if fu is not None else ()
         return ("inner", defs if cards else tuple(d for d in defs if d != "CARDS"))
 
     def _card_tiles(self, o: _OutputGL, fu: FeatureUniforms) -> np.ndarray:
@@ -748,7 +929,8 @@ class CanvasCompositor:
             raise RenderError(self.PASS, self.label, "non-finite inner VP", detail="plan rejected")
         if len(inner_textures) != n:
             raise RenderError(self.PASS, self.label, "inner textures do not match the plan's layers")
-        fu = features if features is not None and features.active else None
+        fu = self._active(features)
+        self._grade = self._grade_set(fu)
         with gl_pass(self.PASS, self.label):
             GL.glBindVertexArray(0)
             GL.glDisable(GL.GL_DEPTH_TEST)
@@ -771,6 +953,7 @@ class CanvasCompositor:
                 tex.bind(i)
             atlas_texture.bind(OUTER_TEXTURE_UNIT)
             self._bind_lut(fu)
+            self._bind_grades(self._grade)
             GL.glActiveTexture(GL.GL_TEXTURE0)
             GL.glUseProgram(0)
         self._frame = (u, static_outer, fu)
@@ -782,7 +965,7 @@ class CanvasCompositor:
         redraw the tiles the old and the new cards touch. Canvas tiles whose cached image changed are marked
         for restoring. ``features`` None: the features of the last call. Returns True when drawn."""
         fu = features if features is not None else self._cache_fu
-        fu = fu if fu is not None and fu.active else None
+        fu = self._active(fu)
         outer_key = fu.outer_key if fu is not None else ()
         cards = fu.cards if fu is not None else ()
         full = force or key != self.cache_key or outer_key != self._cache_outer_key
@@ -803,10 +986,12 @@ class CanvasCompositor:
                     m |= tiles_in_rect(o.tiles, e[0], e[1])
                 masks[k] = m | o.stale
         self.cache_key = None
+        self._grade = self._grade_set(fu)
         variant = self._composite_variant(0, fu)
         with gl_pass(self.PASS, f"{self.label}.outer_canvas"):
             atlas_texture.bind(OUTER_TEXTURE_UNIT)
             self._bind_lut(fu)
+            self._bind_grades(self._grade)
             GL.glActiveTexture(GL.GL_TEXTURE0)
             ready: set = set()
             for k, o in self.outputs.items():
@@ -829,6 +1014,7 @@ class CanvasCompositor:
             GL.glUseProgram(0)
             GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, 0)
             self._encode = None
+            self._grade = None
         self.cache_key = key
         self._cache_fu = fu
         self._cache_outer_key = outer_key
@@ -872,6 +1058,7 @@ class CanvasCompositor:
         if self._frame is None:
             raise RenderError(self.PASS, self.label, "draw() before begin()")
         u, static_outer, fu = self._frame
+        self._grade = self._grade_set(fu)
         o = self.outputs[out.key]
         fb = o.framebuffers[index]
         with gl_pass(self.PASS, fb.label):
@@ -988,9 +1175,13 @@ class CanvasCompositor:
         for luts in self._luts.values():
             for lut in luts:
                 lut.unbind()
+        for luts in self._grade_gl.values():
+            for lut, _ in luts:
+                lut.unbind()
         GL.glActiveTexture(GL.GL_TEXTURE0)
         self._frame = None
         self._encode = None
+        self._grade = None
 
     def release(self) -> None:
         for o in self.outputs.values():
@@ -1010,5 +1201,11 @@ class CanvasCompositor:
             for lut in luts:
                 lut.release()
         self._luts.clear()
+        for luts in self._grade_gl.values():
+            for lut, _ in luts:
+                lut.release()
+        self._grade_gl.clear()
+        self._grade_exp.clear()
+        self._grade_now = self._grade = None
         self._fu_set.clear()
         self.cache_key = None

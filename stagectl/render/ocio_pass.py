@@ -29,6 +29,8 @@ Every draw ends with :func:`~stagectl.render.gl.resources.reset_draw_state` and 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from stagectl.color.ocio import GpuShader, ShaderTexture, ShaderTexture3D
@@ -44,7 +46,8 @@ from stagectl.render.gl.resources import (
 )
 
 __all__ = [
-    "VERTEX_SOURCE", "fragment_source", "LutTexture", "make_lut", "make_luts", "set_shader_uniform", "OcioPass",
+    "VERTEX_SOURCE", "fragment_source", "LutTexture", "make_lut", "make_luts", "set_shader_uniform",
+    "OcioPass",
 ]
 
 VERTEX_SOURCE = """#version 330 core
@@ -146,12 +149,15 @@ def make_lut(
     )
 
 
-def make_luts(resources: ResourceRegistry, shader: GpuShader, label: str, first_unit: int) -> list[LutTexture]:
-    """Every LUT texture of ``shader`` (3D first, then 1D/2D) on units ``first_unit``, ``first_unit + 1``, ...
-    (creation binds them on the active unit, which the caller chooses); freed again if one fails."""
+def make_luts(resources: ResourceRegistry, shader: GpuShader | Sequence[ShaderTexture | ShaderTexture3D],
+              label: str, first_unit: int) -> list[LutTexture]:
+    """Every LUT texture of ``shader`` (3D first, then 1D/2D; or the textures given) on units ``first_unit``,
+    ``first_unit + 1``, ... (creation binds them on the active unit, which the caller chooses); freed again if
+    one fails."""
+    textures = (*shader.textures_3d, *shader.textures) if isinstance(shader, GpuShader) else tuple(shader)
     made: list[LutTexture] = []
     try:
-        for i, t in enumerate((*shader.textures_3d, *shader.textures)):
+        for i, t in enumerate(textures):
             made.append(make_lut(resources, label, t, first_unit + i))
     except BaseException:
         for lut in made:

@@ -180,6 +180,9 @@ class FeatureUniforms:
     and ``lut_key``. Chroma key: ``key_color`` linear; markers per wall: ``marker_grid`` (spacing x, y, 0, 0)
     and ``marker_size`` (half size x, y, half thickness x, y) in raster pixels, ``marker_color`` linear.
     ``outer_key``: what the outer-only canvases depend on besides cards (wall colour correction).
+    The grades themselves, for the OpenColorIO grade functions (:mod:`stagectl.render.grades`):
+    ``wall_grades`` ``((wall index, ColorCorrection), ...)`` of every wall with a colour correction (even one
+    that is the identity now), ``inner_grade`` the inner frusta's (None: none, or the chroma key is on).
     """
 
     state: FeatureState
@@ -215,6 +218,8 @@ class FeatureUniforms:
     marker_grid: np.ndarray
     marker_size: np.ndarray
     outer_key: tuple
+    wall_grades: tuple = ()
+    inner_grade: object = None
 
     @property
     def active(self) -> bool:

@@ -163,6 +163,8 @@ def feature_uniforms(stage: Stage, fs: FeatureState, outputs: Sequence[str] | No
         marker_grid=marker_grid,
         marker_size=marker_size,
         outer_key=outer_key,
+        wall_grades=tuple((index[n], cc) for n, cc in fs.wall_color),
+        inner_grade=icc,
     )
 
 
