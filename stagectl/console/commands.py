@@ -38,7 +38,7 @@ from stagectl.core.errors import ConfigErrors, StageError
 from stagectl.core.features import MAX_CARDS, ChromaKey, ColorCorrection, LightCard, OutputPattern
 from stagectl.core.fields import FeatureError, FieldError, Value, show, value_of
 from stagectl.core.lut import Lut3D, read_cube
-from stagectl.runtime.rig import SMOOTHING, CameraSettings, overscan_of, smoothing_json, smoothing_of
+from stagectl.core.camera_settings import SMOOTHING, CameraSettings, overscan_of, smoothing_json, smoothing_of
 from stagectl.stage.model import CONSOLE_GROUPS
 
 __all__ = [
@@ -529,7 +529,7 @@ def _v_tracking(v, stage, state, out):
 
 
 def _v_smoothing(v, stage, state, out):
-    """``"off"`` or every part of the smoothing (limits: :data:`stagectl.runtime.rig.SMOOTHING`)."""
+    """``"off"`` or every part of the smoothing (limits: :data:`stagectl.core.camera_settings.SMOOTHING`)."""
     try:
         return smoothing_json(smoothing_of(v))
     except FieldError as exc:
@@ -537,7 +537,7 @@ def _v_smoothing(v, stage, state, out):
 
 
 def _v_overscan(v, stage, state, out):
-    """One percentage for all four sides, or one per side (:func:`stagectl.runtime.rig.overscan_of`)."""
+    """One percentage for all four sides, or one per side (:func:`stagectl.core.camera_settings.overscan_of`)."""
     try:
         return list(overscan_of(v))
     except FieldError as exc:
@@ -1058,7 +1058,7 @@ def apply(state, name: str, args: dict):
 # --------------------------------------------------------------------------------------------- the commands
 
 _BOOL = lambda v, s, st, o: _bool(v)
-#: camera.set smoothing, from the declarations of its parts (stagectl.runtime.rig.SMOOTHING)
+#: camera.set smoothing, from the declarations of its parts (stagectl.core.camera_settings.SMOOTHING)
 _SMOOTHING_TYPE = '"off" | {' + ", ".join(name + ("" if d is None else "?") for name, _, d in SMOOTHING) + "}"
 _SMOOTHING_HELP = "One Euro smoothing of position and rotation: " + ", ".join(
     f"{val.help} ({', '.join(x for x in (val.unit, val.range_text()) if x)}"

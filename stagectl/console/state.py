@@ -3,7 +3,7 @@
 :class:`OperatorState` is immutable. It holds the stage features the frame plan draws
 (:class:`~stagectl.core.features.FeatureState`: light cards, chroma key, colour corrections, patterns,
 per-output blackouts, the per-camera freeze, the outputs whose colour calibration is switched off), the
-per-camera settings (:class:`~stagectl.runtime.rig.CameraSettings`, whose declarations the reader here checks
+per-camera settings (:class:`~stagectl.core.camera_settings.CameraSettings`, whose declarations the reader here checks
 against), the global blackout, whether the inner frusta are composited, the scene content and the recording in
 progress.
 
@@ -43,7 +43,7 @@ from stagectl.core.features import (
 )
 from stagectl.core.fields import FieldError, from_dict, to_dict, value_of
 from stagectl.core.lut import Lut3D, read_cube
-from stagectl.runtime.rig import CameraSettings, overscan_of, smoothing_of
+from stagectl.core.camera_settings import CameraSettings, overscan_of, smoothing_of
 
 __all__ = [
     "STATE_FORMAT",

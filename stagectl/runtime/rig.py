@@ -8,10 +8,10 @@ the lens from the lens file's table at the zoom/focus encoders (else the tracker
 distortion overscan) and the operator's soft edge. ``stagectl run`` renders from it and ``stagectl export``
 (:mod:`stagectl.post.solve`) solves takes with it, so both use exactly the same maths.
 
-The operator's settings of a camera (:class:`CameraSettings`: source, tracking delay, smoothing, overscan, soft
-edge, freeze) are declared here once, each field with its type, limits, unit and help
-(:func:`~stagectl.core.fields.declared`); the ``camera.set`` command, the operator state file and the settings
-themselves all take their limits from these declarations.
+The operator's settings of a camera (:class:`~stagectl.core.camera_settings.CameraSettings`: source, tracking
+delay, smoothing, overscan, soft edge, freeze; what :meth:`CameraRig.apply` takes) are declared once in
+:mod:`stagectl.core.camera_settings`, where the stage file, the operator state file, the ``camera.set`` command
+and ``stagectl export`` read their limits too.
 
 Units and frames (docs/conventions.md): time in integer ns on the timeline's clock, stage metres, overscan in
 percent per side (left, right, bottom, top), focal length in mm, tracking delay in frames, smoothing cutoffs in
@@ -21,17 +21,15 @@ Hz.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from stagectl.core.camera import CameraState, LensValues
-from stagectl.core.fields import FieldError, Value, check_fields, declared, show, value_of
+from stagectl.core.camera_settings import CameraSettings, Overscan
 from stagectl.render.camera import DEFAULT_FOCAL_MM, camera_state_of, stage_camera_transform
-
-from stagectl.tracking.timeline import OneEuroParams, Smoothing
 
 if TYPE_CHECKING:
     from stagectl.lens.lensfile import LensTable
@@ -41,132 +39,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_FOCAL_MM",
-    "SMOOTHING",
     "CameraRig",
     "CameraSettings",
     "PoseSource",
-    "overscan_of",
-    "smoothing_json",
-    "smoothing_of",
 ]
-
-Overscan = tuple[float, float, float, float]
-
-
-# ------------------------------------------------------------------------------------- camera settings
-
-#: The parts of the operator's One Euro smoothing (``camera.set smoothing``, the state file's ``smoothing``):
-#: ``(name, declaration, default)`` (default None: required). The same filter smooths position and rotation.
-SMOOTHING: Final[tuple[tuple[str, Value, float | None], ...]] = (
-    ("min_cutoff_hz", Value("number", lo=0.0, hi=1000.0, lo_open=True, unit="Hz", help="cutoff at rest"), None),
-    ("beta", Value("number", lo=0.0, hi=1000.0, help="speed coefficient"), 0.0),
-    ("d_cutoff_hz", Value("number", lo=0.0, hi=1000.0, lo_open=True, unit="Hz", help="speed cutoff"), 1.0),
-)
-
-
-def _smoothing_text() -> str:
-    """``"off" or {"min_cutoff_hz": Hz > 0 and <= 1000, ...}``: what a smoothing value must be."""
-    parts = []
-    for name, val, default in SMOOTHING:
-        unit = f"{val.unit} " if val.unit else ""
-        parts.append(f'"{name}": {unit}{val.range_text()}' + ("" if default is None else " (optional)"))
-    return '"off" or {' + ", ".join(parts) + "}"
-
-
-def smoothing_of(v: Any, *, strict: bool = True) -> OneEuroParams | None:
-    """The operator's smoothing from its JSON form: ``"off"`` or null (None), or ``{"min_cutoff_hz": Hz,
-    "beta": ..., "d_cutoff_hz": Hz}`` (the last two optional) within :data:`SMOOTHING`'s limits. ``strict``:
-    unknown keys are refused (a command), else ignored (the state file). Raises
-    :class:`~stagectl.core.fields.FieldError` (key ``""``) ``expected "off" or {...}, got ...``."""
-    if v is None or v == "off":
-        return None
-    bad = FieldError("", f"expected {_smoothing_text()}, got {show(v)}")
-    if not isinstance(v, Mapping) or (strict and set(v) - {name for name, _, _ in SMOOTHING}):
-        raise bad
-    kw = {}
-    for name, val, default in SMOOTHING:
-        if name not in v and default is None:
-            raise bad
-        try:
-            kw[name] = val.check(v.get(name, default), op=True)
-        except FieldError:
-            raise bad from None
-    return OneEuroParams(**kw)
-
-
-def smoothing_json(p: OneEuroParams | None) -> str | dict:
-    """:func:`smoothing_of`'s JSON form of ``p``: ``"off"`` or every part."""
-    return "off" if p is None else {name: getattr(p, name) for name, _, _ in SMOOTHING}
-
-
-def overscan_of(v: Any) -> Overscan:
-    """The operator's overscan: one percentage for all four sides, or ``[left, right, bottom, top]``, each within
-    ``CameraSettings.overscan_percent``'s limits (as the stage file's ``render.inner.overscan_percent``). Raises
-    :class:`~stagectl.core.fields.FieldError` (key ``""``)."""
-    val = value_of(CameraSettings, "overscan_percent")
-    rng = val.range_text()
-    bad = FieldError("", f"expected a percentage {rng} or [{', '.join(val.parts)}] each {rng}, got {show(v)}")
-    try:
-        return val.check(v if isinstance(v, (list, tuple)) else [v] * len(val.parts), op=True)
-    except FieldError:
-        raise bad from None
-
-
-@dataclass(frozen=True)
-class CameraSettings:
-    """The operator's settings of one camera, each field declared once (type, limits, unit, help) for the
-    ``camera.set`` command, the operator state file and the checks here; the smoothing's parts in
-    :data:`SMOOTHING`. Values outside the declarations raise :class:`~stagectl.core.fields.FieldError`
-    (``<field>: expected ..., got ...``)."""
-
-    tracking: str = declared(kind="text", help="the tracking source driving the camera")
-    delay_frames: float = declared(
-        0.0, kind="number", lo=0.0, hi=30.0, unit="frames", help="tracking delay, frames (fractional allowed)"
-    )
-    smoothing: OneEuroParams | None = declared(
-        None, kind="object", cls=OneEuroParams, nullable=True,
-        help="One Euro smoothing of position and rotation (None: off)",
-    )
-    overscan_percent: Overscan = declared(
-        (10.0, 10.0, 10.0, 10.0), kind="vector", parts=("left", "right", "bottom", "top"), lo=0.0, hi=100.0,
-        unit="percent", help="inner frustum overscan per side, percent of the unscanned frustum",
-    )
-    soft_edge: float = declared(
-        0.05, kind="number", lo=0.0, hi=0.5, help="fraction of the inner frustum's half-size blended at its border"
-    )
-    freeze: bool = declared(False, kind="bool", help="keep the inner frustum (matrices and image) where it is")
-
-    def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "overscan_percent", overscan_of(self.overscan_percent))
-        except FieldError as exc:
-            raise FieldError("overscan_percent", exc.message) from None
-        check_fields(self, "")
-        if self.smoothing is not None:  # its parts within SMOOTHING's limits
-            if not isinstance(self.smoothing, OneEuroParams):
-                raise FieldError("smoothing", f"expected OneEuroParams or None, got {self.smoothing!r}")
-            try:
-                smoothing_of(smoothing_json(self.smoothing))
-            except FieldError as exc:
-                raise FieldError("smoothing", exc.message) from None
-
-    def smoothing_filter(self) -> Smoothing | None:
-        """The :class:`~stagectl.tracking.timeline.Smoothing` of the camera's timeline (None: off): the same
-        One Euro parameters for position and rotation."""
-        if self.smoothing is None:
-            return None
-        return Smoothing(position=self.smoothing, rotation=self.smoothing)
-
-    def to_json(self) -> dict:
-        """The JSON form the state file, clients and the take header carry (operator units)."""
-        return {
-            "tracking": self.tracking,
-            "delay_frames": self.delay_frames,
-            "smoothing": smoothing_json(self.smoothing),
-            "overscan_percent": list(self.overscan_percent),
-            "soft_edge": self.soft_edge,
-            "freeze": self.freeze,
-        }
 
 
 class PoseSource(Protocol):

@@ -165,8 +165,8 @@ class StageRuntime:
 
     # ------------------------------------------------------------------ changes (the loop's thread)
     def set_camera(self, name: str, settings: Any, only: Any = None) -> None:
-        """The operator's settings of camera ``name`` (:class:`~stagectl.runtime.rig.CameraSettings`; ``only``:
-        the settings named, None: all): the tracking source (routed here from the next sample on, the timeline
+        """The operator's settings of camera ``name`` (:class:`~stagectl.core.camera_settings.CameraSettings`;
+        ``only``: the settings named, None: all): the tracking source (routed here from the next sample on, the timeline
         starting afresh), then :meth:`CameraRig.apply`. KeyError for a camera the stage does not have."""
         rig = self.rigs[name]
         if (only is None or "tracking" in only) and settings.tracking != rig.source.name:

@@ -309,7 +309,7 @@ class Latch:
             return None
         smoothing = None
         if math.isfinite(v[6]):
-            from stagectl.tracking.timeline import OneEuroParams, Smoothing
+            from stagectl.core.camera_settings import OneEuroParams, Smoothing
 
             def filt(a: float, b: float, c: float) -> Any:
                 return OneEuroParams(a, b, c) if math.isfinite(a) else None

@@ -149,6 +149,7 @@ from typing import Any, Final, NamedTuple
 import numpy as np
 from numba import njit
 
+from stagectl.core.camera_settings import OneEuroParams, Smoothing
 from stagectl.core.sample import FRAME_CAMERA, MotionLimits, Pose, TrackingSample
 from stagectl.core.sample import Timecode as SampleTimecode
 from stagectl.core.timebase import NS_PER_S, FrameRate
@@ -1030,50 +1031,6 @@ def _timecode_kernel(times, vals, meta, col, frame, sub, div, rnum, rden, max_ga
 
 
 # ========================================================================================= Python surface
-@dataclass(frozen=True, slots=True)
-class OneEuroParams:
-    """Parameters of one One Euro filter (Casiez et al. 2012).
-
-    * ``min_cutoff_hz``: cutoff at rest, Hz (> 0). Lower = less jitter, more lag (lag ``1/(2 pi fc)`` s).
-    * ``beta``: cutoff increase per unit of speed, Hz per (m/s) for position, Hz per (deg/s) for rotation (>= 0).
-    * ``d_cutoff_hz``: cutoff of the speed estimate, Hz (> 0); the paper uses 1 Hz.
-    """
-
-    min_cutoff_hz: float = 1.0
-    beta: float = 0.0
-    d_cutoff_hz: float = 1.0
-
-    def __post_init__(self) -> None:
-        for name in ("min_cutoff_hz", "d_cutoff_hz"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"OneEuroParams.{name}: expected a positive number of Hz, got {v!r}")
-        if not (isinstance(self.beta, (int, float)) and math.isfinite(self.beta) and self.beta >= 0):
-            raise ValueError(f"OneEuroParams.beta: expected a number >= 0, got {self.beta!r}")
-
-    @property
-    def latency_ns(self) -> int:
-        """Lag behind a slow ramp, ns: ``round(1e9 / (2 pi min_cutoff_hz))`` (the low-pass time constant)."""
-        return round(1e9 / (2.0 * math.pi * self.min_cutoff_hz))
-
-
-@dataclass(frozen=True, slots=True)
-class Smoothing:
-    """One Euro smoothing of a timeline: ``position`` / ``rotation`` filters (``None``: that part unfiltered).
-
-    ``reset_after_ns``: a gap between samples longer than this restarts the filters at the new sample.
-    """
-
-    position: OneEuroParams | None = None
-    rotation: OneEuroParams | None = None
-    reset_after_ns: int = 1_000_000_000
-
-    @property
-    def latency_ns(self) -> int:
-        """Added latency estimate, ns: the larger of the enabled filters' :attr:`OneEuroParams.latency_ns`."""
-        return max([f.latency_ns for f in (self.position, self.rotation) if f is not None], default=0)
-
-
 @dataclass(frozen=True, slots=True)
 class TimelineCounters:
     """Counters of a timeline, read consistently (one seqlock-checked snapshot).

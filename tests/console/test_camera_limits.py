@@ -23,8 +23,7 @@ from stagectl.console.commands import CommandError, validate
 from stagectl.console.osc_transport import OscArgError, parse_args
 from stagectl.console.state import OperatorState, StateError
 from stagectl.core.fields import FieldError, value_of
-from stagectl.runtime.rig import SMOOTHING, CameraSettings
-from stagectl.tracking.timeline import OneEuroParams
+from stagectl.core.camera_settings import SMOOTHING, CameraSettings, OneEuroParams
 
 from .test_feature_limits import _probes
 

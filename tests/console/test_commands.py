@@ -23,8 +23,7 @@ from stagectl.core.features import (
 )
 from stagectl.core.grade import white_balance_gains
 from stagectl.core.lut import Lut3D
-from stagectl.runtime.rig import CameraSettings
-from stagectl.tracking.timeline import OneEuroParams
+from stagectl.core.camera_settings import CameraSettings, OneEuroParams
 
 from .cases import BAD
 

@@ -22,7 +22,7 @@ from stagectl.tracking.recording import (
     load_take,
     read_take,
 )
-from stagectl.tracking.timeline import OneEuroParams, Smoothing
+from stagectl.core.camera_settings import OneEuroParams, Smoothing
 
 
 def _until(cond, timeout_s: float = 5.0) -> bool:
