@@ -590,12 +590,14 @@ class ControlHub:
             for s in self._subs:
                 s._put(ev)
 
-    def publish_previews(self, previews: dict[str, bytes]) -> None:
-        """Store JPEG thumbnails, output key -> bytes, stamped with the last frame seen."""
-        frame = self._frame if self._frame is not None else -1
+    def publish_previews(self, previews: dict[str, bytes | tuple[int, bytes]]) -> None:
+        """Store JPEG thumbnails, output key -> bytes (stamped with the last frame seen) or ``(frame, bytes)``
+        (the frame the picture shows: thumbnails made off the frame loop are older than the last frame)."""
+        last = self._frame if self._frame is not None else -1
         with self._lock:
             for k, v in previews.items():
-                self._previews[k] = (frame, bytes(v))
+                frame, jpeg = v if isinstance(v, tuple) else (last, v)
+                self._previews[k] = (int(frame), bytes(jpeg))
 
     def previews(self) -> dict[str, tuple[int, bytes]]:
         """Output key -> ``(frame, jpeg bytes)`` of the latest thumbnails."""

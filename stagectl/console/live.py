@@ -455,17 +455,20 @@ def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
     hub.register_effect("color.patches", color_patches)
 
 
-def thumbnails(canvases: dict[str, np.ndarray], width: int = THUMBNAIL_WIDTH) -> dict[str, bytes]:
-    """Output key -> JPEG bytes of the canvas (RGBA, row 0 = top) scaled to ``width`` pixels (area filter)."""
+def thumbnails(canvases: dict[str, np.ndarray | tuple[int, np.ndarray]],
+               width: int = THUMBNAIL_WIDTH) -> dict[str, bytes | tuple[int, bytes]]:
+    """Output key -> JPEG bytes of the canvas (RGBA, row 0 = top) scaled to ``width`` pixels (area filter). A
+    canvas given as ``(frame, canvas)`` (the frame it shows) comes back as ``(frame, jpeg)``."""
     import cv2
 
-    out = {}
-    for key, img in canvases.items():
+    out: dict[str, bytes | tuple[int, bytes]] = {}
+    for key, item in canvases.items():
+        frame, img = item if isinstance(item, tuple) else (None, item)
         h, w = img.shape[:2]
         tw = min(width, w)
         th = max(1, round(h * tw / w))
         small = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)  # RGBA: contiguous, 4x faster than RGB
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGBA2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
         if ok:
-            out[key] = buf.tobytes()
+            out[key] = buf.tobytes() if frame is None else (frame, buf.tobytes())
     return out

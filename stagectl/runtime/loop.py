@@ -98,7 +98,7 @@ def run_frames(runtime: StageRuntime, *, stop, say: Callable[[str], None], statu
                 + (f", {output.presenter.status()}" if output is not None and output.presenter else ""))
         if console is not None:
             console.publish(now, lambda: console_status(runtime, k, loop, counts, primary, now),
-                            output.thumbnail_images if output is not None else None)
+                            (lambda: output.thumbnail_images(k)) if output is not None else None)
         return shown
 
     duration_ns = None if duration_s is None else int(duration_s * 1e9)

@@ -71,7 +71,7 @@ class StageOutput:
         self.pictures = PictureWorker(say=say)
         #: ``(encode, codes, width) -> (h, w, 4) uint8`` picture of a canvas, run on the worker thread
         self.picture: Callable[..., np.ndarray] = preview_picture
-        self._thumbnails: dict[str, np.ndarray] = {}  # output key -> the newest finished thumbnail
+        self._thumbnails: dict[str, tuple[int, np.ndarray]] = {}  # output key -> (frame, newest thumbnail)
         self._thumbnails_lock = threading.Lock()
 
     @classmethod
@@ -182,13 +182,14 @@ class StageOutput:
         uint16 codes for a deep output)."""
         return self.renderer.canvases()
 
-    def thumbnail_images(self) -> dict:
-        """Hand the last good frame's canvases over for thumbnails and return the newest thumbnails the worker
-        has finished (from an earlier call; empty until the first is done): output key -> an 8-bit sRGB
+    def thumbnail_images(self, frame: int = -1) -> dict[str, tuple[int, np.ndarray]]:
+        """Hand the last good frame's canvases over for thumbnails (``frame``: the stage frame they are of) and
+        return the newest thumbnails the worker has finished (from an earlier call; empty until the first is
+        done): output key -> ``(frame, picture)``, the frame its canvas was handed over at and an 8-bit sRGB
         picture at most the console's thumbnail width (:data:`THUMBNAIL_WIDTH`) wide, deep and HDR outputs
         scaled down, then tone-mapped (:func:`stagectl.color.output.preview_picture`). Returns at once."""
         for key, data, fmt, encode in self._hand_over():
-            self.pictures.submit(("thumbnail", key), self._make_thumbnail, key, data, fmt, encode)
+            self.pictures.submit(("thumbnail", key), self._make_thumbnail, key, data, fmt, encode, frame)
         with self._thumbnails_lock:
             return dict(self._thumbnails)
 
@@ -207,10 +208,10 @@ class StageOutput:
             data = unpack_rgb10_a2(data)
         return self.picture(encode, data, width)
 
-    def _make_thumbnail(self, key: str, data: np.ndarray, fmt: str, encode) -> None:
+    def _make_thumbnail(self, key: str, data: np.ndarray, fmt: str, encode, frame: int) -> None:
         img = self._picture_of(data, fmt, encode, THUMBNAIL_WIDTH)
         with self._thumbnails_lock:
-            self._thumbnails[key] = img
+            self._thumbnails[key] = (frame, img)
 
     def present(self, frame: int, now_ns: int) -> int | None:
         """At the frame edge: show the canvases in the windows (returns the vsync swap's return instant), then

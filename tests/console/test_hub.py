@@ -344,6 +344,9 @@ def test_previews_and_close(hub):
     hub.apply_pending(41)
     hub.publish_previews({"tessera-a/out1": b"\xff\xd8jpeg"})
     assert hub.previews() == {"tessera-a/out1": (41, b"\xff\xd8jpeg")}
+    # a thumbnail made off the frame loop carries the frame it shows, older than the last frame seen
+    hub.publish_previews({"tessera-a/out1": (38, b"\xff\xd8older")})
+    assert hub.previews() == {"tessera-a/out1": (38, b"\xff\xd8older")}
     result = {}
     th = threading.Thread(
         target=lambda: result.update(hub.submit("inner.set", {"enabled": False}, "test", 5.0))
@@ -369,3 +372,18 @@ def test_previews_and_close(hub):
 
 def test_path_fixture_is_private(state_path, stage_dir):
     assert Path(state_path).parent == stage_dir.parent
+
+
+def test_thumbnails_keep_the_frame_they_show():
+    """live.thumbnails: a bare canvas becomes JPEG bytes, a ``(frame, canvas)`` keeps its frame."""
+    import cv2
+    import numpy as np
+
+    from stagectl.console.live import thumbnails
+
+    img = np.zeros((20, 40, 4), np.uint8)
+    img[..., 0] = 255  # red, RGBA
+    out = thumbnails({"a": img, "b": (7, img)}, width=10)
+    assert isinstance(out["a"], bytes) and out["b"][0] == 7
+    decoded = cv2.imdecode(np.frombuffer(out["b"][1], np.uint8), cv2.IMREAD_COLOR)
+    assert decoded.shape == (5, 10, 3) and decoded[..., 2].mean() > 240 and decoded[..., :2].mean() < 15

@@ -139,9 +139,11 @@ def test_stage_output_publishes_what_the_renderer_read_back(gl, stage) -> None:
         assert any("p/eight (64 x 64 RGBA) -> shared memory" in line for line in said), said
         # thumbnails: 8-bit pictures, tone-mapped for deep outputs; the 8-bit output's is its canvas (made on
         # the worker thread: a call returns those of the hand-over before; tests/gl/test_output_pictures.py)
-        out.thumbnail_images()
+        out.thumbnail_images(3)
         assert out.pictures.wait_idle(30)
-        thumbs = out.thumbnail_images()
+        stamped = out.thumbnail_images(4)
+        assert {f for f, _ in stamped.values()} == {3}  # the frame handed over, not the frame of this call
+        thumbs = {k: img for k, (_, img) in stamped.items()}
         canvases = out.canvases()
         for key, img in thumbs.items():
             assert img.dtype == np.uint8 and img.shape == canvases[key].shape[:2] + (4,)

@@ -99,10 +99,12 @@ def test_previews_and_thumbnails_are_made_off_the_loop(gl, tmp_path) -> None:
 
         # thumbnails: the first call hands over and returns what is finished (nothing yet)
         slow.gate.clear()
-        assert out.thumbnail_images() == {}
+        assert out.thumbnail_images(2) == {}
         slow.gate.set()
         assert out.pictures.wait_idle(WAIT_S)
-        thumbs = out.thumbnail_images()  # frame 2's, handed over by the call before
+        stamped = out.thumbnail_images(3)  # frame 2's, handed over by the call before, and stamped so
+        assert {k: f for k, (f, _) in stamped.items()} == dict.fromkeys(KEYS, 2)
+        thumbs = {k: img for k, (_, img) in stamped.items()}
         want = out.renderer.preview_images(width=THUMBNAIL_WIDTH)
         assert sorted(thumbs) == KEYS
         for key in KEYS:
