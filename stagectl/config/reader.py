@@ -42,7 +42,6 @@ __all__ = [
     "one_of",
     "vector",
     "size2",
-    "number_or_vector",
     "MAX_FILE_BYTES",
     "MAX_DEPTH",
     "MAX_ALIAS_VALUES",
@@ -464,23 +463,6 @@ def vector(n: int, elem: Converter | None = None, what: str | None = None) -> Co
 def size2(what: str = "[w, h] positive integers") -> Converter:
     """A ``[w, h]`` pair of positive integers."""
     return vector(2, integer(lo=1), f"{what}")
-
-
-def number_or_vector(n: int, lo: float | None = None, hi: float | None = None, what: str = "") -> Converter:
-    """A single number (applied to all ``n``) or a list of ``n`` numbers."""
-    single = number(lo, hi)
-    many = vector(n, number(lo, hi))
-    label = what or f"a number or a list of {n} numbers"
-
-    def conv(ctx: Context, node: Node, path: str) -> tuple:
-        try:
-            if isinstance(node, SequenceNode):
-                return many(ctx, node, path)
-            return (single(ctx, node, path),) * n
-        except Invalid:
-            raise Invalid(f"expected {label}, got {describe(node)}") from None
-
-    return conv
 
 
 def seq_or_empty(node: Node) -> list[Node]:

@@ -7,8 +7,11 @@ together (:class:`stagectl.core.errors.ConfigErrors`). The layout of the file is
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import yaml
 from yaml.nodes import Node, SequenceNode
 
 from stagectl.config.reader import (
@@ -22,13 +25,14 @@ from stagectl.config.reader import (
     integer,
     load_document,
     number,
-    number_or_vector,
     one_of,
     size2,
     string,
     vector,
 )
+from stagectl.core.camera_settings import CameraSettings, overscan_of, overscan_text
 from stagectl.core.errors import ConfigErrors
+from stagectl.core.fields import FieldError, value_of, values_of
 from stagectl.core.sample import MotionLimits
 from stagectl.core.timebase import STANDARD_RATES, FrameRate
 from stagectl.lens.lensfile import load_lens_file
@@ -82,8 +86,6 @@ def _frame_rate(ctx: Context, node: Node, path: str) -> FrameRate:
 
 
 def _plain(node: Node):
-    import yaml
-
     return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
 
 
@@ -99,6 +101,34 @@ def _ip(multicast: bool):
         return text
 
     return conv
+
+
+def _camera_setting(check: Callable[[Any], Any], expected: str) -> Callable[[Context, Node, str], Any]:
+    """A converter through one of the operator's camera-setting checks (:mod:`stagectl.core.camera_settings`):
+    the stage file's value of a setting every camera starts with gets the verdict the state file and
+    ``camera.set`` give it (``expected``: what the message says was expected)."""
+
+    def conv(ctx: Context, node: Node, path: str) -> Any:
+        try:
+            return check(_plain(node))
+        except (FieldError, ValueError, yaml.YAMLError):  # ValueError: an integer beyond 4300 digits
+            raise Invalid(f"expected {expected}, got {describe(node)}") from None
+
+    return conv
+
+
+def _setting(name: str) -> Callable[[Context, Node, str], Any]:
+    """The converter of the scalar camera setting ``name`` (``delay_frames``, ``soft_edge``)."""
+    val = value_of(CameraSettings, name)
+    return _camera_setting(lambda v: val.check(v, op=True), val.expected())
+
+
+#: the settings' declared defaults, for the stage file's keys left out
+_SETTING_DEFAULTS = {name: default for name, _, default in values_of(CameraSettings)}
+
+
+#: render.inner.overscan_percent: one percentage or one per side, as CameraSettings.overscan_percent
+_OVERSCAN = _camera_setting(overscan_of, overscan_text())
 
 
 def _rel_path(ctx: Context, node: Node, path: str) -> Path:
@@ -245,7 +275,7 @@ def _tracking(ctx: Context, node: Node, path: str) -> TrackingSource | None:
     if protocol == "opentrackio" and group is None and isinstance(cam_id, int):
         group = f"239.135.1.{cam_id}"
     profile = r.opt("encoder_profile", one_of(*ENCODER_PROFILES), "generic")
-    delay = r.opt("delay_frames", number(lo=0.0, hi=30.0), 0.0)
+    delay = r.opt("delay_frames", _setting("delay_frames"), _SETTING_DEFAULTS["delay_frames"])
     stale = r.opt("stale_after_ms", number(lo=1.0, hi=60000.0), 250.0)
     simulate = r.opt("simulate", one_of(*SIMULATED_MOVES), None)
     share = r.opt("share_group", boolean(), False)
@@ -339,7 +369,7 @@ def _motion_limits(r: MapReader | None) -> MotionLimits | object:
 
 def _render(ctx: Context, r: MapReader | None, walls=None, outputs=None) -> RenderSettings | None:
     defaults = RenderSettings(
-        InnerRender((1920, 1080), (10.0, 10.0, 10.0, 10.0), 0.05),
+        InnerRender((1920, 1080), _SETTING_DEFAULTS["overscan_percent"], _SETTING_DEFAULTS["soft_edge"]),
         OuterRender("procedural", (1024, 512), (0.0, 0.0, 1.7)),
     )
     if r is None:
@@ -364,8 +394,8 @@ def _render(ctx: Context, r: MapReader | None, walls=None, outputs=None) -> Rend
                 adaptive = INVALID
         inner = InnerRender(
             inner_r.opt("resolution", vector(2, integer(lo=16, hi=16384), "[w, h] pixels, 16..16384"), inner.resolution),
-            inner_r.opt("overscan_percent", number_or_vector(4, 0.0, 100.0, "a percentage 0..100 or [left, right, bottom, top]"), inner.overscan_percent),
-            inner_r.opt("soft_edge", number(0.0, 0.5), inner.soft_edge),
+            inner_r.opt("overscan_percent", _OVERSCAN, inner.overscan_percent),
+            inner_r.opt("soft_edge", _setting("soft_edge"), inner.soft_edge),
             adaptive,
         )
         inner_r.done()
