@@ -56,7 +56,9 @@ from typing import Any, Final
 
 import numpy as np
 
+from stagectl.core.camera_settings import CameraSettings, smoothing_of
 from stagectl.core.errors import StageError
+from stagectl.core.fields import FieldError, value_of
 from stagectl.core.timebase import NS_PER_S, FrameRate, Timecode
 from stagectl.lens.distortion import BrownConrady
 from stagectl.lens.lensfile import LensEvaluation
@@ -550,7 +552,7 @@ def _from_rendered(stage: Any, cam: Any, src: Any, op_cam: Mapping[str, Any], ra
     if exact:
         timeline, states, stored = _replay(rate, cam, frames_in, decoded)
     else:
-        timeline, stored = _timeline_of_header(rate, cam, src, op_cam, decoded)
+        timeline, stored = _timeline_of_header(rate, cam, src, op_cam, decoded, path)
         states = [timeline.pose_at(f.query_ns) if stored else None for f in frames_in]
         if resolve and any(f.latch is not None for f in frames_in):
             notes.append("some rendered frames lost their latch record: solved from every sample of the take")
@@ -586,19 +588,34 @@ def _from_rendered(stage: Any, cam: Any, src: Any, op_cam: Mapping[str, Any], ra
                   source, "rendered" if resolve else "recorded", notes)
 
 
+def _header_settings(op_cam: Mapping[str, Any], src: Any, where: str) -> CameraSettings:
+    """The camera settings a solve takes from the take header: the operator's tracking delay (default: the
+    source's) and smoothing (default: off), checked against their declarations
+    (:mod:`stagectl.core.camera_settings`) as the state file checks them (unknown smoothing keys ignored).
+    Raises :class:`PostError` ``<where>.<setting>: expected ..., got ...``."""
+    try:
+        delay = value_of(CameraSettings, "delay_frames").check(op_cam.get("delay_frames", src.delay_frames),
+                                                               op=True)
+    except FieldError as exc:
+        raise PostError(f"{where}.delay_frames: {exc.message}") from None
+    try:
+        smoothing = smoothing_of(op_cam.get("smoothing"), strict=False)
+    except FieldError as exc:
+        raise PostError(f"{where}.smoothing: {exc.message}") from None
+    return CameraSettings(src.name, delay_frames=delay, smoothing=smoothing)
+
+
 def _timeline_of_header(rate: FrameRate, cam: Any, src: Any, op_cam: Mapping[str, Any],
-                        decoded: list[tuple[int, Any]]) -> tuple[Any, list[_Stored]]:
+                        decoded: list[tuple[int, Any]], path: Path) -> tuple[Any, list[_Stored]]:
     """A timeline as ``stagectl run`` makes it (dejittered, the camera's motion limits) with the operator's
     delay and smoothing of the take header, holding every sample of ``decoded``."""
-    from stagectl.tracking.timeline import OneEuroParams, Smoothing, Timeline
+    from stagectl.tracking.timeline import Timeline
 
-    delay = op_cam.get("delay_frames", src.delay_frames)
-    timeline = Timeline(rate, capacity=max(2, len(decoded) + 1), delay_frames=float(delay), name=cam.name,
-                        clock="dejittered", motion_limits=cam.motion_limits)
-    sm = op_cam.get("smoothing")
-    if isinstance(sm, Mapping):
-        p = OneEuroParams(float(sm["min_cutoff_hz"]), float(sm.get("beta", 0.0)), float(sm.get("d_cutoff_hz", 1.0)))
-        timeline.set_smoothing(Smoothing(position=p, rotation=p))
+    settings = _header_settings(op_cam, src, f"{path}: take header: operator.cameras.{cam.name}")
+    timeline = Timeline(rate, capacity=max(2, len(decoded) + 1), delay_frames=settings.delay_frames,
+                        name=cam.name, clock="dejittered", motion_limits=cam.motion_limits)
+    if settings.smoothing is not None:
+        timeline.set_smoothing(settings.smoothing_filter())
     stored: list[_Stored] = []
     for arrival, s in decoded:
         if timeline.push(arrival, s):

@@ -5,7 +5,8 @@ five ways: the settings object itself (``CameraSettings``, what ``CameraRig.appl
 settings every camera starts with: ``tracking[].delay_frames``, ``render.inner.overscan_percent`` and
 ``render.inner.soft_edge``, read by ``load_stage``), the operator state file (``OperatorState.from_json``), the
 ``camera.set`` command (``validate``) and OSC (``parse_args`` in its positional form for numbers, then
-``validate``). Their limits are declared once (``stagectl.core.camera_settings``); probes around every limit (the
+``validate``); and a take's header carries the tracking delay and smoothing ``stagectl export`` solves the take
+with (``stagectl.post.solve``). Their limits are declared once (``stagectl.core.camera_settings``); probes around every limit (the
 limits themselves, just past them, NaN, infinity, a bool, a string, a vector one short or one long, one number
 for the four overscan sides) go through every path and all of them must say the same.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,7 @@ from stagectl.console.osc_transport import OscArgError, parse_args
 from stagectl.console.state import OperatorState, StateError
 from stagectl.core.errors import ConfigErrors
 from stagectl.core.fields import FieldError, value_of
+from stagectl.post.solve import PostError, _header_settings
 from stagectl.stage.loader import load_stage
 from stagectl.core.camera_settings import SMOOTHING, CameraSettings, OneEuroParams
 
@@ -78,6 +81,15 @@ def _by_stage_file(name: str, value, stage_dir: Path) -> bool:
     try:
         load_stage(_stage_file_with(stage_dir, name, value))
     except ConfigErrors:
+        return False
+    return True
+
+
+def _by_take_header(name: str, value, stage) -> bool:
+    """The settings of ``stagectl export`` from a take header's ``operator.cameras.<camera>``."""
+    try:
+        _header_settings({name: value}, stage.tracking_source("tracker-a"), "take")
+    except PostError:
         return False
     return True
 
@@ -135,6 +147,8 @@ def _verdicts(name, value, stage, state, stage_dir: Path) -> dict[str, bool]:
         out["osc"] = _by_osc(name, value, stage, state)
     if name in STAGE_KEYS:
         out["stage file"] = _by_stage_file(name, value, stage_dir)
+    if name in ("delay_frames", "smoothing"):
+        out["take header"] = _by_take_header(name, value, stage)
     return out
 
 
@@ -150,7 +164,7 @@ def test_every_path_accepts_and_refuses_the_same_camera_settings(demo, stage_dir
         paths.update(verdicts)
     assert all(s == {True, False} for s in seen.values()), f"probes must find both sides of each limit: {seen}"
     assert len(seen) >= len(SETTINGS) + len(SMOOTHING)
-    assert paths == {"model", "state", "command", "osc", "stage file"}
+    assert paths == {"model", "state", "command", "osc", "stage file", "take header"}
 
 
 @pytest.mark.parametrize(("name", "ok", "refused"), [
@@ -184,6 +198,21 @@ def test_the_settings_read_back_are_the_settings_written(demo) -> None:
     assert by_command["overscan_percent"] == [12.0] * 4
     assert by_command["smoothing"] == {"min_cutoff_hz": 3.0, "beta": 0.0, "d_cutoff_hz": 1.0}
     assert want.to_json()["smoothing"] == by_command["smoothing"] and not math.isnan(want.delay_frames)
+    header = _header_settings(doc, demo.tracking_source("tracker-a"), "take")
+    assert (header.delay_frames, header.smoothing) == (want.delay_frames, want.smoothing)
+    assert header.smoothing_filter() == want.smoothing_filter()
+
+
+def test_a_take_header_outside_the_declarations_is_named(demo) -> None:
+    """What ``stagectl export`` says of a take whose header holds a setting no path would accept."""
+    src = replace(demo.tracking_source("tracker-a"), delay_frames=1.0)
+    where = "t.stgtake: take header: operator.cameras.cam-a"
+    assert _header_settings({}, src, where).delay_frames == 1.0  # no delay in the header: the source's
+    with pytest.raises(PostError, match=r"^t\.stgtake: take header: operator\.cameras\.cam-a\.delay_frames: "
+                                        r"expected a number 0\.\.30, got 31$"):
+        _header_settings({"delay_frames": 31}, src, where)
+    with pytest.raises(PostError, match=r'\.smoothing: expected "off" or \{"min_cutoff_hz": Hz > 0 and <= 1000, '):
+        _header_settings({"smoothing": {"beta": 1.0}}, src, where)
 
 
 def test_the_stage_file_starts_each_camera_with_what_it_says(demo, stage_dir) -> None:
