@@ -36,6 +36,7 @@ __all__ = [
     "describe",
     "display_path",
     "string",
+    "existing_file",
     "boolean",
     "integer",
     "number",
@@ -388,6 +389,16 @@ def string(nonempty: bool = True) -> Converter:
         return v
 
     return conv
+
+
+def existing_file(ctx: Context, node: Node, path: str) -> Path:
+    """A path to a file that exists, relative to the document's folder (``ctx.base_dir``) unless absolute."""
+    text = string()(ctx, node, path)
+    p = Path(text)
+    full = p if p.is_absolute() else ctx.base_dir / p
+    if not full.is_file():
+        raise Invalid(f"file not found: {text} (looked for {full})")
+    return full
 
 
 def boolean() -> Converter:

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
-from pathlib import Path
 from typing import Any
 
 from yaml.nodes import ScalarNode, SequenceNode
 
-from stagectl.config.reader import Invalid, boolean, describe, one_of, string, vector
+from stagectl.config.reader import Invalid, boolean, describe, existing_file, one_of, string, vector
 from stagectl.config.reader import number as rnumber
 from stagectl.core.errors import ConfigErrors
 from stagectl.core.features import (
@@ -142,14 +141,6 @@ def parse_features(ctx, reader, *, walls: Sequence[str] | None = None,
         ok = False
 
     # ---- colour correction
-    def lut_file(c, node, path):
-        text = string()(c, node, path)
-        p = Path(text)
-        full = p if p.is_absolute() else ctx.base_dir / p
-        if not full.is_file():
-            raise Invalid(f"file not found: {text} (looked for {full})")
-        return full
-
     def read_cc(node, path) -> ColorCorrection | None:
         nonlocal ok
         r = MapReader(ctx, node, path)
@@ -158,7 +149,7 @@ def parse_features(ctx, reader, *, walls: Sequence[str] | None = None,
             return None
         exposure, gains, temp, tint, slope, offset, power, sat = (get(r, ColorCorrection, k) for k in (
             "exposure", "gains", "temperature", "tint", "slope", "offset", "power", "saturation"))
-        lut_path = r.opt("lut", lut_file, None)
+        lut_path = r.opt("lut", existing_file, None)
         r.done()
         if bad(exposure, gains, temp, tint, slope, offset, power, sat, lut_path):
             ok = False

@@ -22,6 +22,7 @@ from stagectl.config.reader import (
     boolean,
     describe,
     display_path,
+    existing_file,
     integer,
     load_document,
     number,
@@ -129,15 +130,6 @@ _SETTING_DEFAULTS = {name: default for name, _, default in values_of(CameraSetti
 
 #: render.inner.overscan_percent: one percentage or one per side, as CameraSettings.overscan_percent
 _OVERSCAN = _camera_setting(overscan_of, overscan_text())
-
-
-def _rel_path(ctx: Context, node: Node, path: str) -> Path:
-    text = string()(ctx, node, path)
-    p = Path(text)
-    full = p if p.is_absolute() else ctx.base_dir / p
-    if not full.is_file():
-        raise Invalid(f"file not found: {text} (looked for {full})")
-    return full
 
 
 # ------------------------------------------------------------------ sections
@@ -329,7 +321,7 @@ def _camera(ctx: Context, node: Node, path: str) -> tuple[Camera | None, Node | 
         rot = off.opt("rotation", vector(3, number(-360, 360), "[pan, tilt, roll] degrees"), rot)
         off.done()
     sensor = r.req("sensor_mm", vector(2, number(lo=1.0, hi=100.0, lo_open=False), "[w, h] sensor size in mm, each 1..100"))
-    lens = r.opt("lens", _rel_path, None)
+    lens = r.opt("lens", existing_file, None)
     limits = _motion_limits(r.sub("motion_limits", required=False))
     r.done()
     if _bad(name, tracking, t, rot, sensor, lens, limits) or not r.ok:
@@ -402,7 +394,7 @@ def _render(ctx: Context, r: MapReader | None, walls=None, outputs=None) -> Rend
     if outer_r is not None:
         content = outer_r.opt("content", NAME, outer.content)
         if isinstance(content, str) and content != "procedural":
-            found = ctx.convert(outer_r.node_of("content"), outer_r.key_path("content"), _rel_path)
+            found = ctx.convert(outer_r.node_of("content"), outer_r.key_path("content"), existing_file)
             content = INVALID if found is INVALID else str(found)
         outer = OuterRender(
             content,
