@@ -62,15 +62,20 @@ class OneEuroParams:
         1.0, kind="number", lo=0.0, hi=1000.0, lo_open=True, unit="Hz", help="speed cutoff")
 
     def __post_init__(self) -> None:
-        try:
-            check_fields(self, "")
-        except FieldError as exc:
-            raise ValueError(f"OneEuroParams.{exc}") from None
+        for name, val in _ONE_EURO:
+            try:
+                object.__setattr__(self, name, val.check(getattr(self, name)))
+            except FieldError as exc:
+                raise ValueError(f"OneEuroParams.{name}: {exc.message}") from None
 
     @property
     def latency_ns(self) -> int:
         """Lag behind a slow ramp, ns: ``round(1e9 / (2 pi min_cutoff_hz))`` (the low-pass time constant)."""
         return round(1e9 / (2.0 * math.pi * self.min_cutoff_hz))
+
+
+#: OneEuroParams' declarations, read once (the timeline's take reader builds one per recorded frame)
+_ONE_EURO: Final = tuple((name, val) for name, val, _ in values_of(OneEuroParams))
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,17 +120,20 @@ def smoothing_of(v: Any, *, strict: bool = True) -> OneEuroParams | None:
     :class:`~stagectl.core.fields.FieldError` (key ``""``) ``expected "off" or {...}, got ...``."""
     if v is None or v == "off":
         return None
-    bad = FieldError("", f"expected {smoothing_text()}, got {show(v)}")
+
+    def bad() -> FieldError:
+        return FieldError("", f"expected {smoothing_text()}, got {show(v)}")
+
     if not isinstance(v, Mapping) or (strict and set(v) - {name for name, _, _ in SMOOTHING}):
-        raise bad
+        raise bad()
     kw = {}
     for name, val, default in SMOOTHING:
         if name not in v and default is None:
-            raise bad
+            raise bad()
         try:
             kw[name] = val.check(v.get(name, default), op=True)
         except FieldError:
-            raise bad from None
+            raise bad() from None
     return OneEuroParams(**kw)
 
 

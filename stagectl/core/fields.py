@@ -190,40 +190,43 @@ class Value:
         if v is None and self.nullable:
             return None
         k = self.kind
-        bad = FieldError("", f"expected {self.expected(op)}, got {show(v)}")
+
+        def bad() -> FieldError:  # the message only when it is needed (it costs more than the check)
+            return FieldError("", f"expected {self.expected(op)}, got {show(v)}")
+
         if k == "number":
             x = self._number(v, op)
             if x is None:
-                raise bad
+                raise bad()
             return x
         if k == "whole":
             x = self._number(v, op)
             if x is None or x != int(x):
-                raise bad
+                raise bad()
             return int(x)
         if k == "vector":
             if not isinstance(v, (list, tuple)) or len(v) != len(self.parts):
-                raise bad
+                raise bad()
             out = tuple(self._number(x, op) for x in v)
             if any(x is None for x in out):
-                raise bad
+                raise bad()
             return out
         if k == "text":
             if not isinstance(v, str) or not v.strip():
-                raise bad
+                raise bad()
             return v
         if k == "choice":
             if not isinstance(v, str) or v not in self.choices:
-                raise bad
+                raise bad()
             return v
         if k == "bool":
             if isinstance(v, bool) or type(v).__name__ == "bool_":
                 return bool(v)
-            raise bad
+            raise bad()
         if k == "words":
             items = (v,) if isinstance(v, str) else v
             if not isinstance(items, (list, tuple)) or any(x not in self.choices for x in items):
-                raise bad
+                raise bad()
             return tuple(c for c in self.choices if c in items)
         return v  # structures are checked by their own classes
 
