@@ -78,4 +78,4 @@ def pose_at(move: str, t_s: float) -> SimulatedPose:
         roll = 1.2 * w(0.19, 1.9)
     else:
         raise ValueError(f"unknown move {move!r}; expected one of {', '.join(MOVES)}")
-    return SimulatedPose(pos[0], pos[1], pos[2], pan, tilt, roll, zoom, focus)
+    return SimulatedPose(x=pos[0], y=pos[1], z=pos[2], pan=pan, tilt=tilt, roll=roll, zoom=zoom, focus=focus)

@@ -197,7 +197,7 @@ class Simulator:
         """
         n = k if index is None else index
         p = pose_at(self.move, self.t_s(k))
-        pose = Pose(p.x, p.y, p.z, p.pan, p.tilt, p.roll)
+        pose = Pose(x=p.x, y=p.y, z=p.z, pan=p.pan, tilt=p.tilt, roll=p.roll)
         if self.protocol == "freed":
             prof = self.profile
             spare = 0

@@ -1131,7 +1131,7 @@ class TimelineState(NamedTuple):
     def pose(self) -> Pose:
         """The pose as a :class:`~stagectl.core.sample.Pose` (metres, degrees)."""
         x, y, z = self.position
-        return Pose(x, y, z, self.pan, self.tilt, self.roll)
+        return Pose(x=x, y=y, z=z, pan=self.pan, tilt=self.tilt, roll=self.roll)
 
     def matrix(self) -> np.ndarray:
         """4x4 ``T_tracking_<pose_frame>`` from the quaternion and position (metres)."""
