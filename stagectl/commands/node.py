@@ -19,6 +19,14 @@ state this node does not have (lost or refused) is rendered with the last one it
 the node asks the primary for a snapshot and never holds the barrier for it. Until the primary publishes one
 (it runs without the console), the stage file's features are drawn.
 
+What the wall shows besides (stagectl/commands/_node_show.py), on the frame the primary changes it: the scene
+content the operator selects (`content.select`: carried as a path relative to the stage file, loaded from this
+node's copy of the stage's folders under the same rules as on the primary: inside console.paths.content, a glTF's
+files confined to it; one that cannot be loaded is said once and in the status, and the old one stays); a
+`stage.reload` on the primary reloads this node's own stage file (a node whose stage file differs from the
+primary's, by SHA-256, says so once and in the status); the colour patch player (`color.patches`) on this node's
+outputs, wall frame k on stage frame F + k as on the primary.
+
 Authentication (CURVE): when the stage's key folder (console.zmq.keys, default keys/ next to the stage file)
 has a nodes/ folder, the node connects with its own key pair keys/nodes/N.key_secret (--key FILE for another)
 and the primary's public key keys/server.key; make them on the primary's machine with `stagectl keys
@@ -33,9 +41,7 @@ operator state in use (frames behind, refused), barrier waits (released, timed o
 wait p50/p99, the members, and render time. Ctrl-C or SIGTERM stops it within one second.
 
 Not yet: presenting canvases on GPU outputs (windows). The inner frusta and the outer atlas are rendered in
-full on every node; only the canvas composition is limited to this node's outputs. The scene content the
-operator selects (`content.select`) and a `stage.reload` on the primary are not followed: a node draws its
-stage file's content and stage.
+full on every node; only the canvas composition is limited to this node's outputs.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ import argparse
 import time
 
 from stagectl.commands._signals import StopOnSignals
+from stagectl.commands.run import add_window_arguments, check_windows
 
 HELP = ("run a cluster render node: follow the primary's frame states, render this node's outputs, "
         "meet the swap barrier")
@@ -62,6 +69,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sink", action="store_true",
                    help="publish this node's canvases each frame into shared-memory rings that other "
                         "programs can read (stagectl.render.sink.SinkReader; names are printed at start)")
+    add_window_arguments(p)  # as stagectl run's: the canvases of this node's outputs
     p.add_argument("--no-realtime", action="store_true",
                    help="keep waiting at normal priority (default: SCHED_FIFO while it waits for the primary's "
                         "state and the barrier's release and presents, when permitted; rendering at normal "
@@ -127,6 +135,7 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(f"--name: expected a node name of 1..64 printable characters, got {args.name!r}")
     if args.name == "primary":
         raise UsageError('--name: "primary" is the primary\'s own name in the swap barrier; pick another')
+    check_windows(args)  # --windows, --monitor: before any work
     from stagectl.sync.cluster import parse_primary_address
 
     try:
@@ -159,21 +168,24 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError("--sink publishes the rendered canvases: drop --no-render")
     runtime = None
     if not args.no_render:
-        runtime = _open_runtime(stage, args.name, say, sink=args.sink)
+        runtime = _open_runtime(stage, args.name, say, sink=args.sink, windows=args.windows,
+                                monitors=args.monitor)
     else:
         say(f"stagectl node {args.name}: --no-render: following the frame states and the barrier only")
     output = runtime.output if runtime is not None else None
 
+    from stagectl.commands._node_show import ShowFollower
     from stagectl.sync.cluster import ClusterError, Node
 
-    default_features, check = node_features(stage, args.name)
     try:
         node = Node(args.name, f"{host}:{state_port},{sync_port}", rate=stage.frame_rate,
-                    features_check=check, keys=keys).start()
+                    features_check=node_features(stage, args.name)[1], keys=keys).start()
     except ClusterError:
         if output is not None:
             output.close()
         raise
+    follower = ShowFollower(stage, args.name, runtime, node, say, f"stagectl node {args.name}")
+    follower.warm()
     say(f"stagectl node {args.name}: following the primary at {host} "
         f"(states :{state_port}, sync :{sync_port}); "
         + (f"CURVE with key {keys.name!r} ({args.key or keys_dir / 'nodes' / (args.name + '.key_secret')})"
@@ -183,29 +195,35 @@ def main(args: argparse.Namespace) -> int:
     try:
         with signals:
             counts = _loop(args, stage, node, runtime, signals.event, say, f"{host}:{state_port},{sync_port}",
-                           default_features)
+                           follower)
     finally:
         node.close()
         if output is not None:
             output.close()
     st = node.status()
     why = signals.reason("duration reached")
-    drawn = (f"rendered {counts['rendered']} frames of {len(mine)} canvases headless "
-             f"({counts['failed']} failed)" if output is not None else "rendered nothing (--no-render)")
+    drawn = (f"rendered {counts['rendered']} frames of {len(mine)} canvases "
+             f"{'for the output windows' if output.presenter else 'headless'} ({counts['failed']} failed)"
+             if output is not None else "rendered nothing (--no-render)")
+    shown = (output.presenter.summary() + " after the barrier's release"
+             if output is not None and output.presenter is not None
+             else "no canvas was presented on a GPU output (--windows presents them)")
     say(f"stagectl node {args.name}: {why} after {counts['frames']} frames ({st.skipped} states skipped, "
         f"{st.gaps} sequence gaps, {st.decode_errors} bad messages); barrier: {st.waits} waits, "
         f"{st.released} released, {st.wait_timeouts} timed out, {st.out_of_barrier} out of the barrier; "
         f"operator state #{st.features_seq} ({st.features} received, {st.features_behind} frames behind, "
-        f"{st.features_rejected} refused); {drawn}; "
-        f"no canvas was presented on a GPU output (windows are not implemented yet).")
+        f"{st.features_rejected} refused); {follower.summary()}; {drawn}; {shown}.")
     return 0
 
 
-def _open_runtime(stage, name: str, say, sink: bool = False):
-    """The :class:`~stagectl.runtime.StageRuntime` of node ``name``: its outputs' canvases rendered headless
-    (:class:`~stagectl.runtime.StageOutput`; with ``sink`` also published into shared-memory rings named after
-    the stage, the node -- a primary may run on this machine -- and the output), no cameras of its own (the
-    primary's camera states are drawn)."""
+def _open_runtime(stage, name: str, say, sink: bool = False, windows: str | None = None,
+                  monitors=()):
+    """The :class:`~stagectl.runtime.StageRuntime` of node ``name``: its outputs' canvases rendered headless,
+    or for output windows (``windows``: ``"windowed"`` or ``"fullscreen"``, ``monitors``: ``OUTPUT=MONITOR``
+    placements; the same :class:`~stagectl.runtime.StageOutput` as ``stagectl run``'s, swapping without vsync
+    waits: the barrier's release is the frame's moment), with ``sink`` also published into shared-memory
+    rings named after the stage, the node -- a primary may run on this machine -- and the output; no cameras
+    of its own (the primary's camera states are drawn)."""
     from stagectl.render.frustum import warmup
     from stagectl.runtime import StageOutput, StageRuntime
 
@@ -215,12 +233,13 @@ def _open_runtime(stage, name: str, say, sink: bool = False):
     runtime = StageRuntime(sub)  # the planner first: "ready" means ready to plan and draw
     runtime.output = StageOutput.open(
         sub, say, prefix=f"stagectl node {name}", sink=(stage.name, name) if sink else None,
-        headline=lambda out: f"rendering {len(sub.outputs())} canvases headless on {out.ctx.info.summary()} "
-                             f"(ready in {time.perf_counter() - t0:.2f} s)")
+        windows=windows, monitors=monitors,
+        headline=lambda out: f"rendering {len(sub.outputs())} canvases {out.where()} on "
+                             f"{out.ctx.info.summary()} (ready in {time.perf_counter() - t0:.2f} s)")
     return runtime
 
 
-def _loop(args, stage, node, runtime, stop, say, where: str, default_features=None) -> dict[str, int]:
+def _loop(args, stage, node, runtime, stop, say, where: str, follower) -> dict[str, int]:
     from stagectl.sync.frameloop import EdgePriority
 
     interval_ns = int(args.status_interval * 1e9)
@@ -233,13 +252,13 @@ def _loop(args, stage, node, runtime, stop, say, where: str, default_features=No
     prio = EdgePriority(None if args.no_realtime else 10).start()
     say(f"stagectl node {args.name}: waits: {prio.why}")
     try:
-        return _node_frames(args, stage, node, runtime, stop, say, where, default_features, prio, counts,
+        return _node_frames(args, stage, node, runtime, stop, say, where, follower, prio, counts,
                             render_ms, interval_ns, end, next_status, last)
     finally:
         prio.stop()
 
 
-def _node_frames(args, stage, node, runtime, stop, say, where, default_features, prio, counts, render_ms,
+def _node_frames(args, stage, node, runtime, stop, say, where, follower, prio, counts, render_ms,
                  interval_ns, end, next_status, last) -> dict[str, int]:
     import numpy as np
 
@@ -247,7 +266,10 @@ def _node_frames(args, stage, node, runtime, stop, say, where, default_features,
 
     last_state = None
     warned_rate = False
+    presenter = runtime.output.presenter if runtime is not None else None
     while not stop.is_set():
+        if presenter is not None:
+            presenter.poll()  # window events (Esc, close button) while no frame comes too
         prio.raise_()  # waiting for the primary's state: wake at once when it comes
         now = time.monotonic_ns()
         if end is not None and now >= end:
@@ -262,12 +284,15 @@ def _node_frames(args, stage, node, runtime, stop, say, where, default_features,
                 warned_rate = True
                 say(f"stagectl node {args.name}: the primary runs at {st.rate.label} fps, this stage file "
                     f"says {stage.frame_rate.label} fps: are both running the same stage?")
+            prio.lower()  # following the primary's show and rendering at normal priority
+            # a reload, content or patch playback of the primary at this frame's boundary, as there (it may
+            # reload this node's stage and its operator-state check: before the features are looked up)
+            follower.follow(node.show_for(st), st.frame)
             features = node.features_for(st)  # the operator state the primary planned this frame with
-            prio.lower()  # rendering at normal priority
             if runtime is not None:
                 t0 = time.perf_counter()
                 drawn = runtime.draw(list(st.cameras), st.frame, flags=st.flags,
-                                     features=features if features is not None else default_features)
+                                     features=features if features is not None else follower.default_features)
                 ok = drawn.ok
                 render_ms.append((time.perf_counter() - t0) * 1e3)
                 counts["rendered" if ok else "failed"] += 1
@@ -284,8 +309,9 @@ def _node_frames(args, stage, node, runtime, stop, say, where, default_features,
                     time.sleep(delay / 1e9)
                     counts["at_edge"] += 1
             if runtime is not None and ok:
-                runtime.output.present(st.frame, time.monotonic_ns())  # headless: into the sinks (--sink)
-            counts["frames"] += 1  # presented (headless: nothing to show yet)
+                # released (or out of the barrier): now the windows swap and the sinks get the frame
+                runtime.output.present(st.frame, time.monotonic_ns())
+            counts["frames"] += 1
         prio.lower()  # status lines at normal priority
         now = time.monotonic_ns()
         if now >= next_status:
@@ -315,7 +341,8 @@ def _node_frames(args, stage, node, runtime, stop, say, where, default_features,
                     f"barrier {waits} waits: {cur.released - last.released} released, "
                     f"{cur.wait_timeouts - last.wait_timeouts} timed out, "
                     f"{cur.out_of_barrier - last.out_of_barrier} out of barrier; "
-                    f"wait p50 {p50} ms p99 {p99} ms | members {' '.join(cur.members) or '-'}{rend}")
+                    f"wait p50 {p50} ms p99 {p99} ms | members {' '.join(cur.members) or '-'}{rend}"
+                    + (f" | {presenter.status()}" if presenter is not None else "") + follower.status())
             last = cur
             render_ms.clear()
             next_status += interval_ns

@@ -93,6 +93,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "tracker.recording changes, slated from its tracker.slate (docs/takes.md)")
     p.add_argument("--cluster-timeout", type=float, default=2.0, metavar="FRAMES",
                    help="drop a node from the swap barrier when it is this many frames late (default 2)")
+    add_window_arguments(p)
+    p.add_argument("--genlock", choices=("internal", "vsync"), default=None,
+                   help="where frame edges come from (default: the stage's sync.genlock): the internal "
+                        "clock, or the vsync of the first output window (needs --windows)")
+
+
+def add_window_arguments(p: argparse.ArgumentParser) -> None:
+    """--windows and --monitor (``stagectl run`` and ``stagectl node``)."""
     p.add_argument("--windows", nargs="?", const="windowed", choices=("windowed", "fullscreen"), default=None,
                    help="present every output canvas in a GLFW window: 'windowed' (the default; resizable, "
                         "the canvas size scaled down to fit the screen) or 'fullscreen' (a monitor per output, "
@@ -100,9 +108,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--monitor", action="append", default=[], metavar="OUTPUT=MONITOR",
                    help="with --windows fullscreen: show OUTPUT (processor/output) on MONITOR (GLFW's name; "
                         "exact, case-insensitive or a unique prefix); repeatable")
-    p.add_argument("--genlock", choices=("internal", "vsync"), default=None,
-                   help="where frame edges come from (default: the stage's sync.genlock): the internal "
-                        "clock, or the vsync of the first output window (needs --windows)")
 
 
 def _simulator_target(source, port: int) -> tuple[str, int]:
@@ -311,8 +316,8 @@ def _start_simulators(stage, rigs, receivers, wait_s, stop, say) -> list[Any]:
     return started
 
 
-def choose_genlock(args, stage, say) -> str:
-    """Check --windows, --monitor and --genlock before any work; the genlock source to run."""
+def check_windows(args) -> None:
+    """Check --windows and --monitor before any work (``stagectl run`` and ``stagectl node``)."""
     import os
 
     from stagectl.core.errors import UsageError
@@ -324,6 +329,13 @@ def choose_genlock(args, stage, say) -> str:
     if args.windows and os.name == "posix" and sys.platform != "darwin" and not (
             os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise UsageError("--windows needs a display (DISPLAY is not set); run headless without --windows")
+
+
+def choose_genlock(args, stage, say) -> str:
+    """Check --windows, --monitor and --genlock before any work; the genlock source to run."""
+    from stagectl.core.errors import UsageError
+
+    check_windows(args)
     if args.genlock == "vsync" and not args.windows:
         raise UsageError("--genlock vsync needs --windows: the first output window's swap is the vsync")
     genlock = args.genlock or ("vsync" if stage.sync.genlock == "vsync" else "internal")

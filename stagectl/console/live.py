@@ -9,7 +9,10 @@ thread:
 * :meth:`LiveConsole.apply` at the frame boundary, before planning: queued commands take effect on this
   frame (their side effects, registered by ``run`` with :meth:`ControlHub.register_effect`, run here too);
 * :meth:`LiveConsole.publish` after presenting: the live status (a few times a second) and downscaled JPEG
-  thumbnails of every canvas (about twice a second), each rate-limited so a frame pays for them rarely.
+  thumbnails of every canvas (about twice a second), each rate-limited so a frame pays for them rarely;
+* :meth:`LiveConsole.cluster_show` (``--cluster``), with the frame state: what the render nodes must show
+  besides the features (:class:`~stagectl.sync.cluster.ShowState`: the content ``content.select`` chose,
+  the stage file's digest and ``stage.reload`` count, the ``color.patches`` playbacks).
 
 Ports: ``ports`` overrides the stage's (``0`` = any free port; the one bound is printed), so several stages or
 tests can run side by side. Nothing here raises into the frame loop: a failing publish is counted and reported
@@ -67,6 +70,9 @@ class LiveConsole:
         self._next_preview_ns = 0
         self.publish_errors = 0
         self._last_error_report_ns = 0
+        #: the effects' handles (:class:`RunHandles`, set by ``stagectl run``), or None
+        self.handles: RunHandles | None = None
+        self._show: tuple[tuple, Any] | None = None  # (what it was made of, the ShowState)
 
     # ------------------------------------------------------------------ life
     def _settings(self, name: str):
@@ -161,6 +167,29 @@ class LiveConsole:
                 self._last_error_report_ns = now_ns
                 self.say(f"stagectl run: console: publishing status failed ({self.publish_errors} so far): {exc!r}")
 
+    def cluster_show(self, frame: int):
+        """What the cluster's nodes show besides the features at stage frame ``frame`` (the frame loop's
+        thread, after :meth:`apply`): a :class:`~stagectl.sync.cluster.ShowState` with the operator's content
+        (relative to the stage file; ``""`` for the stage file's own), the SHA-256 of the stage file in effect
+        and the ``stage.reload`` count (from :attr:`handles`; none: ``""`` and 0) and the patch playbacks not
+        yet past their end. The same object while nothing changed (the primary compares it every frame)."""
+        from stagectl.sync.cluster import ShowState
+
+        stage = self.hub.stage
+        h = self.handles
+        patches: tuple = ()
+        if h is not None:
+            for key, (_, last) in list(h.patches.items()):
+                if frame > last:  # played to its end slate: the nodes' players have dropped it too
+                    del h.patches[key]
+            patches = tuple(start for start, _ in h.patches.values())
+        made_of = (stage, self.hub.state.content, h.stage_sha256 if h is not None else None,
+                   h.reloads if h is not None else 0, patches)
+        if self._show is None or any(a is not b and a != b for a, b in zip(self._show[0], made_of)):
+            self._show = (made_of, ShowState(wire_content(stage, made_of[1]), made_of[2] or "", made_of[3],
+                                             patches))
+        return self._show[1]
+
     def watching(self) -> bool:
         """Someone looks at the output thumbnails (a web console page is connected)."""
         return self.web is not None and self.web.clients > 0
@@ -190,6 +219,18 @@ class RunHandles:
     take: Any = None  # the LiveTake being recorded
     #: threads closing stopped takes (flush, fsync): off the frame loop; joined by :meth:`close_takes`
     closing: list = dataclasses.field(default_factory=list)
+    #: for the cluster's nodes (:meth:`LiveConsole.cluster_show`): the ``stage.reload`` count of this run, the
+    #: SHA-256 of the stage file in effect (as read at start and at each reload; None: unreadable), and the
+    #: ``color.patches`` playbacks started: output key -> (:class:`~stagectl.sync.cluster.PatchStart`, its
+    #: last stage frame)
+    reloads: int = 0
+    stage_sha256: str | None = None
+    patches: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        path = getattr(self.runtime.stage, "path", None)
+        if self.stage_sha256 is None and path is not None:
+            self.stage_sha256 = file_sha256(path)
 
     @property
     def stage(self):
@@ -227,7 +268,25 @@ class RunHandles:
         self.closing = []
 
 
-def _sha256(path) -> str | None:
+def wire_content(stage, content: str) -> str:
+    """The operator's ``content`` (the operator state's: ``"procedural"``, the stage file's own
+    ``render.outer.content``, or a scene file's absolute path) as the cluster carries it
+    (:class:`~stagectl.sync.cluster.ShowState`): ``""`` for the stage file's own, ``"procedural"``, else the
+    path relative to the stage file's folder with ``/`` separators (a node resolves it against its own copy
+    of the stage's folders)."""
+    import os
+    from pathlib import Path
+
+    if content == str(stage.render.outer.content):
+        return ""
+    if content == "procedural":
+        return content
+    base = Path(stage.path).resolve().parent
+    return Path(os.path.relpath(Path(base, content).resolve(), base)).as_posix()
+
+
+def file_sha256(path) -> str | None:
+    """The SHA-256 (lowercase hex) of the file at ``path``; None when it cannot be read."""
     import hashlib
 
     try:
@@ -247,10 +306,10 @@ def take_header(stage, state, slate: dict) -> dict:
         cams.append({"name": c.name, "tracking": c.tracking, "sensor_mm": [float(v) for v in c.sensor_mm],
                      "lens_file": None if lens is None else str(lens),
                      "lens_name": c.lens_file.name if c.lens_file else None,
-                     "lens_sha256": None if lens is None else _sha256(lens)})
+                     "lens_sha256": None if lens is None else file_sha256(lens)})
     return {
         "slate": dict(slate),
-        "stage_file": {"path": str(stage.path), "sha256": _sha256(stage.path)},
+        "stage_file": {"path": str(stage.path), "sha256": file_sha256(stage.path)},
         "cameras": cams,
         "operator": state.to_json(),
         "content": state.content,
@@ -346,6 +405,7 @@ def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
     (the hub rolls it back)."""
     from stagectl.console.commands import CommandError
     from stagectl.core.errors import StageError
+    from stagectl.sync.cluster import PatchStart
 
     runtime = h.runtime
 
@@ -423,6 +483,11 @@ def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
             runtime.reload(new, state.content)
         except StageError as exc:
             raise CommandError(f"stage.reload: {exc}") from None
+        # the cluster's nodes reload theirs on this frame too (LiveConsole.cluster_show); the new renderer
+        # plays no patches
+        h.reloads += 1
+        h.stage_sha256 = file_sha256(new.path)
+        h.patches.clear()
         say(f"stagectl run: console: stage {new.path} reloaded")
         return {}  # the hub's result, {"stage": name, "warnings"} (docs/console.md), is the ack's
 
@@ -433,6 +498,7 @@ def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
                                "patches on")
         player = runtime.output.renderer.patches
         if args["action"] == "stop":
+            h.patches.pop(key, None)
             stopped = player.stop(key)
             if stopped is not None:
                 say(f"stagectl run: console: colour patches on {key} stopped at wall frame "
@@ -442,6 +508,10 @@ def register_effects(hub, h: RunHandles, say: Callable[[str], None]) -> None:
         first = int(hub.frame)
         player.start(program, first)
         n = program.frames
+        seq = program.sequence
+        # the nodes playing this output start it on the same frame (LiveConsole.cluster_show)
+        h.patches[key] = (PatchStart(key, first, seq.frames_per_patch, seq.slate_frames, seq.ramp_steps,
+                                     bool(program.calibrated)), first + n - 1)
         say(f"stagectl run: console: colour patches on {key}: stage frames {first}..{first + n - 1} ({n} wall "
             f"frames, calibration {'on' if program.calibrated else 'off'})")
         return {"first_frame": first, "frames": n, "last_frame": first + n - 1}

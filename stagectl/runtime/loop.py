@@ -61,7 +61,8 @@ def run_frames(runtime: StageRuntime, *, stop, say: Callable[[str], None], statu
         if primary is not None:  # the nodes render frame k while we do, with the operator's flags and features
             primary.publish(FrameState.make(k, rate, edge_ns, clock=clock, epoch_ns=loop.epoch_ns, cameras=states,
                                             flags=console.hub.flags if console is not None else NO_FLAGS),
-                            features=console.hub.features if console is not None else None)
+                            features=console.hub.features if console is not None else None,
+                            show=console.cluster_show(k) if console is not None else None)
         if console is not None:
             drawn = runtime.draw(states, k, flags=console.hub.flags, features=console.hub.features)
         else:

@@ -16,13 +16,16 @@ Topology (zguide *Clone* pattern plus a barrier service, ``docs/reference/STYLE.
   lens values (with the overscan and soft edge in use), the operator flags (global blackout, inner frusta on,
   freeze), the number of the operator state the frame was planned with (``features_seq``), and a sequence
   number plus the primary's random *session* id. The wire codec (:func:`encode_frame_state` /
-  :func:`decode_frame_state`) is pure, versioned (:data:`WIRE_VERSION` 4) and compact (64 bytes + 193 bytes
+  :func:`decode_frame_state`) is pure, versioned (:data:`WIRE_VERSION` 5) and compact (64 bytes + 193 bytes
   and the name per camera; ``struct`` little-endian); any malformed input raises :class:`FrameStateError` (a
   :class:`~stagectl.core.errors.StageError`), which a node counts and drops.
 * **Operator state.** The render-relevant part of what the operator set on the primary's stage console (a
   :class:`~stagectl.core.features.FeatureState`: light cards, chroma key and markers, wall and inner colour
   corrections with their 3D LUT tables, per-output patterns and blackouts, the per-camera freeze, the outputs
-  whose colour calibration ``color.calibration`` switched off: JSON key ``uncalibrated``) is published
+  whose colour calibration ``color.calibration`` switched off: JSON key ``uncalibrated``), together with what
+  the wall shows besides (:class:`ShowState`, JSON key ``show``: the scene content ``content.select`` chose,
+  as a path relative to the stage file; the SHA-256 of the primary's stage file and its ``stage.reload``
+  count; the colour patch playbacks of ``color.patches`` with their first frames), is published
   on the same socket as a message of its own whenever it changes, numbered per session (1, 2, ...), before
   the first frame state that names it (:meth:`Primary.publish`). Wire form (:func:`encode_features` /
   :func:`decode_features`, equally strict): a 21-byte header (magic ``SCOP``, version, session, number,
@@ -107,6 +110,8 @@ from stagectl.sync.cluster.wire import (
     FeatureUpdate,
     FrameState,
     FrameStateError,
+    PatchStart,
+    ShowState,
     decode_features,
     decode_frame_state,
     encode_features,
@@ -119,6 +124,8 @@ from stagectl.sync.cluster.wire import MAX_FEATURES_JSON as MAX_FEATURES_JSON
 from stagectl.sync.cluster.wire import MAX_NAME_BYTES as MAX_NAME_BYTES
 from stagectl.sync.cluster.wire import MAX_WIRE_CAMERAS as MAX_WIRE_CAMERAS
 from stagectl.sync.cluster.wire import MAX_WIRE_LUTS as MAX_WIRE_LUTS
+from stagectl.sync.cluster.wire import MAX_CONTENT_BYTES as MAX_CONTENT_BYTES
+from stagectl.sync.cluster.wire import MAX_WIRE_PATCHES as MAX_WIRE_PATCHES
 
 __all__ = [
     "DEFAULT_STATE_PORT",
@@ -142,8 +149,10 @@ __all__ = [
     "FrameStateError",
     "Node",
     "NodeStatus",
+    "PatchStart",
     "PeerStatus",
     "Primary",
+    "ShowState",
     "decode_features",
     "decode_frame_state",
     "encode_features",

@@ -29,6 +29,7 @@ from stagectl.sync.cluster.wire import (
     FeatureUpdate,
     FrameState,
     FrameStateError,
+    ShowState,
     _name_bytes,
     decode_features,
     decode_frame_state,
@@ -46,6 +47,23 @@ SNAPSHOT_RETRY_NS = 500_000_000
 FEATURES_HISTORY = 8
 
 _now = time.monotonic_ns
+
+
+def _trim(held: dict) -> None:
+    """Keep the newest :data:`FEATURES_HISTORY` entries of ``held`` (by number)."""
+    while len(held) > FEATURES_HISTORY:
+        del held[min(held)]
+
+
+def _at_or_before(held: dict, want: int):
+    """``held[want]``, else the entry of the highest number below ``want``, else the newest; None when empty."""
+    if want in held:
+        return held[want]
+    keys = sorted(held)
+    older = [k for k in keys if k < want]
+    if older:
+        return held[older[-1]]
+    return held[keys[-1]] if keys else None
 
 
 class Node:
@@ -67,7 +85,8 @@ class Node:
 
     Single-threaded: call every method from one thread. ``start()`` connects, subscribes and asks for a
     snapshot; the first state :meth:`recv_state` returns is the snapshot, then the updates in sequence order.
-    :meth:`features_for` gives the operator state a frame state was planned with.
+    :meth:`features_for` gives the operator state a frame state was planned with, :meth:`show_for` what the
+    wall showed besides.
     """
 
     def __init__(
@@ -117,6 +136,10 @@ class Node:
         self._features_check = features_check
         self._features: dict[int, FeatureState] = {}  # operator states of this session by number, newest last
         self._features_refused: deque[int] = deque(maxlen=FEATURES_HISTORY)  # numbers the check refused
+        #: the operator states the check refused, as received (checked again by set_features_check)
+        self._unchecked: dict[int, FeatureState] = {}
+        #: the show of every operator state of this session received, by number (kept whatever the check said)
+        self._shows: dict[int, ShowState] = {}
         self._features_asked_ns: int | None = None  # when a snapshot was last asked for a missing one
         self.counters = {k: 0 for k in ("states", "skipped", "snapshots", "gaps", "missed", "stale",
                                         "decode_errors", "bad_messages", "waits", "released", "wait_timeouts",
@@ -271,6 +294,8 @@ class Node:
             self._queue.clear()
             self._features.clear()
             self._features_refused.clear()
+            self._unchecked.clear()
+            self._shows.clear()
             self._features_asked_ns = None
         self._snap_pending = False
         self.counters["snapshots"] += 1
@@ -282,22 +307,45 @@ class Node:
             self._accept(st)
 
     def _take_features(self, upd: FeatureUpdate) -> None:
-        """Keep operator state ``upd`` (of this node's session) after the node's check; a refused one is
-        counted and dropped."""
+        """Keep operator state ``upd`` (of this node's session) after the node's check; refused features are
+        counted and not used (kept aside for :meth:`set_features_check`). Its show is kept either way."""
         if upd.seq in self._features or upd.seq in self._features_refused or upd.seq == 0:
             return
-        fs = upd.features
+        self._shows[upd.seq] = upd.show
+        _trim(self._shows)
+        if self._check(upd.seq, upd.features):
+            self.counters["features"] += 1
+
+    def _check(self, seq: int, fs: FeatureState) -> bool:
+        """Run the check on features number ``seq``: kept (True) or refused (counted, kept aside)."""
         if self._features_check is not None:
             try:
                 fs = self._features_check(fs)
             except Exception:  # noqa: BLE001 - a check that fails refuses the state; the node goes on
                 self.counters["features_rejected"] += 1
-                self._features_refused.append(upd.seq)
-                return
-        self._features[upd.seq] = fs
-        self.counters["features"] += 1
-        while len(self._features) > FEATURES_HISTORY:
-            del self._features[min(self._features)]
+                if seq not in self._features_refused:
+                    self._features_refused.append(seq)
+                self._unchecked[seq] = fs
+                _trim(self._unchecked)
+                return False
+        self._features[seq] = fs
+        _trim(self._features)
+        return True
+
+    def set_features_check(self, check: Callable[[FeatureState], FeatureState] | None) -> int:
+        """Check every operator state from now on with ``check`` (the node's stage was reloaded): the ones the
+        old check refused are checked again and kept when ``check`` passes them; the ones held stay as they
+        were checked. Returns how many refused ones it now keeps."""
+        self._features_check = check
+        taken = 0
+        for seq in sorted(self._unchecked):
+            fs = self._unchecked.pop(seq)
+            if seq in self._features_refused:
+                self._features_refused.remove(seq)
+            if self._check(seq, fs):
+                taken += 1
+                self.counters["features"] += 1
+        return taken
 
     def _on_features(self, payload: bytes) -> None:
         try:
@@ -333,10 +381,19 @@ class Node:
             if self._features_asked_ns is None or now - self._features_asked_ns >= SNAPSHOT_RETRY_NS:
                 self._features_asked_ns = now
                 self._request_snapshot(now)
-        older = [k for k in held if k < want]
-        if older:
-            return self._features[older[-1]]
-        return self._features[held[-1]] if held else None
+        return _at_or_before(self._features, want)
+
+    def show_for(self, state: FrameState) -> ShowState | None:
+        """What the wall shows besides the features at ``state`` (:class:`ShowState`: the scene content, the
+        primary's stage file and reload count, the patch playbacks): the show of the operator state whose
+        number the frame names, even when the node's check refused that state's features; when the node does
+        not have it (lost: :meth:`features_for` counts it and asks for a snapshot), the newest it has that is
+        not newer than the frame's, else its newest. None: the primary published none (or none arrived yet).
+        Never waits."""
+        want = int(state.features_seq)
+        if want == 0 or state.session != self._session:
+            return None
+        return _at_or_before(self._shows, want)
 
     def _on_update(self, payload: bytes) -> None:
         if payload[:4] == FEATURES_MAGIC:

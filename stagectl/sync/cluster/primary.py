@@ -36,6 +36,7 @@ from stagectl.sync.cluster.wire import (
     ClusterError,
     FrameState,
     FrameStateError,
+    ShowState,
     _name_bytes,
     encode_features,
     encode_frame_state,
@@ -150,7 +151,8 @@ class Primary:
         self._svc: ZmqService | None = None  # the sockets, the service thread and the pipe to it, once started
         self._seq = 0
         self._features_seq = 0
-        self._features: FeatureState | None = None  # the last operator state given to publish()
+        self._features: FeatureState | None = None  # the last operator features given to publish()
+        self._show: ShowState | None = None  # the last show given to publish()
         self.state_port = 0
         self.sync_port = 0
         # service-thread state (guarded by _lock for status readers)
@@ -220,27 +222,38 @@ class Primary:
         if self._svc is None or self._closed or not self._svc.send(frames, block=True):
             raise _not_running()
 
-    def publish(self, state: FrameState, features: FeatureState | None = None) -> int:
+    def publish(self, state: FrameState, features: FeatureState | None = None,
+                show: ShowState | None = None) -> int:
         """Publish ``state`` to every node with the next sequence number; returns that number. The state is
         encoded here (a state that cannot be encoded raises :class:`FrameStateError`); sending never
         blocks.
 
         ``features``: the operator's features this frame is planned with (``ControlHub.features``; None: as
-        last given). When they differ from the last ones given, they are published first as the next operator
-        state (:func:`encode_features`, number :attr:`features_seq`); the frame state names the number of the
-        operator state in effect (``features_seq``), so a node renders the frame with exactly those features.
-        An operator state that cannot be encoded (LUTs too large) is not sent: the error is counted in
-        :meth:`status` (``errors``, ``last_error``) and the frames keep naming the previous one.
+        last given); ``show``: what the wall shows besides (:class:`ShowState`: the scene content, this stage
+        file's digest and reload count, the colour patch playbacks; None: as last given). When either differs
+        from the last one given, the pair is published first as the next operator state
+        (:func:`encode_features`, number :attr:`features_seq`; features never given: ``FeatureState()``); the
+        frame state names the number of the operator state in effect (``features_seq``), so a node renders the
+        frame with exactly those features and that show. An operator state that cannot be encoded (LUTs too
+        large) is not sent: the error is counted in :meth:`status` (``errors``, ``last_error``) and the frames
+        keep naming the previous one.
         """
         svc = self._svc
         if svc is None or self._closed:
             raise _not_running()
         with svc.lock:  # numbers and pipe messages in one order
-            if features is not None and features is not self._features and features != self._features:
-                self._features = features
+            new_features = (features is not None and features is not self._features
+                            and features != self._features)
+            new_show = show is not None and show is not self._show and show != self._show
+            if new_features or new_show:
+                if new_features:
+                    self._features = features
+                if new_show:
+                    self._show = show
                 fseq = self._features_seq + 1
                 try:
-                    blob = encode_features(features, seq=fseq, session=self.session)
+                    blob = encode_features(self._features if self._features is not None else FeatureState(),
+                                           seq=fseq, session=self.session, show=self._show)
                 except FrameStateError as exc:
                     with self._lock:
                         self._fail(FrameStateError(f"operator state not sent to the nodes: {exc}"))

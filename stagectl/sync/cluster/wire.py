@@ -25,8 +25,10 @@ WIRE_MAGIC = b"SCFS"
 FEATURES_MAGIC = b"SCOP"
 #: Version of the cluster wire format (frame states, operator states, snapshots) this module writes and reads.
 #: 4: the operator state carries the outputs whose colour calibration is switched off (``uncalibrated``), so a
-#: node of an older stagectl is told the version instead of a missing-key error.
-WIRE_VERSION = 4
+#: node of an older stagectl is told the version instead of a missing-key error. 5: the operator state carries
+#: what the wall shows besides the features (:class:`ShowState`: the scene content, the primary's stage file
+#: digest and reload count, the colour patch playbacks).
+WIRE_VERSION = 5
 #: Default ports of the primary: frame states (XPUB) and sync (ROUTER: snapshots, barrier, heartbeats).
 DEFAULT_STATE_PORT = 41310
 DEFAULT_SYNC_PORT = 41311
@@ -40,6 +42,10 @@ MAX_FEATURES_JSON = 1 << 20
 MAX_FEATURES_BYTES = 32 << 20
 #: Most distinct 3D LUTs one operator state carries (one per wall and one for the inner frusta).
 MAX_WIRE_LUTS = MAX_WALLS + 1
+#: Longest scene content path an operator state carries (UTF-8 bytes).
+MAX_CONTENT_BYTES = 4096
+#: Most colour patch playbacks an operator state carries.
+MAX_WIRE_PATCHES = 64
 #: Topic prefix a node subscribes to so that the primary's XPUB learns that this node's SUB is connected.
 _NODE_TOPIC = WIRE_MAGIC + b"\x00node:"
 
@@ -287,23 +293,70 @@ def _decode(buf: memoryview) -> FrameState:
 _FEAT_HEADER = struct.Struct("<4sBIQI")
 
 _LUT_KEYS = ("size", "domain_min", "domain_max", "title", "source")
-_FEATURE_KEYS = (*(name for name, _, _ in values_of(FeatureState)), "luts")
+_FEATURE_KEYS = (*(name for name, _, _ in values_of(FeatureState)), "luts", "show")
+
+
+#: color.patches' sequence arguments on the wire: name -> (lowest, highest), as the console command takes them
+PATCH_COUNTS = {"frames_per_patch": (1, 1000), "slate_frames": (1, 1000), "ramp_steps": (4, 1000)}
+_SHOW_KEYS = ("content", "stage_sha256", "reloads", "patches")
+_PATCH_KEYS = ("output", "first_frame", *PATCH_COUNTS, "calibration")
+
+
+@dataclass(frozen=True)
+class PatchStart:
+    """A colour patch playback started on the primary (``color.patches start``): output ``output`` shows wall
+    frame ``k`` of the sequence built with these arguments (:func:`stagectl.render.patch_player.patch_program`)
+    on stage frame ``first_frame + k``."""
+
+    output: str
+    first_frame: int
+    frames_per_patch: int = 10
+    slate_frames: int = 8
+    ramp_steps: int = 30
+    calibration: bool = False
+
+    @property
+    def options(self) -> dict:
+        """The sequence's arguments, as :func:`~stagectl.render.patch_player.patch_program` takes them."""
+        return {"frames_per_patch": self.frames_per_patch, "slate_frames": self.slate_frames,
+                "ramp_steps": self.ramp_steps, "calibration": self.calibration}
+
+
+@dataclass(frozen=True)
+class ShowState:
+    """What the wall shows besides the features, as the primary runs it: the scene ``content`` the operator
+    selected (``""``: the stage file's own ``render.outer.content``; ``"procedural"``; else the scene file's
+    path relative to the stage file's folder, ``/``-separated), ``stage_sha256`` the SHA-256 (hex) of the
+    primary's stage file (``""``: not known), ``reloads`` the ``stage.reload`` count of the primary's run, and
+    the colour patch ``patches`` playing (one :class:`PatchStart` per output)."""
+
+    content: str = ""
+    stage_sha256: str = ""
+    reloads: int = 0
+    patches: tuple[PatchStart, ...] = ()
+
+    def to_json(self) -> dict:
+        return {"content": self.content, "stage_sha256": self.stage_sha256, "reloads": self.reloads,
+                "patches": [{"output": p.output, "first_frame": p.first_frame, **p.options} for p in self.patches]}
 
 
 class FeatureUpdate(NamedTuple):
     """One decoded operator state: the render-relevant part of what the operator set on the primary (light
     cards, chroma key, colour corrections with their 3D LUTs, per-output patterns and blackouts, the
-    per-camera freeze, the outputs shown uncalibrated), as the primary's frame plan uses it. ``seq``: its number (1, 2, ... per primary
-    session; the :attr:`FrameState.features_seq` of the frames planned with it); ``session``: the primary's
-    session id."""
+    per-camera freeze, the outputs shown uncalibrated), as the primary's frame plan uses it, and what the wall
+    shows besides (``show``: the scene content, the primary's stage file, the patch playbacks). ``seq``: its
+    number (1, 2, ... per primary session; the :attr:`FrameState.features_seq` of the frames planned with it);
+    ``session``: the primary's session id."""
 
     seq: int
     session: int
     features: FeatureState
+    show: ShowState = ShowState()
 
 
-def encode_features(features: FeatureState, *, seq: int, session: int) -> bytes:
-    """The wire bytes of an operator state (``features`` as number ``seq`` of primary session ``session``).
+def encode_features(features: FeatureState, *, seq: int, session: int, show: ShowState | None = None) -> bytes:
+    """The wire bytes of an operator state (``features`` and ``show``, None: ``ShowState()``, as number ``seq``
+    of primary session ``session``).
 
     Pure and canonical (decoding and encoding again gives the same bytes). The 3D LUTs travel as their tables
     (a node needs no LUT file; one table per distinct LUT). Raises :class:`FrameStateError` for a state that
@@ -323,6 +376,7 @@ def encode_features(features: FeatureState, *, seq: int, session: int) -> bytes:
         doc = to_dict(features, lut=lut_index)  # the features in model units, LUTs by index
         doc["luts"] = [{"size": t.size, "domain_min": list(t.domain_min), "domain_max": list(t.domain_max),
                         "title": t.title, "source": t.source} for t in luts]
+        doc["show"] = _check_show(show if show is not None else ShowState()).to_json()
         text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError, AttributeError) as exc:
         raise FrameStateError(f"cannot encode operator state {seq}: {exc}") from None
@@ -450,11 +504,76 @@ def _decode_features(buf: memoryview) -> FeatureUpdate:
         return luts[i]
 
     del doc["luts"]
+    show = _show_of(doc.pop("show"))
     try:
         features = from_dict(FeatureState, doc, lut=lut_at)  # exactly the declared keys, every value checked
     except FieldError as exc:
         raise FrameStateError(f"operator state: {exc}") from None
-    return FeatureUpdate(seq, session, features)
+    return FeatureUpdate(seq, session, features, show)
+
+
+def _show_of(v: Any) -> ShowState:
+    """The :class:`ShowState` of an operator state's ``show`` object (exactly the encoder's keys)."""
+    d = _obj(v, _SHOW_KEYS, "show")
+    patches = []
+    for i, pd in enumerate(_list(d["patches"], "show.patches")):
+        pd = _obj(pd, _PATCH_KEYS, f"show.patches[{i}]")
+        calibration = pd["calibration"]
+        if not isinstance(calibration, bool):
+            raise FrameStateError(f"operator state: show.patches[{i}].calibration: expected true or false, "
+                                  f"got {calibration!r}")
+        patches.append(PatchStart(_text(pd["output"], f"show.patches[{i}].output"),
+                                  _whole(pd["first_frame"], f"show.patches[{i}].first_frame"),
+                                  *(_whole(pd[k], f"show.patches[{i}].{k}") for k in PATCH_COUNTS), calibration))
+    return _check_show(ShowState(_text(d["content"], "show.content"),
+                                 _text(d["stage_sha256"], "show.stage_sha256"),
+                                 _whole(d["reloads"], "show.reloads"), tuple(patches)))
+
+
+def _check_show(show: ShowState) -> ShowState:
+    """``show`` when every value is one a node can use; :class:`FrameStateError` naming the first that is not."""
+    c = show.content
+    if (not isinstance(c, str) or len(c.encode("utf-8", "surrogatepass")) > MAX_CONTENT_BYTES
+            or not c.isprintable() or c != c.strip()):
+        raise FrameStateError(f"operator state: show.content: expected a path of at most {MAX_CONTENT_BYTES} "
+                              f"bytes of printable characters, got {c!r:.80}")
+    sha = show.stage_sha256
+    if not isinstance(sha, str) or (sha and (len(sha) != 64 or sha.strip("0123456789abcdef"))):
+        raise FrameStateError(f"operator state: show.stage_sha256: expected 64 lowercase hex digits or nothing, "
+                              f"got {sha!r:.80}")
+    if isinstance(show.reloads, bool) or not isinstance(show.reloads, int) or not 0 <= show.reloads < 2**63:
+        raise FrameStateError(f"operator state: show.reloads: expected a count 0..2^63-1, got {show.reloads!r}")
+    if len(show.patches) > MAX_WIRE_PATCHES:
+        raise FrameStateError(f"operator state: show.patches: at most {MAX_WIRE_PATCHES} playbacks, "
+                              f"got {len(show.patches)}")
+    seen = set()
+    for i, p in enumerate(show.patches):
+        what = f"operator state: show.patches[{i}]"
+        if not isinstance(p, PatchStart):
+            raise FrameStateError(f"{what}: expected a PatchStart, got {type(p).__name__}")
+        if not isinstance(p.output, str) or not valid_output_key(p.output):
+            raise FrameStateError(f"{what}.output: expected processor/output, got {p.output!r:.80}")
+        if p.output in seen:
+            raise FrameStateError(f"{what}.output: {p.output} plays twice")
+        seen.add(p.output)
+        f = p.first_frame
+        if isinstance(f, bool) or not isinstance(f, int) or not -(2**63) <= f < 2**63:
+            raise FrameStateError(f"{what}.first_frame: expected a frame number, got {p.first_frame!r}")
+        for k, (lo, hi) in PATCH_COUNTS.items():
+            v = getattr(p, k)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise FrameStateError(f"{what}.{k}: expected a whole number {lo}..{hi}, got {v!r}")
+        if not isinstance(p.calibration, bool):
+            raise FrameStateError(f"{what}.calibration: expected true or false, got {p.calibration!r}")
+    return show
+
+
+def valid_output_key(key: str) -> bool:
+    """An output key on the wire: ``processor/output``, two names of printable characters, at most
+    2 x :data:`MAX_NAME_BYTES` + 1 UTF-8 bytes."""
+    proc, sep, out = key.partition("/")
+    return (bool(sep) and bool(proc) and bool(out) and "/" not in out and key.isprintable()
+            and len(key.encode("utf-8", "surrogatepass")) <= 2 * MAX_NAME_BYTES + 1)
 
 
 # ======================================================================================= addresses
