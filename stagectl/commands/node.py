@@ -3,8 +3,7 @@
 `stagectl node STAGE.yaml --name N --primary HOST[:PORT[,SYNC_PORT]]` connects to the primary (`stagectl run`
 publishing frame states; default ports 41310 for the states and 41311 for sync, SYNC_PORT = PORT + 1 when only
 PORT is given), takes a snapshot of the latest frame state and then follows the sequenced updates. For the
-newest state it renders the outputs the stage assigns to this node (`outputs[].node: N`) headless (EGL; Mesa
-llvmpipe without a GPU), builds the frame plan from the primary's camera states, operator flags and operator
+newest state it renders the outputs the stage assigns to this node (`outputs[].node: N`), builds the frame plan from the primary's camera states, operator flags and operator
 state (the light cards, chroma key, colour corrections, patterns and blackouts set on the primary's stage
 console, exactly as the primary planned that frame), reports ready to the primary's swap barrier and presents
 when released (at the frame's edge when the primary's clock is the PTP-disciplined system clock,
@@ -12,6 +11,12 @@ when released (at the frame's edge when the primary's clock is the PTP-disciplin
 dropped so the others keep running, and rejoins by itself once it keeps up. With --no-render it only follows
 the states and meets the barrier; with --sink every canvas of this node is also published each frame into a
 shared-memory ring (`stagectl.render.sink.SinkReader`; names printed at start).
+
+Where the canvases go: headless (EGL; Mesa llvmpipe without a GPU), or with --windows [windowed|fullscreen]
+(--monitor OUTPUT=MONITOR places fullscreen windows) a GLFW window per output of this node, as `stagectl run
+--windows` makes them (the same StageOutput; docs/outputs.md). Presenting -- the windows' swap and the sinks'
+write -- happens right after the barrier releases the frame, never before, and does not wait for a vertical
+blank: the barrier paces the frames.
 
 Operator state: every one received is checked against this node's stage file (walls, outputs); one that
 names something the stage does not have is refused, counted and not used. A frame that names an operator
@@ -38,10 +43,14 @@ folder the node connects unauthenticated, which a primary without node keys acce
 
 A status line per second: frame and timecode, states received (skipped, sequence gaps, bad messages), the
 operator state in use (frames behind, refused), barrier waits (released, timed out, out of the barrier), the
-wait p50/p99, the members, and render time. Ctrl-C or SIGTERM stops it within one second.
+wait p50/p99, the members, render time, the windows open, and what does not follow the primary (a content it
+cannot show, a stage file that differs). Ctrl-C or SIGTERM stops it within one second; the last line counts
+the frames, the barrier, the operator states, the reloads, contents and patch playbacks followed, and the frames
+presented on the windows.
 
-Not yet: presenting canvases on GPU outputs (windows). The inner frusta and the outer atlas are rendered in
-full on every node; only the canvas composition is limited to this node's outputs.
+The inner frusta and the outer atlas are rendered in full on every node; only the canvas composition is
+limited to this node's outputs. Not yet: genlock of a node's windows to the house sync (the swap does not wait
+for vsync; a driver-level swap group/frame lock is the place for that).
 """
 
 from __future__ import annotations

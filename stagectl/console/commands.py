@@ -1376,8 +1376,8 @@ _SPECS = (
         "(`color.patches: output p/out1 is encoded by display/view ...`, an HLG output, a stage without a "
         "`colour:` section), `calibration: true` on an output without one. The status shows the playback "
         "(`outputs.<key>.patches`: `frame` k, `frames` N, `patch`, `first_frame`, `calibration`). A blacked-out "
-        "output stays black while the counter runs on; a `stage.reload` stops the playback; render nodes of a "
-        "cluster do not play it. Result: "
+        "output stays black while the counter runs on; a `stage.reload` stops the playback; the render nodes of "
+        "a cluster play it on their outputs from the same frame F. Result: "
         '`{"output", "action", "first_frame", "frames", "last_frame"}` (start) or `{"output", "action", '
         '"stopped": true | false}` (stop).',
     ),

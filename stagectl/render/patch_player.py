@@ -22,7 +22,8 @@ image is kept: a frame costs a few dozen clears (the chart: 25). The composition
 drawn (:meth:`PatchPlayer.covers`); the canvas is marked for a full redraw, so the composition returns whole
 after the end or a stop. Other outputs are not touched.
 
-Cluster render nodes do not play it (the player lives in the ``stagectl run`` process that renders the output).
+Cluster render nodes play it too: the start (output, arguments, first frame) travels in the operator state and
+``stagectl node`` starts its own player on the same first frame (docs/cluster.md).
 """
 
 from __future__ import annotations
