@@ -173,19 +173,20 @@ class LiveConsole:
         (relative to the stage file; ``""`` for the stage file's own), the SHA-256 of the stage file in effect
         and the ``stage.reload`` count (from :attr:`handles`; none: ``""`` and 0) and the patch playbacks not
         yet past their end. The same object while nothing changed (the primary compares it every frame)."""
-        from stagectl.sync.cluster import ShowState
-
         stage = self.hub.stage
         h = self.handles
         patches: tuple = ()
-        if h is not None:
+        if h is not None and h.patches:
             for key, (_, last) in list(h.patches.items()):
                 if frame > last:  # played to its end slate: the nodes' players have dropped it too
                     del h.patches[key]
             patches = tuple(start for start, _ in h.patches.values())
         made_of = (stage, self.hub.state.content, h.stage_sha256 if h is not None else None,
                    h.reloads if h is not None else 0, patches)
-        if self._show is None or any(a is not b and a != b for a, b in zip(self._show[0], made_of)):
+        was = self._show
+        if was is None or was[0][0] is not stage or was[0][1:] != made_of[1:]:  # a new stage: a new object
+            from stagectl.sync.cluster import ShowState
+
             self._show = (made_of, ShowState(wire_content(stage, made_of[1]), made_of[2] or "", made_of[3],
                                              patches))
         return self._show[1]
