@@ -112,7 +112,7 @@ def test_a_calibrated_8bit_srgb_output_is_no_longer_legacy(tmp_path) -> None:
      "expected a wall some output shows (v, w), got 'x'"),
     ("  walls:\n    v: {calibration: {clf: cal/w.clf}}\n", 1, "colour.walls.v.calibration",
      "expected every wall output p/c shows to have this calibration (it also shows w, with none)"),
-    ("  walls:\n    w: {}\n", 1, "colour.walls.w.calibration", "expected the wall's calibration"),
+    ("  walls:\n    w: {}\n", 1, "colour.walls.w", "expected the wall's calibration, look or working_space"),
     ("  output:\n    calibration: {clf: cal/w.clf}\n", 1, "colour.output.calibration",
      "expected a calibration per output (outputs.<key>.calibration) or per wall"),
 ])

@@ -20,6 +20,9 @@ OpenColorIO is stagectl's colour engine (docs/colour.md). This module is the onl
 * :func:`grade_processor` — the processor of a :class:`Grade` alone, on OCIO's raw config
   (:func:`raw_config`): what the composite pass compiles for the walls' and inner frusta's grades
   (:mod:`stagectl.render.grades`).
+* :class:`LookSpec` and :func:`look_processor` — a wall's or a camera's OCIO looks (``LookTransform`` of the
+  stage's config) and the scene-linear space its looks and grade run in, then the operator's grade: the
+  processor of a wall's outer image or a camera's inner frustum, stage working space in and out.
 * :class:`ColorProcessor` — ``apply`` runs OCIO's CPU processor on float32 images (..., 3) or (..., 4);
   ``gpu_shader`` extracts OCIO's GPU path into a :class:`GpuShader`: shader text, function name, 3D LUT
   textures (:class:`ShaderTexture3D`), 1D/2D LUT textures (:class:`ShaderTexture`), uniforms
@@ -69,7 +72,10 @@ __all__ = [
     "ShaderUniform",
     "GpuShader",
     "raw_config",
+    "shared_config",
     "grade_processor",
+    "LookSpec",
+    "look_processor",
 ]
 
 DEFAULT_CONFIG = "ocio://studio-config-latest"  #: OCIO's built-in ACES studio config, newest version
@@ -169,6 +175,22 @@ def raw_config() -> ColorConfig:
         return _RAW[0]
 
 
+_SHARED: dict[str, ColorConfig] = {}
+
+
+def shared_config(source: str | Path | None = None) -> ColorConfig:
+    """:func:`load_config` of ``source``, loaded once per process and shared (a config is read-only once
+    loaded; OCIO's ``getProcessor`` may run on any thread). Safe to call from any thread."""
+    key = DEFAULT_CONFIG if source is None else str(source)
+    with _RAW_LOCK:
+        got = _SHARED.get(key)
+    if got is None:
+        got = load_config(key)
+        with _RAW_LOCK:
+            got = _SHARED.setdefault(key, got)
+    return got
+
+
 def grade_processor(grade: Grade) -> ColorProcessor:
     """The processor of ``grade`` alone (working space in, working space out; no colour space conversion),
     built on :func:`raw_config`: what the composite pass compiles for a wall or inner-frustum grade
@@ -235,6 +257,26 @@ class ColorConfig:
             hint = _suggest(name, self.color_spaces())
             raise ColorError(f"OCIO config {self.name!r}: unknown colour space {name!r}{hint}")
         return name
+
+    def looks(self) -> tuple[str, ...]:
+        """Every look of the config (``looks:`` section), config order."""
+        return tuple(str(lk.getName()) for lk in self.raw.getLooks())
+
+    def check_look(self, name: str) -> str:
+        """``name`` if the config has a look of that name, else a one-line :class:`ColorError` with close
+        matches."""
+        looks = self.looks()
+        if name not in looks:
+            listed = ", ".join(repr(n) for n in looks) or "none"
+            raise ColorError(f"OCIO config {self.name!r}: unknown look {name!r}{_suggest(name, looks)}; "
+                             f"looks: {listed}")
+        return name
+
+    def encoding(self, name: str) -> str:
+        """The colour space's ``encoding`` (``scene-linear``, ``log``, ``sdr-video``, ...; empty when the
+        config does not say)."""
+        self.check_color_space(name)
+        return str(self.raw.getColorSpace(name).getEncoding() or "")
 
     def check_display(self, display: str) -> str:
         if display not in self.displays():
@@ -540,6 +582,87 @@ class Grade:
         t.setData(np.ascontiguousarray(lut.table, dtype=np.float32).ravel())
         steps.append(t)
         return steps
+
+
+# --------------------------------------------------------------------------------------------- looks
+
+
+@dataclass(frozen=True)
+class LookSpec:
+    """A wall's outer image's or a camera's inner frustum's OpenColorIO looks, and the colour space they and
+    the operator's grade run in (the stage file's ``colour: walls:`` / ``cameras:``, docs/colour.md).
+
+    ``config``: the config's source (:func:`shared_config`); ``stage_space``: the renderer's linear RGB (the
+    stage's working space): what goes in and comes out; ``looks``: look names of the config, applied in
+    order (one OCIO ``LookTransform``: each look converts to its own process space, as the config defines
+    it, and back); ``working_space``: the scene-linear colour space the looks and the grade run in (None:
+    ``stage_space``). Frozen and hashable: it keys the composite pass's grade functions."""
+
+    config: str
+    stage_space: str
+    looks: tuple[str, ...] = ()
+    working_space: str | None = None
+
+    def __post_init__(self) -> None:
+        looks = (self.looks,) if isinstance(self.looks, str) else tuple(str(n) for n in self.looks)
+        object.__setattr__(self, "looks", looks)
+        if self.working_space == self.stage_space:
+            object.__setattr__(self, "working_space", None)
+
+    @property
+    def space(self) -> str:
+        """Where the looks and the grade run."""
+        return self.working_space or self.stage_space
+
+    @property
+    def is_identity(self) -> bool:
+        """No look and no colour space of its own: nothing to do (a grade alone is :func:`grade_processor`)."""
+        return not self.looks and self.working_space is None
+
+    def describe(self) -> str:
+        parts = [f"look {', '.join(self.looks)}"] if self.looks else []
+        if self.working_space is not None:
+            parts.append(f"in {self.working_space}")
+        return " ".join(parts) or "no look"
+
+    def transforms(self, grade: Grade | None = None, *, looks: bool = True) -> list[Any]:
+        """The OCIO transforms, stage working space in and out: to :attr:`working_space`, the looks
+        (``looks=False``: left out), ``grade``, back."""
+        o = ocio_module()
+        space = self.space
+        out: list[Any] = []
+        if space != self.stage_space:
+            out.append(o.ColorSpaceTransform(src=self.stage_space, dst=space))
+        if looks and self.looks:
+            out.append(o.LookTransform(src=space, dst=space, looks=", ".join(self.looks)))
+        if grade is not None:
+            out += grade.transforms()
+        if space != self.stage_space:
+            out.append(o.ColorSpaceTransform(src=space, dst=self.stage_space))
+        return out
+
+
+def look_processor(spec: LookSpec | None, grade: Grade | None = None) -> ColorProcessor:
+    """The processor of a wall's outer image or a camera's inner frustum: ``spec``'s looks in its working
+    space, then ``grade`` (:meth:`LookSpec.transforms`), on the stage's config; the stage working space in and
+    out. ``spec`` None (or :attr:`~LookSpec.is_identity` and ``grade`` not None): :func:`grade_processor` of
+    the grade alone. Pure CPU work (no GL), any thread; a bad look or colour space is a one-line
+    :class:`ColorError`."""
+    if spec is None or (spec.is_identity and grade is not None):
+        return grade_processor(grade if grade is not None else Grade())
+    cfg = shared_config(spec.config)
+    for n in spec.looks:
+        cfg.check_look(n)
+    cfg.check_color_space(spec.stage_space)
+    cfg.check_color_space(spec.space)
+    o = ocio_module()
+    what = spec.describe() + (f", grade ({grade.describe()})" if grade is not None else "")
+    try:
+        raw = cfg.raw.getProcessor(o.GroupTransform(spec.transforms(grade)))
+    except _ocio_errors() as exc:
+        raise ColorError(f"OCIO processor {what}: {_one_line(exc)}") from None
+    return ColorProcessor(raw, what, dynamic_exposure=bool(grade is not None and grade.dynamic_exposure),
+                          exposure=0.0 if grade is None else grade.exposure)
 
 
 # --------------------------------------------------------------------------------------------- GPU shader

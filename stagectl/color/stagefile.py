@@ -15,9 +15,14 @@ Layout (every key optional; docs/colour.md has the detail, docs/stage-file.md th
           view: ACES 2.0 - HDR 1000 nits (P3 D65)
           calibration: {clf: cal/proc_out1.clf}   # the wall's calibration (below)
           gamut_compress: true          # ACES 1.3 reference gamut compression first (default false)
-      walls:                            # per wall: the calibration of every output showing only that wall
+      walls:                            # per wall
         main:
-          calibration: {lut: openvpcal/main.cube, clf: openvpcal/main_EOTF.clf}
+          calibration: {lut: openvpcal/main.cube, clf: openvpcal/main_EOTF.clf}   # of every output showing
+                                        # only that wall
+          look: [Warm, Contrast]        # OCIO looks of the config on the wall's outer image (a name or a list)
+          working_space: ACEScg         # where its looks and the operator's wall grade run (scene-linear)
+      cameras:                          # per camera: its inner frustum
+        cam1: {look: Show LUT}
 
 An output is encoded in one of three ways (:class:`OutputColour`):
 
@@ -57,6 +62,12 @@ calibration), one of three forms, paths relative to the stage file:
   output's canvas format and range stay, its transfer or display/view is what ``color.calibration off``
   shows.
 
+**Looks** (``walls.<wall>`` / ``cameras.<camera>``: ``look``, ``working_space``, :class:`LookSpec`): OCIO
+``LookTransform`` of the config's looks, in order, applied in the entry's ``working_space`` (a scene-linear
+colour space; default the stage's) before the operator's grade of that wall's outer image or that camera's
+inner frustum, so the two images meet at the frustum's soft edge in the stage's working space, before the
+output's encode. Unknown walls, cameras, looks and colour spaces are one error each with close matches.
+
 An OpenVPCal ``{lut, clf}`` pair whose ``.cube`` already holds the CLF's EOTF correction corrects the EOTF
 twice: the loader warns once (logger ``stagectl.color``) with the file names and what to give instead
 (:func:`stagectl.color.output.double_eotf_check`).
@@ -71,6 +82,7 @@ from pathlib import Path
 from yaml.nodes import MappingNode, Node
 
 from stagectl.color.errors import ColorError
+from stagectl.color.ocio import LookSpec
 from stagectl.color.transfer import HLG_PEAK_NITS_RANGE
 
 __all__ = [
@@ -86,6 +98,7 @@ __all__ = [
     "parse_colour",
     "config_for",
     "output_colour",
+    "looks_of",
 ]
 
 CANVAS_FORMATS = ("rgba8", "rgb10_a2", "rgba16")
@@ -183,11 +196,16 @@ LEGACY = OutputColour()  #: every output of a stage without a ``colour:`` sectio
 @dataclass(frozen=True)
 class ColourSettings:
     """The parsed ``colour:`` section: the config (``config``: ``ocio://...`` or an absolute path), the working
-    space, and per output key its :class:`OutputColour` (every output of the stage is listed)."""
+    space, per output key its :class:`OutputColour` (every output of the stage is listed), and the looks of
+    the walls (``walls``: wall name -> :class:`~stagectl.color.ocio.LookSpec`, for the outer image) and of the
+    cameras (``cameras``: camera name -> ``LookSpec``, for its inner frustum); only those with a look or a
+    working space of their own are listed."""
 
     config: str
     working_space: str
     outputs: dict[str, OutputColour] = field(default_factory=dict)
+    walls: dict[str, LookSpec] = field(default_factory=dict)
+    cameras: dict[str, LookSpec] = field(default_factory=dict)
 
     def output(self, key: str) -> OutputColour:
         return self.outputs.get(key, LEGACY)
@@ -199,17 +217,19 @@ def output_colour(stage, key: str) -> OutputColour:
     return LEGACY if settings is None else settings.output(key)
 
 
-_CONFIGS: dict[str, object] = {}
+def looks_of(stage, kind: str) -> dict[str, LookSpec]:
+    """The looks of ``stage``'s walls (``kind`` ``"walls"``) or cameras (``"cameras"``): name ->
+    :class:`~stagectl.color.ocio.LookSpec` (empty without a ``colour:`` section)."""
+    settings = getattr(stage, "colour", None)
+    return {} if settings is None else dict(getattr(settings, kind))
 
 
 def config_for(source: str):
-    """The loaded :class:`~stagectl.color.ocio.ColorConfig` of ``source`` (loaded once per process)."""
-    from stagectl.color.ocio import load_config
+    """The loaded :class:`~stagectl.color.ocio.ColorConfig` of ``source`` (loaded once per process,
+    :func:`stagectl.color.ocio.shared_config`)."""
+    from stagectl.color.ocio import shared_config
 
-    got = _CONFIGS.get(source)
-    if got is None:
-        got = _CONFIGS[source] = load_config(source)
-    return got
+    return shared_config(source)
 
 
 # --------------------------------------------------------------------------------------------- parsing
@@ -497,11 +517,12 @@ def _resolve_plain(ctx, cfg, raw: dict, where: str, fallback_node: Node) -> Outp
                         range=raw.get("range", "full"), target=target, gamut_compress=rgc)
 
 
-def parse_colour(ctx, r, outputs, walls=None) -> ColourSettings | None:
+def parse_colour(ctx, r, outputs, walls=None, cameras=None) -> ColourSettings | None:
     """Read the ``colour:`` section (a :class:`stagectl.config.reader.MapReader`; None when the stage has none)
-    for the stage's output keys ``outputs``; ``walls``: output key -> the walls its mappings show (for the
-    ``walls:`` calibration shorthand; None: none). Returns None when absent; ``INVALID`` after an error
-    (recorded in ``ctx`` as ``file:line: key: expected ..., got ...``)."""
+    for the stage's output keys ``outputs``; ``walls``: output key -> the walls its mappings show (the
+    ``walls:`` section's names; None: none); ``cameras``: the stage's camera names (the ``cameras:``
+    section's). Returns None when absent; ``INVALID`` after an error (recorded in ``ctx`` as
+    ``file:line: key: expected ..., got ...``)."""
     from stagectl.config.reader import INVALID, MapReader, describe, string
 
     if r is None:
@@ -519,7 +540,9 @@ def parse_colour(ctx, r, outputs, walls=None) -> ColourSettings | None:
                       "(outputs.<key>.calibration) or per wall (walls.<wall>.calibration), not in the defaults of "
                       "every output, got one")
         defaults = _entry(ctx, d, {}, calibration=False)
-    wall_cals = _wall_calibrations(ctx, r, sorted({w for v in shown.values() for w in v}))
+    wall_names = sorted({w for v in shown.values() for w in v})
+    wall_entries = _entries(ctx, r, "walls", wall_names, "wall", calibration=True)
+    camera_entries = _entries(ctx, r, "cameras", list(cameras or ()), "camera", calibration=False)
     per: dict[str, tuple[dict, Node, str]] = {}
     r.used.add("outputs")
     onode = r.node_of("outputs")
@@ -565,10 +588,21 @@ def parse_colour(ctx, r, outputs, walls=None) -> ColourSettings | None:
                       f"expected a colour space of OCIO config {cfg.name!r} (e.g. {cfg.working_space!r}), "
                       f"got {ws!r}")
             return INVALID
-    if wall_cals is None:
+    if wall_entries is None or camera_entries is None:
         return INVALID
+    bad_looks = False
+    wall_cals, wall_looks = wall_entries
+    looks: dict[str, dict[str, LookSpec]] = {"walls": {}, "cameras": {}}
+    for kind, raws in (("walls", wall_looks), ("cameras", camera_entries[1])):
+        for name, raw in raws.items():
+            spec = _resolve_look(ctx, cfg, source, ws, raw)
+            if spec is None:
+                bad_looks = True
+                continue
+            if not spec.is_identity:
+                looks[kind][name] = spec
     resolved: dict[str, OutputColour] = {}
-    bad = False
+    bad = bad_looks
     defaults_said = False
     for key in outputs:
         if key in per:
@@ -600,48 +634,132 @@ def parse_colour(ctx, r, outputs, walls=None) -> ColourSettings | None:
         resolved[key] = oc
     if bad:
         return INVALID
-    return ColourSettings(config=source, working_space=ws, outputs=resolved)
+    return ColourSettings(config=source, working_space=ws, outputs=resolved, walls=looks["walls"],
+                          cameras=looks["cameras"])
 
 
-def _wall_calibrations(ctx, r, walls: list[str]) -> dict[str, dict] | None:
-    """The ``walls:`` section: wall -> raw calibration (:func:`_calibration`); None after an error."""
-    from stagectl.config.reader import MapReader, describe
+def _suggest(name: str, choices) -> str:
+    import difflib
 
-    r.used.add("walls")
-    wnode = r.node_of("walls")
-    out: dict[str, dict] = {}
-    if wnode is None:
-        return out
-    path = r.key_path("walls")
-    if not isinstance(wnode, MappingNode):
-        ctx.error(wnode, path, f"expected a mapping of wall names to {{calibration: ...}}, got {describe(wnode)}")
+    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
+    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def _look_names(ctx, node: Node, path: str) -> tuple[str, ...] | None:
+    """``look: NAME`` or ``look: [NAMES]`` (non-empty text values); None after an error."""
+    from yaml.nodes import ScalarNode, SequenceNode
+
+    from stagectl.config.reader import describe
+
+    want = "a look name of the OCIO config or a list of them"
+    items = node.value if isinstance(node, SequenceNode) else [node]
+    names = []
+    for n in items:
+        if not isinstance(n, ScalarNode) or n.tag == "tag:yaml.org,2002:null" or not str(n.value).strip():
+            ctx.error(n, path, f"expected {want}, got {describe(n)}")
+            return None
+        names.append(str(n.value))
+    if not names:
+        ctx.error(node, path, f"expected {want}, got an empty list")
+        return None
+    return tuple(names)
+
+
+def _entries(ctx, r, section: str, names: list[str], what: str, *, calibration: bool):
+    """The ``walls:`` (``calibration: True``) or ``cameras:`` section: ``(calibrations, looks)``, name -> raw
+    calibration (:func:`_calibration`) and name -> raw look (``looks``, ``working_space`` and their nodes);
+    None after an error. ``names``: the stage's walls (those its outputs show) or cameras; ``what``: how
+    errors name one."""
+    from stagectl.config.reader import INVALID, MapReader, describe, string
+
+    r.used.add(section)
+    node = r.node_of(section)
+    cals: dict[str, dict] = {}
+    looks: dict[str, dict] = {}
+    if node is None:
+        return cals, looks
+    path = r.key_path(section)
+    keys = ("calibration, look, working_space" if calibration else "look, working_space")
+    if not isinstance(node, MappingNode):
+        ctx.error(node, path, f"expected a mapping of {what} names to {{{keys}}}, got {describe(node)}")
         return None
     ok = True
-    for knode, vnode in wnode.value:
+    for knode, vnode in node.value:
         name = str(knode.value)
         at = f"{path}.{name}"
-        if name not in walls:
-            ctx.error(knode, at, f"expected a wall some output shows ({', '.join(walls) or 'none'}), got {name!r}")
+        if name not in names:
+            which = "wall some output shows" if calibration else f"{what} of this stage"
+            ctx.error(knode, at, f"expected a {which} ({', '.join(names) or 'none'}), got {name!r}"
+                                 f"{_suggest(name, names)}")
             ok = False
             continue
         n = len(ctx.errors)
         w = MapReader(ctx, vnode, at)
-        w.used.add("calibration")
-        cnode = w.node_of("calibration")
+        if calibration:
+            w.used.add("calibration")
+        w.used.add("look")
+        cnode, lnode = w.node_of("calibration") if calibration else None, w.node_of("look")
+        space = w.opt("working_space", string(), None)
         w.done()
-        if not w.ok or len(ctx.errors) != n:
+        if not w.ok or len(ctx.errors) != n or space is INVALID:
             ok = False
             continue
-        if cnode is None:
-            ctx.error(vnode, f"{at}.calibration", f"expected the wall's calibration: {CALIBRATION_FORMS}, got none")
+        if cnode is None and lnode is None and space is None:
+            ctx.error(vnode, at, f"expected the {what}'s {keys.replace(', w', ' or w')}, got an empty mapping")
             ok = False
             continue
-        cal = _calibration(ctx, cnode, f"{at}.calibration")
-        if cal is None:
-            ok = False
-            continue
-        out[name] = cal
-    return out if ok else None
+        if cnode is not None:
+            cal = _calibration(ctx, cnode, f"{at}.calibration")
+            if cal is None:
+                ok = False
+            else:
+                cals[name] = cal
+        if lnode is not None or space is not None:
+            names_ = () if lnode is None else _look_names(ctx, lnode, f"{at}.look")
+            if names_ is None:
+                ok = False
+                continue
+            looks[name] = {"looks": names_, "working_space": space, "where": at, "_node": vnode,
+                           "_look_node": lnode, "_working_space_node": w.node_of("working_space")}
+    return (cals, looks) if ok else None
+
+
+def _resolve_look(ctx, cfg, source: str, ws: str, raw: dict) -> LookSpec | None:
+    """The :class:`~stagectl.color.ocio.LookSpec` of a raw ``walls.<wall>`` / ``cameras.<camera>`` entry,
+    its names checked against ``cfg`` (and the whole built once by OpenColorIO); None after an error."""
+    from stagectl.color.ocio import LookSpec, look_processor
+
+    where = raw["where"]
+    for n in raw["looks"]:
+        if n not in cfg.looks():
+            listed = ", ".join(repr(x) for x in cfg.looks()) or "none"
+            ctx.error(raw["_look_node"], f"{where}.look", f"expected a look of OCIO config {cfg.name!r} "
+                      f"({listed}), got {n!r}{_suggest(n, cfg.looks())}")
+            return None
+    space = raw["working_space"]
+    if space is not None:
+        node = raw["_working_space_node"]
+        try:
+            cfg.check_color_space(space)
+        except ColorError:
+            ctx.error(node, f"{where}.working_space", f"expected a scene-linear colour space of OCIO config "
+                      f"{cfg.name!r} (e.g. {ws!r}), got {space!r}{_suggest(space, cfg.color_spaces())}")
+            return None
+        enc = cfg.encoding(space)
+        if enc not in ("", "scene-linear"):
+            ctx.error(node, f"{where}.working_space", f"expected a scene-linear colour space of OCIO config "
+                      f"{cfg.name!r} (the operator's exposure and white balance multiply light in it; a look "
+                      f"that works in log has its own process space in the config), got {space!r} "
+                      f"(encoding {enc})")
+            return None
+    spec = LookSpec(source, ws, raw["looks"], space)
+    try:
+        look_processor(spec)
+    except ColorError as exc:
+        ctx.error(raw["_look_node"] or raw["_node"], where, f"expected looks OpenColorIO can apply, got "
+                                                             f"{spec.describe()!r}: {exc}")
+        return None
+    return spec
 
 
 def _wall_calibration(ctx, key: str, walls: tuple[str, ...], cals: dict[str, dict], outputs_path: str):

@@ -633,7 +633,8 @@ def load_stage(path: str | Path) -> Stage:
     colour = parse_colour(ctx, top.sub("colour", required=False),
                           outputs=[f"{p.name}/{o.name}" for p in processors for o in p.outputs],
                           walls={f"{p.name}/{o.name}": [m.wall for m in o.mappings] for p in processors
-                                 for o in p.outputs})
+                                 for o in p.outputs},
+                          cameras=[c.name for c, _ in cams if c is not None])
     top.done()
     ctx.raise_if_errors()
 
