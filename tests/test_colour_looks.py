@@ -158,3 +158,23 @@ def test_dynamic_exposure_and_identity(config, light) -> None:
     assert LookSpec(config, REC709, (), REC709).is_identity
     with pytest.raises(ColorError, match="unknown look 'Nope'"):
         look_processor(LookSpec(config, REC709, ("Nope",)))
+
+
+def test_the_frame_uniforms_carry_the_looks_that_are_on(tmp_path) -> None:
+    from stagectl.core.features import ChromaKey, FeatureState
+    from stagectl.render.uniforms import feature_uniforms
+
+    stage = _load(tmp_path, "  walls:\n    w: {look: Warm}\n  cameras:\n    crane: {look: Cool}\n")
+    w, crane = looks_of(stage, "walls")["w"], looks_of(stage, "cameras")["crane"]
+    on = feature_uniforms(stage, FeatureState())
+    assert on.wall_looks == ((0, w),) and on.camera_looks == (("crane", crane),)
+    off = feature_uniforms(stage, FeatureState(looks_off={"wall:w"}))
+    assert off.wall_looks == () and off.camera_looks == (("crane", crane),)
+    assert on.outer_key != off.outer_key  # the outer-only canvases are redrawn when a wall's look switches
+    assert feature_uniforms(stage, FeatureState(looks_off={"camera:crane"})).camera_looks == ()
+    keyed = feature_uniforms(stage, FeatureState(chroma_key=ChromaKey()))
+    assert keyed.camera_looks == () and keyed.wall_looks == ((0, w),)  # the key replaces the inner image
+    from stagectl.core.fields import FeatureError
+
+    with pytest.raises(FeatureError, match="expected 'wall:<name>' or 'camera:<name>'"):
+        FeatureState(looks_off={"w"})

@@ -349,7 +349,8 @@ class FeatureState:
     ``light_cards`` in drawing order; ``chroma_key``; ``wall_color`` wall name -> :class:`ColorCorrection`
     (a dict is accepted, kept as sorted pairs); ``inner_color`` for the inner frusta; ``patterns`` output key
     ``"processor/output"`` -> :class:`OutputPattern`; ``blackout`` output keys shown black; ``freeze``;
-    ``uncalibrated`` output keys shown without their colour calibration (A/B). Frozen and comparable, so a planner can tell when nothing changed.
+    ``uncalibrated`` output keys shown without their colour calibration (A/B); ``looks_off`` walls
+    (``wall:<name>``) and cameras (``camera:<name>``) shown without their OCIO look (A/B). Frozen and comparable, so a planner can tell when nothing changed.
     """
 
     # declared() is a dataclasses.field (ruff cannot tell)
@@ -362,6 +363,9 @@ class FeatureState:
     freeze: FreezeFrustum | None = declared(None, kind="object", cls=FreezeFrustum)  # noqa: RUF009
     #: output keys shown without their colour calibration (the console's A/B switch, docs/colour.md)
     uncalibrated: frozenset[str] = declared(frozenset(), kind="names")
+    #: walls and cameras shown without their OCIO look, ``wall:<name>`` / ``camera:<name>`` (the console's
+    #: A/B switch ``color.look``, docs/colour.md *Looks*)
+    looks_off: frozenset[str] = declared(frozenset(), kind="names")
 
     def __post_init__(self) -> None:
         cards = tuple(self.light_cards)
@@ -380,6 +384,11 @@ class FeatureState:
         object.__setattr__(self, "blackout", frozenset(b))
         u = (self.uncalibrated,) if isinstance(self.uncalibrated, str) else self.uncalibrated
         object.__setattr__(self, "uncalibrated", frozenset(u))
+        lo = (self.looks_off,) if isinstance(self.looks_off, str) else self.looks_off
+        object.__setattr__(self, "looks_off", frozenset(lo))
+        for k in self.looks_off:
+            if not (k.startswith("wall:") or k.startswith("camera:")):
+                raise FeatureError(f"looks_off: expected 'wall:<name>' or 'camera:<name>', got {k!r}")
 
     # ---- queries
     def color_of(self, wall: str) -> ColorCorrection | None:
@@ -447,3 +456,6 @@ class FeatureState:
             if k not in outs:
                 raise FeatureError(f"calibration switch of output {k!r}: no such output; outputs: "
                                    f"{', '.join(sorted(outs))}")
+        for k in self.looks_off:
+            if k.startswith("wall:") and k[5:] not in walls:
+                raise FeatureError(f"look switch of wall {k[5:]!r}: no such wall; walls: {', '.join(walls)}")

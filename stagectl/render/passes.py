@@ -142,7 +142,7 @@ class CompositeUniforms:
     ``inner_vp`` (n, 4, 4) the inner frusta's ``VP`` (with overscan) in composition order (later over
     earlier); ``inv_soft_edge`` (n,) ``1 / max(soft_edge, 1e-9)``; ``outer_eye`` (3,); ``face_rotation``
     (6, 3, 3) rows right, up, forward; ``face_origin`` (6, 2) GL texels; ``face_size`` texels;
-    ``atlas_size`` (w, h) texels.
+    ``atlas_size`` (w, h) texels; ``inner_cameras`` (n,) the cameras' names in composition order (their looks).
     """
 
     inner_vp: np.ndarray
@@ -152,6 +152,7 @@ class CompositeUniforms:
     face_origin: np.ndarray
     face_size: float
     atlas_size: tuple[int, int]
+    inner_cameras: tuple[str, ...] = ()
 
     @property
     def camera_count(self) -> int:
@@ -182,7 +183,10 @@ class FeatureUniforms:
     ``outer_key``: what the outer-only canvases depend on besides cards (wall colour correction).
     The grades themselves, for the OpenColorIO grade functions (:mod:`stagectl.render.grades`):
     ``wall_grades`` ``((wall index, ColorCorrection), ...)`` of every wall with a colour correction (even one
-    that is the identity now), ``inner_grade`` the inner frusta's (None: none, or the chroma key is on).
+    that is the identity now), ``inner_grade`` the inner frusta's (None: none, or the chroma key is on);
+    ``wall_looks`` ``((wall index, LookSpec), ...)`` the walls' OCIO looks that are on, ``camera_looks``
+    ``((camera name, LookSpec), ...)`` the cameras' (none while the chroma key is on; stage file ``colour:
+    walls`` / ``cameras``, docs/colour.md *Looks*).
     """
 
     state: FeatureState
@@ -220,6 +224,8 @@ class FeatureUniforms:
     outer_key: tuple
     wall_grades: tuple = ()
     inner_grade: object = None
+    wall_looks: tuple = ()
+    camera_looks: tuple = ()
 
     @property
     def active(self) -> bool:

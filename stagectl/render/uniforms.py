@@ -1,6 +1,6 @@
 """The composite shader's uniforms of a frame: :func:`composite_uniforms` (the inner frusta and the outer
-atlas) and :func:`feature_uniforms` (the stage features: light cards, colour correction and LUTs, chroma key,
-markers). Pure functions of plain data (no GL); the arrays are float32, ready to upload.
+atlas) and :func:`feature_uniforms` (the stage features: light cards, colour correction and LUTs, the walls'
+and cameras' OCIO looks, chroma key, markers). Pure functions of plain data (no GL); the arrays are float32, ready to upload.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from stagectl.color.stagefile import looks_of
 from stagectl.core.features import MAX_CARDS, MAX_WALLS, FeatureState
 from stagectl.core.fields import FeatureError
 from stagectl.render.passes import CompositeUniforms, FeatureUniforms, InnerPass, OuterPass, PlanError
@@ -136,10 +137,16 @@ def feature_uniforms(stage: Stage, fs: FeatureState, outputs: Sequence[str] | No
                 sp, hs, ht = mk.pixels(pitch)
                 marker_grid[w, :2] = sp
                 marker_size[w] = (*hs, *ht)
+    # ---- OCIO looks of the walls and the cameras (stage file colour: walls / cameras), those switched on
+    off = fs.looks_off
+    wall_looks = tuple((index[n], spec) for n, spec in sorted(looks_of(stage, "walls").items())
+                       if f"wall:{n}" not in off)
+    camera_looks = () if key_on else tuple((n, spec) for n, spec in sorted(looks_of(stage, "cameras").items())
+                                           if f"camera:{n}" not in off)
     outer_key = tuple(
         (index[n], cc.gain, cc.slope, cc.offset, cc.power, cc.saturation, cc.lut.digest if cc.lut else None)
         for n, cc in fs.wall_color
-    )
+    ) + tuple(("look", w, spec) for w, spec in wall_looks)
     f32 = lambda v: np.asarray(v, dtype=np.float32)  # noqa: E731
     return FeatureUniforms(
         state=fs,
@@ -165,6 +172,8 @@ def feature_uniforms(stage: Stage, fs: FeatureState, outputs: Sequence[str] | No
         outer_key=outer_key,
         wall_grades=tuple((index[n], cc) for n, cc in fs.wall_color),
         inner_grade=icc,
+        wall_looks=wall_looks,
+        camera_looks=camera_looks,
     )
 
 
@@ -186,4 +195,5 @@ def composite_uniforms(inner: Sequence[InnerPass], outer: OuterPass) -> Composit
         face_origin=origin,
         face_size=float(outer.face_size),
         atlas_size=outer.atlas_size,
+        inner_cameras=tuple(p.camera for p in inner),
     )

@@ -27,8 +27,9 @@ FEATURES_MAGIC = b"SCOP"
 #: 4: the operator state carries the outputs whose colour calibration is switched off (``uncalibrated``), so a
 #: node of an older stagectl is told the version instead of a missing-key error. 5: the operator state carries
 #: what the wall shows besides the features (:class:`ShowState`: the scene content, the primary's stage file
-#: digest and reload count, the colour patch playbacks).
-WIRE_VERSION = 5
+#: digest and reload count, the colour patch playbacks). 6: the operator state carries the walls and cameras
+#: whose OCIO look is switched off (``looks_off``).
+WIRE_VERSION = 6
 #: Default ports of the primary: frame states (XPUB) and sync (ROUTER: snapshots, barrier, heartbeats).
 DEFAULT_STATE_PORT = 41310
 DEFAULT_SYNC_PORT = 41311
