@@ -99,6 +99,7 @@ __all__ = [
     "config_for",
     "output_colour",
     "looks_of",
+    "look_keys",
 ]
 
 CANVAS_FORMATS = ("rgba8", "rgb10_a2", "rgba16")
@@ -222,6 +223,18 @@ def looks_of(stage, kind: str) -> dict[str, LookSpec]:
     :class:`~stagectl.color.ocio.LookSpec` (empty without a ``colour:`` section)."""
     settings = getattr(stage, "colour", None)
     return {} if settings is None else dict(getattr(settings, kind))
+
+
+def look_keys(stage) -> dict[str, LookSpec]:
+    """The looks the console's ``color.look`` switches: ``"wall:<name>"`` / ``"camera:<name>"`` ->
+    :class:`~stagectl.color.ocio.LookSpec`, for every wall and camera of ``stage`` with a look (a working space
+    alone has no look to switch)."""
+    got = {}
+    for kind, prefix in (("walls", "wall"), ("cameras", "camera")):
+        for name, spec in looks_of(stage, kind).items():
+            if spec.looks:
+                got[f"{prefix}:{name}"] = spec
+    return got
 
 
 def config_for(source: str):

@@ -636,6 +636,39 @@ def _v_calibration_target(v, stage, state, out):
     return sorted(keys)
 
 
+def _v_look_target(v, stage, state, out):
+    """``color.look``'s target -> the sorted ``wall:<name>`` / ``camera:<name>`` keys of the looks it names."""
+    from stagectl.color.stagefile import look_keys
+
+    looks = sorted(look_keys(stage))
+    what = f'a wall or camera with a look ({_names(looks)}), "all", or a list of them'
+    if not looks:
+        raise _ArgError("expected a wall or camera with a look, but the stage has none (colour: walls.<wall>.look "
+                        f"or cameras.<camera>.look), got {_show(v)}")
+    items = v if isinstance(v, list) else [v]
+    if not items or len(items) > 256:
+        raise _ArgError(f"expected {what}, got {_show(v)}")
+    keys: set[str] = set()
+    for t in items:
+        if t == "all":
+            keys.update(looks)
+            continue
+        if not isinstance(t, str):
+            raise _ArgError(f"expected {what}, got {_show(t)}")
+        named = [t] if ":" in t else [k for k in (f"wall:{t}", f"camera:{t}") if k in looks]
+        if len(named) == 2:
+            raise _ArgError(f"{t!r} is a wall and a camera, both with a look: say wall:{t} or camera:{t}")
+        if not named or named[0] not in looks:
+            kind, _, name = t.rpartition(":")
+            if name in {w.name for w in stage.walls} and kind in ("", "wall"):
+                raise _ArgError(f"wall {name!r} has no look; looks: {_names(looks)}")
+            if name in {c.name for c in stage.cameras} and kind in ("", "camera"):
+                raise _ArgError(f"camera {name!r} has no look; looks: {_names(looks)}")
+            raise _ArgError(f"expected {what}, got {_show(t)}")
+        keys.add(named[0])
+    return sorted(keys)
+
+
 class PatchOutput(str):
     """``color.patches``' output key (a ``str``, so arguments stay JSON-able) carrying the
     :class:`~stagectl.render.patch_player.PatchProgram` built at validation (OCIO, colour-science: slow the
@@ -1006,6 +1039,13 @@ def _h_calibration(state, args: dict):
         "outputs": sorted(keys), "on": args["on"]}
 
 
+def _h_look(state, args: dict):
+    f = state.features
+    keys = set(args["target"])
+    off = (f.looks_off - keys) if args["on"] else (f.looks_off | keys)
+    return replace(state, features=replace(f, looks_off=frozenset(off))), {"looks": sorted(keys), "on": args["on"]}
+
+
 def _h_patches(state, args: dict):
     return state, {"output": str(args["output"]), "action": args["action"]}
 
@@ -1343,6 +1383,37 @@ _SPECS = (
         "(`outputs.<key>.calibration`: `on` / `off`). An output without a calibration is refused (`color."
         "calibration: target: output 'p/out2' has no calibration; calibrated outputs: p/out1`). Result: "
         '`{"outputs": [keys switched], "on"}`.',
+    ),
+    CommandSpec(
+        "color.look",
+        (
+            _arg(
+                "target",
+                'wall | camera | "wall:<name>" | "camera:<name>" | "all" | [...]',
+                "the wall (its outer image) or camera (its inner frustum) whose look to switch, all of them, or a "
+                "list of these",
+                _v_look_target,
+                True,
+            ),
+            _arg("on", "bool", "show the look (true) or the image without it (false), for A/B on camera", _BOOL,
+                 True, osc="bool"),
+        ),
+        False,
+        "Switch walls' and cameras' OpenColorIO looks on or off (A/B on camera).",
+        {"target": "main", "on": False},
+        handler=_h_look,
+        osc="[target=all] on",
+        osc_note="(no target: `all`)",
+        osc_example=("cam-a", 0),
+        doc="The looks are the stage file's (`colour:` `walls.<wall>.look`, `cameras.<camera>.look`, "
+        "[colour.md](colour.md)); every look starts on. Off, the wall's outer image or the camera's inner frustum "
+        "shows the operator's grade alone (still in the entry's working space). A name that is both a wall and a "
+        "camera with a look must say which (`wall:main`). The switch takes effect at the frame boundary of the "
+        "acknowledged frame, on the cluster's nodes on the same frame; it is a new grade function, so the "
+        "composite programs that run it are built as for a grade change (kept: switching back builds nothing). "
+        "It is kept in the operator state (restored at a restart; dropped with a warning when the stage no longer "
+        "has the look). A wall or camera without a look is refused (`color.look: target: wall 'ceiling' has no "
+        'look; looks: camera:cam-a, wall:main`). Result: `{"looks": [keys switched], "on"}`.',
     ),
     CommandSpec(
         "color.patches",

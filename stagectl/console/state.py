@@ -2,7 +2,8 @@
 
 :class:`OperatorState` is immutable. It holds the stage features the frame plan draws
 (:class:`~stagectl.core.features.FeatureState`: light cards, chroma key, colour corrections, patterns,
-per-output blackouts, the per-camera freeze, the outputs whose colour calibration is switched off), the
+per-output blackouts, the per-camera freeze, the outputs whose colour calibration is switched off, the walls and
+cameras whose OCIO look is switched off), the
 per-camera settings (:class:`~stagectl.core.camera_settings.CameraSettings`, whose declarations the reader here checks
 against), the global blackout, whether the inner frusta are composited, the scene content and the recording in
 progress.
@@ -186,6 +187,7 @@ class OperatorState:
             "patterns": {k: to_dict(p, op=True) for k, p in f.patterns},
             "blackout": sorted(f.blackout),
             "uncalibrated": sorted(f.uncalibrated),
+            "looks_off": sorted(f.looks_off),
             "blackout_all": self.blackout_all,
             "cameras": {k: v.to_json() for k, v in self.cameras},
             "inner_enabled": self.inner_enabled,
@@ -298,11 +300,20 @@ class OperatorState:
                 continue
             uncalibrated.append(o)
 
+        looked = _looked(stage)
+        looks_off = []
+        for i, o in enumerate(r.seq(d.get("looks_off", []), "state.looks_off")):
+            o = r.text(o, f"state.looks_off[{i}]")
+            if o not in looked:
+                warnings.append(f"{file}: state.looks_off[{i}]: the stage has no look {o!r}; its switch is dropped")
+                continue
+            looks_off.append(o)
+
         state = replace(
             base,
             features=FeatureState(
                 tuple(cards), key, tuple(wall_cc), inner_cc, tuple(patterns), frozenset(blackout),
-                uncalibrated=frozenset(uncalibrated),
+                uncalibrated=frozenset(uncalibrated), looks_off=frozenset(looks_off),
             ),
             blackout_all=r.boolean(d.get("blackout_all", False), "state.blackout_all"),
             inner_enabled=r.boolean(d.get("inner_enabled", True), "state.inner_enabled"),
@@ -387,6 +398,9 @@ def rebase(state: OperatorState, stage) -> tuple[OperatorState, list[str]]:
     for o in sorted(f.uncalibrated - uncalibrated):
         warnings.append(f"calibration switch of output {o!r}: the stage has no calibration for it any more; "
                         "dropped")
+    looks_off = f.looks_off & _looked(stage)
+    for o in sorted(f.looks_off - looks_off):
+        warnings.append(f"look switch of {o.replace(':', ' ', 1)!r}: the stage has no such look any more; dropped")
     base = OperatorState.initial(stage)
     new = replace(
         state,
@@ -398,6 +412,7 @@ def rebase(state: OperatorState, stage) -> tuple[OperatorState, list[str]]:
             blackout=blackout,
             freeze=None,
             uncalibrated=uncalibrated,
+            looks_off=looks_off,
         ),
         cameras=base.cameras,
         lut_paths=tuple((k, v) for k, v in state.lut_paths if k == "inner" or k in walls),
@@ -435,6 +450,13 @@ def _calibrated(stage) -> frozenset[str]:
     from stagectl.console.commands import calibrated_outputs
 
     return frozenset(calibrated_outputs(stage))
+
+
+def _looked(stage) -> frozenset[str]:
+    """The ``wall:<name>`` / ``camera:<name>`` looks of ``stage`` (``color.look`` may switch them)."""
+    from stagectl.color.stagefile import look_keys
+
+    return frozenset(look_keys(stage))
 
 
 def _inside(stage, kind: str, path: str) -> bool:

@@ -15,8 +15,8 @@ BAD: list[tuple[str, object, str]] = [
         {},
         "unknown command 'nope'; commands: status, state, help, stage.reload, content.select, camera.set, "
         "chroma.set, card.add, card.set, card.move, card.resize, card.remove, color.set, color.reset, "
-        "color.calibration, color.patches, pattern.set, output.blackout, inner.set, record.start, record.stop, "
-        "record.follow",
+        "color.calibration, color.look, color.patches, pattern.set, output.blackout, inner.set, record.start, "
+        "record.stop, record.follow",
     ),
     ("card.remove", [1], "card.remove: expected the arguments as a mapping of names to values, got [1]"),
     (
