@@ -62,10 +62,22 @@ corrections run as OpenColorIO functions (:mod:`stagectl.render.grades`): the ``
 variants hold the grade parts' GLSL after the defines (instead of ``WALL_CC`` / ``WALL_LUT`` / ``INNER_CC``
 / ``INNER_LUT`` and the LUT atlas), their 3D LUTs on the units after the encodes' (the walls' part) and on the
 last units (the inner part). Programs are cached per (encode, variant, the parts they run); an exposure
-change sets the parts' exposure uniforms, any other grade change compiles the variants that run the changed
-part at first use (on the render thread; :attr:`CanvasCompositor.compiles` counts them); the programs and
-textures of the last :data:`GRADE_SETS_KEPT` parts of each kind are kept. ``grades="shader"`` runs the shader's
-own uniform-driven grade code (no compile on a grade change).
+change sets the parts' exposure uniforms, any other grade change needs the variants that run the changed part;
+the programs and textures of the last :data:`GRADE_SETS_KEPT` parts of each kind are kept (and those drawn or
+waited for). ``grades="shader"`` runs the shader's own uniform-driven grade code (no compile on a grade
+change).
+
+**Programs of console changes** (``worker``, a :class:`~stagectl.render.program_worker.ProgramWorker`):
+:meth:`CanvasCompositor.frame_features`, at each frame's start, checks that every program the plan's features
+need (grades, light cards, chroma key; every output encode and its calibration twin) exists. If some do not,
+the worker compiles, links and warms them up on its shared context, and the frames go on with the newest
+features whose programs exist; the new ones are drawn from the start of the first frame after the last program
+arrived (a newer change replaces a request still waiting; a program that fails keeps the old features and is
+said in :meth:`~CanvasCompositor.program_status`). Without a worker, and at the first frame, programs compile
+on the render thread at first use (:attr:`CanvasCompositor.compiles` counts those,
+:attr:`~CanvasCompositor.compiles_off_thread` the worker's). Still compiled at first use on the render thread:
+test patterns and burn-in (the white flash must show on its frame), and variants of a camera count or outer
+mode not drawn before (not console changes of a program's code: no older program could stand in).
 
 **Rows.** Inner targets and the atlas are rendered and sampled by GL only (GL texture ``t = 1 - v``, no flip).
 Canvases: the composite vertex shader maps canvas pixel ``(x, y)`` (row 0 = top) to NDC with a y flip, and
@@ -76,7 +88,10 @@ top. Unmapped canvas pixels are cleared to opaque black and never drawn.
 from __future__ import annotations
 
 import ctypes
+import logging
+import time
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -98,8 +113,11 @@ from stagectl.render.passes import (
     PatternPass,
 )
 from stagectl.render.grades import GRADE_MODES, GradeBuilder, GradePart
+from stagectl.render.program_worker import ProgramJob, ProgramWorker, WarmUp
 from stagectl.render.scene import RenderTarget
 from stagectl.render.tiles import CanvasTiles, tiles_in_rect
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "INNER_FORMAT",
@@ -144,6 +162,11 @@ SHADER_GRADE_DEFINES = ("WALL_CC", "WALL_LUT", "INNER_CC", "INNER_LUT")
 #: grade parts of each kind (walls, inner frusta) whose programs and LUT textures are kept (the newest; older
 #: ones are freed)
 GRADE_SETS_KEPT = 4
+#: the compile worker's channel of the compositor's programs (a newer set replaces the one waiting there)
+_CHANNEL = "composite"
+#: the vertex layout of the canvas tiles: (location, float components, byte offset); 9 floats a vertex
+_TILE_ATTRIBUTES = ((0, 2, 0), (1, 3, 8), (2, 2, 20), (3, 2, 28))
+_UNSET = object()
 
 
 # --------------------------------------------------------------------------------------------- colour
@@ -394,6 +417,49 @@ def _u4(p: Program, name: str, v) -> None:
     GL.glUniform4f(p.location(name), *(float(x) for x in v))
 
 
+@dataclass
+class _Pending:
+    """Features waiting for their programs (:meth:`CanvasCompositor.frame_features`): the program ``keys``
+    missing when they were asked for, the worker's ``ticket``, the grade ``parts`` they run (kept), when
+    (``since_ns``, monotonic) and the first ``error`` of a program that could not be made."""
+
+    features: object
+    keys: frozenset
+    ticket: int
+    parts: frozenset
+    since_ns: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class _ProgramSpec:
+    """A program variant to compile (:meth:`CanvasCompositor._spec`): cache ``key``, the grade ``parts`` it
+    runs, ``kind``, ``label``, sources, sampler units ``ints`` and OCIO's constant uniforms ``constants`` (set
+    by :meth:`setup`, on whichever thread compiles it), the LUT textures it reads ``(unit, target, name)``."""
+
+    key: tuple
+    parts: tuple
+    kind: str
+    label: str
+    vertex: str
+    fragment: str
+    ints: tuple
+    constants: tuple
+    luts: tuple
+
+    def setup(self, p: Program) -> None:
+        """Set the program's constant uniforms (``p`` in use; any thread with a context of the share group)."""
+        for name, unit in self.ints:
+            loc = p.location(name)
+            if loc >= 0:
+                GL.glUniform1i(loc, int(unit))
+        if self.constants:
+            from stagectl.render.ocio_pass import set_shader_uniform
+
+            for un in self.constants:
+                set_shader_uniform(p, un.name, un.kind, un.value)
+
+
 class CanvasCompositor:
     """Composites the inner frusta and the outer atlas onto every output canvas, tile by tile.
 
@@ -422,7 +488,7 @@ class CanvasCompositor:
     PASS = "composite"
 
     def __init__(self, resources: ResourceRegistry, tiles, *, label: str = "composite", encodes=None,
-                 grades: str | None = None) -> None:
+                 grades: str | None = None, worker: ProgramWorker | None = None) -> None:
         self.resources = resources
         self.label = label
         self.tiles = tuple(tiles)
@@ -431,7 +497,16 @@ class CanvasCompositor:
         if self.grades not in GRADE_MODES:
             raise RenderError(self.PASS, label, f"unknown grade mode {grades!r}",
                               detail=f"expected one of {', '.join(GRADE_MODES)}")
-        self.compiles = 0  #: programs compiled (tests and telemetry: a grade's exposure change compiles none)
+        self.compiles = 0  #: programs compiled on this (the render) thread (a grade's exposure change: none)
+        #: the compile worker (:mod:`stagectl.render.program_worker`): programs of console changes come from it
+        self.worker = worker
+        self.compiles_off_thread = 0  #: programs the worker compiled that this compositor took
+        self._shown = _UNSET  # the features drawn (frame_features): the newest ones whose programs exist
+        self._pending: _Pending | None = None  # the newest features waiting for the worker's programs
+        self._refused: tuple | None = None  # (features, error): features whose grade OpenColorIO refused
+        self._shown_parts: frozenset = frozenset()  # grade part keys of the shown features (kept, never evicted)
+        self._warm_tex: dict[int, tuple[int, int]] = {}  # unit -> (target, texture) bound at the last frame
+        self._notes: list[str] = []  # said once each: refused and failed programs (StageRenderer.notes)
         shown = {int(w) for t in self.tiles for w in np.unique(t.wall_index)}
         self._grade_builder = GradeBuilder(keep=2 * GRADE_SETS_KEPT, shown_walls=shown)
         # the grade parts (walls, inner) of the frame being drawn, None: no OCIO grades (selects programs)
@@ -602,6 +677,8 @@ class CanvasCompositor:
                 (wp.exposures((("wall", w), cc) for w, cc in walls) if wp is not None else ())
                 + (ip.exposures([(("inner",), inner)]) if ip is not None else ())))
         self._grade_now = (fu, parts, exposures)
+        if fu is self._shown:
+            self._shown_parts = frozenset(p.key for p in parts or () if p is not None)
         return parts
 
     def _adopt_grade(self, part: GradePart, units: int) -> None:
@@ -624,7 +701,9 @@ class CanvasCompositor:
         made = [(lut, t.samplers) for lut, t in zip(luts, part.textures)]
         self._grade_gl[part.key] = made
         same = [k for k in self._grade_gl if k[0] == part.key[0]]
-        for old in same[:max(0, len(same) - GRADE_SETS_KEPT)]:
+        keep = self._shown_parts | (self._pending.parts if self._pending is not None else frozenset())
+        evict = [k for k in same if k != part.key and k not in keep]
+        for old in evict[:max(0, len(same) - GRADE_SETS_KEPT)]:
             for lut, _ in self._grade_gl.pop(old):
                 lut.release()
             for pkey in [k for k in self._programs if k[0] == "graded" and old in (k[2], k[3])]:
@@ -654,6 +733,165 @@ class CanvasCompositor:
             out += ("INNER_GRADE",)
         return out
 
+    # ------------------------------------------------------------------ console changes: programs off the thread
+
+    def frame_features(self, features: FeatureUniforms | None, *, camera_count: int,
+                       static_outer: bool) -> FeatureUniforms | None:
+        """The features to draw this frame with (render thread, at the frame's start, before
+        :meth:`update_cache` and :meth:`begin`), given the plan's ``features``, its number of cameras and
+        whether its outer content is static.
+
+        Without a :attr:`worker`, and at the first frame, ``features`` themselves (a program missing then is
+        compiled here, at its first use). Otherwise ``features`` when every program this frame runs with them
+        exists (for every output encode and its calibration twin); when some are missing, the worker is asked
+        for them (a newer request replaces an older one) and the newest features whose programs exist are
+        drawn meanwhile (:meth:`program_status` says so): the change lands at the start of the first frame
+        after its programs arrive. Features whose grade OpenColorIO refuses, or whose program fails, are never
+        drawn (said in :meth:`program_status` and once in :meth:`take_notes`) until newer ones come."""
+        self._poll_worker()
+        worker = self.worker
+        if worker is None or self._shown is _UNSET or not worker.alive:
+            self._shown = features
+            self._pending = None
+            return features
+        if features is self._shown:
+            if self._pending is not None:
+                worker.cancel(_CHANNEL)
+                self._pending = None
+            return features
+        if self._refused is not None and self._refused[0] is features:
+            return self._shown
+        try:
+            wanted = self._needed(features, int(camera_count), bool(static_outer))
+        except RenderError as exc:  # OpenColorIO refused a grade, or the grades need too many texture units
+            self._refused = (features, f"{exc}")
+            self._say(f"features not applied, the previous ones stay: {exc}")
+            return self._shown
+        missing = {k: v for k, v in wanted.items() if k not in self._programs}
+        parts = self._grade_now[1] if self._grade_now is not None else None
+        part_keys = frozenset(p.key for p in parts or () if p is not None)
+        if not missing:
+            if self._pending is not None:
+                worker.cancel(_CHANNEL)  # what it still compiles for older features is not wanted now
+            self._shown, self._pending, self._refused = features, None, None
+            self._shown_parts = part_keys
+            return features
+        pend = self._pending
+        if pend is not None and frozenset(missing) <= pend.keys:
+            pend.features = features  # the programs asked for (an exposure moved meanwhile, some arrived)
+            return self._shown
+        self._submit(features, missing, part_keys)
+        return self._shown
+
+    def program_status(self) -> dict:
+        """Where the programs of console changes stand: ``worker`` (``"on"``: compiled off the render thread,
+        ``"off"``), ``pending`` (None, or ``{"programs": n, "waiting_ms": t}`` while the drawn features are
+        older than the plan's), ``error`` (the newest program or grade that could not be made, None), and the
+        counts ``compiled_render_thread`` / ``compiled_off_thread``."""
+        pend = self._pending
+        pending = None
+        if pend is not None and pend.error is None:
+            pending = {"programs": len(pend.keys),
+                       "waiting_ms": round((time.monotonic_ns() - pend.since_ns) / 1e6, 1)}
+        error = pend.error if pend is not None else None
+        if error is None and self._refused is not None:
+            error = self._refused[1]
+        return {"worker": "on" if self.worker is not None and self.worker.alive else "off", "pending": pending,
+                "error": error, "compiled_render_thread": self.compiles,
+                "compiled_off_thread": self.compiles_off_thread}
+
+    def take_notes(self) -> list[str]:
+        """What happened to console changes since the last call that a person should read (refused grades,
+        programs that failed), each said once."""
+        notes, self._notes = self._notes, []
+        return notes
+
+    def _say(self, text: str) -> None:
+        if text not in self._notes:
+            self._notes.append(text)
+            log.warning("%s: %s", self.label, text)
+
+    def _all_encodes(self) -> list:
+        """Every encode an output may draw with now or after a calibration switch (None: 8-bit sRGB)."""
+        out: dict = {}
+        for o in self.outputs.values():
+            for enc in (o.choices if o.choices is not None else (o.encode,)):
+                out.setdefault(enc.key if enc is not None else None, enc)
+        return list(out.values())
+
+    def _frame_variants(self, fu: FeatureUniforms | None, n: int, static_outer: bool) -> list[tuple]:
+        """The composite variants a frame of ``n`` cameras draws with ``fu`` (:meth:`begin`, :meth:`draw`, and
+        :meth:`update_cache`'s outer-only canvas), for the grade parts now current."""
+        out = [self._composite_variant(0, fu)]
+        for cards in (True, False):
+            out.append(self._composite_variant(n, fu, cards))
+            if n:
+                out.append(self._inner_variant(fu, cards))
+            if not static_outer and n:
+                out.append(self._composite_variant(0, fu, cards))
+        return list(dict.fromkeys(self._normal(v) for v in out))
+
+    def _needed(self, features, n: int, static_outer: bool) -> dict[tuple, tuple]:
+        """Program key -> (variant, encode) of every program a frame with ``features`` runs (their grade parts
+        built and their LUT textures made: ``_grade_now`` holds them after the call)."""
+        fu = self._active(features)
+        saved = self._grade
+        try:
+            self._grade = self._grade_set(fu)
+            out: dict[tuple, tuple] = {}
+            variants = self._frame_variants(fu, n, static_outer)
+            for enc in self._all_encodes():
+                for v in variants:
+                    out.setdefault(self._program_key(v, enc)[0], (v, enc))
+        finally:
+            self._grade = saved
+        return out
+
+    def _submit(self, features, missing: dict[tuple, tuple], part_keys: frozenset) -> None:
+        """Ask the worker for the ``missing`` programs of ``features`` (their grade parts current in
+        ``_grade_now``), each warmed up with the textures its frames bind."""
+        saved = self._grade
+        try:
+            self._grade = self._grade_now[1] if self._grade_now is not None else None
+            specs = [(self._spec(v, enc), enc) for v, enc in missing.values()]
+        finally:
+            self._grade = saved
+        vertices = np.zeros((3, 9), np.float32)
+        vertices[1, 0] = vertices[2, 1] = 2.0  # a triangle over canvas pixel (0, 0) of a 1 x 1 canvas
+        jobs = []
+        for spec, enc in specs:
+            textures = {u: t for u, t in self._warm_tex.items()}
+            textures.update({unit: (target, glo) for unit, target, glo in spec.luts})
+            warm = WarmUp(CANVAS_FORMAT if enc is None else enc.format,
+                          tuple((u, t, g) for u, (t, g) in sorted(textures.items())),
+                          vertices=vertices, attributes=_TILE_ATTRIBUTES,
+                          indices=np.arange(3, dtype=np.uint32), uniforms=(("u_canvas_size", (1.0, 1.0)),))
+            jobs.append(ProgramJob(spec.key, spec.label, spec.vertex, spec.fragment, setup=spec.setup, warm=warm))
+        fence = GL.glFenceSync(GL.GL_SYNC_GPU_COMMANDS_COMPLETE, 0)  # the new parts' LUT textures, made here
+        GL.glFlush()
+        ticket = self.worker.submit(jobs, channel=_CHANNEL, fence=fence)
+        self._pending = _Pending(features, frozenset(missing), ticket, part_keys, time.monotonic_ns())
+
+    def _poll_worker(self) -> None:
+        """Take the programs the worker finished (those of grade parts no longer kept, or made here meanwhile,
+        are freed); a failure of the pending features' programs is recorded."""
+        if self.worker is None:
+            return
+        for r in self.worker.poll():
+            pend = self._pending
+            if r.program is None:
+                if pend is not None and r.ticket == pend.ticket and pend.error is None:
+                    pend.error = r.error
+                    self._say(f"features not applied, the previous ones stay: {r.error}")
+                continue
+            key = r.key
+            alive = key[0] != "graded" or all(k is None or k in self._grade_gl for k in key[2:4])
+            if key in self._programs or not alive:
+                r.program.release()
+                continue
+            self._programs[key] = r.program
+            self.compiles_off_thread += 1
+
     # ------------------------------------------------------------------ programs
 
     @staticmethod
@@ -678,17 +916,13 @@ class CanvasCompositor:
         used = tuple(p for p, use in ((wp, use_w), (ip, use_i)) if use)
         return ("graded", base, wp.key if use_w else None, ip.key if use_i else None), used
 
-    def program(self, variant: tuple) -> Program:
-        """A program variant (see the class docstring) for the current output encode (and grade set): compiled
-        once, samplers bound to their units."""
-        variant = self._normal(variant)
-        enc = self._encode
+    def _spec(self, variant: tuple, enc) -> _ProgramSpec:
+        """What program ``variant`` (normalised) is for encode ``enc`` and the current grade parts: its cache
+        key, the parts it runs, label and sources, and the uniform values it is set up with (no GL)."""
         pkey, parts = self._program_key(variant, enc)
-        p = self._programs.get(pkey)
-        if p is not None:
-            return p
         kind = variant[0]
         defines: dict[str, object] = dict(_SIZES)
+        ints: list[tuple[str, int]] = []
         if kind == "composite":
             n = int(variant[1])
             if not 0 <= n <= MAX_CAMERAS:
@@ -696,6 +930,7 @@ class CanvasCompositor:
             defines["CAMERAS"] = n
             defines.update({d: 1 for d in variant[2]})
             name = f"composite{n}" + "".join(f".{d.lower()}" for d in variant[2])
+            ints += [(f"u_inner{i}", i) for i in range(n)] + [("u_outer", OUTER_TEXTURE_UNIT)]
         elif kind == "inner":
             defines["INNER_ONLY"] = 1
             defines.update({d: 1 for d in variant[1]})
@@ -703,60 +938,60 @@ class CanvasCompositor:
         elif kind == "copy":
             defines["COPY"] = 1
             name = "copy"
+            ints.append(("u_source", CACHE_TEXTURE_UNIT))
         elif kind == "pattern":
             if variant[1] not in PATTERN_IDS:
                 raise RenderError(self.PASS, self.label, f"unknown pattern {variant[1]!r}")
             defines["PATTERN"] = PATTERN_IDS[variant[1]]
             name = f"pattern.{variant[1]}"
+            ints.append(("u_cells", CELLS_TEXTURE_UNIT))
         elif kind == "burnin":
             defines["BURNIN"] = 1
             name = "burnin"
+            ints.append(("u_burn_text", BURN_TEXTURE_UNIT))
         else:
             raise RenderError(self.PASS, self.label, f"unknown program variant {variant!r}")
+        if kind in ("composite", "inner"):
+            ints.append(("u_lut", LUT_TEXTURE_UNIT))
         vert, frag = self._sources
         defines.update(encode_defines(enc))
         if enc is not None:
             name += f".ocio{list(self._luts).index(enc.key) if enc.key in self._luts else ''}"
         extra = enc.shader.text if enc is not None else ""
+        luts: list = []
+        constants: list = []
+        if enc is not None:
+            luts += [(lut, (lut.sampler,)) for lut in self._luts.get(enc.key, ())]
+            constants += list(enc.shader.uniforms)
         for part in parts:
             name += f".grade{list(self._grade_gl).index(part.key)}"
             extra += "\n" + part.text
-        p = self.resources.program(f"{self.label}.{name}", _variant(vert, defines),
-                                   _variant(frag, defines, extra))
+            luts += list(self._grade_gl[part.key])
+            constants += list(part.uniforms)
+        for lut, samplers in luts:
+            ints += [(sampler, lut.unit) for sampler in samplers]
+        return _ProgramSpec(pkey, parts, kind, f"{self.label}.{name}", _variant(vert, defines),
+                            _variant(frag, defines, extra), tuple(ints), tuple(constants),
+                            tuple((lut.unit, lut.target, lut.glo) for lut, _ in luts))
+
+    def program(self, variant: tuple) -> Program:
+        """A program variant (see the class docstring) for the current output encode (and grade set): compiled
+        once (on this thread: a program of a console change comes from the compile worker first, see
+        :meth:`frame_features`), samplers bound to their units."""
+        variant = self._normal(variant)
+        enc = self._encode
+        pkey, _ = self._program_key(variant, enc)
+        p = self._programs.get(pkey)
+        if p is not None:
+            return p
+        spec = self._spec(variant, enc)
+        p = self.resources.program(spec.label, spec.vertex, spec.fragment)
         self._programs[pkey] = p
         self.compiles += 1
         with gl_pass("create", p.label):
             p.use()
-            if kind == "composite":
-                for i in range(int(variant[1])):
-                    p.set_int(f"u_inner{i}", i)
-                p.set_int("u_outer", OUTER_TEXTURE_UNIT)
-            elif kind == "copy":
-                p.set_int("u_source", CACHE_TEXTURE_UNIT)
-            elif kind == "pattern":
-                p.set_int("u_cells", CELLS_TEXTURE_UNIT)
-            elif kind == "burnin":
-                p.set_int("u_burn_text", BURN_TEXTURE_UNIT)
-            if kind in ("composite", "inner"):
-                p.set_int("u_lut", LUT_TEXTURE_UNIT)
-            if enc is not None:
-                from stagectl.render.ocio_pass import set_shader_uniform
-
-                for lut in self._luts.get(enc.key, ()):
-                    if p.location(lut.sampler) >= 0:
-                        p.set_int(lut.sampler, lut.unit)
-                for un in enc.shader.uniforms:
-                    set_shader_uniform(p, un.name, un.kind, un.value)
-            if parts:
-                from stagectl.render.ocio_pass import set_shader_uniform
-
-                for part in parts:
-                    for lut, samplers in self._grade_gl[part.key]:
-                        for sampler in samplers:
-                            if p.location(sampler) >= 0:
-                                p.set_int(sampler, lut.unit)
-                    for un in part.uniforms:
-                        set_shader_uniform(p, un.name, un.kind, un.value)
+            spec.setup(p)
+            if spec.parts:
                 self._set_exposures(p, pkey)
             GL.glUseProgram(0)
         twin = self._twins.get(enc.key) if enc is not None else None
@@ -931,6 +1166,8 @@ class CanvasCompositor:
             raise RenderError(self.PASS, self.label, "inner textures do not match the plan's layers")
         fu = self._active(features)
         self._grade = self._grade_set(fu)
+        self._warm_tex = {i: (GL.GL_TEXTURE_2D, t.glo) for i, t in enumerate(inner_textures)}
+        self._warm_tex[OUTER_TEXTURE_UNIT] = (GL.GL_TEXTURE_2D, atlas_texture.glo)
         with gl_pass(self.PASS, self.label):
             GL.glBindVertexArray(0)
             GL.glDisable(GL.GL_DEPTH_TEST)
@@ -987,6 +1224,7 @@ class CanvasCompositor:
                 masks[k] = m | o.stale
         self.cache_key = None
         self._grade = self._grade_set(fu)
+        self._warm_tex[OUTER_TEXTURE_UNIT] = (GL.GL_TEXTURE_2D, atlas_texture.glo)
         variant = self._composite_variant(0, fu)
         with gl_pass(self.PASS, f"{self.label}.outer_canvas"):
             atlas_texture.bind(OUTER_TEXTURE_UNIT)
@@ -1207,5 +1445,9 @@ class CanvasCompositor:
         self._grade_gl.clear()
         self._grade_exp.clear()
         self._grade_now = self._grade = None
+        if self.worker is not None:
+            self.worker.cancel(_CHANNEL)
+        self._pending = None
+        self._shown = _UNSET
         self._fu_set.clear()
         self.cache_key = None

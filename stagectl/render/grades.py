@@ -20,7 +20,9 @@ that show the inner frusta alone, and the other way round.
 OCIO dynamic property: a float uniform per function (:attr:`GradePart.exposure_uniforms`). A part's
 :attr:`~GradePart.key` (:func:`grade_key` of each graded target, not the exposures) keys the compositor's
 programs: an exposure change sets uniforms, any other change (white balance, CDL, LUT, a wall graded or
-reset) is a new part, compiled once and kept (the compositor keeps the last few parts' programs). A wall keeps
+reset) is a new part, compiled once and kept (the compositor keeps the last few parts' programs). A renderer
+with a compile worker (:mod:`stagectl.render.program_worker`) has the new part's programs compiled off the
+render thread and keeps drawing the previous grade until they are ready. A wall keeps
 its own function even when another wall has the same grade, so that each has its own exposure uniform; equal
 LUTs of one part share one texture (:attr:`GradePart.textures`).
 

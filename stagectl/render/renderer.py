@@ -21,6 +21,14 @@ Before the first good frame the front canvases hold the safe image. The next ``r
 patterns, burn-in and blackout) and are drawn by the compositor. When no output shows an inner frustum's image
 (chroma key, every output black or a pattern) the inner scene is not rendered at all.
 
+**Programs of console changes** (``compile_worker=True``, as ``stagectl run`` and ``stagectl node`` make it): a
+:class:`~stagectl.render.program_worker.ProgramWorker` compiles the programs a change of the features needs (a
+grade other than its exposure, light cards or the chroma key turned on) on a context shared with this one, and
+the frames go on with the previous features until they are ready (:meth:`CanvasCompositor.frame_features
+<stagectl.render.compositor.CanvasCompositor.frame_features>`; :meth:`StageRenderer.program_status` says what
+waits, and a change that cannot be compiled is also said in :attr:`StageRenderer.notes`). Without it (the
+default: tests, ``stagectl snapshot``) every program compiles on this thread at its first use.
+
 A test hook, :attr:`StageRenderer.fault_hook`, is called with the name of each pass as it starts
 (``"begin"``, ``"inner:<camera>"``, ``"outer"``, ``"composite:<output key>"``, ``"readback"``); raising from
 it, or making a bad GL call in it, injects a failure in that pass.
@@ -67,6 +75,7 @@ from stagectl.render.gl.resources import drain_gl_errors, gl_pass
 from stagectl.render.outer import build_outer_pass
 from stagectl.render.passes import FramePlan
 from stagectl.render.patch_player import PatchPlayer
+from stagectl.render.program_worker import ProgramWorker
 from stagectl.render.scene import Column
 from stagectl.render.tiles import TILE_PX, canvas_tiles
 from stagectl.stage.model import Stage
@@ -122,6 +131,7 @@ class StageRenderer:
     ``outer_face_size`` and ``tile_px`` must match the planner's (defaults: derived from the stage's outer
     resolution; :data:`~stagectl.render.tiles.TILE_PX`). ``columns``: the test world's columns (default
     :data:`~stagectl.render.scene.DEFAULT_COLUMNS`). ``async_depth``: PBOs per output for async readback.
+    ``compile_worker``: compile the programs of feature changes on a worker thread (module docstring).
     """
 
     def __init__(
@@ -136,6 +146,7 @@ class StageRenderer:
         tile_px: int = TILE_PX,
         async_depth: int = 2,
         columns: tuple[Column, ...] | None = None,
+        compile_worker: bool = False,
     ) -> None:
         if readback not in READBACK_MODES:
             raise StageError(f"readback must be one of {', '.join(READBACK_MODES)}, got {readback!r}")
@@ -157,6 +168,8 @@ class StageRenderer:
         self.inner: InnerTargets | None = None
         self.outer: OuterAtlas | None = None
         self.compositor: CanvasCompositor | None = None
+        #: compiles the programs of console changes off this thread (``compile_worker=True``; docs/colour.md)
+        self.worker: ProgramWorker | None = None
         #: the on-wall colour patch player (console color.patches; :mod:`stagectl.render.patch_player`)
         self.patches = PatchPlayer()
         self._async: dict[str, AsyncReadback] = {}
@@ -171,8 +184,10 @@ class StageRenderer:
             from stagectl.color.output import output_encodes  # the stage's colour section (docs/colour.md)
 
             self.keys = [L.key for L in self.layouts]
+            if compile_worker:
+                self.worker = ProgramWorker(context, self.resources)
             self.compositor = CanvasCompositor(self.resources, self.tiles,
-                                               encodes=output_encodes(stage, self.keys))
+                                               encodes=output_encodes(stage, self.keys), worker=self.worker)
             self._front = {k: 0 for k in self.keys}  # index of the front (last good) canvas framebuffer
             self._safe: dict[str, np.ndarray] = {}
             for L in self.layouts:
@@ -244,6 +259,12 @@ class StageRenderer:
     def canvases_frame(self) -> int | None:
         """The frame number the arrays of :meth:`canvases` show (None: the safe image)."""
         return self._arrays_frame
+
+    def program_status(self) -> dict:
+        """Programs of console changes: :meth:`CanvasCompositor.program_status
+        <stagectl.render.compositor.CanvasCompositor.program_status>` (worker on/off, a pending change, the last
+        one that could not be made, compile counts)."""
+        return self.compositor.program_status()
 
     def canvas_format(self, key: str) -> str:
         """Output ``key``'s canvas format: ``rgba8`` (uint8 canvases), ``rgb10_a2`` or ``rgba16`` (uint16 codes)."""
@@ -328,11 +349,17 @@ class StageRenderer:
             self._hook(current)
             self._check_plan(plan)
             self.compositor.use_calibration(plan.outputs)  # color.calibration's A/B choice, from this frame on
+            # the plan's features, or while the worker compiles their programs the newest ones that have them
+            features = self.compositor.frame_features(plan.features, camera_count=plan.uniforms.camera_count,
+                                                      static_outer=plan.outer.static)
+            self.notes.extend(self.compositor.take_notes())
             t0 = clock()
             blackout = plan.flags.blackout
-            features = plan.features
             if not blackout:
-                needed = plan.inner_needed
+                needed = plan.inner_needed  # of the features drawn (the chroma key may still be waiting)
+                if features is not plan.features:
+                    needed = any(o.composes and o.layers for o in plan.outputs) and not (
+                        features is not None and features.key_on)
                 for p in plan.inner:
                     current = f"inner:{p.camera}"
                     self._hook(current)
@@ -560,6 +587,9 @@ class StageRenderer:
             if part is not None:
                 part.release()
         self.compositor = self.outer = self.inner = self.scene = None
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
         self._closed = True
 
     def __enter__(self) -> StageRenderer:

@@ -19,6 +19,13 @@ Sharing: textures, buffers, renderbuffers and programs are shared between the co
 objects and belong to the context that made them, so a renderer that draws into several windows creates its
 VAOs per window context.
 
+Worker contexts: :meth:`GLContext.shared_context` makes one more context in the share group for a worker thread
+(EGL: a surfaceless context with ``share_with``; GLFW: a hidden 16 x 16 window sharing the root's objects, made
+where GLFW allows windows to be made, on the main thread). It is made on the calling thread, which keeps the
+context it had current; the worker makes it current on its own thread (``make_current()``, one thread at a
+time), frees the objects it registered there, calls ``done_current()``, and the thread that made it releases it
+(:mod:`stagectl.render.program_worker` compiles programs on one).
+
 PyOpenGL's platform: :func:`create_context` calls :func:`stagectl.render.gl.platform.ensure_platform` before
 it imports OpenGL, so it raises :class:`~stagectl.render.gl.errors.PlatformError` if something imported
 ``OpenGL.GL`` earlier with an incompatible platform.
@@ -43,6 +50,7 @@ __all__ = [
     "EGLContext",
     "GLFWContext",
     "GLWindow",
+    "GLFWSharedContext",
     "WindowSpec",
     "create_context",
     "select_monitor",
@@ -178,6 +186,12 @@ class GLContext:
     def release(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def shared_context(self) -> GLContext:
+        """A new context in this context's share group, for a worker thread (see the module docstring): made on
+        this thread without changing what is current here, current nowhere. Programs, textures, buffers and
+        sync objects are shared with it; framebuffers and vertex arrays are not."""
+        raise ContextError(f"a {self.kind!r} context makes no shared worker contexts")
+
     def _release_resources(self) -> None:
         if self._resources is not None and len(self._resources):
             self.make_current()
@@ -285,6 +299,7 @@ class EGLContext(GLContext):
         super().__init__()
         from OpenGL import EGL
 
+        self._version, self._debug = tuple(version), bool(debug)
         self._display = _EGLDisplay.acquire()
         try:
             dpy = self._display.handle
@@ -353,6 +368,20 @@ class EGLContext(GLContext):
             return False
         return _ptr(self._egl.eglGetCurrentContext()) == _ptr(self._handle)
 
+    def shared_context(self) -> EGLContext:
+        """A surfaceless EGL context sharing this one's objects (see :meth:`GLContext.shared_context`)."""
+        self._require_live()
+        EGL = self._egl
+        was = (EGL.eglGetCurrentDisplay(), EGL.eglGetCurrentSurface(EGL.EGL_DRAW),
+               EGL.eglGetCurrentSurface(EGL.EGL_READ), EGL.eglGetCurrentContext())
+        try:
+            ctx = EGLContext(version=self._version, debug=self._debug, share_with=self)
+            ctx.done_current()
+        finally:
+            if _ptr(was[3]):  # the context this thread had current is current again
+                EGL.eglMakeCurrent(*was)
+        return ctx
+
     def _destroy(self) -> None:
         EGL = self._egl
         self.done_current()
@@ -361,13 +390,19 @@ class EGLContext(GLContext):
         self._display.drop()
 
     def release(self) -> None:
-        """Free the registry's GL objects (making the context current here), then the context; idempotent."""
+        """Free the registry's GL objects (making the context current here), then the context; idempotent. A
+        context another one of this thread's was current before the call is current again after it."""
         if self.released:
             return
+        EGL = self._egl
+        was = (EGL.eglGetCurrentDisplay(), EGL.eglGetCurrentSurface(EGL.EGL_DRAW),
+               EGL.eglGetCurrentSurface(EGL.EGL_READ), EGL.eglGetCurrentContext())
         try:
             self._release_resources()
         finally:
             self._destroy()
+            if _ptr(was[3]) and _ptr(was[3]) != _ptr(self._handle):
+                EGL.eglMakeCurrent(*was)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -582,8 +617,10 @@ class GLFWContext(GLContext):
 
         self._glfw = glfw
         self._platform = platform
+        self._version, self._debug = tuple(version), bool(debug)
         self._root: Any = None
         self.windows: dict[str, GLWindow] = {}
+        self._shared: list[GLFWSharedContext] = []  # worker contexts (hidden windows) made by shared_context()
         names = [w.name for w in windows]
         if len(set(names)) != len(names):
             raise ContextError(f"GLFW: window names must be unique, got {names}")
@@ -684,8 +721,30 @@ class GLFWContext(GLContext):
     def poll_events(self) -> None:
         self._glfw.poll_events()
 
+    def shared_context(self) -> GLFWSharedContext:
+        """A hidden window's context sharing the root's objects, for a worker thread (see
+        :meth:`GLContext.shared_context`). GLFW makes windows on the main thread only: call this there."""
+        self._require_live()
+        glfw = self._glfw
+        was = glfw.get_current_context()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", glfw.GLFWError)
+            try:
+                handle, _ = self._create_window(
+                    self._version, self._debug,
+                    WindowSpec(f"worker{len(self._shared)}", size=(16, 16), visible=False, decorated=False),
+                    self._root)
+            finally:
+                glfw.make_context_current(was)
+        ctx = GLFWSharedContext(self, handle)
+        self._shared.append(ctx)
+        return ctx
+
     def _destroy(self) -> None:
         glfw = self._glfw
+        for ctx in self._shared:
+            ctx.release()
+        self._shared.clear()
         for win in self.windows.values():
             win.release()
         if self._root is not None:
@@ -703,6 +762,49 @@ class GLFWContext(GLContext):
             self._release_resources()
         finally:
             self._destroy()
+
+
+class GLFWSharedContext(GLContext):
+    """A worker context of a :class:`GLFWContext`: a hidden window's context in its share group
+    (:meth:`GLFWContext.shared_context`). Current on one thread at a time (``glfwMakeContextCurrent`` may be
+    called from any thread); released, like every GLFW window, on the main thread."""
+
+    kind = "glfw"
+
+    def __init__(self, owner: GLFWContext, handle: Any) -> None:
+        super().__init__()
+        self._owner = owner
+        self._handle = handle
+        self._info = owner.info
+
+    def make_current(self) -> None:
+        self._require_live()
+        self._owner._glfw.make_context_current(self._handle)
+
+    def done_current(self) -> None:
+        if self.is_current():
+            self._owner._glfw.make_context_current(None)
+
+    def is_current(self) -> bool:
+        return not self.released and _ptr(self._owner._glfw.get_current_context()) == _ptr(self._handle)
+
+    def release(self) -> None:
+        """Free the registry's objects (this context made current here), then the hidden window; idempotent."""
+        if self.released:
+            return
+        glfw = self._owner._glfw
+        was = glfw.get_current_context()
+        try:
+            self._release_resources()
+        finally:
+            if self.is_current():
+                glfw.make_context_current(None)
+            glfw.destroy_window(self._handle)
+            self.released = True
+            if was is not None and _ptr(was) != _ptr(self._handle):
+                glfw.make_context_current(was)
+        if self in self._owner._shared:
+            self._owner._shared.remove(self)
 
 
 def _decode_name(name: Any) -> str:
