@@ -93,10 +93,10 @@ class _Loop:
         self._thread.join(2)
 
 
-def _until(cond, what: str, timeout_s: float = 5.0) -> None:
+def _until(cond, what: str, timeout_s: float = 5.0, why=lambda: "") -> None:
     deadline = time.monotonic() + timeout_s
     while not cond():
-        assert time.monotonic() < deadline, what
+        assert time.monotonic() < deadline, f"{what} {why()}"
         time.sleep(0.01)
 
 
@@ -112,7 +112,10 @@ def test_following_a_tracker_is_turned_on_and_off_while_running(tmp_path: Path) 
     tracker = _Tracker(receivers["tracker-a"].port)
     loop = _Loop(hub, runtime)
     try:
-        _until(lambda: runtime.camera_states(time.monotonic_ns()), "the camera tracked")
+        # a precondition, not what is tested: generous for a busy machine, and it says what the timeline had
+        rig = next(iter(runtime.rigs.values()))
+        _until(lambda: runtime.camera_states(time.monotonic_ns()), "the camera tracked", 15.0,
+               lambda: f"(receiver {receivers['tracker-a'].stats(time.monotonic_ns())}; timeline {rig.state})")
         # not followed yet: the tracker's flag starts nothing
         tracker.recording, tracker.slate = True, "A101_A_4"
         time.sleep(0.2)
