@@ -67,17 +67,21 @@ the programs and textures of the last :data:`GRADE_SETS_KEPT` parts of each kind
 waited for). ``grades="shader"`` runs the shader's own uniform-driven grade code (no compile on a grade
 change).
 
-**Programs of console changes** (``worker``, a :class:`~stagectl.render.program_worker.ProgramWorker`):
+**Grades off the render thread** (``worker``, a :class:`~stagectl.render.program_worker.ProgramWorker`):
 :meth:`CanvasCompositor.frame_features`, at each frame's start, checks that every program the plan's features
-need (grades, light cards, chroma key; every output encode and its calibration twin) exists. If some do not,
-the worker compiles, links and warms them up on its shared context, and the frames go on with the newest
-features whose programs exist; the new ones are drawn from the start of the first frame after the last program
-arrived (a newer change replaces a request still waiting; a program that fails keeps the old features and is
-said in :meth:`~CanvasCompositor.program_status`). Without a worker, and at the first frame, programs compile
-on the render thread at first use (:attr:`CanvasCompositor.compiles` counts those,
-:attr:`~CanvasCompositor.compiles_off_thread` the worker's). Still compiled at first use on the render thread:
-test patterns and burn-in (the white flash must show on its frame), and variants of a camera count or outer
-mode not drawn before (not console changes of a program's code: no older program could stand in).
+need exists (every output encode and its calibration twin). When the walls' or the inner frusta's grade part
+changed (a grade other than its exposure: white balance, CDL, LUT, a target graded or reset) and some are
+missing, the worker compiles, links and warms them up on its shared context, and the frames go on with that
+part as it was (with the plan's exposures, and everything else of the plan's features); the new grade is drawn
+from the start of the first frame after its last program arrived (a newer change replaces a request still
+waiting; a grade whose program fails, or that OpenColorIO refuses, keeps the old one and is said in
+:meth:`~CanvasCompositor.program_status`). Without a worker, and at the first frame, programs compile on the
+render thread at first use (:attr:`CanvasCompositor.compiles` counts those,
+:attr:`~CanvasCompositor.compiles_off_thread` the worker's). Still compiled at first use on the render thread,
+once a session each, so that they show on the frame the console acknowledged: the feature variants of light
+cards, the chroma key and its markers, test patterns and burn-in (the white flash must show on its frame), the
+variants of a camera count or outer mode not drawn before, and the shader grades' defines
+(``grades="shader"``).
 
 **Rows.** Inner targets and the atlas are rendered and sampled by GL only (GL texture ``t = 1 - v``, no flip).
 Canvases: the composite vertex shader maps canvas pixel ``(x, y)`` (row 0 = top) to NDC with a y flip, and
@@ -88,6 +92,7 @@ top. Unmapped canvas pixels are cleared to opaque black and never drawn.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import logging
 import time
 from collections import OrderedDict
@@ -428,6 +433,7 @@ class _Pending:
     ticket: int
     parts: frozenset
     since_ns: int
+    lag: tuple = ()
     error: str | None = None
 
 
@@ -504,7 +510,9 @@ class CanvasCompositor:
         self._shown = _UNSET  # the features drawn (frame_features): the newest ones whose programs exist
         self._pending: _Pending | None = None  # the newest features waiting for the worker's programs
         self._refused: tuple | None = None  # (features, error): features whose grade OpenColorIO refused
-        self._shown_parts: frozenset = frozenset()  # grade part keys of the shown features (kept, never evicted)
+        self._shown_keys: tuple | None = None  # (walls, inner) grade part keys of the shown features
+        self._shown_parts: frozenset = frozenset()  # those part keys (kept, never evicted)
+        self._lag_cache: tuple | None = None  # (features, shown, lag, features drawn): one object per pair
         self._warm_tex: dict[int, tuple[int, int]] = {}  # unit -> (target, texture) bound at the last frame
         self._notes: list[str] = []  # said once each: refused and failed programs (StageRenderer.notes)
         shown = {int(w) for t in self.tiles for w in np.unique(t.wall_index)}
@@ -677,8 +685,10 @@ class CanvasCompositor:
                 (wp.exposures((("wall", w), cc) for w, cc in walls) if wp is not None else ())
                 + (ip.exposures([(("inner",), inner)]) if ip is not None else ())))
         self._grade_now = (fu, parts, exposures)
-        if fu is self._shown:
-            self._shown_parts = frozenset(p.key for p in parts or () if p is not None)
+        if fu is self._shown and self._shown_keys is None:
+            wp, ip = parts if parts is not None else (None, None)
+            self._shown_keys = (wp.key if wp is not None else None, ip.key if ip is not None else None)
+            self._shown_parts = frozenset(k for k in self._shown_keys if k is not None)
         return parts
 
     def _adopt_grade(self, part: GradePart, units: int) -> None:
@@ -743,45 +753,80 @@ class CanvasCompositor:
 
         Without a :attr:`worker`, and at the first frame, ``features`` themselves (a program missing then is
         compiled here, at its first use). Otherwise ``features`` when every program this frame runs with them
-        exists (for every output encode and its calibration twin); when some are missing, the worker is asked
-        for them (a newer request replaces an older one) and the newest features whose programs exist are
-        drawn meanwhile (:meth:`program_status` says so): the change lands at the start of the first frame
-        after its programs arrive. Features whose grade OpenColorIO refuses, or whose program fails, are never
-        drawn (said in :meth:`program_status` and once in :meth:`take_notes`) until newer ones come."""
+        exists (for every output encode and its calibration twin), or when their grade parts are the ones drawn
+        now (a light card or the chroma key turned on compiles its variants here, once a session, so that it
+        shows on the frame the console acknowledged). When the walls' or the inner frusta's grade part changed
+        (a grade other than its exposure) and programs are missing, the worker is asked for them (a newer
+        request replaces an older one) and ``features`` are drawn with that part as it was (the exposures
+        the plan's): the grade lands at the start of the first frame after its programs arrive. A grade that
+        OpenColorIO refuses, or whose program fails, is never drawn (said in :meth:`program_status` and once in
+        :meth:`take_notes`) until a newer one comes."""
         self._poll_worker()
         worker = self.worker
         if worker is None or self._shown is _UNSET or not worker.alive:
-            self._shown = features
-            self._pending = None
+            self._show(features, None)
             return features
         if features is self._shown:
-            if self._pending is not None:
-                worker.cancel(_CHANNEL)
-                self._pending = None
+            self._show(features, self._shown_keys)
             return features
         if self._refused is not None and self._refused[0] is features:
-            return self._shown
+            return self._lagging(features, ("walls", "inner"))
         try:
             wanted = self._needed(features, int(camera_count), bool(static_outer))
         except RenderError as exc:  # OpenColorIO refused a grade, or the grades need too many texture units
             self._refused = (features, f"{exc}")
-            self._say(f"features not applied, the previous ones stay: {exc}")
-            return self._shown
-        missing = {k: v for k, v in wanted.items() if k not in self._programs}
+            self._say(f"grade not applied, the previous one stays: {exc}")
+            return self._lagging(features, ("walls", "inner"))
         parts = self._grade_now[1] if self._grade_now is not None else None
-        part_keys = frozenset(p.key for p in parts or () if p is not None)
-        if not missing:
-            if self._pending is not None:
-                worker.cancel(_CHANNEL)  # what it still compiles for older features is not wanted now
-            self._shown, self._pending, self._refused = features, None, None
-            self._shown_parts = part_keys
+        wp, ip = parts if parts is not None else (None, None)
+        keys = (wp.key if wp is not None else None, ip.key if ip is not None else None)
+        shown = self._shown_keys if self._shown_keys is not None else (None, None)
+        lag = tuple(kind for kind, now, then in zip(("walls", "inner"), keys, shown) if now != then
+                    and not (kind == "inner" and features is not None and features.key_on))
+        missing = {k: v for k, v in wanted.items() if k not in self._programs}
+        if not missing or not lag:
+            self._show(features, keys)
             return features
         pend = self._pending
         if pend is not None and frozenset(missing) <= pend.keys:
-            pend.features = features  # the programs asked for (an exposure moved meanwhile, some arrived)
-            return self._shown
-        self._submit(features, missing, part_keys)
-        return self._shown
+            pend.features, pend.lag = features, lag  # the programs asked for (some arrived, an exposure moved)
+            return self._lagging(features, lag)
+        self._submit(features, missing, frozenset(k for k in keys if k is not None), lag)
+        return self._lagging(features, lag)
+
+    def _show(self, features, keys: tuple | None) -> None:
+        """``features`` are drawn from now on, with grade part keys ``keys`` (None: found when drawn)."""
+        if self._pending is not None:
+            self.worker.cancel(_CHANNEL)  # what it still compiles for older features is not wanted now
+        self._shown, self._shown_keys = features, keys
+        self._shown_parts = frozenset(k for k in keys or () if k is not None)
+        self._pending = self._refused = None
+
+    def _lagging(self, features, lag: tuple) -> FeatureUniforms | None:
+        """``features`` with the grade parts of kinds ``lag`` (``walls``, ``inner``) as drawn now: their colour
+        corrections those of the features drawn, with the plan's exposures (a uniform: no program needed)."""
+        shown = self._shown
+        if features is None or not lag:
+            return features if features is not None else shown
+        got = self._lag_cache
+        if got is not None and got[0] is features and got[1] is shown and got[2] == lag:
+            return got[3]
+        walls, inner, outer_key = features.wall_grades, features.inner_grade, features.outer_key
+        if "walls" in lag:
+            stops = {w: cc.exposure for w, cc in features.wall_grades}
+            walls = tuple((w, dataclasses.replace(cc, exposure=stops[w]) if w in stops else cc)
+                          for w, cc in (shown.wall_grades if shown is not None else ()))
+            before = shown.outer_key if shown is not None else ()
+            outer_key = ((("walls drawn as before",) + tuple((w, cc.exposure) for w, cc in walls),)
+                         + tuple(e for e in before if not (e and e[0] == "look"))
+                         + tuple(e for e in outer_key if e and e[0] == "look"))
+        if "inner" in lag:
+            inner = shown.inner_grade if shown is not None else None
+            if inner is not None and features.inner_grade is not None:
+                inner = dataclasses.replace(inner, exposure=features.inner_grade.exposure)
+        drawn = dataclasses.replace(features, wall_grades=walls, inner_grade=inner, outer_key=outer_key)
+        self._lag_cache = (features, shown, lag, drawn)
+        return drawn
 
     def program_status(self) -> dict:
         """Where the programs of console changes stand: ``worker`` (``"on"``: compiled off the render thread,
@@ -847,7 +892,7 @@ class CanvasCompositor:
             self._grade = saved
         return out
 
-    def _submit(self, features, missing: dict[tuple, tuple], part_keys: frozenset) -> None:
+    def _submit(self, features, missing: dict[tuple, tuple], part_keys: frozenset, lag: tuple) -> None:
         """Ask the worker for the ``missing`` programs of ``features`` (their grade parts current in
         ``_grade_now``), each warmed up with the textures its frames bind."""
         saved = self._grade
@@ -870,7 +915,7 @@ class CanvasCompositor:
         fence = GL.glFenceSync(GL.GL_SYNC_GPU_COMMANDS_COMPLETE, 0)  # the new parts' LUT textures, made here
         GL.glFlush()
         ticket = self.worker.submit(jobs, channel=_CHANNEL, fence=fence)
-        self._pending = _Pending(features, frozenset(missing), ticket, part_keys, time.monotonic_ns())
+        self._pending = _Pending(features, frozenset(missing), ticket, part_keys, time.monotonic_ns(), lag)
 
     def _poll_worker(self) -> None:
         """Take the programs the worker finished (those of grade parts no longer kept, or made here meanwhile,
@@ -882,7 +927,7 @@ class CanvasCompositor:
             if r.program is None:
                 if pend is not None and r.ticket == pend.ticket and pend.error is None:
                     pend.error = r.error
-                    self._say(f"features not applied, the previous ones stay: {r.error}")
+                    self._say(f"grade not applied, the previous one stays: {r.error}")
                 continue
             key = r.key
             alive = key[0] != "graded" or all(k is None or k in self._grade_gl for k in key[2:4])
@@ -1447,7 +1492,7 @@ class CanvasCompositor:
         self._grade_now = self._grade = None
         if self.worker is not None:
             self.worker.cancel(_CHANNEL)
-        self._pending = None
+        self._pending = self._lag_cache = None
         self._shown = _UNSET
         self._fu_set.clear()
         self.cache_key = None

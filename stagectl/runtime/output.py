@@ -114,7 +114,7 @@ class StageOutput:
             ctx = create_context("egl")
         try:  # with windows and no sink nothing needs the canvases every frame: previews read them on demand
             readback = "none" if windows and sink is None else "sync"
-            renderer = StageRenderer(stage, ctx, readback=readback)
+            renderer = StageRenderer(stage, ctx, readback=readback, compile_worker=True)  # console changes
             if windows:
                 presenter = WindowPresenter(ctx, renderer, mode=windows, vsync=vsync,
                                             say=lambda text: say(f"{prefix}: {text}"))
@@ -251,7 +251,7 @@ class StageOutput:
         context, built before the old one is released (a StageError leaves the old one running)."""
         from stagectl.render.renderer import StageRenderer
 
-        new = StageRenderer(stage, self.ctx, readback=self.renderer.readback_mode)
+        new = StageRenderer(stage, self.ctx, readback=self.renderer.readback_mode, compile_worker=True)
         try:
             new.preview_images(width=1)  # as _prepare_pictures, before the new renderer takes over
         except BaseException:

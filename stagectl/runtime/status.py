@@ -176,6 +176,8 @@ def console_status(runtime, k: int, loop, counts: dict, primary: Any, now_ns: in
         "outputs": outputs_status(plan, counts, runtime.last.stage if runtime.last is not None else None,
                                   runtime.output.renderer.patches.status() if runtime.output is not None else None),
         "cluster": None if primary is None else {"summary": primary.status().summary()},
+        # console changes whose programs the compile worker is still making (docs/colour.md, Grades)
+        "programs": runtime.output.renderer.program_status() if runtime.output is not None else None,
         "recording": recording_status(runtime, now_ns),
         "frame_times_ms": [round(float(v), 2) for v in render_ms[-48:]],
     }

@@ -183,7 +183,7 @@ def test_a_grade_whose_program_fails_keeps_the_old_grade_and_says_why(stage, gl,
         for _ in range(3):  # frames go on, good, with the old grade; the failure is said once
             assert _same(rig.render(bad), old)
         notes = [n for n in rig.r.notes if "GL_COMPILE_STATUS" in n]
-        assert len(notes) == 1 and "the previous ones stay" in notes[0]
+        assert len(notes) == 1 and "the previous one stays" in notes[0]
         assert rig.r.stats.failed == 0
         # a good grade after it is compiled and shown as usual
         good = FeatureState(wall_color={"w": _grade(0.66)})
@@ -191,6 +191,42 @@ def test_a_grade_whose_program_fails_keeps_the_old_grade_and_says_why(stage, gl,
         assert rig.r.program_status()["error"] is None
         assert not [k for k in calls if k[1] == "render"]
         assert _same(frames[-1], _reference(stage, gl, good, inner=False))
+    finally:
+        rig.r.release()
+
+
+def test_a_light_card_shows_on_its_frame_while_the_grade_changed_with_it_waits(stage, gl, calls):
+    from stagectl.core.features import LightCard
+
+    card = (LightCard("k", "w", (0.1, 0.2, 0.4, 0.7), (1.0, 0.2, 0.6), 1.5, "over", 6.0),)
+    old_fs = FeatureState(wall_color={"w": _grade(1.1)})
+    new_fs = FeatureState(wall_color={"w": _grade(0.55, (0.9, 1.1, 1.0))}, light_cards=card)
+    with_card = _reference(stage, gl, dataclasses.replace(old_fs, light_cards=card))
+    want = _reference(stage, gl, new_fs)
+    rig = _Rig(stage, gl, worker=True)
+    try:
+        old = rig.render(old_fs)
+        first = rig.render(new_fs)  # the card's variants compile here (first use), the new grade's do not
+        assert _same(first, with_card), "the card shows on its frame, over the old grade"
+        assert rig.r.program_status()["pending"] is not None
+        frames, _ = _render_until_shown(rig, new_fs, with_card)
+        assert all(_same(f, with_card) for f in frames[:-1]) and _same(frames[-1], want)
+        assert not _same(old, with_card)
+    finally:
+        rig.r.release()
+
+
+def test_an_exposure_moved_while_a_grade_waits_shows_at_once(stage, gl):
+    old_fs = FeatureState(wall_color={"w": _grade(1.15)})
+    brighter = FeatureState(wall_color={"w": dataclasses.replace(_grade(1.15), exposure=0.5)})
+    new_fs = FeatureState(wall_color={"w": dataclasses.replace(_grade(0.45), exposure=0.5)})
+    want_now, want = _reference(stage, gl, brighter), _reference(stage, gl, new_fs)
+    rig = _Rig(stage, gl, worker=True)
+    try:
+        old = rig.render(old_fs)
+        assert _same(rig.render(new_fs), want_now), "the old grade at the new exposure"
+        frames, _ = _render_until_shown(rig, new_fs, want_now)
+        assert _same(frames[-1], want) and not _same(old, want_now)
     finally:
         rig.r.release()
 
