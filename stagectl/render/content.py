@@ -357,6 +357,27 @@ def resolve_target(target, viewport, what: str) -> tuple[int, str, tuple[int, in
     return int(fb), f"framebuffer {int(fb)}", tuple(int(v) for v in viewport)  # type: ignore[return-value]
 
 
+def bind_draw_area(fbo: int, viewport: tuple[int, int, int, int]) -> None:
+    """Start a content's draw: bind framebuffer ``fbo``, confine drawing to ``viewport`` ``(x, y, w, h)``
+    (viewport and scissor) and let depth be written (GL state is left as :func:`reset_draw_state` expects)."""
+    x, y, w, h = viewport
+    GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, fbo)
+    GL.glViewport(x, y, w, h)
+    GL.glEnable(GL.GL_SCISSOR_TEST)
+    GL.glScissor(x, y, w, h)
+    GL.glDepthMask(GL.GL_TRUE)
+
+
+def read_content_file(path: Path) -> bytes:
+    """The bytes of a content file; :class:`ContentError` naming it when it is missing or unreadable."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ContentError(path, "file not found") from None
+    except OSError as exc:
+        raise ContentError(path, f"cannot read: {exc.strerror or exc}") from None
+
+
 def check_view_proj(view_proj, what: str) -> np.ndarray:
     vp = np.asarray(view_proj, dtype=np.float64)
     if vp.shape != (4, 4) or not np.all(np.isfinite(vp)):

@@ -53,13 +53,15 @@ import numpy as np
 from stagectl.render.content import (
     Content,
     ContentError,
+    bind_draw_area,
     check_view_proj,
     decode_image,
     image_texture,
+    read_content_file,
     resolve_target,
 )
 from stagectl.render.gl.platform import GL
-from stagectl.render.gl.resources import ResourceRegistry, gl_pass, reset_draw_state, shader_source
+from stagectl.render.gl.resources import OwnedObjects, ResourceRegistry, gl_pass, reset_draw_state, shader_source
 
 __all__ = [
     "T_STAGE_GLTF",
@@ -434,12 +436,7 @@ class _Reader:
 def _load_document(path: Path):
     from pygltflib import GLTF2
 
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ContentError(path, "file not found") from None
-    except OSError as exc:
-        raise ContentError(path, f"cannot read: {exc.strerror or exc}") from None
+    data = read_content_file(path)
     try:
         if data[:4] == b"glTF":
             doc = GLTF2.load_from_bytes(data)
@@ -732,16 +729,17 @@ class GltfContent(Content):
                 scene.path, f'background: expected a file, "procedural" or [r, g, b], got {cc!r}'
             )
         self.clear_color = tuple(float(c) for c in cc_arr)
-        self._objects: list = []
+        self._owned = OwnedObjects()
+        keep = self._owned.keep
         self._prims: list[tuple[Any, int]] = []  # (vao, index count)
         self._textures: list = []
         try:
             vert, frag = shader_source("gltf.vert"), shader_source("gltf.frag")
-            self.program = self._keep(resources.program(f"{label}.program", vert, frag))
-            self.mask_program = self._keep(
+            self.program = keep(resources.program(f"{label}.program", vert, frag))
+            self.mask_program = keep(
                 resources.program(f"{label}.mask.program", vert, _variant(frag, "ALPHA_MASK"))
             )
-            self.white = self._keep(
+            self.white = keep(
                 image_texture(
                     resources,
                     f"{label}.white",
@@ -753,7 +751,7 @@ class GltfContent(Content):
             for i, t in enumerate(scene.textures):
                 img = scene.images[t.image]
                 self._textures.append(
-                    self._keep(
+                    keep(
                         image_texture(
                             resources,
                             f"{label}.texture{i}",
@@ -770,11 +768,11 @@ class GltfContent(Content):
                 if not len(p.indices):
                     self._prims.append((None, 0))
                     continue
-                vbo = self._keep(resources.buffer(f"{label}.prim{i}.vbo", GL.GL_ARRAY_BUFFER, p.vertices))
-                ibo = self._keep(
+                vbo = keep(resources.buffer(f"{label}.prim{i}.vbo", GL.GL_ARRAY_BUFFER, p.vertices))
+                ibo = keep(
                     resources.buffer(f"{label}.prim{i}.ibo", GL.GL_ELEMENT_ARRAY_BUFFER, p.indices)
                 )
-                vao = self._keep(resources.vertex_array(f"{label}.prim{i}.vao"))
+                vao = keep(resources.vertex_array(f"{label}.prim{i}.vao"))
                 stride = VERTEX_FLOATS * 4
                 for loc, comps, off in ((0, 3, 0), (1, 3, 12), (2, 2, 24), (3, 4, 32)):
                     vao.attribute(loc, vbo, comps, stride=stride, offset=off)
@@ -831,10 +829,6 @@ class GltfContent(Content):
             light=light,
         )
 
-    def _keep(self, obj):
-        self._objects.append(obj)
-        return obj
-
     def describe(self) -> str:
         s = self.scene
         text = (
@@ -859,18 +853,14 @@ class GltfContent(Content):
     def draw(self, view_proj, target, viewport=None, *, eye_stage=None, time_ns=None, timecode_frame=None):
         """Draw the scene (see :meth:`Content.draw`); RenderError (pass ``"gltf"``) on a GL error."""
         vp = check_view_proj(view_proj, self.PASS)
-        fbo, label, (x, y, w, h) = resolve_target(target, viewport, self.PASS)
+        fbo, label, area = resolve_target(target, viewport, self.PASS)
         if self.background is not None:
             self.background.draw(
                 vp, target, viewport, eye_stage=eye_stage, time_ns=time_ns, timecode_frame=timecode_frame
             )
         scene = self.scene
         with gl_pass(self.PASS, label):
-            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, fbo)
-            GL.glViewport(x, y, w, h)
-            GL.glEnable(GL.GL_SCISSOR_TEST)
-            GL.glScissor(x, y, w, h)
-            GL.glDepthMask(GL.GL_TRUE)
+            bind_draw_area(fbo, area)
             if self.background is None:
                 GL.glClearColor(*self.clear_color, 1.0)
                 GL.glClearDepth(1.0)
@@ -926,9 +916,7 @@ class GltfContent(Content):
 
     def release(self) -> None:
         """Free the programs, buffers, vertex arrays, textures and the background (render thread)."""
-        for obj in reversed(self._objects):
-            obj.release()
-        self._objects.clear()
+        self._owned.release()
         self._prims.clear()
         self._textures.clear()
         if self.background is not None:

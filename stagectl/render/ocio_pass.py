@@ -39,6 +39,7 @@ from stagectl.render.gl.platform import GL
 from stagectl.render.gl.resources import (
     Framebuffer,
     GLObject,
+    OwnedObjects,
     ResourceRegistry,
     Texture2D,
     gl_pass,
@@ -209,18 +210,19 @@ class OcioPass:
         self.shader = shader
         self.label = label
         self.code_bits = code_bits
-        self._objects: list[GLObject] = []
+        self._owned = OwnedObjects()
+        keep = self._owned.keep
         self.luts: list[LutTexture] = []
         try:
-            self.program = self._keep(
+            self.program = keep(
                 resources.program(
                     f"{label}.program", VERTEX_SOURCE, fragment_source(shader, code_bits=code_bits)
                 )
             )
-            self.vao = self._keep(resources.vertex_array(f"{label}.vao"))
+            self.vao = keep(resources.vertex_array(f"{label}.vao"))
             with gl_pass("create", label):
                 for i, t in enumerate((*shader.textures_3d, *shader.textures)):
-                    self.luts.append(self._keep(make_lut(resources, label, t, first_unit + i)))
+                    self.luts.append(keep(make_lut(resources, label, t, first_unit + i)))
                 self.program.use()
                 self.program.set_int("u_image", 0)
                 for lut in self.luts:
@@ -231,10 +233,6 @@ class OcioPass:
         except BaseException:
             self.release()
             raise
-
-    def _keep(self, obj):
-        self._objects.append(obj)
-        return obj
 
     def set_exposure(self, stops: float) -> None:
         """Set the dynamic exposure (stops) of a shader made with ``Grade(dynamic_exposure=True)``."""
@@ -295,7 +293,5 @@ class OcioPass:
 
     def release(self) -> None:
         """Free the program, vertex array and LUT textures (context current); idempotent."""
-        for obj in reversed(self._objects):
-            obj.release()
-        self._objects.clear()
+        self._owned.release()
         self.luts.clear()

@@ -52,15 +52,17 @@ import numpy as np
 from stagectl.render.content import (
     Content,
     ContentError,
+    bind_draw_area,
     check_view_proj,
     decode_image,
     image_texture,
     max_texture_size,
+    read_content_file,
     resolve_target,
     upload_image,
 )
 from stagectl.render.gl.platform import GL
-from stagectl.render.gl.resources import ResourceRegistry, gl_pass, reset_draw_state, shader_source
+from stagectl.render.gl.resources import OwnedObjects, ResourceRegistry, gl_pass, reset_draw_state, shader_source
 
 __all__ = ["equirect_uv", "equirect_direction", "video_frame_index", "VideoFrames", "PlateContent"]
 
@@ -264,7 +266,8 @@ class PlateContent(Content):
             raise ContentError(source, "plate rotation must be a 3x3 rotation matrix")
         self.R_stage_plate = R
         self.notes: list[str] = [] if video is None else video.notes
-        self._objects: list = []
+        self._owned = OwnedObjects()
+        keep = self._owned.keep
         self._shown: int | None = None
         try:
             if video is None:
@@ -276,12 +279,12 @@ class PlateContent(Content):
                     f"GL_MAX_TEXTURE_SIZE {max_texture_size()}",
                 )
             self.size = (pixels.shape[1], pixels.shape[0])
-            self.program = self._keep(
+            self.program = keep(
                 resources.program(
                     f"{label}.program", shader_source("plate.vert"), shader_source("plate.frag")
                 )
             )
-            self.texture = self._keep(
+            self.texture = keep(
                 image_texture(
                     resources,
                     f"{label}.texture",
@@ -291,7 +294,7 @@ class PlateContent(Content):
                     mipmaps=True,
                 )
             )
-            self.vao = self._keep(resources.vertex_array(f"{label}.vao"))
+            self.vao = keep(resources.vertex_array(f"{label}.vao"))
             self._shown = None if video is None else 0  # from_video uploads frame 0
             with gl_pass("create", label):
                 self.program.use()
@@ -306,10 +309,6 @@ class PlateContent(Content):
         except BaseException:
             self.release()
             raise
-
-    def _keep(self, obj):
-        self._objects.append(obj)
-        return obj
 
     # ---- constructors
 
@@ -334,13 +333,7 @@ class PlateContent(Content):
     ) -> PlateContent:
         """A still plate from an image file (PNG, JPEG, EXR, HDR, TIFF, ...); ContentError when unreadable."""
         path = Path(path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ContentError(path, "file not found") from None
-        except OSError as exc:
-            raise ContentError(path, f"cannot read: {exc.strerror or exc}") from None
-        pixels, encoded = decode_image(data, path, "plate image")
+        pixels, encoded = decode_image(read_content_file(path), path, "plate image")
         pixels[..., 3] = 255 if encoded else 1.0
         h, w = pixels.shape[:2]
         plate = cls(
@@ -410,7 +403,7 @@ class PlateContent(Content):
         from stagectl.render.scene import eye_from_view_proj
 
         vp = check_view_proj(view_proj, self.PASS)
-        fbo, label, (x, y, w, h) = resolve_target(target, viewport, self.PASS)
+        fbo, label, area = resolve_target(target, viewport, self.PASS)
         eye = eye_from_view_proj(vp) if eye_stage is None else np.asarray(eye_stage, dtype=np.float64)
         if self.video is not None:
             i = self.video.index(timecode_frame, time_ns)
@@ -419,11 +412,7 @@ class PlateContent(Content):
                 upload_image(self.texture, self.video.frame(i))
                 self._shown = i
         with gl_pass(self.PASS, label):
-            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, fbo)
-            GL.glViewport(x, y, w, h)
-            GL.glEnable(GL.GL_SCISSOR_TEST)
-            GL.glScissor(x, y, w, h)
-            GL.glDepthMask(GL.GL_TRUE)
+            bind_draw_area(fbo, area)
             GL.glClearDepth(1.0)
             GL.glClear(GL.GL_DEPTH_BUFFER_BIT)  # the plate is at infinity; it writes every colour pixel
             GL.glDisable(GL.GL_DEPTH_TEST)
@@ -439,8 +428,6 @@ class PlateContent(Content):
 
     def release(self) -> None:
         """Free the program, texture and vertex array (render thread) and close the video; idempotent."""
-        for obj in reversed(self._objects):
-            obj.release()
-        self._objects.clear()
+        self._owned.release()
         if self.video is not None:
             self.video.release()

@@ -25,10 +25,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from stagectl.render.content import bind_draw_area, check_view_proj, resolve_target
 from stagectl.render.gl.errors import ResourceError
 from stagectl.render.gl.platform import GL
 from stagectl.render.gl.readback import read_pixels
-from stagectl.render.gl.resources import Framebuffer, ResourceRegistry, gl_pass, reset_draw_state, shader_source
+from stagectl.render.gl.resources import (
+    Framebuffer,
+    OwnedObjects,
+    ResourceRegistry,
+    gl_pass,
+    reset_draw_state,
+    shader_source,
+)
 
 __all__ = [
     "Column",
@@ -216,11 +224,11 @@ class RenderTarget:
 
     @property
     def size(self) -> tuple[int, int]:
-        return self.width, self.height
+        return self.framebuffer.size
 
     @property
     def viewport(self) -> tuple[int, int, int, int]:
-        return 0, 0, self.width, self.height
+        return self.framebuffer.viewport
 
     def read(self, dtype=np.uint8, out: np.ndarray | None = None) -> np.ndarray:
         """Colour as ``(H, W, 4)``, row 0 = top (synchronous readback)."""
@@ -261,36 +269,33 @@ class SceneRenderer:
         self.look = look
         self.label = label
         self.mesh = build_scene_mesh(columns)
-        self._objects: list = []
+        self._owned = OwnedObjects()
+        keep = self._owned.keep
         try:
             vert, frag = shader_source("scene.vert"), shader_source("scene.frag")
-            self.background_program = self._keep(
+            self.background_program = keep(
                 resources.program(
                     f"{label}.background.program", _variant(vert, "BACKGROUND"), _variant(frag, "BACKGROUND")
                 )
             )
-            self.mesh_program = self._keep(resources.program(f"{label}.mesh.program", vert, frag))
-            self.vbo = self._keep(
+            self.mesh_program = keep(resources.program(f"{label}.mesh.program", vert, frag))
+            self.vbo = keep(
                 resources.buffer(f"{label}.mesh.vbo", GL.GL_ARRAY_BUFFER, self.mesh.vertices)
             )
-            self.ibo = self._keep(
+            self.ibo = keep(
                 resources.buffer(f"{label}.mesh.ibo", GL.GL_ELEMENT_ARRAY_BUFFER, self.mesh.indices)
             )
-            self.vao = self._keep(resources.vertex_array(f"{label}.mesh.vao"))
+            self.vao = keep(resources.vertex_array(f"{label}.mesh.vao"))
             stride = 9 * 4
             for loc, offset in ((0, 0), (1, 12), (2, 24)):
                 self.vao.attribute(loc, self.vbo, 3, stride=stride, offset=offset)
             self.vao.set_index_buffer(self.ibo)
-            self.background_vao = self._keep(resources.vertex_array(f"{label}.background.vao"))
+            self.background_vao = keep(resources.vertex_array(f"{label}.background.vao"))
             with gl_pass("create", self.label):
                 self._set_look_uniforms()
         except BaseException:
             self.release()
             raise
-
-    def _keep(self, obj):
-        self._objects.append(obj)
-        return obj
 
     def _set_look_uniforms(self) -> None:
         lk = self.look
@@ -332,30 +337,13 @@ class SceneRenderer:
         (origin bottom-left), default the whole target; only that rectangle is cleared and drawn.
         Raises :class:`~stagectl.render.gl.errors.RenderError` (pass ``"scene"``) on a GL error.
         """
-        vp = np.asarray(view_proj, dtype=np.float64)
-        if vp.shape != (4, 4) or not np.all(np.isfinite(vp)):
-            raise ResourceError(f"scene: view_proj must be a finite 4x4 matrix, got shape {vp.shape}")
-        if isinstance(target, RenderTarget):
-            target = target.framebuffer
-        if isinstance(target, Framebuffer):
-            target._require_live()
-            fbo, label = target.glo, target.label
-            if viewport is None:
-                viewport = target.viewport
-        else:
-            fbo, label = int(target), f"framebuffer {int(target)}"
-            if viewport is None:
-                raise ResourceError("scene: a raw framebuffer target needs an explicit viewport")
-        x, y, w, h = (int(v) for v in viewport)
+        vp = check_view_proj(view_proj, self.PASS)
+        fbo, label, area = resolve_target(target, viewport, self.PASS)
         inv_vp = np.linalg.inv(vp)
         eye = eye_from_view_proj(vp)
         bg, mesh = self.background_program, self.mesh_program
         with gl_pass(self.PASS, label):
-            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, fbo)
-            GL.glViewport(x, y, w, h)
-            GL.glEnable(GL.GL_SCISSOR_TEST)
-            GL.glScissor(x, y, w, h)
-            GL.glDepthMask(GL.GL_TRUE)
+            bind_draw_area(fbo, area)
             GL.glClearDepth(1.0)
             GL.glClear(GL.GL_DEPTH_BUFFER_BIT)  # the background pass writes every colour pixel
             GL.glDisable(GL.GL_BLEND)
@@ -385,6 +373,4 @@ class SceneRenderer:
 
     def release(self) -> None:
         """Free the programs, buffers and vertex arrays (render thread); idempotent."""
-        for obj in reversed(self._objects):
-            obj.release()
-        self._objects.clear()
+        self._owned.release()

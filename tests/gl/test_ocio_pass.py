@@ -8,6 +8,8 @@ above 1, so LUT ends, tone-scale shoulders and the PQ curve's top are all exerci
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -15,7 +17,8 @@ pytest.importorskip("PyOpenColorIO")
 
 from stagectl.color.ocio import CDL, Grade, GradeFile, load_config  # noqa: E402
 from stagectl.core import features, grade as core_grade, lut as core_lut  # noqa: E402
-from stagectl.render.gl.errors import ResourceError  # noqa: E402
+from stagectl.render.gl.errors import RenderError, ResourceError  # noqa: E402
+from stagectl.render.gl.platform import GL  # noqa: E402
 from stagectl.render.ocio_pass import OcioPass, fragment_source  # noqa: E402
 
 pytestmark = pytest.mark.gl
@@ -147,3 +150,16 @@ def test_shader_compiles_as_glsl_330_core(resources, config):
             src_tex.release()
     finally:
         op.release()
+
+
+def test_a_pass_that_fails_half_way_frees_what_it_had_made(resources, config, tmp_path):
+    # the program and vertex array are made, then the 3D LUT texture is refused by GL (too large an edge)
+    grade = Grade(files=(GradeFile(str(_cube(tmp_path, size=5)), interpolation="linear", encoding="srgb"),))
+    s = config.processor(display="sRGB - Display", view="Un-tone-mapped", grade=grade).gpu_shader()
+    assert len(s.textures_3d) == 1
+    too_large = dataclasses.replace(s.textures_3d[0], edge=int(GL.glGetIntegerv(GL.GL_MAX_3D_TEXTURE_SIZE)) + 1)
+    n_before = len(resources)
+    with pytest.raises(RenderError) as err:
+        OcioPass(resources, dataclasses.replace(s, textures_3d=(too_large,)), label="test.ocio.half")
+    assert err.value.obj_label.startswith("test.ocio.half.")
+    assert len(resources) == n_before  # program and vertex array released again

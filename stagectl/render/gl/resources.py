@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources as _importlib_resources
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
 
@@ -53,6 +53,7 @@ __all__ = [
     "VertexArray",
     "Program",
     "ResourceRegistry",
+    "OwnedObjects",
 ]
 
 GL_ERROR_NAMES = {
@@ -482,6 +483,31 @@ def _decode(log) -> str:
     if isinstance(log, bytes):
         return log.decode("utf-8", "replace")
     return str(log or "")
+
+
+_G = TypeVar("_G", bound="GLObject")
+
+
+class OwnedObjects:
+    """The GL objects one part of the renderer made (a content's programs, buffers, vertex arrays, textures):
+    :meth:`keep` each as it is made, :meth:`release` frees them all, newest first. A constructor that fails
+    half-way calls its own ``release()``, which frees what it had kept so far."""
+
+    def __init__(self) -> None:
+        self._objects: list[GLObject] = []
+
+    def keep(self, obj: _G) -> _G:
+        """Own ``obj`` (returned, for ``self.vao = keep(resources.vertex_array(...))``)."""
+        self._objects.append(obj)
+        return obj
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    def release(self) -> None:
+        """Free every object kept, newest first (context current); idempotent."""
+        while self._objects:
+            self._objects.pop().release()
 
 
 class ResourceRegistry:
