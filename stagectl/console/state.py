@@ -282,32 +282,23 @@ class OperatorState:
                 continue
             patterns.append((o, r.feature(OutputPattern, v, k)))
 
-        blackout = []
-        for i, o in enumerate(r.seq(d.get("blackout", []), "state.blackout")):
-            o = r.text(o, f"state.blackout[{i}]")
-            if o not in outputs:
-                warnings.append(f"{file}: state.blackout[{i}]: the stage has no output {o!r}; dropped")
-                continue
-            blackout.append(o)
+        def names(key: str, known, what: str, dropped: str) -> list[str]:
+            """The names of the list ``state.<key>`` that ``known`` holds; each other one is dropped with the
+            warning ``the stage has no <what> <name>; <dropped>``."""
+            kept = []
+            for i, o in enumerate(r.seq(d.get(key, []), f"state.{key}")):
+                o = r.text(o, f"state.{key}[{i}]")
+                if o in known:
+                    kept.append(o)
+                else:
+                    warnings.append(f"{file}: state.{key}[{i}]: the stage has no {what} {o!r}; {dropped}")
+            return kept
 
-        calibrated = _calibrated(stage)
-        uncalibrated = []
-        for i, o in enumerate(r.seq(d.get("uncalibrated", []), "state.uncalibrated")):
-            o = r.text(o, f"state.uncalibrated[{i}]")
-            if o not in calibrated:
-                warnings.append(f"{file}: state.uncalibrated[{i}]: the stage has no calibrated output {o!r}; its "
-                                "calibration switch is dropped")
-                continue
-            uncalibrated.append(o)
-
-        looked = _looked(stage)
-        looks_off = []
-        for i, o in enumerate(r.seq(d.get("looks_off", []), "state.looks_off")):
-            o = r.text(o, f"state.looks_off[{i}]")
-            if o not in looked:
-                warnings.append(f"{file}: state.looks_off[{i}]: the stage has no look {o!r}; its switch is dropped")
-                continue
-            looks_off.append(o)
+        blackout = names("blackout", outputs, "output", "dropped")
+        uncalibrated = names(
+            "uncalibrated", _calibrated(stage), "calibrated output", "its calibration switch is dropped"
+        )
+        looks_off = names("looks_off", _looked(stage), "look", "its switch is dropped")
 
         state = replace(
             base,
