@@ -117,7 +117,7 @@ from stagectl.render.passes import (
     OutputPass,
     PatternPass,
 )
-from stagectl.render.grades import GRADE_MODES, GradeBuilder, GradePart
+from stagectl.render.grades import GRADE_MODES, GradeBuilder, GradePart, grade_key
 from stagectl.render.program_worker import ProgramJob, ProgramWorker, WarmUp
 from stagectl.render.scene import RenderTarget
 from stagectl.render.tiles import CanvasTiles, tiles_in_rect
@@ -420,6 +420,11 @@ def _u3(p: Program, name: str, v) -> None:
 
 def _u4(p: Program, name: str, v) -> None:
     GL.glUniform4f(p.location(name), *(float(x) for x in v))
+
+
+def _grades_of(wall_grades) -> tuple:
+    """Comparable ``(wall, grade key, exposure)`` of ``((wall index, ColorCorrection), ...)``."""
+    return tuple((int(w), grade_key(cc), float(cc.exposure)) for w, cc in wall_grades)
 
 
 @dataclass
@@ -817,9 +822,12 @@ class CanvasCompositor:
             walls = tuple((w, dataclasses.replace(cc, exposure=stops[w]) if w in stops else cc)
                           for w, cc in (shown.wall_grades if shown is not None else ()))
             before = shown.outer_key if shown is not None else ()
-            outer_key = ((("walls drawn as before",) + tuple((w, cc.exposure) for w, cc in walls),)
-                         + tuple(e for e in before if not (e and e[0] == "look"))
-                         + tuple(e for e in outer_key if e and e[0] == "look"))
+            looks = tuple(e for e in outer_key if e and e[0] == "look")
+            if _grades_of(walls) != _grades_of(shown.wall_grades if shown is not None else ()) or looks != tuple(
+                    e for e in before if e and e[0] == "look"):
+                outer_key = (("walls drawn as before", _grades_of(walls)),) + looks  # their outer canvas redrawn
+            else:
+                outer_key = before  # what the outer-only canvases hold already: not redrawn
         if "inner" in lag:
             inner = shown.inner_grade if shown is not None else None
             if inner is not None and features.inner_grade is not None:

@@ -145,8 +145,20 @@ def test_a_burst_of_changes_compiles_the_first_and_the_last_and_ends_on_the_last
     try:
         old = rig.render(FeatureState(wall_color={"w": _grade(1.4)}))
         calls.clear()
+        real_update = rig.r.compositor.update_cache
+        real_update_result = []  # (frame, whether the cached outer-only canvases were redrawn)
+
+        def update(*a, **k):
+            got = real_update(*a, **k)
+            real_update_result.append((rig.frame, got))
+            return got
+
+        rig.r.compositor.update_cache = update
         seen = [rig.render(fs) for fs in steps]  # a dragged slider: a new value every frame
         more, _ = _render_until_shown(rig, steps[-1], old)
+        drawn = [f for f, got in real_update_result if got]
+        assert drawn == [rig.frame], f"the outer-only canvases were redrawn at frames {drawn}, not only when " \
+                                     f"the grade landed ({rig.frame})"
         links = calls[("glLinkProgram", "stagectl-programs")]
         print(f"\n10 changes: {links} programs linked on the worker; calls: {dict(calls)}")
         assert all(_same(f, old) for f in seen + more[:-1]), "only the old grade or the last one is shown"
