@@ -868,6 +868,7 @@ def _run_delay(args) -> int:
         result_document,
         stage_set_delay,
     )
+    from stagectl.commands import option_value
     from stagectl.core.errors import UsageError
     from stagectl.core.timebase import FrameRate
 
@@ -877,10 +878,7 @@ def _run_delay(args) -> int:
 
         stage = load_stage(args.stage)
     if args.fps:
-        try:
-            rate = FrameRate.parse(args.fps)
-        except ValueError as exc:
-            raise UsageError(f"--fps: {exc}") from None
+        rate = option_value("--fps", FrameRate.parse, args.fps)
     elif stage is not None:
         rate = stage.frame_rate
     else:

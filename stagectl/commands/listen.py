@@ -265,6 +265,7 @@ def main(args: argparse.Namespace) -> int:
     import threading
     import time
 
+    from stagectl.commands import option_value
     from stagectl.core.errors import UsageError
     from stagectl.tracking.profiles import profile_from_config
     from stagectl.tracking.receiver import Receiver, opentrackio_group
@@ -285,14 +286,8 @@ def main(args: argparse.Namespace) -> int:
             raise UsageError(
                 "--group auto: needs --protocol opentrackio and --camera-id N (the source number)"
             )
-        try:
-            group = opentrackio_group(args.camera_id)
-        except ValueError as exc:
-            raise UsageError(f"--camera-id: {exc}") from None
-    try:
-        profile = profile_from_config(args.profile)
-    except ValueError as exc:
-        raise UsageError(f"--profile: {exc}") from None
+        group = option_value("--camera-id", opentrackio_group, args.camera_id)
+    profile = option_value("--profile", profile_from_config, args.profile)
 
     events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
 

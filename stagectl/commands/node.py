@@ -132,6 +132,7 @@ def node_features(stage, name: str):
 
 
 def main(args: argparse.Namespace) -> int:
+    from stagectl.commands import option_value
     from stagectl.core.errors import UsageError
     from stagectl.stage import load_stage
 
@@ -147,10 +148,7 @@ def main(args: argparse.Namespace) -> int:
     check_windows(args)  # --windows, --monitor: before any work
     from stagectl.sync.cluster import parse_primary_address
 
-    try:
-        host, state_port, sync_port = parse_primary_address(args.primary)
-    except ValueError as exc:
-        raise UsageError(f"--primary: {exc}") from None
+    host, state_port, sync_port = option_value("--primary", parse_primary_address, args.primary)
     stage = load_stage(args.stage)
     from stagectl.console.zmq import zmq_settings
     from stagectl.sync.zmq_security import cluster_node_keys, resolve_keys_dir

@@ -260,15 +260,13 @@ def _start_primary(args, stage, say):
     """The cluster primary for --cluster (None without it): binds, starts its service thread, says where."""
     if args.cluster is None:
         return None
+    from stagectl.commands import option_value
     from stagectl.core.errors import UsageError
     from stagectl.sync.cluster import Primary, parse_primary_address
 
     if not args.cluster_timeout > 0:
         raise UsageError(f"--cluster-timeout: expected a positive number of frames, got {args.cluster_timeout:g}")
-    try:
-        host, state_port, sync_port = parse_primary_address(args.cluster)
-    except ValueError as exc:
-        raise UsageError(f"--cluster: {exc}") from None
+    host, state_port, sync_port = option_value("--cluster", parse_primary_address, args.cluster)
     rate = stage.frame_rate
     from stagectl.sync.zmq_security import cluster_server_keys, resolve_keys_dir
 

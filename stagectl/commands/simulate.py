@@ -77,20 +77,15 @@ def main(args: argparse.Namespace) -> int:
     import threading
     import time
 
+    from stagectl.commands import option_value
     from stagectl.core.errors import UsageError
     from stagectl.tracking.profiles import profile_from_config
     from stagectl.tracking.receiver import TransportError
     from stagectl.tracking.sender import Sender, parse_host_port
     from stagectl.tracking.simulator import Simulator, parse_rate
 
-    try:
-        host, port = parse_host_port(args.to)
-    except ValueError as exc:
-        raise UsageError(f"--to: {exc}") from None
-    try:
-        rate = parse_rate(args.rate)
-    except ValueError as exc:
-        raise UsageError(f"--rate: {exc}") from None
+    host, port = option_value("--to", parse_host_port, args.to)
+    rate = option_value("--rate", parse_rate, args.rate)
     if args.duration is not None and not args.duration > 0:
         raise UsageError(f"--duration: expected a positive number of seconds, got {args.duration:g}")
     if args.count is not None and args.count <= 0:
@@ -101,10 +96,7 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(f"--camera-id: expected a FreeD camera ID 0..255, got {args.camera_id}")
     if not 0 <= args.ttl <= 255:
         raise UsageError(f"--ttl: expected 0..255 hops, got {args.ttl}")
-    try:
-        profile = profile_from_config(args.profile)
-    except ValueError as exc:
-        raise UsageError(f"--profile: {exc}") from None
+    profile = option_value("--profile", profile_from_config, args.profile)
     from stagectl.tracking.codecs.osc import valid_camera_name
 
     if args.protocol == "osc" and not valid_camera_name(args.camera):
