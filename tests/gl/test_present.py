@@ -495,6 +495,54 @@ def test_each_output_window_shows_its_canvas_exactly(tmp_path: Path, x_display: 
     assert fs["corner_equal"] and fs["rest_black"], fs
 
 
+_WORKER_SCRIPT = _PRELUDE + """
+# a grade change compiled on the worker's hidden window context, drawn by the windows' share group
+import threading
+from stagectl.core.features import ColorCorrection, FeatureState
+from stagectl.render.gl.platform import GL as LGL
+ctx = open_window_context(outputs, "windowed")
+links = {}
+real = LGL.glLinkProgram
+def counted(*a):
+    name = "main" if threading.current_thread() is threading.main_thread() else threading.current_thread().name
+    links[name] = links.get(name, 0) + 1
+    return real(*a)
+LGL.glLinkProgram = counted
+renderer = StageRenderer(stage, ctx, readback="sync", compile_worker=True)
+cams = [camera_state_from_pose(stage, (0.0, 0.5, 1.6, 5, 2, 0))]
+def frame(k, sat):
+    fs = FeatureState(wall_color={"wall": ColorCorrection(saturation=sat, slope=(1.1, 1.0, 0.9))})
+    r = renderer.render_frame(planner.plan(cams, frame=k, features=fs))
+    assert r.ok, r.error
+    return {key: a.copy() for key, a in renderer.canvases().items()}
+old = frame(1, 1.3)
+links.clear()
+k, shown = 2, None
+end = time.monotonic() + 60
+while time.monotonic() < end:
+    got = frame(k, 0.5)
+    if any(not np.array_equal(got[key], old[key]) for key in got):
+        shown = k
+        break
+    k += 1
+    time.sleep(0.005)
+res["shown"] = shown
+res["links"] = links
+res["status"] = renderer.program_status()
+res["current"] = ctx.is_current()
+renderer.release(); ctx.release()
+print("RESULT " + json.dumps(res))
+"""
+
+
+@pytest.mark.gl
+def test_a_grade_change_compiles_on_a_hidden_window_of_the_share_group(tmp_path: Path, x_display: str) -> None:
+    res = _run_script(_WORKER_SCRIPT, _small_stage(tmp_path), x_display)
+    assert res["shown"] is not None and res["shown"] > 2, res  # not in the frame of the change: later
+    assert res["links"].get("main", 0) == 0 and res["links"].get("stagectl-programs", 0) >= 1, res["links"]
+    assert res["status"]["worker"] == "on" and res["status"]["pending"] is None and res["current"], res
+
+
 @pytest.mark.gl
 def test_esc_and_the_close_button_close_one_window_each_and_the_loop_goes_on(tmp_path: Path,
                                                                               x_display: str) -> None:
