@@ -618,10 +618,15 @@ def _groups(poses, zoom, focus):
     return groups
 
 
-def _finish(args, doc, lines: list[str], warnings, report_path) -> int:
-    """Write the result document, then tell the technician what was found, the warnings and the files."""
-    from stagectl.calibration.report import write_result
+def _finish(args, tool: str, inputs: list, *, parameters: dict, results: dict, warnings: list[str], outputs: dict,
+            lines: list[str], report_path) -> int:
+    """Write the result document of ``tool`` (the command line, a record of each of the ``inputs`` files, the
+    parameters, results, warnings and outputs), then tell the technician what was found, the warnings and the
+    files."""
+    from stagectl.calibration.report import command_line, input_records, result_document, write_result
 
+    doc = result_document(tool, command=command_line(), inputs=input_records(inputs), parameters=parameters,
+                          results=results, warnings=warnings, outputs=outputs)
     write_result(args.out, doc)
     _say(args, *lines, *(f"warning: {w}" for w in warnings), f"wrote {args.out}, {report_path}")
     return 0
@@ -630,13 +635,7 @@ def _finish(args, doc, lines: list[str], warnings, report_path) -> int:
 def _run_handeye(args) -> int:
     from stagectl.calibration import handeye as H
     from stagectl.calibration.lens import intrinsics_from_lens_file
-    from stagectl.calibration.report import (
-        command_line,
-        handeye_report,
-        input_records,
-        result_document,
-        stage_set_tracker_offset,
-    )
+    from stagectl.calibration.report import handeye_report, stage_set_tracker_offset
 
     board = _board(args)
     poses = H.read_poses(args.poses)
@@ -665,29 +664,22 @@ def _run_handeye(args) -> int:
         new = stage_set_tracker_offset(old, args.camera, t, rot)
         lines.append("  " + _write_patch(args, Path(args.stage), old, new, "stage"))
         outputs["stage_patch"] = str(_derived(args.out, ".stage.patch"))
-    doc = result_document(
-        "handeye", command=command_line(), inputs=input_records([args.poses, args.lens, *used]),
+    return _finish(
+        args, "handeye", [args.poses, args.lens, *used],
         parameters={**_board_params(args), "zoom": zoom, "focus": focus, "method": args.method,
                     "refine": not args.no_refine, "entrance_pupil_offset_m": e,
                     "K": K.tolist(), "dist": dist.tolist()},
         results={**res.summary(), "skipped": skipped,
                  "stage_patch_suggestion": {"cameras": [{"name": args.camera or "CAMERA",
                                                          "tracker_offset": {"translation": t, "rotation": rot}}]}},
-        warnings=res.warnings, outputs=outputs)
-    return _finish(args, doc, lines, res.warnings, report_path)
+        warnings=res.warnings, outputs=outputs, lines=lines, report_path=report_path)
 
 
 def _run_pupil(args) -> int:
     from stagectl.calibration import handeye as H
     from stagectl.calibration.lens import intrinsics_from_lens_file
     from stagectl.calibration.pupil import solve_pupil_offset
-    from stagectl.calibration.report import (
-        command_line,
-        input_records,
-        lens_file_set_pupil,
-        pupil_report,
-        result_document,
-    )
+    from stagectl.calibration.report import lens_file_set_pupil, pupil_report
     from stagectl.core.errors import UsageError
 
     board = _board(args)
@@ -728,20 +720,17 @@ def _run_pupil(args) -> int:
         lines.append("  " + _write_patch(args, Path(args.lens), old, new, "lens"))
         outputs["lens_patch"] = str(_derived(args.out, ".lens.patch"))
     warnings = [w for r in results for w in r.warnings] + missing
-    doc = result_document(
-        "pupil", command=command_line(), inputs=input_records([args.poses, args.lens, *used_all]),
+    return _finish(
+        args, "pupil", [args.poses, args.lens, *used_all],
         parameters={**_board_params(args), "T_body_camera": T_body_camera.tolist(), "T_body_camera_from": offset_from},
-        results={"points": [r.summary() for r in results], "skipped": skipped_all}, warnings=warnings, outputs=outputs)
-    return _finish(args, doc, lines, warnings, report_path)
+        results={"points": [r.summary() for r in results], "skipped": skipped_all}, warnings=warnings, outputs=outputs,
+        lines=lines, report_path=report_path)
 
 
 def _run_wall(args) -> int:
     from stagectl.calibration import wall as Wm
     from stagectl.calibration.report import (
         YamlEditError,
-        command_line,
-        input_records,
-        result_document,
         stage_set_tracking_registration,
         stage_set_wall_placement,
         wall_report,
@@ -852,22 +841,15 @@ def _run_wall(args) -> int:
                "stage_tracking_registration_before": {"position": list(stage.tracking_registration.position),
                                                       "rotation": list(stage.tracking_registration.rotation)},
                "applied": bool(args.apply and new != old), "stage_patch_suggestion": suggestion}
-    doc = result_document("wall", command=command_line(), inputs=input_records([args.stage, *used]), parameters=params,
-                          results=results, warnings=warnings, outputs=outputs)
-    return _finish(args, doc, lines, warnings, report_path)
+    return _finish(args, "wall", [args.stage, *used], parameters=params, results=results, warnings=warnings,
+                   outputs=outputs, lines=lines, report_path=report_path)
 
 
 def _run_delay(args) -> int:
     import numpy as np
 
     from stagectl.calibration import delay as D
-    from stagectl.calibration.report import (
-        command_line,
-        delay_report,
-        input_records,
-        result_document,
-        stage_set_delay,
-    )
+    from stagectl.calibration.report import delay_report, stage_set_delay
     from stagectl.commands import option_value
     from stagectl.core.errors import UsageError
     from stagectl.core.timebase import FrameRate
@@ -921,12 +903,11 @@ def _run_delay(args) -> int:
             lines.append("  " + _write_patch(args, Path(args.stage), old, new, "stage"))
             outputs["stage_patch"] = str(_derived(args.out, ".stage.patch"))
     frames_inputs = [args.frames] if Path(args.frames).is_file() else []
-    doc = result_document(
-        "delay", command=command_line(), inputs=input_records([args.take, *frames_inputs, *( [args.frame_times] if args.frame_times else [])]),
+    return _finish(
+        args, "delay", [args.take, *frames_inputs, *([args.frame_times] if args.frame_times else [])],
         parameters={"frames": args.frames, "frame_rate": f"{rate.num}/{rate.den}", "timing": timing,
                     "max_lag_frames": args.max_lag, "downscale": args.downscale, "pose_frame": frame,
                     "source": args.source, "frame_count": n, "tracking_samples": len(t)},
         results={**res.summary(), "stage_patch_suggestion": {"tracking": [{"name": source or "SOURCE",
                                                                            "delay_frames": round(res.delay_frames, 3)}]}},
-        warnings=res.warnings, outputs=outputs)
-    return _finish(args, doc, lines, res.warnings, report_path)
+        warnings=res.warnings, outputs=outputs, lines=lines, report_path=report_path)
