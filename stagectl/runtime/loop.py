@@ -94,6 +94,7 @@ def run_frames(runtime: StageRuntime, *, stop, say: Callable[[str], None], statu
                 + f" | {'render' if output is not None else 'maths'} median {np.median(t['render_ns']) / 1e6:.1f} ms"
                 + f", latch lead {loop.lead_ns / 1e6:.1f} ms, phase error median {np.median(t['phase_error_ns']) / 1e3:.0f} us"
                 + f" | failed {counts['failed']}, late {c.late}, dropped {c.dropped}"
+                + _programs_note(output)
                 + (f" | {primary.status().summary()}" if primary is not None else "")
                 + f" | {loop.genlock_state().summary()}"
                 + (f", {output.presenter.status()}" if output is not None and output.presenter else ""))
@@ -116,3 +117,12 @@ def run_frames(runtime: StageRuntime, *, stop, say: Callable[[str], None], statu
         say(f"stagectl run: {c.latch_errors} frame(s) raised; last error: {loop.last_error!r}")
     return {"frames": c.frames, "late": c.late, "dropped": c.dropped, "rendered": counts["rendered"],
             "failed": counts["failed"] + c.latch_errors, "genlock": loop.genlock_state().summary()}
+
+
+def _programs_note(output) -> str:
+    """`` | grade waits for N programs`` while a console grade change is compiled off the render thread
+    (docs/colour.md, *Grades*), else nothing."""
+    if output is None:
+        return ""
+    pending = output.renderer.program_status().get("pending")
+    return f" | grade waits for {pending['programs']} programs" if pending else ""
