@@ -9,6 +9,7 @@ programs; ``check_gl``), ``readback`` (sync and PBO readback), ``errors`` (the e
 (PyOpenGL platform choice).
 """
 
+from stagectl.render.gl import errors as _errors
 from stagectl.render.gl.context import GLContext, GLInfo, WindowSpec, create_context
 from stagectl.render.gl.errors import (
     ContextError,
@@ -27,11 +28,5 @@ __all__ = [
     "GLInfo",
     "WindowSpec",
     "ensure_platform",
-    "GLBackendError",
-    "PlatformError",
-    "ContextError",
-    "RenderError",
-    "ShaderError",
-    "ResourceError",
-    "ReadbackBusy",
 ]
+__all__ += _errors.__all__  # every exception type
