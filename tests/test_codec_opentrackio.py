@@ -46,6 +46,7 @@ from stagectl.tracking.codecs.opentrackio import (
     HEADER_LENGTH,
     MAX_SEGMENT_PAYLOAD,
     Reassembler,
+    camera_sample,
     decode_datagram,
     decode_packet,
     decode_sample,
@@ -1107,3 +1108,15 @@ def test_integer_fields_at_their_bounds(path: list, lo: int, hi: int) -> None:
         else:
             with pytest.raises(FieldError, match=f"^{re.escape(dotted)}: "):
                 sample_from_dict(d)
+
+
+def test_camera_sample_is_the_pose_as_the_one_transform_camera_at_protocol_1_0_1():
+    pose = Pose(1.0, 2.0, 1.5, 30.0, -5.0, 2.0)
+    d = sample_to_dict(camera_sample(pose, timing=Timing(sequence_number=7)))
+    assert d["protocol"] == {"name": "OpenTrackIO", "version": [1, 0, 1]}
+    assert d["transforms"] == [
+        {"translation": {"x": 1.0, "y": 2.0, "z": 1.5}, "rotation": {"pan": 30.0, "tilt": -5.0, "roll": 2.0},
+         "id": "Camera"}
+    ]
+    back = sample_from_dict(d)
+    assert (back.pose, back.pose_frame, back.timing.sequence_number) == (pose, FRAME_CAMERA, 7)

@@ -37,8 +37,6 @@ _NAMESPACE = uuid.UUID("7d1c6a52-3b7e-4f7e-9a55-6f2d0b8f1c21")  # stagectl post 
 def frame_sample(track: CameraTrack, index: int):
     """The :class:`~stagectl.core.sample.TrackingSample` of frame ``index`` (module docstring)."""
     from stagectl.core.sample import (
-        FRAME_CAMERA,
-        PROTOCOL_OPENTRACKIO,
         Pose,
         SensorDimensions,
         StaticCamera,
@@ -47,10 +45,9 @@ def frame_sample(track: CameraTrack, index: int):
         Timecode,
         Timing,
         TrackerStatus,
-        TrackingSample,
-        Transform,
     )
     from stagectl.lens.opentrackio import to_lens_state
+    from stagectl.tracking.codecs.opentrackio import camera_sample
 
     f = track.frames[index]
     rate = (track.rate.num, track.rate.den)
@@ -68,12 +65,8 @@ def frame_sample(track: CameraTrack, index: int):
         )
     slate = " ".join(p for p in (track.slate.scene, track.slate.take) if p) or track.name
     source_id = uuid.uuid5(_NAMESPACE, f"{track.stage}/{track.camera}/{track.name}")
-    return TrackingSample(
-        protocol=PROTOCOL_OPENTRACKIO,
-        protocol_version=(1, 0, 1),
-        pose=pose,
-        pose_frame=FRAME_CAMERA,
-        transforms=(Transform(pose, id="Camera"),),
+    return camera_sample(
+        pose,
         lens=lens,
         timing=Timing(mode="external", sample_rate=rate, sequence_number=index & 0xFFFFFFFF,
                       timecode=Timecode(tc.hours, tc.minutes, tc.seconds, tc.frames, rate,

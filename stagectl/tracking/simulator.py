@@ -41,9 +41,7 @@ from typing import Any, Final, Self
 from stagectl import __version__
 from stagectl.core.sample import (
     FRAME_BODY,
-    FRAME_CAMERA,
     PROTOCOL_FREED,
-    PROTOCOL_OPENTRACKIO,
     LensEncoders,
     LensState,
     Pose,
@@ -54,10 +52,10 @@ from stagectl.core.sample import (
     Timecode,
     Timing,
     TrackingSample,
-    Transform,
 )
 from stagectl.core.timebase import NS_PER_S, FrameRate
 from stagectl.core.timebase import Timecode as SmpteTimecode
+from stagectl.tracking.codecs.opentrackio import camera_sample
 from stagectl.tracking.codecs.osc import PROTOCOL_OSC
 from stagectl.tracking.codecs.osc import SEQUENCE_MODULUS as OSC_SEQUENCE_MODULUS
 from stagectl.tracking.moves import MOVES, pose_at
@@ -243,12 +241,8 @@ class Simulator:
                 camera=StaticCamera(capture_frame_rate=(rate.num, rate.den)),
                 tracker=StaticTracker(make="stagectl", model="simulator", firmware_version=__version__),
             )
-        return TrackingSample(
-            protocol=PROTOCOL_OPENTRACKIO,
-            protocol_version=(1, 0, 1),
-            pose=pose,
-            pose_frame=FRAME_CAMERA,
-            transforms=(Transform(pose, id="Camera"),),
+        return camera_sample(
+            pose,
             lens=LensState(encoders=LensEncoders(focus=p.focus, zoom=p.zoom)),
             timing=Timing(
                 mode="internal",

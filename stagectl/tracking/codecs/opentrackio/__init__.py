@@ -57,6 +57,7 @@ from stagectl.tracking.codecs.opentrackio.decode import (
 )
 from stagectl.tracking.codecs.opentrackio.encode import (
     DEFAULT_PROTOCOL_VERSION,
+    camera_sample,
     encode_payload,
     encode_sample,
     sample_to_dict,
@@ -95,6 +96,7 @@ __all__ = [
     "OTrkDatagram",
     "OTrkHeader",
     "Reassembler",
+    "camera_sample",
     "decode_datagram",
     "decode_packet",
     "decode_sample",

@@ -12,6 +12,7 @@ import cbor2
 
 from stagectl.core.sample import (
     DEFAULT_DISTORTION_MODEL,
+    FRAME_CAMERA,
     PROTOCOL_OPENTRACKIO,
     LensEncoders,
     LensState,
@@ -20,6 +21,7 @@ from stagectl.core.sample import (
     StaticInfo,
     Timing,
     TrackingSample,
+    Transform,
 )
 from stagectl.tracking.codecs.opentrackio.decode import _KNOWN_TOP, _NS, sample_from_dict
 from stagectl.tracking.codecs.opentrackio.transport import (
@@ -31,6 +33,20 @@ from stagectl.tracking.codecs.opentrackio.transport import (
 from stagectl.tracking.errors import DecodeError, EncodeError
 
 DEFAULT_PROTOCOL_VERSION: Final = (1, 0, 1)
+
+
+def camera_sample(pose: Pose, **fields: Any) -> TrackingSample:
+    """An OpenTrackIO sample as stagectl makes one (the simulator, a take's export): protocol version
+    :data:`DEFAULT_PROTOCOL_VERSION`, ``pose`` of the camera given as the one transform ``"Camera"``; ``fields``
+    are the sample's others (lens, timing, static, tracker, identifiers)."""
+    return TrackingSample(
+        protocol=PROTOCOL_OPENTRACKIO,
+        protocol_version=DEFAULT_PROTOCOL_VERSION,
+        pose=pose,
+        pose_frame=FRAME_CAMERA,
+        transforms=(Transform(pose, id="Camera"),),
+        **fields,
+    )
 
 
 def _rat(r: tuple[int, int]) -> dict[str, int]:
