@@ -18,7 +18,10 @@ from stagectl.core.sample import (
     LensState,
     Pose,
     RawEncoders,
+    StaticCamera,
     StaticInfo,
+    StaticLens,
+    StaticTracker,
     Timing,
     TrackingSample,
     Transform,
@@ -167,6 +170,14 @@ def _timing_dict(t: Timing) -> dict[str, Any]:
     return d
 
 
+def _put_device(d: dict[str, Any], x: StaticCamera | StaticLens | StaticTracker) -> None:
+    """The make, model, serial number and firmware version of a static camera, lens or tracker, those set."""
+    _put(d, "make", x.make)
+    _put(d, "model", x.model)
+    _put(d, "serialNumber", x.serial_number)
+    _put(d, "firmwareVersion", x.firmware_version)
+
+
 def _static_dict(s: StaticInfo) -> dict[str, Any]:
     d: dict[str, Any] = {}
     if s.duration is not None:
@@ -182,10 +193,7 @@ def _static_dict(s: StaticInfo) -> dict[str, Any]:
         if c.active_sensor_resolution is not None:
             res = c.active_sensor_resolution
             cd["activeSensorResolution"] = {"height": res.height_px, "width": res.width_px}
-        _put(cd, "make", c.make)
-        _put(cd, "model", c.model)
-        _put(cd, "serialNumber", c.serial_number)
-        _put(cd, "firmwareVersion", c.firmware_version)
+        _put_device(cd, c)
         _put(cd, "label", c.label)
         if c.anamorphic_squeeze is not None:
             cd["anamorphicSqueeze"] = _rat(c.anamorphic_squeeze)
@@ -198,10 +206,7 @@ def _static_dict(s: StaticInfo) -> dict[str, Any]:
         ld: dict[str, Any] = {}
         _put(ld, "distortionOverscanMax", ln.distortion_overscan_max)
         _put(ld, "undistortionOverscanMax", ln.undistortion_overscan_max)
-        _put(ld, "make", ln.make)
-        _put(ld, "model", ln.model)
-        _put(ld, "serialNumber", ln.serial_number)
-        _put(ld, "firmwareVersion", ln.firmware_version)
+        _put_device(ld, ln)
         _put(ld, "nominalFocalLength", ln.nominal_focal_length_mm)
         if ln.calibration_history is not None:
             ld["calibrationHistory"] = list(ln.calibration_history)
@@ -209,10 +214,7 @@ def _static_dict(s: StaticInfo) -> dict[str, Any]:
     t = s.tracker
     if t is not None:
         tdd: dict[str, Any] = {}
-        _put(tdd, "make", t.make)
-        _put(tdd, "model", t.model)
-        _put(tdd, "serialNumber", t.serial_number)
-        _put(tdd, "firmwareVersion", t.firmware_version)
+        _put_device(tdd, t)
         d["tracker"] = tdd
     return d
 
