@@ -62,7 +62,7 @@ from stagectl.render.compositor import (
     to_srgb8,
 )
 from stagectl.render.content import Content, load_content
-from stagectl.render.gl.errors import RenderError
+from stagectl.render.gl.errors import ContextError, RenderError
 from stagectl.render.gl.platform import GL
 from stagectl.render.gl.readback import (
     AsyncReadback,
@@ -185,7 +185,10 @@ class StageRenderer:
 
             self.keys = [L.key for L in self.layouts]
             if compile_worker:
-                self.worker = ProgramWorker(context, self.resources)
+                try:
+                    self.worker = ProgramWorker(context, self.resources)
+                except ContextError as exc:  # no shared context here: grades compile on this thread, as before
+                    self.notes.append(f"compile worker: none ({exc}); a grade change compiles in its frame")
             self.compositor = CanvasCompositor(self.resources, self.tiles,
                                                encodes=output_encodes(stage, self.keys), worker=self.worker)
             self._front = {k: 0 for k in self.keys}  # index of the front (last good) canvas framebuffer
