@@ -7,15 +7,7 @@ import numpy as np
 import pytest
 
 from stagectl.render.canvas import canvas_layouts, rotate_into_canvas
-from stagectl.stage import load_stage
 from stagectl.stage.model import Mapping
-
-from conftest import STAGES
-
-
-@pytest.fixture(scope="module")
-def demo():
-    return load_stage(STAGES / "demo.yaml")
 
 
 @pytest.mark.parametrize("rotation", [0, 90, 180, 270])

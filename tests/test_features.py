@@ -9,7 +9,6 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import STAGES
 
 from stagectl.config.reader import Context, MapReader
 from stagectl.core.camera import OperatorFlags
@@ -55,13 +54,7 @@ from stagectl.render.patterns import (
     text_bitmap,
 )
 from stagectl.render.plan import FramePlanner
-from stagectl.stage import load_stage
 from stagectl.stage.features import parse_features
-
-
-@pytest.fixture(scope="module")
-def demo():
-    return load_stage(STAGES / "demo.yaml")
 
 
 # ---- sRGB -------------------------------------------------------------------------------------------------

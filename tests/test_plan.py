@@ -24,16 +24,6 @@ T_GL_CAMERA = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]]
 
 
 @pytest.fixture(scope="module")
-def demo():
-    return load_stage(STAGES / "demo.yaml")
-
-
-@pytest.fixture(scope="module")
-def flat():
-    return load_stage(STAGES / "flat_wall.yaml")
-
-
-@pytest.fixture(scope="module")
 def planner(demo):
     return FramePlanner(demo)
 

@@ -93,16 +93,6 @@ cameras:
 
 # ---- fixtures ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def demo():
-    return load_stage(STAGES / "demo.yaml")
-
-
-@pytest.fixture(scope="module")
-def flat():
-    return load_stage(STAGES / "flat_wall.yaml")
-
-
-@pytest.fixture(scope="module")
 def test_stage(tmp_path_factory):
     path = tmp_path_factory.mktemp("stage") / "tilted.yaml"
     path.write_text(TEST_STAGE, encoding="utf-8")

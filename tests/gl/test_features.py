@@ -15,7 +15,6 @@ import dataclasses
 import cv2
 import numpy as np
 import pytest
-from conftest import STAGES
 
 from stagectl.core.camera import OperatorFlags
 from stagectl.core.features import (
@@ -46,18 +45,12 @@ from stagectl.render.patterns import (
 from stagectl.render.plan import FramePlanner
 from stagectl.render.renderer import StageRenderer
 from stagectl.render.tiles import soft_edge_weight
-from stagectl.stage import load_stage
 
 pytestmark = pytest.mark.gl
 
 INNER = (320, 180)
 POSE = (0.3, 0.6, 1.6, 8.0, 3.0, 5.0)  # looks at the main wall, left of centre (demo out1)
 KEYS = ("tessera-a/out1", "tessera-a/out2", "tessera-b/out3")
-
-
-@pytest.fixture(scope="module")
-def demo():
-    return load_stage(STAGES / "demo.yaml")
 
 
 @pytest.fixture(scope="module")
