@@ -56,16 +56,16 @@ render:
 
 
 def one_wall_stage(name: str, cabinets: tuple[int, int], outputs: Iterable[str], *, tail: str = ONE_CAMERA,
-                   center: str = "0.0, 4.0, 1.5") -> str:
+                   center: str = "0.0, 4.0, 1.5", pixels: tuple[int, int] = (32, 32)) -> str:
     """Stage YAML (frame rate 25) of one flat wall ``w`` at ``center`` (stage metres) of ``cabinets`` (columns,
-    rows) 500 mm cabinets of 32 x 32 pixels, one processor ``p`` with ``outputs`` (one YAML flow mapping each,
-    e.g. ``{name: a, canvas: [64, 64], mappings: [{wall: w, rect: [0, 0, 64, 64]}]}``), then ``tail``
+    rows) 500 mm cabinets of ``pixels`` (32 x 32 by default), one processor ``p`` with ``outputs`` (one YAML
+    flow mapping each, e.g. ``{name: a, canvas: [64, 64], mappings: [{wall: w, rect: [0, 0, 64, 64]}]}``), then ``tail``
     (:data:`ONE_CAMERA` by default; a ``colour:`` section goes after it). Without a tail the text has
     ``8 + len(outputs)`` lines."""
     cols, rows = cabinets
     head = (f"schema_version: 1\nname: {name}\nframe_rate: 25\nwalls:\n"
             f"  - {{name: w, type: flat, center: [{center}], cabinets: [{cols}, {rows}], "
-            "cabinet: {size_mm: [500, 500], pixels: [32, 32]}}\n"
+            f"cabinet: {{size_mm: [500, 500], pixels: [{pixels[0]}, {pixels[1]}]}}}}\n"
             "processors:\n  - name: p\n    outputs:\n")
     return head + "".join(f"      - {o}\n" for o in outputs) + tail
 

@@ -490,8 +490,9 @@ def test_partial_translation_defaults_to_zero() -> None:
 # --- validation while decoding ------------------------------------------------------------------------------
 
 
-def _mutated(path: list, value) -> dict:
-    d = example_dict("v1.0.1", "complete_static_example")
+def _mutated(path: list, value, example: str = "complete_static_example") -> dict:
+    """The official 1.0.1 ``example`` with the field at ``path`` set to ``value`` (removed for KeyError)."""
+    d = example_dict("v1.0.1", example)
     target = d
     for key in path[:-1]:
         target = target[key]
@@ -1060,14 +1061,7 @@ def test_fast_paths_agree_with_the_reference_paths(name: str) -> None:
     n = 0
     for path in _leaf_paths(base):
         for value in NASTY:
-            d = example_dict("v1.0.1", name)
-            target = d
-            for key in path[:-1]:
-                target = target[key]
-            if value is KeyError:
-                del target[path[-1]]
-            else:
-                target[path[-1]] = value
+            d = _mutated(path, value, name)
             fast, generic = _outcome(d), _outcome(_as_generic(d, int_paths))
             assert fast[:2] == generic[:2] and fast[-1] == generic[-1], (path, value, fast, generic)
             n += 1

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 import pytest
-from helpers import LINEAR_CAPTURE
+from helpers import LINEAR_CAPTURE, one_wall_stage
 
 from stagectl.color import calibration as C
 from stagectl.color import transfer as tf
@@ -39,31 +39,12 @@ from stagectl.stage import load_stage
 
 pytestmark = pytest.mark.gl
 
-GEOMETRY = """\
-schema_version: 1
-name: Calibration test
-frame_rate: 25
-walls:
-  - name: w
-    type: flat
-    center: [0.0, 4.0, 1.5]
-    cabinets: [8, 4]
-    cabinet: {size_mm: [500, 500], pixels: [64, 64]}
-processors:
-  - name: p
-    outputs:
-      - {name: a, canvas: [128, 256], mappings: [{wall: w, rect: [0, 0, 128, 256]}]}
-      - {name: b, canvas: [128, 256], mappings: [{wall: w, rect: [128, 0, 128, 256]}]}
-      - {name: c, canvas: [128, 256], mappings: [{wall: w, rect: [256, 0, 128, 256]}]}
-      - {name: d, canvas: [128, 256], mappings: [{wall: w, rect: [384, 0, 128, 256]}]}
-tracking:
-  - {name: t, protocol: freed, bind: 127.0.0.1, port: 40000, camera_id: 1}
-cameras:
-  - {name: cam, tracking: t, sensor_mm: [24.89, 14.0]}
-render:
-  inner: {resolution: [320, 180]}
-  outer: {resolution: [256, 128]}
-"""
+GEOMETRY = one_wall_stage("Calibration test", (8, 4), [
+    "{name: a, canvas: [128, 256], mappings: [{wall: w, rect: [0, 0, 128, 256]}]}",
+    "{name: b, canvas: [128, 256], mappings: [{wall: w, rect: [128, 0, 128, 256]}]}",
+    "{name: c, canvas: [128, 256], mappings: [{wall: w, rect: [256, 0, 128, 256]}]}",
+    "{name: d, canvas: [128, 256], mappings: [{wall: w, rect: [384, 0, 128, 256]}]}",
+], pixels=(64, 64))
 
 LINEAR = LINEAR_CAPTURE
 
