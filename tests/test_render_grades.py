@@ -65,7 +65,7 @@ def test_one_function_per_wall_with_its_own_prefix_and_exposure_uniform() -> Non
 
     inner = build_grade_part("inner", ColorCorrection(exposure=-0.3, slope=(0.9, 1.05, 1.1), lut=LUT))
     assert inner.targets == (("inner",),) and inner.walls == ()
-    assert f"vec4 {INNER_FUNCTION}(vec4 inPixel)" in inner.text and "vec3 inner_grade(vec3 c)" in inner.text
+    assert f"vec4 {INNER_FUNCTION}(vec4 inPixel)" in inner.text and "vec3 inner_grade(vec3 c, int look)" in inner.text
     assert inner.exposure_uniforms[("inner",)].startswith("gi_") and "wall_grade" not in inner.text
     with pytest.raises(ValueError):
         build_grade_part("walls", [])
@@ -137,3 +137,36 @@ def test_the_frame_uniforms_carry_the_grades_by_wall_index() -> None:
     assert fu.inner_grade is CC
     keyed = feature_uniforms(demo, FeatureState(inner_color=CC, chroma_key=ChromaKey()))
     assert keyed.inner_grade is None and keyed.wall_grades == ()
+
+
+def test_looks_make_functions_of_their_own(tmp_path) -> None:
+    """A wall with a look has a function without a grade; each camera look is a function of the inner part,
+    chosen by its number; a look or a working space is part of the key."""
+    from looks_config import write_looks_config
+
+    from stagectl.color.ocio import LookSpec, look_processor
+    from stagectl.render.grades import CAMERA_FUNCTION, part_needed
+
+    cfg = str(write_looks_config(tmp_path))
+    warm = LookSpec(cfg, "Linear Rec.709 (sRGB)", ("Warm",))
+    space = LookSpec(cfg, "Linear Rec.709 (sRGB)", (), "ACEScg")
+    walls = build_grade_part("walls", [(2, CC)], looks=[(0, warm), (2, space), (3, space)])
+    assert walls.targets == (("wall", 0), ("wall", 2))  # wall 3: a working space and no grade is nothing
+    assert ("wall", 0) not in walls.exposure_uniforms and ("wall", 2) in walls.exposure_uniforms
+    assert walls.key == wall_part_key([(2, CC)], [(0, warm), (2, space), (3, space)]) != wall_part_key([(2, CC)])
+    assert not part_needed("walls", [], [(3, space)]) and part_needed("walls", [], [(0, warm)])
+    inner = build_grade_part("inner", CC, looks=[("crane", warm), ("a-cam", space)])
+    assert inner.look_ids == {"a-cam": 0, "crane": 1}
+    assert inner.targets == (("inner",), ("camera", "a-cam"), ("camera", "crane"))
+    assert "if (look == 0) p = stagectl_grade_camera0(p);" in inner.text
+    assert "else if (look == 1) p = stagectl_grade_camera1(p);" in inner.text
+    assert f"else p = {INNER_FUNCTION}(p);" in inner.text and CAMERA_FUNCTION.format(k=1) in inner.text
+    assert all(inner.exposure_uniforms[t].startswith(p) for t, p in (
+        (("inner",), "gi_"), (("camera", "a-cam"), "gc0_"), (("camera", "crane"), "gc1_")))
+    looks_only = build_grade_part("inner", None, looks=[("crane", warm)])
+    assert INNER_FUNCTION not in looks_only.text and looks_only.exposure_uniforms == {}
+    # the function is the CPU processor of the look then the grade
+    sh = inner.shaders[("camera", "crane")]
+    proc = look_processor(warm, Grade.from_color_correction(CC, dynamic_exposure=True))
+    assert sh.cache_id == proc.gpu_shader(function_name=CAMERA_FUNCTION.format(k=1),
+                                          resource_prefix="gc1_").cache_id

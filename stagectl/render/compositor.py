@@ -117,7 +117,7 @@ from stagectl.render.passes import (
     OutputPass,
     PatternPass,
 )
-from stagectl.render.grades import GRADE_MODES, GradeBuilder, GradePart, grade_key
+from stagectl.render.grades import GRADE_MODES, GradeBuilder, GradePart, grade_key, part_needed
 from stagectl.render.program_worker import ProgramJob, ProgramWorker, WarmUp
 from stagectl.render.scene import RenderTarget
 from stagectl.render.tiles import CanvasTiles, tiles_in_rect
@@ -642,10 +642,11 @@ class CanvasCompositor:
     # ------------------------------------------------------------------ grades (stagectl.render.grades)
 
     @staticmethod
-    def _grade_inputs(fu: FeatureUniforms) -> tuple[tuple, object]:
-        """The frame's graded walls ``((wall index, ColorCorrection), ...)`` and the inner frusta's grade
-        (None: ungraded or keyed)."""
-        return fu.wall_grades, fu.inner_grade
+    def _grade_inputs(fu: FeatureUniforms) -> tuple[tuple, object, tuple, tuple]:
+        """The frame's graded walls ``((wall index, ColorCorrection), ...)``, the inner frusta's grade (None:
+        ungraded or keyed), the walls' looks ``((wall index, LookSpec), ...)`` and the cameras' ``((camera,
+        LookSpec), ...)``."""
+        return fu.wall_grades, fu.inner_grade, fu.wall_looks, fu.camera_looks
 
     def _active(self, features: FeatureUniforms | None) -> FeatureUniforms | None:
         """The frame's features when any variant needs them: a feature define, or (OCIO grades) a grade, even
@@ -654,26 +655,32 @@ class CanvasCompositor:
             return None
         if features.active:
             return features
-        if self.grades == "ocio":
-            walls, inner = self._grade_inputs(features)
-            if walls or inner is not None:
-                return features
+        walls, inner, wall_looks, camera_looks = self._grade_inputs(features)
+        if wall_looks or camera_looks or (self.grades == "ocio" and (walls or inner is not None)):
+            return features
         return None
 
     def _grade_set(self, fu: FeatureUniforms | None) -> tuple[GradePart | None, GradePart | None] | None:
         """The OCIO grade parts (walls, inner) of ``fu``, their LUT textures made (None: shader grades, or
         nothing graded)."""
-        if self.grades != "ocio" or fu is None:
+        if fu is None:
+            return None
+        walls, inner, wall_looks, camera_looks = self._grade_inputs(fu)
+        if self.grades != "ocio":
+            if wall_looks or camera_looks:
+                raise RenderError(self.PASS, self.label, "the stage's OCIO looks need the OCIO grades",
+                                  detail=f"grades={self.grades!r}; looks run as OpenColorIO functions "
+                                         "(grades='ocio')")
             return None
         now = self._grade_now
         if now is not None and now[0] is fu:
             return now[1]
-        walls, inner = self._grade_inputs(fu)
         parts, exposures = None, ()
-        if walls or inner is not None:
+        need_w, need_i = part_needed("walls", walls, wall_looks), part_needed("inner", inner, camera_looks)
+        if need_w or need_i:
             try:
-                wp = self._grade_builder.get("walls", walls) if walls else None
-                ip = self._grade_builder.get("inner", inner) if inner is not None else None
+                wp = self._grade_builder.get("walls", walls, wall_looks) if need_w else None
+                ip = self._grade_builder.get("inner", inner, camera_looks) if need_i else None
             except ColorError as exc:
                 raise RenderError(self.PASS, self.label, "grade refused by OpenColorIO",
                                   detail=str(exc)) from None
@@ -688,7 +695,8 @@ class CanvasCompositor:
             parts = (wp, ip)
             exposures = tuple(sorted(
                 (wp.exposures((("wall", w), cc) for w, cc in walls) if wp is not None else ())
-                + (ip.exposures([(("inner",), inner)]) if ip is not None else ())))
+                + (ip.exposures([(t, inner) for t in ip.targets]) if ip is not None and inner is not None
+                   else ())))
         self._grade_now = (fu, parts, exposures)
         if fu is self._shown and self._shown_keys is None:
             wp, ip = parts if parts is not None else (None, None)
@@ -817,14 +825,15 @@ class CanvasCompositor:
         if got is not None and got[0] is features and got[1] is shown and got[2] == lag:
             return got[3]
         walls, inner, outer_key = features.wall_grades, features.inner_grade, features.outer_key
+        wall_looks, camera_looks = features.wall_looks, features.camera_looks
         if "walls" in lag:
             stops = {w: cc.exposure for w, cc in features.wall_grades}
             walls = tuple((w, dataclasses.replace(cc, exposure=stops[w]) if w in stops else cc)
                           for w, cc in (shown.wall_grades if shown is not None else ()))
+            wall_looks = shown.wall_looks if shown is not None else ()  # the looks drawn now, too
             before = shown.outer_key if shown is not None else ()
-            looks = tuple(e for e in outer_key if e and e[0] == "look")
-            if _grades_of(walls) != _grades_of(shown.wall_grades if shown is not None else ()) or looks != tuple(
-                    e for e in before if e and e[0] == "look"):
+            if _grades_of(walls) != _grades_of(shown.wall_grades if shown is not None else ()):
+                looks = tuple(("look", w, spec) for w, spec in wall_looks)
                 outer_key = (("walls drawn as before", _grades_of(walls)),) + looks  # their outer canvas redrawn
             else:
                 outer_key = before  # what the outer-only canvases hold already: not redrawn
@@ -832,7 +841,9 @@ class CanvasCompositor:
             inner = shown.inner_grade if shown is not None else None
             if inner is not None and features.inner_grade is not None:
                 inner = dataclasses.replace(inner, exposure=features.inner_grade.exposure)
-        drawn = dataclasses.replace(features, wall_grades=walls, inner_grade=inner, outer_key=outer_key)
+            camera_looks = shown.camera_looks if shown is not None else ()
+        drawn = dataclasses.replace(features, wall_grades=walls, inner_grade=inner, outer_key=outer_key,
+                                    wall_looks=wall_looks, camera_looks=camera_looks)
         self._lag_cache = (features, shown, lag, drawn)
         return drawn
 
@@ -1103,6 +1114,17 @@ class CanvasCompositor:
             self._fu_set[fkey] = fu
         if parts:
             self._set_exposures(p, fkey)
+        if "INNER_GRADE" in defs and n:
+            # each inner slot's camera look function (stagectl.render.grades: the inner part's look_ids)
+            ids = self._grade[1].look_ids
+            cams = tuple(u.inner_cameras) + ("",) * (n - len(u.inner_cameras))
+            looks = [ids.get(c, -1) for c in cams[:n]]
+            loc = p.location("u_inner_look")
+            if loc >= 0:
+                if variant[0] == "inner":
+                    GL.glUniform1i(loc, looks[n - 1])
+                else:
+                    GL.glUniform1iv(loc, n, np.asarray(looks, dtype=np.int32))
 
     def _set_feature_uniforms(self, p: Program, defs: tuple, fu: FeatureUniforms) -> None:
         c = np.ascontiguousarray

@@ -9,6 +9,15 @@ Each graded wall and the inner frusta (a :class:`~stagectl.core.features.ColorCo
 prefix: wall ``w``: ``vec4 stagectl_grade_wall<w>(vec4)``, prefix ``gw<w>_``; the inner frusta:
 ``stagectl_grade_inner``, prefix ``gi_``.
 
+**Looks** (the stage file's ``colour: walls`` / ``cameras``, a :class:`~stagectl.color.ocio.LookSpec` each):
+a wall with a look gets a function even without a grade, and its function is the look, then the grade
+(:func:`~stagectl.color.ocio.look_processor`: the stage's working space in and out, the look and grade in
+the wall's working space); a camera with a look gets its own function in the inner part,
+``stagectl_grade_camera<k>`` (prefix ``gc<k>_``, ``k`` its place among the part's cameras,
+:attr:`GradePart.look_ids`): its look, then the inner grade. The inner part's selector ``vec3 inner_grade(vec3
+c, int look)`` takes the function by the inner slot's ``u_inner_look`` (set per frame by the compositor from
+the camera in that slot), ``-1`` or a camera without a look: the inner grade alone (or nothing).
+
 A frame's grades come in two independent :class:`GradePart` objects, each a text the compositor inserts into
 the composite fragment shader after the defines: the walls' (``WALL_GRADE`` variants: every graded wall's
 function and the selector ``vec3 wall_grade(vec3 c, int w)``, which leaves an ungraded wall's colour as it
@@ -41,13 +50,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stagectl.color.ocio import GpuShader, Grade, ShaderTexture, ShaderTexture3D, grade_processor
+from stagectl.color.ocio import (
+    GpuShader,
+    Grade,
+    ShaderTexture,
+    ShaderTexture3D,
+    grade_processor,
+    look_processor,
+)
 
 __all__ = [
     "GRADE_MODES",
     "WALL_FUNCTION",
     "INNER_FUNCTION",
+    "CAMERA_FUNCTION",
     "grade_key",
+    "part_needed",
     "wall_part_key",
     "inner_part_key",
     "GradeTexture",
@@ -61,6 +79,9 @@ __all__ = [
 GRADE_MODES = ("ocio", "shader")
 WALL_FUNCTION = "stagectl_grade_wall{w}"  #: GLSL function of wall ``w``'s grade (resource prefix ``gw<w>_``)
 INNER_FUNCTION = "stagectl_grade_inner"  #: GLSL function of the inner frusta's grade (prefix ``gi_``)
+#: GLSL function of the ``k``-th camera look of the inner part (its look, then the inner grade; prefix
+#: ``gc<k>_``)
+CAMERA_FUNCTION = "stagectl_grade_camera{k}"
 
 
 def grade_key(cc) -> tuple:
@@ -73,14 +94,52 @@ def grade_key(cc) -> tuple:
     )
 
 
-def wall_part_key(wall_grades: Iterable[tuple[int, object]]) -> tuple:
-    """The key of the walls' part: ``(("walls",), (wall index, grade_key), ...)`` sorted by wall."""
-    return (("walls",), *sorted((int(w), grade_key(cc)) for w, cc in wall_grades))
+def _wall_targets(wall_grades, wall_looks=()) -> list[tuple[int, object, object]]:
+    """``(wall index, ColorCorrection or None, LookSpec or None)`` of every wall with a function, by wall: a
+    grade, or a look (a working space alone changes nothing without a grade)."""
+    grades = {int(w): cc for w, cc in wall_grades}
+    looks = {int(w): spec for w, spec in wall_looks}
+    out = []
+    for w in sorted(set(grades) | set(looks)):
+        cc, spec = grades.get(w), looks.get(w)
+        if cc is None and (spec is None or not spec.looks):
+            continue
+        out.append((w, cc, spec))
+    return out
 
 
-def inner_part_key(inner) -> tuple:
-    """The key of the inner frusta's part: ``(("inner",), grade_key)``."""
-    return (("inner",), grade_key(inner))
+def _camera_looks(camera_looks) -> tuple[tuple[str, object], ...]:
+    """``(camera name, LookSpec)`` of the cameras whose function differs from the inner grade's, by name."""
+    got = ((str(n), spec) for n, spec in camera_looks if not spec.is_identity)
+    return tuple(sorted(got, key=lambda e: e[0]))
+
+
+def part_needed(kind: str, grades, looks=()) -> bool:
+    """Whether the walls' (``kind`` ``"walls"``) or the inner frusta's (``"inner"``) part of these grades and
+    looks has a function (see :func:`build_grade_part`)."""
+    if kind == "walls":
+        return bool(_wall_targets(grades, looks))
+    return grades is not None or bool(_camera_looks(looks))
+
+
+def wall_part_key(wall_grades: Iterable[tuple[int, object]], wall_looks: Iterable[tuple[int, object]] = ()
+                  ) -> tuple:
+    """The key of the walls' part: ``(("walls",), (wall index, grade_key), ...)`` sorted by wall; a wall with
+    a look: ``(wall index, grade_key or None, LookSpec)``."""
+    out = []
+    for w, cc, spec in _wall_targets(wall_grades, wall_looks):
+        gk = None if cc is None else grade_key(cc)
+        out.append((w, gk) if spec is None else (w, gk, spec))
+    return (("walls",), *out)
+
+
+def inner_part_key(inner, camera_looks: Iterable[tuple[str, object]] = ()) -> tuple:
+    """The key of the inner frusta's part: ``(("inner",), grade_key)``; with camera looks
+    ``(("inner",), grade_key or None, ((camera, LookSpec), ...))``."""
+    looks = _camera_looks(camera_looks)
+    if not looks:
+        return (("inner",), grade_key(inner))
+    return (("inner",), None if inner is None else grade_key(inner), looks)
 
 
 @dataclass(frozen=True)
@@ -103,7 +162,9 @@ class GradePart:
     insert into the composite shader.
 
     ``key``: :func:`wall_part_key` / :func:`inner_part_key` (the programs' cache key); ``targets``: ``("wall",
-    w)`` per graded wall in wall order, or ``("inner",)``; ``shaders``: OCIO's :class:`GpuShader` per target;
+    w)`` per graded (or looked) wall in wall order, or ``("inner",)`` (when there is an inner grade) and
+    ``("camera", name)`` per camera look; ``look_ids``: camera name -> the number of its function (the
+    ``look`` the selector takes); ``shaders``: OCIO's :class:`GpuShader` per target;
     ``text``: every function, then the part's selector (``wall_grade`` or ``inner_grade``; GLSL for
     ``#version 330 core``); ``textures``: the LUT textures, deduplicated; ``exposure_uniforms``: target ->
     the float uniform holding its exposure (stops); ``uniforms``: OCIO's other uniforms with their values
@@ -117,6 +178,7 @@ class GradePart:
     textures: tuple[GradeTexture, ...] = field(repr=False, compare=False)
     exposure_uniforms: dict = field(repr=False, compare=False)
     uniforms: tuple = field(repr=False, compare=False)
+    look_ids: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def walls(self) -> tuple[int, ...]:
@@ -155,21 +217,49 @@ def _wall_selector(walls: Sequence[int], shown: frozenset[int] | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_grade_part(kind: str, grades, *, shown_walls: Iterable[int] | None = None) -> GradePart:
+def _inner_selector(cameras: int, graded: bool) -> str:
+    lines = ["// stagectl inner grade selector (stagectl/render/grades.py)",
+             "vec3 inner_grade(vec3 c, int look) {", "    vec4 p = vec4(c, 1.0);"]
+    for k in range(cameras):
+        kw = "if" if k == 0 else "else if"
+        lines.append(f"    {kw} (look == {k}) p = {CAMERA_FUNCTION.format(k=k)}(p);")
+    if graded:
+        lines.append(f"    {'else ' if cameras else ''}p = {INNER_FUNCTION}(p);")
+    lines += ["    return p.rgb;", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def _processor(cc, spec):
+    """The OCIO processor of a target: ``spec``'s look then the grade ``cc`` (either may be None)."""
+    grade = None if cc is None else Grade.from_color_correction(cc, dynamic_exposure=True)
+    if spec is None:
+        return grade_processor(grade)
+    return look_processor(spec, grade)
+
+
+def build_grade_part(kind: str, grades, *, shown_walls: Iterable[int] | None = None, looks=()) -> GradePart:
     """The OCIO grade functions of the walls (``kind`` ``"walls"``, ``grades`` ``(wall index,
-    ColorCorrection)`` pairs, at least one) or of the inner frusta (``"inner"``, ``grades`` one
-    ColorCorrection). ``shown_walls``: the wall indices any output shows (when that is the one graded wall,
-    its grade is applied without a test of the wall id). Raises :class:`~stagectl.color.errors.ColorError` if
-    OpenColorIO refuses a grade. No GL: any thread."""
+    ColorCorrection)`` pairs, ``looks`` ``(wall index, LookSpec)`` pairs; at least one wall with a grade or a
+    look) or of the inner frusta (``"inner"``, ``grades`` one ColorCorrection or None, ``looks`` ``(camera
+    name, LookSpec)`` pairs; a grade or a camera look). ``shown_walls``: the wall indices any output shows
+    (when that is the one wall with a function, it is applied without a test of the wall id). Raises
+    :class:`~stagectl.color.errors.ColorError` if OpenColorIO refuses a grade or a look. No GL: any thread."""
+    look_ids: dict[str, int] = {}
     if kind == "walls":
-        walls = sorted((int(w), cc) for w, cc in grades)
+        walls = _wall_targets(grades, looks)
         if not walls:
-            raise ValueError("the walls' grade part needs a graded wall")
-        targets = [(("wall", w), cc, WALL_FUNCTION.format(w=w), f"gw{w}_") for w, cc in walls]
-        key = wall_part_key(walls)
+            raise ValueError("the walls' grade part needs a graded wall or a wall with a look")
+        targets = [(("wall", w), cc, spec, WALL_FUNCTION.format(w=w), f"gw{w}_") for w, cc, spec in walls]
+        key = wall_part_key(grades, looks)
     elif kind == "inner":
-        targets = [(("inner",), grades, INNER_FUNCTION, "gi_")]
-        key = inner_part_key(grades)
+        cams = _camera_looks(looks)
+        if grades is None and not cams:
+            raise ValueError("the inner frusta's grade part needs a grade or a camera look")
+        targets = [] if grades is None else [(("inner",), grades, None, INNER_FUNCTION, "gi_")]
+        for k, (name, spec) in enumerate(cams):
+            targets.append((("camera", name), grades, spec, CAMERA_FUNCTION.format(k=k), f"gc{k}_"))
+            look_ids[name] = k
+        key = inner_part_key(grades, looks)
     else:
         raise ValueError(f"grade part kind {kind!r}: expected walls or inner")
     shaders: dict[tuple, GpuShader] = {}
@@ -177,21 +267,21 @@ def build_grade_part(kind: str, grades, *, shown_walls: Iterable[int] | None = N
     exposure_uniforms: dict[tuple, str] = {}
     uniforms = []
     textures: dict[str, tuple[ShaderTexture3D | ShaderTexture, list[str]]] = {}
-    for target, cc, fn, prefix in targets:
-        sh = grade_processor(Grade.from_color_correction(cc, dynamic_exposure=True)).gpu_shader(
-            function_name=fn, resource_prefix=prefix)
+    for target, cc, spec, fn, prefix in targets:
+        sh = _processor(cc, spec).gpu_shader(function_name=fn, resource_prefix=prefix)
         shaders[target] = sh
         texts.append(sh.text)
-        exposure_uniforms[target] = sh.exposure_uniform
+        if sh.exposure_uniform is not None:
+            exposure_uniforms[target] = sh.exposure_uniform
         uniforms += [u for u in sh.uniforms if u.name != sh.exposure_uniform]
         for t in (*sh.textures_3d, *sh.textures):
             entry = textures.setdefault(_texture_digest(t), (t, []))
             entry[1].append(t.sampler)
     if kind == "walls":
         shown = frozenset(int(w) for w in shown_walls) if shown_walls is not None else None
-        texts.append(_wall_selector([w for w, _ in walls], shown))
+        texts.append(_wall_selector([w for w, _, _ in walls], shown))
     else:
-        texts.append(f"vec3 inner_grade(vec3 c) {{\n    return {INNER_FUNCTION}(vec4(c, 1.0)).rgb;\n}}\n")
+        texts.append(_inner_selector(len(look_ids), grades is not None))
     return GradePart(
         kind=kind,
         key=key,
@@ -201,6 +291,7 @@ def build_grade_part(kind: str, grades, *, shown_walls: Iterable[int] | None = N
         textures=tuple(GradeTexture(t, tuple(smp)) for t, smp in textures.values()),
         exposure_uniforms=exposure_uniforms,
         uniforms=tuple(uniforms),
+        look_ids=look_ids,
     )
 
 
@@ -216,16 +307,16 @@ class GradeBuilder:
         self._done: OrderedDict[tuple, GradePart | BaseException] = OrderedDict()
         self.builds = 0  #: parts built (tests and telemetry)
 
-    def get(self, kind: str, grades) -> GradePart:
-        """The part of these grades (see :func:`build_grade_part`), built now if it is not kept."""
-        key = wall_part_key(grades) if kind == "walls" else inner_part_key(grades)
+    def get(self, kind: str, grades, looks=()) -> GradePart:
+        """The part of these grades and looks (see :func:`build_grade_part`), built now if it is not kept."""
+        key = wall_part_key(grades, looks) if kind == "walls" else inner_part_key(grades, looks)
         with self._lock:
             got = self._done.get(key)
             if got is not None:
                 self._done.move_to_end(key)
         if got is None:
             try:
-                got = build_grade_part(kind, grades, shown_walls=self.shown_walls)
+                got = build_grade_part(kind, grades, shown_walls=self.shown_walls, looks=looks)
             except Exception as exc:  # kept: a bad grade is reported, not rebuilt each frame
                 got = exc
             with self._lock:

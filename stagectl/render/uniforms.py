@@ -1,11 +1,13 @@
 """The composite shader's uniforms of a frame: :func:`composite_uniforms` (the inner frusta and the outer
 atlas) and :func:`feature_uniforms` (the stage features: light cards, colour correction and LUTs, the walls'
-and cameras' OCIO looks, chroma key, markers). Pure functions of plain data (no GL); the arrays are float32, ready to upload.
+and cameras' OCIO looks, chroma key, markers). Pure functions of plain data (no GL); the arrays are float32,
+ready to upload.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -137,12 +139,19 @@ def feature_uniforms(stage: Stage, fs: FeatureState, outputs: Sequence[str] | No
                 sp, hs, ht = mk.pixels(pitch)
                 marker_grid[w, :2] = sp
                 marker_size[w] = (*hs, *ht)
-    # ---- OCIO looks of the walls and the cameras (stage file colour: walls / cameras), those switched on
-    off = fs.looks_off
-    wall_looks = tuple((index[n], spec) for n, spec in sorted(looks_of(stage, "walls").items())
-                       if f"wall:{n}" not in off)
-    camera_looks = () if key_on else tuple((n, spec) for n, spec in sorted(looks_of(stage, "cameras").items())
-                                           if f"camera:{n}" not in off)
+    # ---- OCIO looks of the walls and the cameras (stage file colour: walls / cameras); one switched off keeps
+    # its working space (the grade still runs there), without the looks
+    def looks(kind: str, prefix: str) -> list:
+        got = []
+        for n, spec in sorted(looks_of(stage, kind).items()):
+            if f"{prefix}:{n}" in fs.looks_off:
+                spec = replace(spec, looks=())
+            if not spec.is_identity:
+                got.append((n, spec))
+        return got
+
+    wall_looks = tuple((index[n], spec) for n, spec in looks("walls", "wall"))
+    camera_looks = () if key_on else tuple(looks("cameras", "camera"))
     outer_key = tuple(
         (index[n], cc.gain, cc.slope, cc.offset, cc.power, cc.saturation, cc.lut.digest if cc.lut else None)
         for n, cc in fs.wall_color

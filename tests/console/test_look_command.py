@@ -131,7 +131,8 @@ def test_the_switch_is_persisted_restored_and_carried_over_a_reload(stage, tmp_p
     assert again.features.looks_off == {"camera:cam-a"} and not again.warnings
     again.close()
     # a stage without that look drops the switch, with a warning, at a restart and at a reload
-    (tmp_path / "nolook.yaml").write_text(STAGE.replace("  cameras:\n    cam-a: {look: [Show LUT, Cool]}\n", ""), "utf-8")
+    nolook_text = STAGE.replace("  cameras:\n    cam-a: {look: [Show LUT, Cool]}\n", "")
+    (tmp_path / "nolook.yaml").write_text(nolook_text, encoding="utf-8")
     nolook = load_stage(tmp_path / "nolook.yaml")
     state, _, warnings = StateStore(path).load(nolook)
     assert state.features.looks_off == frozenset()

@@ -17,7 +17,9 @@
 // Grades as OpenColorIO functions (stagectl/render/grades.py, the compositor's default): WALL_GRADE and
 // INNER_GRADE take the place of WALL_CC / WALL_LUT and INNER_CC / INNER_LUT; compositor.py inserts the grade
 // text (OCIO's functions, their LUT samplers and exposure uniforms, and the selectors
-// vec3 wall_grade(vec3 c, int w) and vec3 inner_grade(vec3 c)) after the defines.
+// vec3 wall_grade(vec3 c, int w) and vec3 inner_grade(vec3 c, int look)) after the defines. The walls' and the
+// cameras' OCIO looks are part of those functions (a wall's: its look, then its grade; a camera's look: its own
+// function in the inner part, chosen per inner slot by u_inner_look, the camera in that slot).
 //
 // For the fragment's stage position p (metres):
 //   outer: d = p - u_outer_eye; the cube face is the axis of the largest |d| component and its sign (face
@@ -33,8 +35,9 @@
 //          a = clamp(d / soft_edge, 0, 1); weight = a * a * (3 - 2 a) (smoothstep), 0 behind the eye;
 //          colour = mix(colour, inner_i(s, t), weight) with GL texture coordinates (s, t) = (ndc + 1) / 2
 //          (t = 1 - v: the inner target was rendered by GL, row 0 = bottom, and is never flipped);
-//          inner_i is graded (INNER_GRADE, or INNER_CC / INNER_LUT), or replaced by the key colour and markers
-//          (KEY).
+//          inner_i is graded (INNER_GRADE: its camera's look and the inner grade, or INNER_CC / INNER_LUT), or
+//          replaced by the key colour and markers (KEY). The blend is in the working space (linear light),
+//          before the output's encode.
 //   then the light cards over the frustum.
 //   output: OUTPUT_ENCODE(linear colour), alpha 1. Without OCIO_OUTPUT (every output of a stage without a
 //          colour: section) that is the sRGB encoding (IEC 61966-2-1 piecewise curve) and the rgba8 canvas
@@ -247,14 +250,21 @@ vec3 key_color() {
 #endif
 
 #if !defined(COPY) && !defined(PATTERN) && !defined(BURNIN)
-// what an inner frustum shows at GL texture coordinate uv: the key, or the corrected inner image
-vec3 inner_source(sampler2D tex, vec2 uv) {
+#if defined(INNER_GRADE)
+uniform int u_inner_look[4];  // per inner slot (INNER_ONLY: [0], the top camera): its look function, -1 none
+#define INNER_LOOK(i) u_inner_look[i]
+#else
+#define INNER_LOOK(i) -1
+#endif
+// what an inner frustum shows at GL texture coordinate uv: the key, or the corrected inner image (look: the
+// camera's look function in the inner grade part, -1: none)
+vec3 inner_source(sampler2D tex, vec2 uv, int look) {
 #ifdef KEY
     return key_color();
 #else
     vec3 s = texture(tex, uv).rgb;
 #if defined(INNER_GRADE)
-    s = inner_grade(s);
+    s = inner_grade(s, look);
 #elif defined(INNER_CC) || defined(INNER_LUT)
     s = inner_cc(s);
 #endif
@@ -360,7 +370,7 @@ noperspective in vec4 v_inner_clip0;  // u_inner_top_vp * (stage, 1), from the v
 void main() {
     vec4 clip = v_inner_clip0;
     vec2 ndc = clip.xy / clip.w;     // the plan guarantees clip.w > W_EPS on the whole tile
-    vec3 color = inner_source(u_inner_top, 0.5 * ndc + 0.5);
+    vec3 color = inner_source(u_inner_top, 0.5 * ndc + 0.5, INNER_LOOK(0));
 #ifdef CARDS
     color = cards(color, u_cards_under, u_cards_total);
 #endif
@@ -406,13 +416,13 @@ vec3 outer_color(vec3 p) {
     return texture(u_outer, texel * u_atlas_inv_size).rgb;
 }
 
-vec3 over_inner(vec3 color, vec4 clip, float inv_soft, sampler2D tex) {
+vec3 over_inner(vec3 color, vec4 clip, float inv_soft, sampler2D tex, int look) {
     float front = clip.w > W_EPS ? 1.0 : 0.0;
     vec2 ndc = clip.xy / max(clip.w, W_EPS);
     float d = 1.0 - max(abs(ndc.x), abs(ndc.y));
     float a = clamp(d * inv_soft, 0.0, 1.0);
     float weight = a * a * (3.0 - 2.0 * a) * front;
-    vec3 s = inner_source(tex, 0.5 * ndc + 0.5);
+    vec3 s = inner_source(tex, 0.5 * ndc + 0.5, look);
     return mix(color, s, weight);
 }
 
@@ -427,16 +437,16 @@ void main() {
     color = cards(color, 0, u_cards_under);
 #endif
 #if CAMERAS > 0
-    color = over_inner(color, v_inner_clip[0], u_inner_inv_soft[0], u_inner0);
+    color = over_inner(color, v_inner_clip[0], u_inner_inv_soft[0], u_inner0, INNER_LOOK(0));
 #endif
 #if CAMERAS > 1
-    color = over_inner(color, v_inner_clip[1], u_inner_inv_soft[1], u_inner1);
+    color = over_inner(color, v_inner_clip[1], u_inner_inv_soft[1], u_inner1, INNER_LOOK(1));
 #endif
 #if CAMERAS > 2
-    color = over_inner(color, v_inner_clip[2], u_inner_inv_soft[2], u_inner2);
+    color = over_inner(color, v_inner_clip[2], u_inner_inv_soft[2], u_inner2, INNER_LOOK(2));
 #endif
 #if CAMERAS > 3
-    color = over_inner(color, v_inner_clip[3], u_inner_inv_soft[3], u_inner3);
+    color = over_inner(color, v_inner_clip[3], u_inner_inv_soft[3], u_inner3, INNER_LOOK(3));
 #endif
 #ifdef CARDS
     color = cards(color, u_cards_under, u_cards_total);
