@@ -104,6 +104,18 @@ class FrameLoop:
         return [(k, a) for k in sorted(self.applied) for a in self.applied[k]]
 
 
+def submit_applied_at(hub: ControlHub, name: str, args: dict, frame: int) -> dict:
+    """``hub.submit(name, args)`` from a thread (as a console would) while this thread, as the frame loop, calls
+    ``hub.apply_pending(frame)`` until it is applied; the submitter's acknowledgement."""
+    ack: dict = {}
+    t = threading.Thread(target=lambda: ack.update(hub.submit(name, args, who="test")))
+    t.start()
+    while not hub.apply_pending(frame) and t.is_alive():
+        pass
+    t.join(5)
+    return ack
+
+
 @pytest.fixture
 def frame_loop(hub: ControlHub) -> Iterator[FrameLoop]:
     loop = FrameLoop(hub).start()

@@ -18,6 +18,8 @@ from stagectl.render.plan import FramePlanner
 from stagectl.stage import load_stage
 from stagectl.sync.cluster import decode_features, encode_features
 
+from .conftest import submit_applied_at
+
 #: walls w and v; outputs a and b show w, c and d show v; a has its own calibration, c and d wall v's
 STAGE = """\
 schema_version: 1
@@ -104,18 +106,7 @@ def test_switching_off_and_on_changes_only_the_named_outputs(stage) -> None:
 def test_the_switch_is_persisted_restored_and_carried_over_a_reload(stage, tmp_path) -> None:
     path = tmp_path / "state.json"
     hub = ControlHub(stage, path)
-    ack = {}
-
-    def submit():
-        ack.update(hub.submit("color.calibration", {"target": "p/d", "on": False}, who="test"))
-
-    import threading
-
-    t = threading.Thread(target=submit)
-    t.start()
-    while not hub.apply_pending(7) and t.is_alive():
-        pass
-    t.join(5)
+    ack = submit_applied_at(hub, "color.calibration", {"target": "p/d", "on": False}, 7)
     assert ack["ok"] and ack["frame"] == 7, ack
     assert hub.features.uncalibrated == {"p/d"}
     hub.close()

@@ -4,7 +4,6 @@ uniforms then carry, the operator state file (restored at a restart, carried ove
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 from looks_config import write_looks_config
@@ -16,6 +15,8 @@ from stagectl.core.features import FeatureState
 from stagectl.render.uniforms import feature_uniforms
 from stagectl.stage import load_stage
 from stagectl.sync.cluster import decode_features, encode_features
+
+from .conftest import submit_applied_at
 
 #: walls main and side, cameras cam-a and main; main (wall) and cam-a have looks, side a working space only
 STAGE = """\
@@ -113,16 +114,7 @@ def test_switching_changes_what_the_frame_draws(stage) -> None:
 def test_the_switch_is_persisted_restored_and_carried_over_a_reload(stage, tmp_path) -> None:
     path = tmp_path / "state.json"
     hub = ControlHub(stage, path)
-    ack = {}
-
-    def submit():
-        ack.update(hub.submit("color.look", {"target": "cam-a", "on": False}, who="test"))
-
-    t = threading.Thread(target=submit)
-    t.start()
-    while not hub.apply_pending(7) and t.is_alive():
-        pass
-    t.join(5)
+    ack = submit_applied_at(hub, "color.look", {"target": "cam-a", "on": False}, 7)
     assert ack["ok"] and ack["frame"] == 7, ack
     assert hub.features.looks_off == {"camera:cam-a"}
     hub.close()
