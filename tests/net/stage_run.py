@@ -52,10 +52,10 @@ class OscClient:
     """An OSC client on 127.0.0.1 (an allowed address): ``send`` returns the ack ``(command, ok, frame,
     message)`` with the message's JSON decoded when it is a result."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, timeout_s: float = 10.0) -> None:
         self.port = port
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.settimeout(10)
+        self.sock.settimeout(timeout_s)
         self.sock.bind(("127.0.0.1", 0))
 
     def send(self, address: str, *args) -> tuple[str, int, int, object]:

@@ -22,12 +22,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import STAGES
-from pythonosc.osc_message import OscMessage
-from pythonosc.osc_message_builder import OscMessageBuilder
 
 from stagectl.color import calibration as C
 
-from .stage_run import StageRun, free_port
+from .stage_run import OscClient, StageRun, free_port
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow, pytest.mark.gl]
 
@@ -55,30 +53,6 @@ def _pq10(target_linear) -> np.ndarray:
 BT2087 = np.array([[0.6274, 0.3293, 0.0433], [0.0691, 0.9195, 0.0114], [0.0164, 0.0880, 0.8956]])
 PLAIN = _pq10(BT2087 @ np.asarray(COLOR))
 CALIBRATED = _pq10(_correction().apply(BT2087 @ np.asarray(COLOR)))
-
-
-class _Osc:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.settimeout(10)
-        self.sock.bind(("127.0.0.1", 0))
-
-    def send(self, address: str, *args):
-        b = OscMessageBuilder(address=address)
-        for a in args:
-            b.add_arg(a)
-        self.sock.sendto(b.build().dgram, ("127.0.0.1", self.port))
-        msg = OscMessage(self.sock.recvfrom(65536)[0])
-        assert msg.address == "/stagectl/ack", msg.address
-        command, ok, frame, text = msg.params
-        return command, ok, frame, (json.loads(text) if ok else text)
-
-    def status(self) -> dict:
-        return self.send("/stagectl/status")[3]
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 class _Frames(threading.Thread):
@@ -145,7 +119,7 @@ def test_the_switch_shows_on_the_acked_frame_and_survives_a_restart(tmp_path: Pa
     assert np.abs(PLAIN - CALIBRATED).max() >= 10  # the two signals are told apart
     stage, port = _stage(tmp_path)
     run, ring = _start(stage)
-    osc = _Osc(port)
+    osc = OscClient(port)
     frames = _Frames(ring)
     frames.start()
     try:
@@ -176,7 +150,7 @@ def test_the_switch_shows_on_the_acked_frame_and_survives_a_restart(tmp_path: Pa
 
     # a restart restores the switch (and the pattern) from the operator state file
     run, ring = _start(stage)
-    osc = _Osc(port)
+    osc = OscClient(port)
     frames = _Frames(ring)
     frames.start()
     try:
@@ -216,7 +190,7 @@ def test_the_patch_player_plays_from_the_acked_frame_in_a_real_run(tmp_path: Pat
     program = patch_program(load_stage(stage), "proc/out1", **seq_args)
     n = program.frames
     run, ring = _start(stage)
-    osc = _Osc(port)
+    osc = OscClient(port)
     seen: dict[int, tuple[str, tuple[int, int, int]]] = {}  # sink frame -> (sha1 of its words, PIXEL's codes)
     halt = threading.Event()
 

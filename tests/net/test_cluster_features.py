@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import queue
 import re
-import socket
 import struct
 import subprocess
 import sys
@@ -56,7 +55,7 @@ from stagectl.sync.cluster import (
 
 from . import test_cluster as _base
 from .cluster_parts import MS, wait_for
-from .stage_run import console_yaml, flat_wall_text, stage_ports
+from .stage_run import OscClient, console_yaml, flat_wall_text, stage_ports
 from .test_cluster import _camera, _cluster_stage, _connect
 
 # the fixture of test_cluster.py: primaries and nodes closed (on conftest's zctx, which must terminate)
@@ -566,22 +565,6 @@ class _Watch:
         self.reader.close()
 
 
-def _osc(port: int, address: str, *args) -> list:
-    from pythonosc.osc_message import OscMessage
-    from pythonosc.osc_message_builder import OscMessageBuilder
-
-    b = OscMessageBuilder(address=address)
-    for a in args:
-        b.add_arg(a)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(15)
-        s.bind(("127.0.0.1", 0))
-        s.sendto(b.build().dgram, ("127.0.0.1", port))
-        reply = OscMessage(s.recvfrom(65536)[0])
-    assert reply.address == "/stagectl/ack", (reply.address, reply.params)
-    return reply.params
-
-
 @pytest.mark.gl
 @pytest.mark.slow
 @pytest.mark.timeout(240)
@@ -601,6 +584,7 @@ def test_an_osc_light_card_on_the_primary_shows_on_the_nodes_canvas_from_the_ack
     primary = _Proc("run", str(stage), "--cluster", where, "--sink", "--preview-every", "0",
                     "--duration", "150", "--no-realtime", "--state-file", str(tmp_path / "operator.json"))
     node = watch = None
+    osc = OscClient(ports["osc"], timeout_s=15)
     try:
         primary.wait_for(r"cluster primary: frame states on 127\.0\.0\.1:")
         primary.wait_for(r"OSC commands on udp://127\.0\.0\.1:\d+")
@@ -611,16 +595,17 @@ def test_an_osc_light_card_on_the_primary_shows_on_the_nodes_canvas_from_the_ack
         watch.until(0)
         before = max(watch.frames)
 
-        card = _osc(ports["osc"], "/stagectl/card/add", "wall", 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0)
-        assert card[:2] == ["card.add", 1], card
+        card = osc.send("/stagectl/card/add", "wall", 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0)
+        assert card[:2] == ("card.add", 1), card
         card_at = card[2]
         assert card_at > before
         watch.until(card_at + 5)
-        dark = _osc(ports["osc"], "/stagectl/output/blackout", 1)
-        assert dark[:2] == ["output.blackout", 1], dark
+        dark = osc.send("/stagectl/output/blackout", 1)
+        assert dark[:2] == ("output.blackout", 1), dark
         dark_at = dark[2]
         watch.until(dark_at + 5)
     finally:
+        osc.close()
         if watch is not None:
             watch.close()
         out_node = node.stop() if node is not None else ""
