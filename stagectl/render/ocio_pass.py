@@ -193,7 +193,8 @@ def set_shader_uniform(program, name: str, kind: str, value) -> None:
 
 class OcioPass:
     """One OCIO shader as a GL pass (see the module docstring). Create and use with the context current;
-    ``release()`` frees its program, vertex array and LUT textures."""
+    ``release()`` frees its program, vertex array and LUT textures (as leaving a ``with OcioPass(...)`` block
+    does)."""
 
     PASS = "ocio"
 
@@ -295,3 +296,9 @@ class OcioPass:
         """Free the program, vertex array and LUT textures (context current); idempotent."""
         self._owned.release()
         self.luts.clear()
+
+    def __enter__(self) -> OcioPass:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -44,11 +44,8 @@ def test_encode_on_the_gpu_within_one_10bit_code(resources, case) -> None:
     oc, hi = CASES[case]
     enc = output_encode(ColourSettings("ocio://studio-config-latest", "ACEScg", {"p/a": oc}), "p/a")
     image = _image(hi, seed=len(case))
-    op = OcioPass(resources, enc.shader, label=f"test.{case}")
-    try:
+    with OcioPass(resources, enc.shader, label=f"test.{case}") as op:
         gpu = op.apply(image)
-    finally:
-        op.release()
     cpu = enc.signal(image)
     assert np.all(np.isfinite(gpu))
     err = float(np.max(np.abs(gpu[..., :3] - cpu)))

@@ -59,11 +59,8 @@ def _cube(tmp_path, size=17):
 
 
 def _gpu_vs_cpu(resources, processor, image) -> float:
-    op = OcioPass(resources, processor.gpu_shader(), label="test.ocio")
-    try:
+    with OcioPass(resources, processor.gpu_shader(), label="test.ocio") as op:
         gpu = op.apply(image)
-    finally:
-        op.release()
     cpu = processor.apply(image)
     assert np.all(np.isfinite(gpu))
     np.testing.assert_array_equal(gpu[..., 3], 1.0)
@@ -118,14 +115,11 @@ def test_dynamic_exposure_uniform_follows_the_cpu_property(resources, config):
         grade=Grade(exposure=0.0, dynamic_exposure=True),
     )
     s = p.gpu_shader()
-    op = OcioPass(resources, s, label="test.ocio.exposure")
-    try:
-        img = _image(seed=3, hi=4.0)
+    img = _image(seed=3, hi=4.0)
+    with OcioPass(resources, s, label="test.ocio.exposure") as op:
         before = op.apply(img)
         op.set_exposure(1.75)
         after = op.apply(img)
-    finally:
-        op.release()
     p.set_exposure(1.75)
     np.testing.assert_allclose(after[..., :3], p.apply(img), atol=ONE_CODE_10)
     assert np.max(np.abs(after - before)) > 0.05  # the uniform really changed the picture
@@ -135,8 +129,7 @@ def test_shader_compiles_as_glsl_330_core(resources, config):
     s = config.processor(display="sRGB - Display", view="Un-tone-mapped").gpu_shader()
     src = fragment_source(s)
     assert src.startswith("#version 330 core\n")
-    op = OcioPass(resources, s, label="test.ocio.compile")
-    try:
+    with OcioPass(resources, s, label="test.ocio.compile") as op:
         assert op.program.has_uniform("u_image")
         with pytest.raises(ResourceError, match="no dynamic exposure"):
             op.set_exposure(1.0)
@@ -148,8 +141,7 @@ def test_shader_compiles_as_glsl_330_core(resources, config):
         finally:
             fb.release()
             src_tex.release()
-    finally:
-        op.release()
+    assert op.program.released and op.vao.released  # leaving the block released the pass
 
 
 def test_a_pass_that_fails_half_way_frees_what_it_had_made(resources, config, tmp_path):
