@@ -8,14 +8,32 @@ from __future__ import annotations
 import math
 import socket
 import sys
-from collections.abc import Iterable
+from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
+_T = TypeVar("_T")
+
 REPO = Path(__file__).resolve().parents[1]
 STAGES = REPO / "stages"
 EXE = str(Path(sys.executable).parent / "stagectl")
+
+
+def made_and_closed(make: Callable[..., _T], close: Callable[[_T], Any]) -> Iterator[Callable[..., _T]]:
+    """The body of a factory fixture, ``yield from made_and_closed(make, close)``: the test calls the factory as
+    it would call ``make``, and every object made is closed with ``close`` at teardown, in the order made."""
+    made: list[_T] = []
+
+    def new(*args: Any, **kw: Any) -> _T:
+        obj = make(*args, **kw)
+        made.append(obj)
+        return obj
+
+    yield new
+    for obj in made:
+        close(obj)
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import made_and_closed
 
 from stagectl.cli import main as cli_main
 from stagectl.tracking.codecs.freed import FreeDPacket, encode_freed
@@ -35,18 +36,14 @@ NOISE = ("Traceback", "Exception ignored", "BrokenPipeError", "Broken pipe")
 
 @pytest.fixture
 def popen():
-    made: list[subprocess.Popen] = []
+    """Factory of :class:`subprocess.Popen`; each still running is killed at teardown."""
 
-    def start(*args, **kw) -> subprocess.Popen:
-        p = subprocess.Popen(*args, **kw)
-        made.append(p)
-        return p
-
-    yield start
-    for p in made:
+    def kill(p: subprocess.Popen) -> None:
         if p.poll() is None:
             p.kill()
             p.wait(5)
+
+    yield from made_and_closed(subprocess.Popen, kill)
 
 
 # ============================================================================================== closed pipes

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import zmq
+from helpers import made_and_closed
 
 from stagectl.tracking.receiver import Receiver
 from stagectl.tracking.sender import Sender
@@ -94,33 +95,23 @@ def make_receiver() -> Iterator[Callable[..., Receiver]]:
 
 @pytest.fixture
 def make_sender() -> Iterator[Callable[..., Sender]]:
-    """Factory of senders; closed at teardown."""
-    made: list[Sender] = []
+    """Factory of senders, ``make(protocol, port, host=127.0.0.1, **kw)``; closed at teardown."""
 
     def make(protocol: str, port: int, host: str = LOOPBACK, **kw: Any) -> Sender:
-        s = Sender(protocol, host, port, **kw)
-        made.append(s)
-        return s
+        return Sender(protocol, host, port, **kw)
 
-    yield make
-    for s in made:
-        s.close()
+    yield from made_and_closed(make, Sender.close)
 
 
 @pytest.fixture
 def make_simulator() -> Iterator[Callable[..., Simulator]]:
     """Factory of simulators; any still running is stopped at teardown."""
-    made: list[Simulator] = []
 
-    def make(*a: Any, **kw: Any) -> Simulator:
-        s = Simulator(*a, **kw)
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
+    def stop(s: Simulator) -> None:
         s.stop(timeout_s=1.0)
         assert not s.running
+
+    yield from made_and_closed(Simulator, stop)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import made_and_closed
 
 from stagectl.tracking.codecs.freed import FreeDPacket, encode_freed
 from stagectl.tracking.moves import pose_at
@@ -79,16 +80,8 @@ class Proc:
 
 @pytest.fixture
 def procs():
-    made: list[Proc] = []
-
-    def start(*args: str) -> Proc:
-        p = Proc(*args)
-        made.append(p)
-        return p
-
-    yield start
-    for p in made:
-        p.kill()
+    """Factory of :class:`Proc`; each killed at teardown."""
+    yield from made_and_closed(Proc, Proc.kill)
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ from typing import Self
 import numpy as np
 import pytest
 import zmq
+from helpers import made_and_closed
 
 from stagectl.core.camera import CameraState, LensValues, OperatorFlags
 from stagectl.core.errors import StageError
@@ -651,16 +652,8 @@ class Proc:
 
 @pytest.fixture
 def procs() -> Iterator[Callable[..., Proc]]:
-    made: list[Proc] = []
-
-    def make(*args: str) -> Proc:
-        p = Proc(*args)
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.kill()
+    """Factory of :class:`Proc`; each killed at teardown."""
+    yield from made_and_closed(Proc, Proc.kill)
 
 
 def _cluster_stage(tmp_path: Path) -> Path:

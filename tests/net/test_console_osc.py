@@ -24,6 +24,7 @@ from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.udp_client import SimpleUDPClient
+from helpers import made_and_closed
 
 from stagectl.console.commands import COMMANDS as SPECS
 from stagectl.console.commands import GROUPS
@@ -155,16 +156,8 @@ class Client:
 
 @pytest.fixture
 def make_client() -> Iterator[Callable[[OscConsole], Client]]:
-    made: list[Client] = []
-
-    def make(console: OscConsole) -> Client:
-        c = Client(console)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.close()
+    """Factory of :class:`Client`; each closed at teardown."""
+    yield from made_and_closed(Client, Client.close)
 
 
 def f32(x: float) -> float:
