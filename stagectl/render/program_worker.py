@@ -194,13 +194,6 @@ class ProgramWorker:
             self._cancelled[channel] = self._ticket
             self._cv.notify_all()
 
-    def busy(self, channel: str | None = None) -> bool:
-        """Whether a set is waiting or being compiled (on ``channel``, or on any)."""
-        with self._cv:
-            if channel is None:
-                return bool(self._waiting) or self._active is not None
-            return channel in self._waiting or (self._active is not None and self._active[0] == channel)
-
     def poll(self) -> list[ProgramResult]:
         """The jobs finished since the last call, oldest first; their programs adopted by :attr:`registry`
         (render thread, render context current). A program whose adoption fails is reported as an error."""
