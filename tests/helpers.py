@@ -108,3 +108,54 @@ colour:
     canvas: {format: rgba16, transfer: gamma, gamma: 1.0}
     target: Linear Rec.709 (sRGB)
 """
+
+
+def three_windows_stage(name: str, nodes: dict[str, str] | None = None) -> str:
+    """Stage YAML ``name`` (frame rate 25) of the window tests: one flat wall (6 x 3 cabinets of 64 x 64 px) in
+    thirds of 128 x 192 px on outputs pa/o1 (200 x 192), pa/o2 (192 x 160, turned 90 degrees) and pb/o3 (160 x
+    200); camera ``cam`` on a FreeD tracker on a free loopback UDP port. ``nodes``: output name (``o1``) -> the
+    cluster node that drives it."""
+    text = f"""\
+schema_version: 1
+name: {name}
+frame_rate: 25
+walls:
+  - name: wall
+    type: flat
+    center: [0.0, 4.0, 1.5]
+    rotation: [0, 0, 0]
+    cabinets: [6, 3]
+    cabinet: {{size_mm: [500, 500], pixels: [64, 64]}}
+processors:
+  - name: pa
+    kind: generic
+    outputs:
+      - name: o1
+        canvas: [200, 192]
+        mappings:
+          - {{wall: wall, rect: [0, 0, 128, 192], at: [0, 0]}}
+      - name: o2
+        canvas: [192, 160]
+        mappings:
+          - {{wall: wall, rect: [128, 0, 128, 192], at: [0, 16], rotation: 90}}
+  - name: pb
+    kind: generic
+    outputs:
+      - name: o3
+        canvas: [160, 200]
+        mappings:
+          - {{wall: wall, rect: [256, 0, 128, 192], at: [16, 8]}}
+cameras:
+  - name: cam
+    tracking: tracker
+    sensor_mm: [24.89, 14.0]
+tracking:
+  - name: tracker
+    protocol: freed
+    bind: 127.0.0.1
+    port: {free_udp_port()}
+    camera_id: 1
+"""
+    for output, node in (nodes or {}).items():
+        text = text.replace(f"      - name: {output}\n", f"      - name: {output}\n        node: {node}\n")
+    return text

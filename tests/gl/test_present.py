@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO
-from helpers import EXE, free_udp_port, stage_on_free_port
+from helpers import EXE, stage_on_free_port, three_windows_stage
 
 from stagectl.core.errors import UsageError
 from stagectl.core.timebase import Clock, FrameRate
@@ -267,48 +267,6 @@ def _env(display: str | None) -> dict[str, str]:
     return env
 
 
-_SMALL_STAGE = """\
-schema_version: 1
-name: Window test
-frame_rate: 25
-walls:
-  - name: wall
-    type: flat
-    center: [0.0, 4.0, 1.5]
-    rotation: [0, 0, 0]
-    cabinets: [6, 3]
-    cabinet: {size_mm: [500, 500], pixels: [64, 64]}
-processors:
-  - name: pa
-    kind: generic
-    outputs:
-      - name: o1
-        canvas: [200, 192]
-        mappings:
-          - {wall: wall, rect: [0, 0, 128, 192], at: [0, 0]}
-      - name: o2
-        canvas: [192, 160]
-        mappings:
-          - {wall: wall, rect: [128, 0, 128, 192], at: [0, 16], rotation: 90}
-  - name: pb
-    kind: generic
-    outputs:
-      - name: o3
-        canvas: [160, 200]
-        mappings:
-          - {wall: wall, rect: [256, 0, 128, 192], at: [16, 8]}
-cameras:
-  - name: cam
-    tracking: tracker
-    sensor_mm: [24.89, 14.0]
-tracking:
-  - name: tracker
-    protocol: freed
-    bind: 127.0.0.1
-    port: PORT
-    camera_id: 1
-"""
-
 _PRELUDE = """
 import json, sys, time, ctypes, ctypes.util
 import numpy as np
@@ -473,7 +431,7 @@ def _run_script(script: str, stage: Path, display: str, timeout: float = 150) ->
 
 def _small_stage(tmp_path: Path) -> Path:
     p = tmp_path / "windows.yaml"
-    p.write_text(_SMALL_STAGE.replace("PORT", str(free_udp_port())))
+    p.write_text(three_windows_stage("Window test"))
     return p
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from gl.test_present import _env, x_display  # noqa: F401 - the module's X display (a fixture)
-from helpers import EXE, free_udp_port
+from helpers import EXE, three_windows_stage
 
 from stagectl.core.timebase import FrameRate
 from stagectl.sync.cluster import FrameState
@@ -30,47 +30,6 @@ from .test_cluster_show import _Frames
 RATE = FrameRate(25)
 HOLD_NS = 250 * MS  # how long the primary waits after publishing a frame before it reports it (longer
 # than the node's render of two small canvases, a few ms to ~100 ms on a loaded 2-core llvmpipe)
-
-_STAGE = """\
-schema_version: 1
-name: NAME
-frame_rate: 25
-walls:
-  - name: wall
-    type: flat
-    center: [0.0, 4.0, 1.5]
-    rotation: [0, 0, 0]
-    cabinets: [6, 3]
-    cabinet: {size_mm: [500, 500], pixels: [64, 64]}
-processors:
-  - name: pa
-    kind: generic
-    outputs:
-      - name: o1
-        node: n1
-        canvas: [200, 192]
-        mappings:
-          - {wall: wall, rect: [0, 0, 128, 192], at: [0, 0]}
-      - name: o2
-        node: n1
-        canvas: [192, 160]
-        mappings:
-          - {wall: wall, rect: [128, 0, 128, 192], at: [0, 16], rotation: 90}
-      - name: o3
-        canvas: [160, 200]
-        mappings:
-          - {wall: wall, rect: [256, 0, 128, 192], at: [16, 8]}
-cameras:
-  - name: cam
-    tracking: tracker
-    sensor_mm: [24.89, 14.0]
-tracking:
-  - name: tracker
-    protocol: freed
-    bind: 127.0.0.1
-    port: PORT
-    camera_id: 1
-"""
 
 
 @pytest.fixture
@@ -92,7 +51,7 @@ def test_a_node_presents_its_windows_only_after_the_barrier_releases(tmp_path: P
 
     name = f"Windows {uuid.uuid4().hex[:8]}"
     stage_path = tmp_path / "stage.yaml"
-    stage_path.write_text(_STAGE.replace("NAME", name).replace("PORT", str(free_udp_port())))
+    stage_path.write_text(three_windows_stage(name, {"o1": "n1", "o2": "n1"}))
     stage = load_stage(stage_path)
     primary = parts.primary(member="primary", timeout_ns=1000 * MS)  # a hold never drops anybody
     proc = subprocess.Popen([EXE, "node", str(stage_path), "--name", "n1", "--primary", primary.address,
@@ -161,7 +120,7 @@ def test_node_window_options_are_checked_before_any_work(tmp_path: Path) -> None
     import subprocess
 
     stage_path = tmp_path / "stage.yaml"
-    stage_path.write_text(_STAGE.replace("NAME", "Windows").replace("PORT", str(free_udp_port())))
+    stage_path.write_text(three_windows_stage("Windows", {"o1": "n1", "o2": "n1"}))
     cases = {
         ("--windows", "--no-render"): "--windows needs rendering: drop --no-render",
         ("--monitor", "pa/o1=DP-1"): "--monitor places fullscreen windows: use it with --windows fullscreen",
