@@ -49,6 +49,14 @@ def free_udp_port() -> int:
     return free_port(socket.SOCK_DGRAM)
 
 
+def load_stage_text(path: Path, text: str):
+    """Write the stage YAML ``text`` to ``path`` and load it (:func:`stagectl.stage.load_stage`)."""
+    from stagectl.stage import load_stage
+
+    path.write_text(text, encoding="utf-8")
+    return load_stage(path)
+
+
 def stage_on_free_port(tmp_path: Path, name: str, *, lenses: bool = True) -> Path:
     """A copy of the shipped stage ``stages/<name>`` in ``tmp_path`` whose tracker listens on a free loopback
     UDP port; ``lenses``: its lens paths made absolute (they are relative to stages/)."""

@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 import pytest
+from helpers import load_stage_text
 
 from stagectl.color import calibration as C
 from stagectl.color.stagefile import Calibration
@@ -52,9 +53,7 @@ def _files(d) -> None:
 
 def _load(tmp_path, colour: str):
     _files(tmp_path)
-    path = tmp_path / "stage.yaml"
-    path.write_text(BASE + colour, encoding="utf-8")
-    return load_stage(path)
+    return load_stage_text(tmp_path / "stage.yaml", BASE + colour)
 
 
 def test_the_three_forms_and_the_wall_shorthand(tmp_path) -> None:

@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from helpers import one_wall_stage
+from helpers import load_stage_text, one_wall_stage
 
 from stagectl.color import calibration as C
 from stagectl.color import transfer as tf
@@ -24,7 +24,6 @@ from stagectl.color.ocio import ColorProcessor, ocio_module
 from stagectl.color.output import calibrated_processor, gamut_compress_transforms, output_encode
 from stagectl.color.stagefile import Calibration, OutputColour, config_for
 from stagectl.core.errors import ConfigErrors
-from stagectl.stage import load_stage
 
 BASE = one_wall_stage("Encodes", (2, 1), [
     "{name: a, canvas: [32, 32], mappings: [{wall: w, rect: [0, 0, 32, 32]}]}",
@@ -34,9 +33,7 @@ STUDIO = "ocio://studio-config-latest"
 
 
 def _load(tmp_path, colour: str):
-    path = tmp_path / "stage.yaml"
-    path.write_text(BASE + colour, encoding="utf-8")
-    return load_stage(path)
+    return load_stage_text(tmp_path / "stage.yaml", BASE + colour)
 
 
 # ------------------------------------------------------------------------------------------------ HLG

@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 import pytest
-from helpers import ONE_CAMERA, one_wall_stage
+from helpers import ONE_CAMERA, load_stage_text, one_wall_stage
 from looks_config import reference, write_looks_config
 
 from stagectl.color.errors import ColorError
@@ -18,7 +18,6 @@ from stagectl.color.ocio import Grade, LookSpec, look_processor
 from stagectl.color.stagefile import looks_of
 from stagectl.core.errors import ConfigErrors
 from stagectl.core.features import ColorCorrection
-from stagectl.stage import load_stage
 
 REC709 = "Linear Rec.709 (sRGB)"
 TWO_CAMERAS = ONE_CAMERA.replace(
@@ -32,9 +31,7 @@ FIRST = BASE.count("\n") + 1  # the line after the base
 
 def _load(tmp_path, colour: str):
     write_looks_config(tmp_path)
-    path = tmp_path / "stage.yaml"
-    path.write_text(BASE + colour, encoding="utf-8")
-    return load_stage(path)
+    return load_stage_text(tmp_path / "stage.yaml", BASE + colour)
 
 
 def test_wall_and_camera_looks_resolve_to_look_specs(tmp_path) -> None:

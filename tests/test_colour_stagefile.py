@@ -7,7 +7,7 @@ import re
 
 import pytest
 from conftest import STAGES
-from helpers import one_wall_stage
+from helpers import load_stage_text, one_wall_stage
 
 from stagectl.color.stagefile import LEGACY, OutputColour, output_colour
 from stagectl.core.errors import ConfigErrors
@@ -20,9 +20,7 @@ BASE = one_wall_stage("Colour keys", (2, 1), [
 
 
 def _load(tmp_path, colour: str):
-    path = tmp_path / "stage.yaml"
-    path.write_text(BASE + colour, encoding="utf-8")
-    return load_stage(path)
+    return load_stage_text(tmp_path / "stage.yaml", BASE + colour)
 
 
 def _error(tmp_path, colour: str) -> str:

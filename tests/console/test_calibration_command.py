@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import load_stage_text
 
 from stagectl.color import calibration as C
 from stagectl.console.commands import COMMANDS, CommandError, apply, validate
@@ -15,7 +16,6 @@ from stagectl.console.state import OperatorState, StateStore, rebase
 from stagectl.core.features import FeatureState
 from stagectl.render.camera import camera_state_from_pose
 from stagectl.render.plan import FramePlanner
-from stagectl.stage import load_stage
 from stagectl.sync.cluster import decode_features, encode_features
 
 from .conftest import submit_applied_at
@@ -56,9 +56,7 @@ def stage(tmp_path):
                         -16.0, 10.0)
     for name in ("w", "v"):
         C.write_clf(tmp_path / f"{name}.clf", corr, name=name, description="test", input_desc="Linear Rec.2020")
-    path = tmp_path / "stage.yaml"
-    path.write_text(STAGE, encoding="utf-8")
-    return load_stage(path)
+    return load_stage_text(tmp_path / "stage.yaml", STAGE)
 
 
 WHAT = ('color.calibration: target: expected a calibrated output (p/a, p/c, p/d), a wall showing one, "all", or a '
@@ -84,8 +82,7 @@ def test_targets_name_the_calibrated_outputs(stage) -> None:
 
 def test_the_example_validates_on_a_stage_with_a_wall_main(stage, tmp_path) -> None:
     text = STAGE.replace("name: v,", "name: main,").replace("wall: v,", "wall: main,").replace("    v: {", "    main: {")
-    (tmp_path / "main.yaml").write_text(text, encoding="utf-8")
-    other = load_stage(tmp_path / "main.yaml")
+    other = load_stage_text(tmp_path / "main.yaml", text)
     got = validate("color.calibration", COMMANDS["color.calibration"].example, other, OperatorState.initial(other))
     assert got == {"target": ["p/c", "p/d"], "on": False}
 
@@ -117,8 +114,7 @@ def test_the_switch_is_persisted_restored_and_carried_over_a_reload(stage, tmp_p
     again.close()
     # a stage that no longer calibrates p/d drops it, with a warning, at restart and at a reload
     text = STAGE.replace("  walls:\n    v: {calibration: {clf: v.clf}}\n", "")
-    (tmp_path / "plain.yaml").write_text(text, encoding="utf-8")
-    plain = load_stage(tmp_path / "plain.yaml")
+    plain = load_stage_text(tmp_path / "plain.yaml", text)
     state, _, warnings = StateStore(path).load(plain)
     assert state.features.uncalibrated == frozenset()
     assert any("state.uncalibrated[0]: the stage has no calibrated output 'p/d'" in w for w in warnings), warnings

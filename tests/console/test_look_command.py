@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import load_stage_text
 from looks_config import write_looks_config
 
 from stagectl.console.commands import COMMANDS, CommandError, apply, validate
@@ -13,7 +14,6 @@ from stagectl.console.hub import ControlHub
 from stagectl.console.state import OperatorState, StateStore, rebase
 from stagectl.core.features import FeatureState
 from stagectl.render.uniforms import feature_uniforms
-from stagectl.stage import load_stage
 from stagectl.sync.cluster import decode_features, encode_features
 
 from .conftest import submit_applied_at
@@ -50,9 +50,7 @@ colour:
 @pytest.fixture
 def stage(tmp_path):
     write_looks_config(tmp_path)
-    path = tmp_path / "stage.yaml"
-    path.write_text(STAGE, encoding="utf-8")
-    return load_stage(path)
+    return load_stage_text(tmp_path / "stage.yaml", STAGE)
 
 
 WHAT = 'color.look: target: expected a wall or camera with a look (camera:cam-a, wall:main), "all", or a list of them, '
@@ -80,8 +78,7 @@ def test_targets_name_the_looks(stage) -> None:
 
 def test_a_name_of_two_looks_must_say_which(stage, tmp_path) -> None:
     text = STAGE.replace("    cam-a: {look: [Show LUT, Cool]}\n", "    main: {look: Cool}\n")
-    (tmp_path / "both.yaml").write_text(text, encoding="utf-8")
-    both = load_stage(tmp_path / "both.yaml")
+    both = load_stage_text(tmp_path / "both.yaml", text)
     with pytest.raises(CommandError, match="'main' is a wall and a camera, both with a look: say wall:main or "
                                            "camera:main"):
         validate("color.look", {"target": "main", "on": False}, both, OperatorState.initial(both))
@@ -89,8 +86,7 @@ def test_a_name_of_two_looks_must_say_which(stage, tmp_path) -> None:
 
 def test_a_stage_without_looks_refuses_the_command(tmp_path) -> None:
     text = STAGE.split("colour:\n")[0]
-    (tmp_path / "plain.yaml").write_text(text, encoding="utf-8")
-    plain = load_stage(tmp_path / "plain.yaml")
+    plain = load_stage_text(tmp_path / "plain.yaml", text)
     with pytest.raises(CommandError) as info:
         validate("color.look", {"target": "all", "on": False}, plain, OperatorState.initial(plain))
     assert str(info.value) == ("color.look: target: expected a wall or camera with a look, but the stage has none "
@@ -123,9 +119,8 @@ def test_the_switch_is_persisted_restored_and_carried_over_a_reload(stage, tmp_p
     assert again.features.looks_off == {"camera:cam-a"} and not again.warnings
     again.close()
     # a stage without that look drops the switch, with a warning, at a restart and at a reload
-    nolook_text = STAGE.replace("  cameras:\n    cam-a: {look: [Show LUT, Cool]}\n", "")
-    (tmp_path / "nolook.yaml").write_text(nolook_text, encoding="utf-8")
-    nolook = load_stage(tmp_path / "nolook.yaml")
+    text = STAGE.replace("  cameras:\n    cam-a: {look: [Show LUT, Cool]}\n", "")
+    nolook = load_stage_text(tmp_path / "nolook.yaml", text)
     state, _, warnings = StateStore(path).load(nolook)
     assert state.features.looks_off == frozenset()
     assert any("state.looks_off[0]: the stage has no look 'camera:cam-a'" in w for w in warnings), warnings

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import one_wall_stage
+from helpers import load_stage_text, one_wall_stage
 
 from stagectl.color import calibration as C
 from stagectl.color import transfer as tf
@@ -42,9 +42,7 @@ CORRECTION = C.Correction(np.array([[1.04, -0.03, -0.01], [-0.02, 1.03, -0.01], 
 @pytest.fixture
 def stage(tmp_path):
     C.write_clf(tmp_path / "a.clf", CORRECTION, name="a", description="test", input_desc="Linear Rec.2020")
-    path = tmp_path / "stage.yaml"
-    path.write_text(STAGE, encoding="utf-8")
-    return load_stage(path)
+    return load_stage_text(tmp_path / "stage.yaml", STAGE)
 
 
 def test_refusals_are_one_line(stage, tmp_path):

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 import pytest
-from helpers import LINEAR_CAPTURE, one_wall_stage
+from helpers import LINEAR_CAPTURE, load_stage_text, one_wall_stage
 
 from stagectl.color import calibration as C
 from stagectl.color import transfer as tf
@@ -35,7 +35,6 @@ from stagectl.core.features import FeatureState
 from stagectl.render.camera import camera_state_from_pose
 from stagectl.render.plan import FramePlanner
 from stagectl.render.renderer import StageRenderer
-from stagectl.stage import load_stage
 
 pytestmark = pytest.mark.gl
 
@@ -126,9 +125,7 @@ def _calibration_files(d) -> None:
 
 
 def _stage(d, name: str, colour: str):
-    path = d / f"{name}.yaml"
-    path.write_text(GEOMETRY + colour, encoding="utf-8")
-    return load_stage(path)
+    return load_stage_text(d / f"{name}.yaml", GEOMETRY + colour)
 
 
 @pytest.fixture(scope="module")

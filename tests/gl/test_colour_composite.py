@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import LINEAR_CAPTURE, one_wall_stage
+from helpers import LINEAR_CAPTURE, load_stage_text, one_wall_stage
 
 from stagectl.color import transfer as tf
 from stagectl.color.output import output_encode
 from stagectl.render.camera import camera_state_from_pose
 from stagectl.render.plan import FramePlanner
 from stagectl.render.renderer import StageRenderer
-from stagectl.stage import load_stage
 
 pytestmark = pytest.mark.gl
 
@@ -55,9 +54,7 @@ POSE = (0.5, 0.0, 1.6, 5.0, 0.0, 0.0)  # the inner frustum covers part of the wa
 
 
 def _stage(tmp_path, name: str, colour: str):
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(GEOMETRY + colour, encoding="utf-8")
-    return load_stage(path)
+    return load_stage_text(tmp_path / f"{name}.yaml", GEOMETRY + colour)
 
 
 @pytest.fixture(scope="module")

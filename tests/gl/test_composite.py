@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import REPO, STAGES
+from helpers import load_stage_text
 
 from stagectl.core.camera import LensValues, OperatorFlags
 from stagectl.render.camera import camera_state_from_pose
@@ -34,7 +35,6 @@ from stagectl.render.plan import FramePlanner
 from stagectl.render.renderer import StageRenderer
 from stagectl.render.scene import DEFAULT_COLUMNS, Column, RenderTarget
 from stagectl.render.tiles import soft_edge_weight
-from stagectl.stage import load_stage
 
 pytestmark = pytest.mark.gl
 
@@ -94,9 +94,7 @@ cameras:
 # ---- fixtures ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def test_stage(tmp_path_factory):
-    path = tmp_path_factory.mktemp("stage") / "tilted.yaml"
-    path.write_text(TEST_STAGE, encoding="utf-8")
-    return load_stage(path)
+    return load_stage_text(tmp_path_factory.mktemp("stage") / "tilted.yaml", TEST_STAGE)
 
 
 class Rig:

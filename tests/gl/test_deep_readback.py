@@ -16,14 +16,13 @@ import uuid
 
 import numpy as np
 import pytest
-from helpers import one_wall_stage
+from helpers import load_stage_text, one_wall_stage
 
 from stagectl.render.camera import camera_state_from_pose
 from stagectl.render.gl.readback import pack_rgb10_a2, read_pixels, read_rgb10_a2, unpack_rgb10_a2
 from stagectl.render.plan import FramePlanner
 from stagectl.render.renderer import StageRenderer
 from stagectl.render.sink import SinkReader, sink_name
-from stagectl.stage import load_stage
 
 STAGE = one_wall_stage("Deep readback", (8, 2), [
     "{name: ten, canvas: [72, 64], mappings: [{wall: w, rect: [0, 0, 64, 64]}]}",
@@ -51,9 +50,7 @@ def _words(codes: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory):
-    path = tmp_path_factory.mktemp("deep_readback") / "deep.yaml"
-    path.write_text(STAGE, encoding="utf-8")
-    return load_stage(path)
+    return load_stage_text(tmp_path_factory.mktemp("deep_readback") / "deep.yaml", STAGE)
 
 
 def test_pack_and_unpack_follow_the_published_layout() -> None:
