@@ -1031,19 +1031,22 @@ def _h_blackout(state, args: dict):
     return replace(state, features=replace(f, blackout=frozenset(b))), {}
 
 
-def _h_calibration(state, args: dict):
+def _switched_off(state, args: dict, names: str, result: str):
+    """An A/B switch: the ``target`` keys taken out of (``on``) or put into the feature set ``names`` of what
+    is shown without (``uncalibrated``, ``looks_off``); the result names them under ``result``."""
     f = state.features
     keys = set(args["target"])
-    off = (f.uncalibrated - keys) if args["on"] else (f.uncalibrated | keys)
-    return replace(state, features=replace(f, uncalibrated=frozenset(off))), {
-        "outputs": sorted(keys), "on": args["on"]}
+    now = getattr(f, names)
+    off = (now - keys) if args["on"] else (now | keys)
+    return replace(state, features=replace(f, **{names: frozenset(off)})), {result: sorted(keys), "on": args["on"]}
+
+
+def _h_calibration(state, args: dict):
+    return _switched_off(state, args, "uncalibrated", "outputs")
 
 
 def _h_look(state, args: dict):
-    f = state.features
-    keys = set(args["target"])
-    off = (f.looks_off - keys) if args["on"] else (f.looks_off | keys)
-    return replace(state, features=replace(f, looks_off=frozenset(off))), {"looks": sorted(keys), "on": args["on"]}
+    return _switched_off(state, args, "looks_off", "looks")
 
 
 def _h_patches(state, args: dict):

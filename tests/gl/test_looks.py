@@ -46,22 +46,16 @@ LOOKS = """\
   cameras:
     cam: {look: [Show LUT, Cool]}
 """
-LINEAR = """\
+COLOUR = """\
 colour:
   config: looks.ocio
   working_space: Linear Rec.709 (sRGB)
   output:
-    canvas: {format: rgba16, transfer: gamma, gamma: 1.0}
+    canvas: {CANVAS}
     target: Linear Rec.709 (sRGB)
-""" + LOOKS
-PQ = """\
-colour:
-  config: looks.ocio
-  working_space: Linear Rec.709 (sRGB)
-  output:
-    canvas: {format: rgb10_a2, transfer: pq, peak_nits: 1000}
-    target: Linear Rec.709 (sRGB)
-""" + LOOKS
+"""
+LINEAR = COLOUR.replace("{CANVAS}", "{format: rgba16, transfer: gamma, gamma: 1.0}") + LOOKS
+PQ = COLOUR.replace("{CANVAS}", "{format: rgb10_a2, transfer: pq, peak_nits: 1000}") + LOOKS
 POSE = (0.0, 0.0, 1.6, 0.0, 0.0, 0.0)  # facing the wall: the inner frustum covers its middle
 OFF = FeatureState(looks_off={"wall:w", "camera:cam"})
 WALL = ColorCorrection(exposure=-0.3, temperature=5000, slope=(1.05, 0.97, 1.0), saturation=1.2)
