@@ -179,6 +179,7 @@ def test_things_the_stage_lost_are_dropped_with_warnings(demo, busy, stage_dir, 
     assert (
         "op.json: state.cameras.cam-a: the stage has no camera 'cam-a'; its settings are dropped" in warnings
     )
+    assert "op.json: state.blackout[0]: the stage has no output 'tessera-a/out2'; dropped" in warnings
     assert len(warnings) == 7  # 2 cards, 1 wall colour, 2 patterns, 1 blackout, 1 camera
     # the same through rebase (stage.reload), which reads no files
     moved, warns = rebase(busy, flat)
