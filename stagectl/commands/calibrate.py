@@ -141,7 +141,7 @@ TOOLS = {
     "pupil": ("entrance-pupil offset per zoom -> lens file", PUPIL_HELP),
     "wall": ("wall registration from survey points or ArUco views -> tracking_registration", WALL_HELP),
     "delay": ("tracking delay from a take and its video -> delay_frames", DELAY_HELP),
-    "colour": ("in-camera LED wall colour calibration -> CLF + OCIO config", None),  # help: stagectl.commands.calibrate_colour
+    "colour": ("in-camera LED wall colour calibration -> CLF + OCIO config", None),  # help: stagectl.commands._calibrate_colour
 }
 
 
@@ -278,7 +278,7 @@ def add_tool_arguments(tool: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--apply", action="store_true", help="write delay_frames into the stage file's tracking source")
         _outputs(p, "delay.yaml")
     elif tool == "colour":
-        from stagectl.commands.calibrate_colour import add_arguments as colour_arguments
+        from stagectl.commands._calibrate_colour import add_arguments as colour_arguments
 
         colour_arguments(p)
     else:  # pragma: no cover
@@ -287,7 +287,7 @@ def add_tool_arguments(tool: str, p: argparse.ArgumentParser) -> None:
 
 def _tool_help(tool: str) -> str:
     if tool == "colour":
-        from stagectl.commands.calibrate_colour import HELP as colour_help
+        from stagectl.commands._calibrate_colour import HELP as colour_help
 
         return colour_help
     return TOOLS[tool][1]
@@ -461,7 +461,7 @@ def _write_patch(args, target: Path, old: str, new: str, label: str) -> str:
 
 
 def _run_colour(args) -> int:
-    from stagectl.commands.calibrate_colour import run
+    from stagectl.commands._calibrate_colour import run
 
     return run(args)
 
