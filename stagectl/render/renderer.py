@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from stagectl.color.output import preview_picture
 from stagectl.core.errors import StageError
 from stagectl.render.canvas import canvas_layouts
 from stagectl.render.compositor import (
@@ -279,16 +280,8 @@ class StageRenderer:
         :meth:`stagectl.color.output.OutputEncode.preview_rgba8` (not the output's signal). ``width``: scaled
         down to at most that many pixels wide first (area filter on the codes, aspect kept; console
         thumbnails), so the tone map runs on the small picture."""
-        out = {}
-        for k, img in self.canvases().items():
-            if width is not None and img.shape[1] > width:
-                import cv2
-
-                h = max(1, round(img.shape[0] * width / img.shape[1]))
-                img = cv2.resize(img, (width, h), interpolation=cv2.INTER_AREA)
-            enc = self.compositor.outputs[k].encode
-            out[k] = img if enc is None else enc.preview_rgba8(img)
-        return out
+        return {k: preview_picture(self.compositor.outputs[k].encode, img, width)
+                for k, img in self.canvases().items()}
 
     def front_framebuffer(self, key: str):
         """The canvas framebuffer holding the last good frame of output ``key`` (for presentation)."""
